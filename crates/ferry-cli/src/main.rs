@@ -1,0 +1,110 @@
+//! `ferry`: the command-line front end over ferry-core.
+//!
+//! Every command opens a [`Session`] on the home: it runs the node in this process, or talks to
+//! the process that already runs it (another `ferry`, the daemon, or the app).
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use ferry_core::{session::Session, NodeConfig, RelayChoice};
+
+mod output;
+mod receive;
+mod send;
+
+/// Send files and folders to another machine, peer to peer, verified end to end.
+#[derive(Debug, Parser)]
+#[command(name = "ferry", version, about, propagate_version = true)]
+struct Cli {
+    /// Data directory (identity, store, control channel). Default: the platform data dir.
+    #[arg(long, global = true, env = "FERRY_HOME")]
+    home: Option<PathBuf>,
+    /// Relay servers: "default" (n0's public relays), "disabled", or a relay URL.
+    #[arg(long, global = true, default_value = "default")]
+    relay: String,
+    /// Local address to bind, e.g. 127.0.0.1:0. Default: all interfaces, random port.
+    #[arg(long, global = true)]
+    bind: Option<SocketAddr>,
+    /// Print progress as JSON lines on stderr instead of progress bars.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Share files or folders; prints the ticket and serves until interrupted.
+    Send(send::SendArgs),
+    /// Download what a ticket offers.
+    #[command(visible_alias = "recv")]
+    Receive(receive::ReceiveArgs),
+    /// Run the node headless until interrupted, so other `ferry` commands share through it.
+    Run,
+    /// Show the node of this home: id, addresses, live shares.
+    Status,
+}
+
+impl Cli {
+    fn config(&self) -> anyhow::Result<NodeConfig> {
+        let home = match &self.home {
+            Some(h) => h.clone(),
+            None => ferry_core::default_home()?,
+        };
+        let relay: RelayChoice = self.relay.parse()?;
+        let mut config = NodeConfig::new(home);
+        config.relay = relay;
+        config.bind = self.bind;
+        Ok(config)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            let code = e
+                .downcast_ref::<ferry_core::Error>()
+                .map(|e| e.code())
+                .unwrap_or("error");
+            eprintln!("error: {e:#} [{code}]");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config()?;
+    let out = output::Output::new(cli.json);
+    match cli.command {
+        Command::Send(args) => send::run(config, args, out).await,
+        Command::Receive(args) => receive::run(config, args, out).await,
+        Command::Run => {
+            let session = Session::open(config).await?;
+            if !session.is_local() {
+                anyhow::bail!("a Ferry node already runs on this data directory");
+            }
+            let status = session.status().await?;
+            eprintln!("ferry node {} running; Ctrl-C to stop", status.node_id);
+            tokio::signal::ctrl_c().await?;
+            session.shutdown().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status => {
+            let session = Session::open(config).await?;
+            let status = session.status().await?;
+            println!("{}", serde_json::to_string_pretty(&status)?);
+            session.shutdown().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! `ferry send`.
+
+use std::{collections::HashMap, path::PathBuf, process::ExitCode};
+
+use clap::Args;
+use ferry_core::{session::Session, NodeConfig, ShareEvent};
+use indicatif::ProgressBar;
+
+use crate::output::{human, Output};
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Files and folders to share.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+pub async fn run(config: NodeConfig, args: SendArgs, out: Output) -> anyhow::Result<ExitCode> {
+    let session = Session::open(config).await?;
+    if !session.is_local() {
+        out.note("sharing through the Ferry node already running on this data directory");
+    }
+    let mut stream = session.share(args.paths).await?;
+    let mut import_bar: Option<ProgressBar> = None;
+    let mut peers: HashMap<String, ProgressBar> = HashMap::new();
+    let result = loop {
+        let item = tokio::select! {
+            item = stream.next() => item,
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+        };
+        let event = match item {
+            Some(Ok(e)) => e,
+            Some(Err(e)) => break Err(anyhow::anyhow!("{} [{}]", e.message, e.code)),
+            None => break Err(anyhow::anyhow!("the node stopped serving this share")),
+        };
+        out.event(&event);
+        match event {
+            ShareEvent::Importing {
+                bytes_done,
+                bytes_total,
+                ..
+            } => {
+                let bar = import_bar.get_or_insert_with(|| out.bar(bytes_total, "hashing"));
+                bar.set_position(bytes_done);
+            }
+            ShareEvent::Ready(info) => {
+                if let Some(bar) = import_bar.take() {
+                    bar.finish_and_clear();
+                }
+                for skipped in &info.skipped {
+                    out.note(format!("skipped {skipped}"));
+                }
+                out.note(format!(
+                    "sharing {} ({} files, {}); receive with: ferry receive <ticket>",
+                    info.offer.top_level().join(", "),
+                    info.offer.file_count(),
+                    human(info.offer.total_size)
+                ));
+                // The ticket alone on stdout, so scripts can take it.
+                println!("{}", info.ticket);
+            }
+            ShareEvent::PeerConnected { peer } => {
+                out.note(format!("{} connected", short(&peer)));
+            }
+            ShareEvent::PeerProgress { peer, progress } => {
+                let bar = peers
+                    .entry(peer.clone())
+                    .or_insert_with(|| out.bar(progress.total, &short(&peer)));
+                bar.set_position(progress.done);
+            }
+            ShareEvent::PeerDone { peer } => {
+                if let Some(bar) = peers.remove(&peer) {
+                    bar.finish_and_clear();
+                }
+                out.note(format!("{} received everything", short(&peer)));
+            }
+            ShareEvent::PeerDisconnected { peer } => {
+                if let Some(bar) = peers.remove(&peer) {
+                    bar.abandon();
+                }
+            }
+        }
+    };
+    drop(stream);
+    session.shutdown().await?;
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn short(peer: &str) -> String {
+    format!("peer {}", &peer[..peer.len().min(10)])
+}

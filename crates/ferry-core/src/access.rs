@@ -1,0 +1,177 @@
+//! The provider's gatekeeper: decides every incoming blob request and turns transfer updates
+//! into per-peer progress.
+//!
+//! Rules (see docs/DESIGN.md, "Access control"):
+//! - a whole collection (a hash-seq request) is served only for the root of a live share;
+//! - a single blob is served only if a live share offers it;
+//! - get-many, push and observe requests are refused: Ferry does not use them.
+//!
+//! Requests are intercepted, so a stopped share is refused from the next request on.
+
+use std::collections::HashMap;
+
+use iroh_blobs::provider::events::{
+    AbortReason, ConnectMode, EventMask, EventSender, ObserveMode, ProviderMessage, RequestMode,
+    RequestUpdate, ThrottleMode,
+};
+use tokio::sync::mpsc;
+
+use crate::{
+    progress::{RateMeter, ShareEvent, Throttle, TransferProgress},
+    registry::Registry,
+};
+
+/// The event mask Ferry's provider runs with.
+pub const MASK: EventMask = EventMask {
+    connected: ConnectMode::Intercept,
+    get: RequestMode::InterceptLog,
+    get_many: RequestMode::Disabled,
+    push: RequestMode::Disabled,
+    observe: ObserveMode::Intercept,
+    throttle: ThrottleMode::None,
+};
+
+/// Starts the gatekeeper task and returns the sender to give to the blobs protocol.
+pub fn spawn(registry: Registry) -> (EventSender, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = EventSender::channel(64, MASK);
+    let task = tokio::spawn(run(registry, rx));
+    (tx, task)
+}
+
+async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
+    let mut peers: HashMap<u64, String> = HashMap::new();
+    let mut touched: HashMap<u64, Vec<mpsc::UnboundedSender<ShareEvent>>> = HashMap::new();
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            ProviderMessage::ClientConnected(msg) => {
+                let peer = msg
+                    .inner
+                    .endpoint_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_else(|| "unknown".into());
+                peers.insert(msg.inner.connection_id, peer);
+                msg.tx.send(Ok(())).await.ok();
+            }
+            ProviderMessage::ConnectionClosed(msg) => {
+                let peer = peers.remove(&msg.inner.connection_id).unwrap_or_default();
+                for events in touched.remove(&msg.inner.connection_id).unwrap_or_default() {
+                    events
+                        .send(ShareEvent::PeerDisconnected { peer: peer.clone() })
+                        .ok();
+                }
+            }
+            ProviderMessage::GetRequestReceived(msg) => {
+                let request = &msg.inner.request;
+                let allowed = if request.ranges.is_blob() {
+                    registry.allows_blob(&request.hash)
+                } else {
+                    registry.allows_collection(&request.hash)
+                };
+                if !allowed {
+                    tracing::debug!(hash = %request.hash, "refused request for a hash no share offers");
+                    msg.tx.send(Err(AbortReason::Permission)).await.ok();
+                    continue;
+                }
+                msg.tx.send(Ok(())).await.ok();
+                let conn = msg.inner.connection_id;
+                let peer = peers.get(&conn).cloned().unwrap_or_default();
+                if let Some(view) = registry.view(&request.hash) {
+                    let list = touched.entry(conn).or_default();
+                    if !list.iter().any(|s| s.same_channel(&view.events)) {
+                        view.events
+                            .send(ShareEvent::PeerConnected { peer: peer.clone() })
+                            .ok();
+                        list.push(view.events.clone());
+                    }
+                    // The update channel must be drained either way: the provider treats a
+                    // closed channel as an internal error and resets the stream.
+                    let report = !is_size_probe(&request.ranges);
+                    tokio::spawn(track(peer, view.sizes, view.events, msg.rx, report));
+                }
+            }
+            ProviderMessage::ObserveRequestReceived(msg) => {
+                let ok = registry.allows_blob(&msg.inner.request.hash);
+                let res = if ok { Ok(()) } else { Err(AbortReason::Permission) };
+                msg.tx.send(res).await.ok();
+            }
+            ProviderMessage::GetManyRequestReceived(msg) => {
+                msg.tx.send(Err(AbortReason::Permission)).await.ok();
+            }
+            ProviderMessage::PushRequestReceived(msg) => {
+                msg.tx.send(Err(AbortReason::Permission)).await.ok();
+            }
+            ProviderMessage::Throttle(msg) => {
+                msg.tx.send(Ok(())).await.ok();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A receiver's preview asks for the last chunk of every file, to learn the verified sizes.
+/// Such a request is not a download and gets no progress events.
+fn is_size_probe(ranges: &iroh_blobs::protocol::ChunkRangesSeq) -> bool {
+    use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt};
+    ranges
+        .iter_infinite()
+        .nth(2)
+        .is_some_and(|r| *r == ChunkRanges::last_chunk())
+}
+
+/// Follows one request's transfer updates and reports the peer's position in the offer.
+///
+/// Request index 0 is the hash seq, 1 the collection metadata, `i + 2` the `i`-th file.
+async fn track(
+    peer: String,
+    sizes: Vec<u64>,
+    events: mpsc::UnboundedSender<ShareEvent>,
+    mut rx: irpc::channel::mpsc::Receiver<RequestUpdate>,
+    report: bool,
+) {
+    if !report {
+        while let Ok(Some(_)) = rx.recv().await {}
+        return;
+    }
+    let total: u64 = sizes.iter().sum();
+    let before = |i: usize| sizes.iter().take(i).sum::<u64>();
+    let mut base = 0;
+    let mut current = None;
+    let mut throttle = Throttle::new();
+    let mut rate = RateMeter::new();
+    let mut last_done = false;
+    while let Ok(Some(update)) = rx.recv().await {
+        let done = match update {
+            RequestUpdate::Started(s) => {
+                current = (s.index >= 2).then(|| s.index as usize - 2);
+                base = current.map(before).unwrap_or(0);
+                last_done = false;
+                base
+            }
+            RequestUpdate::Progress(p) => base + p.end_offset,
+            RequestUpdate::Completed(_) => {
+                let end = current.map(|i| before(i + 1)).unwrap_or(base);
+                last_done = current == Some(sizes.len().saturating_sub(1));
+                end
+            }
+            RequestUpdate::Aborted(_) => break,
+        };
+        let r = rate.update(done);
+        if throttle.ready() || last_done {
+            let progress = TransferProgress {
+                done: done.min(total),
+                total,
+                rate: r,
+                current: None,
+            };
+            events
+                .send(ShareEvent::PeerProgress {
+                    peer: peer.clone(),
+                    progress,
+                })
+                .ok();
+        }
+    }
+    if last_done {
+        events.send(ShareEvent::PeerDone { peer }).ok();
+    }
+}

@@ -1,0 +1,109 @@
+//! Node configuration: where the node keeps its data and how it reaches the network.
+
+use std::{net::SocketAddr, path::PathBuf, str::FromStr};
+
+use iroh::RelayUrl;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// How the node uses relay servers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", tag = "mode", content = "url")]
+pub enum RelayChoice {
+    /// The public relays run by n0, plus DNS address lookup: what works across the internet.
+    #[default]
+    Default,
+    /// No relay and no address lookup: peers are reached only at the addresses in the ticket.
+    Disabled,
+    /// One relay of your own.
+    Custom(RelayUrl),
+}
+
+impl FromStr for RelayChoice {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim() {
+            "default" => Ok(RelayChoice::Default),
+            "disabled" | "off" | "none" => Ok(RelayChoice::Disabled),
+            url => RelayUrl::from_str(url).map(RelayChoice::Custom).map_err(|e| {
+                Error::Config(format!(
+                    "relay must be 'default', 'disabled' or a URL, got {url:?} ({e})"
+                ))
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for RelayChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RelayChoice::Default => f.write_str("default"),
+            RelayChoice::Disabled => f.write_str("disabled"),
+            RelayChoice::Custom(url) => write!(f, "{url}"),
+        }
+    }
+}
+
+/// Everything needed to start a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The data directory: identity, blob store, control channel address.
+    pub home: PathBuf,
+    /// Relay servers to use.
+    pub relay: RelayChoice,
+    /// Local address to bind the QUIC socket to; `None` binds all interfaces on a random port.
+    pub bind: Option<SocketAddr>,
+    /// Skip TLS verification of the relay (only for a test relay with a self-signed certificate).
+    pub relay_insecure_tls: bool,
+    /// Ask the home router for a port mapping (UPnP, PCP, NAT-PMP). Off when bound to loopback.
+    pub portmapper: bool,
+}
+
+impl NodeConfig {
+    /// A configuration with the production defaults for the given home.
+    pub fn new(home: impl Into<PathBuf>) -> Self {
+        NodeConfig {
+            home: home.into(),
+            relay: RelayChoice::Default,
+            bind: None,
+            relay_insecure_tls: false,
+            portmapper: true,
+        }
+    }
+
+    /// A configuration for tests and local use: no relay, bound to 127.0.0.1, nothing leaves
+    /// the loopback interface.
+    pub fn local(home: impl Into<PathBuf>) -> Self {
+        NodeConfig {
+            relay: RelayChoice::Disabled,
+            bind: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            portmapper: false,
+            ..NodeConfig::new(home)
+        }
+    }
+}
+
+/// The default home: the platform data directory for Ferry (e.g. `~/.local/share/ferry`).
+pub fn default_home() -> Result<PathBuf, Error> {
+    directories::ProjectDirs::from("app", "Ferry", "ferry")
+        .map(|d| d.data_dir().to_path_buf())
+        .ok_or_else(|| Error::Config("no home directory found; pass --home".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_choice_parses() {
+        assert_eq!("default".parse::<RelayChoice>().unwrap(), RelayChoice::Default);
+        assert_eq!("disabled".parse::<RelayChoice>().unwrap(), RelayChoice::Disabled);
+        let c: RelayChoice = "https://relay.example.org".parse().unwrap();
+        assert!(matches!(c, RelayChoice::Custom(_)));
+        let err = "not a url".parse::<RelayChoice>().unwrap_err();
+        assert_eq!(err.code(), "invalid_config");
+        assert!(err.to_string().contains("not a url"));
+    }
+}

@@ -1,0 +1,378 @@
+//! The local control channel: how a second process reaches the node of a home.
+//!
+//! The process that runs a node listens on a loopback TCP port and writes the port and a fresh
+//! random token to `control.json` in the home (mode 0600, like the secret key). A client reads
+//! that file, connects, and sends the token first; anyone who cannot read the home cannot talk
+//! to the node. TCP on loopback works the same on every platform Ferry targets.
+//!
+//! The protocol is JSON lines: `Hello`, one [`Request`], then the server streams
+//! [`StreamItem`]s. The operation lives as long as the connection: when the client goes away
+//! (Ctrl-C, crash), the server stops the share or cancels the receive it started.
+
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::{tcp::OwnedReadHalf, TcpListener, TcpStream},
+    sync::{mpsc, oneshot},
+};
+
+use crate::{
+    error::{Error, ErrorInfo, Result},
+    identity::write_private,
+    node::Node,
+    progress::{Offer, ReceiveEvent, ShareEvent, StreamItem},
+    session::{decode, encode, local_receive, local_share, EventStream},
+    ticket::Ticket,
+};
+
+/// File in the home that tells clients where the node listens.
+pub const CONTROL_FILE: &str = "control.json";
+/// Version of the control protocol.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ControlFile {
+    port: u16,
+    token: String,
+    pid: u32,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Hello {
+    version: u32,
+    token: String,
+}
+
+/// A request on the control channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Share paths; the stream is [`ShareEvent`]s; closing the connection stops the share.
+    Share {
+        /// Paths to share (absolute: the server's working directory is not the client's).
+        paths: Vec<PathBuf>,
+    },
+    /// Receive a ticket; the stream is [`ReceiveEvent`]s; closing the connection cancels.
+    Receive {
+        /// The ticket text.
+        ticket: String,
+        /// Destination directory (absolute).
+        dest: PathBuf,
+    },
+    /// Fetch an offer; one [`Offer`] comes back.
+    Preview {
+        /// The ticket text.
+        ticket: String,
+    },
+    /// The node's status; one [`Status`] comes back.
+    Status,
+}
+
+/// What a node reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The node id.
+    pub node_id: String,
+    /// Current direct addresses.
+    pub addrs: Vec<String>,
+    /// Live shares.
+    pub shares: usize,
+    /// Process id of the node.
+    pub pid: u32,
+}
+
+impl Status {
+    /// The status of a local node.
+    pub fn of(node: &Node) -> Status {
+        Status {
+            node_id: node.id().to_string(),
+            addrs: node.addr().ip_addrs().map(|a| a.to_string()).collect(),
+            shares: node.share_count(),
+            pid: std::process::id(),
+        }
+    }
+}
+
+/// The listening side, run by the process that owns the node. Dropping it stops listening and
+/// removes the control file.
+#[derive(Debug)]
+pub struct ControlServer {
+    task: tokio::task::JoinHandle<()>,
+    file: PathBuf,
+}
+
+impl ControlServer {
+    /// Starts listening for the node's home.
+    pub async fn start(node: Node) -> Result<ControlServer> {
+        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .map_err(|e| Error::Control(format!("cannot listen on loopback: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| Error::Control(e.to_string()))?
+            .port();
+        let token = data_encoding::HEXLOWER.encode(&rand::random::<[u8; 32]>());
+        let file = node.home().join(CONTROL_FILE);
+        let content = ControlFile {
+            port,
+            token: token.clone(),
+            pid: std::process::id(),
+        };
+        let tmp = node.home().join(format!("{CONTROL_FILE}.tmp"));
+        write_private(&tmp, &serde_json::to_vec(&content).expect("serializable"))
+            .and_then(|()| std::fs::rename(&tmp, &file))
+            .map_err(|e| Error::Control(format!("cannot write {}: {e}", file.display())))?;
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let node = node.clone();
+                let token = token.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = serve(node, stream, &token).await {
+                        tracing::debug!("control connection ended: {e}");
+                    }
+                });
+            }
+        });
+        Ok(ControlServer { task, file })
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.task.abort();
+        std::fs::remove_file(&self.file).ok();
+    }
+}
+
+async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
+    stream.set_nodelay(true).ok();
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let hello: Hello = read_line(&mut lines).await?;
+    if hello.token != token || hello.version != PROTOCOL_VERSION {
+        let err = ErrorInfo {
+            code: "control".into(),
+            message: "control channel: wrong token or protocol version".into(),
+        };
+        write_item::<()>(&mut write, &StreamItem::Error(err)).await.ok();
+        return Err(Error::Control("client failed the handshake".into()));
+    }
+    let request: Request = read_line(&mut lines).await?;
+    let parse = |t: &str| t.parse::<Ticket>().map_err(Error::from);
+    match request {
+        Request::Share { paths } => {
+            pump(local_share(node, paths), lines, write).await;
+        }
+        Request::Receive { ticket, dest } => match parse(&ticket) {
+            Ok(t) => pump(local_receive(node, t, dest), lines, write).await,
+            Err(e) => write_item::<()>(&mut write, &StreamItem::Error((&e).into())).await?,
+        },
+        Request::Preview { ticket } => {
+            let res = match parse(&ticket) {
+                Ok(t) => node.preview(&t).await,
+                Err(e) => Err(e),
+            };
+            let item = match res {
+                Ok(offer) => StreamItem::Event(offer),
+                Err(e) => StreamItem::Error((&e).into()),
+            };
+            write_item(&mut write, &item).await?;
+        }
+        Request::Status => {
+            write_item(&mut write, &StreamItem::Event(Status::of(&node))).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Forwards a local event stream to the socket until it ends or the client goes away.
+async fn pump<E: Serialize>(
+    mut stream: EventStream<E>,
+    mut lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
+    mut write: tokio::net::tcp::OwnedWriteHalf,
+) {
+    loop {
+        tokio::select! {
+            item = stream.next_item() => match item {
+                Some(item) => {
+                    if write_item(&mut write, &item).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            // The client sends nothing more; end of input means it went away.
+            line = lines.next_line() => match line {
+                Ok(Some(_)) => continue,
+                _ => break,
+            },
+        }
+    }
+    write.shutdown().await.ok();
+}
+
+async fn write_item<E: Serialize>(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    item: &StreamItem<E>,
+) -> Result<()> {
+    write
+        .write_all(&encode(item))
+        .await
+        .map_err(|e| Error::Control(e.to_string()))
+}
+
+async fn read_line<T: DeserializeOwned, R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+) -> Result<T> {
+    match tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await {
+        Ok(Ok(Some(line))) => decode(&line),
+        Ok(Ok(None)) => Err(Error::Control("the other side closed the channel".into())),
+        Ok(Err(e)) => Err(Error::Control(e.to_string())),
+        Err(_) => Err(Error::Control("timed out waiting for a message".into())),
+    }
+}
+
+/// The client side, used by a process that does not own the node.
+#[derive(Debug, Clone)]
+pub struct ControlClient {
+    home: PathBuf,
+    port: u16,
+    token: String,
+    pid: u32,
+}
+
+impl ControlClient {
+    /// Reads the home's control file and checks the node answers.
+    pub async fn connect(home: &Path) -> Result<ControlClient> {
+        let path = home.join(CONTROL_FILE);
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::Control(format!("cannot read {}: {e}", path.display())))?;
+        let file: ControlFile = serde_json::from_str(&text)
+            .map_err(|e| Error::Control(format!("{} is malformed: {e}", path.display())))?;
+        let client = ControlClient {
+            home: home.to_path_buf(),
+            port: file.port,
+            token: file.token,
+            pid: file.pid,
+        };
+        client.status().await?;
+        Ok(client)
+    }
+
+    /// The process id of the node.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    async fn open(&self, request: &Request) -> Result<TcpStream> {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port))
+            .await
+            .map_err(|e| {
+                Error::Control(format!(
+                    "the node of {} does not answer: {e}",
+                    self.home.display()
+                ))
+            })?;
+        stream.set_nodelay(true).ok();
+        let hello = Hello {
+            version: PROTOCOL_VERSION,
+            token: self.token.clone(),
+        };
+        let mut msg = encode(&hello);
+        msg.extend(encode(request));
+        stream
+            .write_all(&msg)
+            .await
+            .map_err(|e| Error::Control(e.to_string()))?;
+        Ok(stream)
+    }
+
+    async fn call<T: DeserializeOwned>(&self, request: &Request) -> Result<T> {
+        let stream = self.open(request).await?;
+        let mut lines = BufReader::new(stream).lines();
+        match read_line::<StreamItem<T>, _>(&mut lines).await? {
+            StreamItem::Event(v) => Ok(v),
+            StreamItem::Error(e) => Err(remote_error(e)),
+        }
+    }
+
+    async fn stream<E: DeserializeOwned + Send + 'static>(
+        &self,
+        request: &Request,
+    ) -> Result<EventStream<E>> {
+        let stream = self.open(request).await?;
+        let (read, write) = stream.into_split();
+        let (out, rx) = mpsc::unbounded_channel();
+        let (stop_tx, mut stop) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            // Holding the write half keeps the operation alive on the server.
+            let _write = write;
+            let mut lines = BufReader::new(read).lines();
+            loop {
+                tokio::select! {
+                    line = lines.next_line() => match line {
+                        Ok(Some(line)) => match decode::<StreamItem<E>>(&line) {
+                            Ok(item) => { if out.send(item).is_err() { break; } }
+                            Err(e) => { out.send(StreamItem::Error((&e).into())).ok(); break; }
+                        },
+                        Ok(None) => break,
+                        Err(e) => {
+                            let e = Error::Control(format!("the node went away: {e}"));
+                            out.send(StreamItem::Error((&e).into())).ok();
+                            break;
+                        }
+                    },
+                    _ = &mut stop => break,
+                }
+            }
+        });
+        Ok(EventStream::new(rx, stop_tx))
+    }
+
+    /// Shares paths through the remote node.
+    pub async fn share(&self, paths: Vec<PathBuf>) -> Result<EventStream<ShareEvent>> {
+        let paths = paths.into_iter().map(absolute).collect::<Result<Vec<_>>>()?;
+        self.stream(&Request::Share { paths }).await
+    }
+
+    /// Receives through the remote node.
+    pub async fn receive(&self, ticket: &Ticket, dest: PathBuf) -> Result<EventStream<ReceiveEvent>> {
+        let dest = absolute(dest)?;
+        self.stream(&Request::Receive {
+            ticket: ticket.to_string(),
+            dest,
+        })
+        .await
+    }
+
+    /// Fetches an offer through the remote node.
+    pub async fn preview(&self, ticket: &Ticket) -> Result<Offer> {
+        self.call(&Request::Preview {
+            ticket: ticket.to_string(),
+        })
+        .await
+    }
+
+    /// The remote node's status.
+    pub async fn status(&self) -> Result<Status> {
+        self.call(&Request::Status).await
+    }
+}
+
+fn absolute(p: PathBuf) -> Result<PathBuf> {
+    std::path::absolute(&p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))
+}
+
+/// An error reported by the remote node, kept with its code.
+fn remote_error(e: ErrorInfo) -> Error {
+    Error::Control(e.message)
+}

@@ -1,0 +1,161 @@
+//! Errors of the core, each with a stable machine-readable code.
+//!
+//! Front ends (the CLI, the app's UI) switch on [`Error::code`], never on the message text. Codes
+//! are part of Ferry's interface: once published, a code keeps its meaning.
+
+use std::path::PathBuf;
+
+use crate::names::NameError;
+use crate::ticket::TicketError;
+
+/// Result alias for the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the core.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The ticket text could not be understood.
+    #[error(transparent)]
+    Ticket(#[from] TicketError),
+    /// A name in a received collection is unsafe to write to disk.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A path given to share does not exist or cannot be read.
+    #[error("cannot share {path}: {source}")]
+    ShareSource {
+        /// The path that was given.
+        path: PathBuf,
+        /// What the filesystem said.
+        source: std::io::Error,
+    },
+    /// Nothing to share: the paths hold no regular files.
+    #[error("nothing to share: {0} holds no files")]
+    EmptyShare(String),
+    /// The sender could not be reached.
+    #[error("could not connect to the sender: {0}")]
+    Connect(String),
+    /// The transfer failed on the network (peer vanished, stream reset, ...).
+    #[error("transfer failed: {0}")]
+    Transfer(String),
+    /// The sender sent data that is not what the ticket promised.
+    #[error("the sender sent invalid data: {0}")]
+    BadData(String),
+    /// The transfer was cancelled.
+    #[error("the transfer was cancelled")]
+    Cancelled,
+    /// Writing the received files failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The path that was being written.
+        path: PathBuf,
+        /// What the filesystem said.
+        source: std::io::Error,
+    },
+    /// Not enough free space at the destination.
+    #[error("not enough free space in {path}: {needed} bytes needed, {available} available")]
+    DiskFull {
+        /// The destination directory.
+        path: PathBuf,
+        /// Bytes the transfer needs.
+        needed: u64,
+        /// Bytes free.
+        available: u64,
+    },
+    /// The data directory (home) cannot be used.
+    #[error("cannot use the data directory {path}: {reason}")]
+    Home {
+        /// The home directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Another process holds this home and cannot be reached over the control channel.
+    #[error("the node of {path} is held by another process that does not answer: {reason}")]
+    NodeUnreachable {
+        /// The home directory.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The control channel failed or was used incorrectly.
+    #[error("control channel: {0}")]
+    Control(String),
+    /// The configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The blob store failed.
+    #[error("store: {0}")]
+    Store(String),
+    /// The network endpoint could not be started.
+    #[error("network: {0}")]
+    Network(String),
+}
+
+impl Error {
+    /// A stable, machine-readable code for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Ticket(e) => e.code(),
+            Error::Name(_) => "unsafe_name",
+            Error::ShareSource { .. } => "share_source",
+            Error::EmptyShare(_) => "empty_share",
+            Error::Connect(_) => "connect_failed",
+            Error::Transfer(_) => "transfer_failed",
+            Error::BadData(_) => "bad_data",
+            Error::Cancelled => "cancelled",
+            Error::Write { .. } => "write_failed",
+            Error::DiskFull { .. } => "disk_full",
+            Error::Home { .. } => "home_unusable",
+            Error::NodeUnreachable { .. } => "node_unreachable",
+            Error::Control(_) => "control",
+            Error::Config(_) => "invalid_config",
+            Error::Store(_) => "store",
+            Error::Network(_) => "network",
+        }
+    }
+
+    pub(crate) fn store(e: impl std::fmt::Display) -> Self {
+        Error::Store(e.to_string())
+    }
+
+    pub(crate) fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        if is_disk_full(&source) {
+            return Error::Write {
+                path,
+                source: std::io::Error::new(source.kind(), "the disk is full"),
+            };
+        }
+        Error::Write { path, source }
+    }
+}
+
+/// True when an I/O error means the filesystem ran out of space.
+pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || e.raw_os_error() == Some(28)
+}
+
+/// The serializable form of an error, as sent over the control channel and to the UI.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ErrorInfo {
+    /// The stable code of [`Error::code`].
+    pub code: String,
+    /// A message for people.
+    pub message: String,
+}
+
+impl From<&Error> for ErrorInfo {
+    fn from(e: &Error) -> Self {
+        ErrorInfo {
+            code: e.code().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}

@@ -1,0 +1,35 @@
+//! Ferry's engine: one-shot sharing and receiving over iroh, with a local control channel.
+//!
+//! A [`Node`] owns a home directory: its identity, its blob store and its network endpoint. Only
+//! one process runs the node of a home; others talk to it through the [`control`] channel. The
+//! front ends (the `ferry` CLI and the desktop app) are thin layers over this crate.
+//!
+//! - [`share`]: files and folders into a collection and a ticket.
+//! - [`receive`]: a ticket into verified files on disk, resumable.
+//! - [`names`], [`export`]: the rules that keep a hostile sender from writing anywhere else.
+//! - [`access`]: the provider serves only what is shared, to whoever has the ticket.
+#![deny(missing_docs)]
+
+pub mod access;
+pub mod config;
+pub mod control;
+pub mod error;
+pub mod export;
+pub mod identity;
+pub mod names;
+pub mod node;
+pub mod progress;
+pub mod receive;
+pub mod registry;
+pub mod session;
+pub mod share;
+pub mod source;
+pub mod ticket;
+
+pub use config::{default_home, NodeConfig, RelayChoice};
+pub use error::{Error, ErrorInfo, Result};
+pub use node::Node;
+pub use progress::{Offer, OfferEntry, ReceiveEvent, ReceiveSummary, ShareEvent, ShareInfo};
+pub use share::Share;
+pub use ticket::Ticket;
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,245 @@
+//! The node: one iroh endpoint, one blob store and one router per home.
+//!
+//! Only one process may run the node of a home at a time: the node holds an exclusive lock on
+//! `node.lock` for its whole life. Other processes on the same home reach it through the
+//! control channel ([`crate::control`]) instead of opening the store a second time.
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use iroh::{
+    endpoint::presets,
+    protocol::Router,
+    Endpoint, EndpointAddr, EndpointId, RelayMode,
+};
+use iroh_blobs::{
+    api::Store,
+    store::{
+        fs::{options::Options, FsStore},
+        GcConfig,
+    },
+    BlobsProtocol,
+};
+
+use crate::{
+    access,
+    config::{NodeConfig, RelayChoice},
+    error::{Error, Result},
+    identity,
+    registry::Registry,
+};
+
+/// File that marks (and locks) the home of a running node.
+pub const LOCK_FILE: &str = "node.lock";
+/// Directory of the blob store inside the home.
+pub const STORE_DIR: &str = "blobs";
+
+/// A running node. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) config: NodeConfig,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) store: FsStore,
+    pub(crate) router: Router,
+    pub(crate) registry: Registry,
+    _access: tokio::task::JoinHandle<()>,
+    _lock: File,
+}
+
+/// The outcome of trying to take a home's lock.
+pub enum Acquire {
+    /// This process now owns the home.
+    Owned(HomeLock),
+    /// Another process runs the node of this home.
+    Busy,
+}
+
+/// Exclusive ownership of a home, held for the life of its node.
+#[derive(Debug)]
+pub struct HomeLock {
+    file: File,
+    home: PathBuf,
+}
+
+impl HomeLock {
+    /// Tries to lock `home` (creating it if needed).
+    pub fn acquire(home: &Path) -> Result<Acquire> {
+        let home_err = |reason: String| Error::Home {
+            path: home.to_path_buf(),
+            reason,
+        };
+        std::fs::create_dir_all(home).map_err(|e| home_err(e.to_string()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o700)).ok();
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(home.join(LOCK_FILE))
+            .map_err(|e| home_err(e.to_string()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Acquire::Owned(HomeLock {
+                file,
+                home: home.to_path_buf(),
+            })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(Acquire::Busy),
+            Err(std::fs::TryLockError::Error(e)) => Err(home_err(format!("cannot lock: {e}"))),
+        }
+    }
+}
+
+impl Node {
+    /// Starts the node of `config.home`. Fails if another process runs it.
+    pub async fn spawn(config: NodeConfig) -> Result<Node> {
+        match HomeLock::acquire(&config.home)? {
+            Acquire::Owned(lock) => Node::spawn_locked(config, lock).await,
+            Acquire::Busy => Err(Error::Home {
+                path: config.home.clone(),
+                reason: "another Ferry process is running on this data directory".into(),
+            }),
+        }
+    }
+
+    /// Starts the node on a home this process has locked.
+    pub async fn spawn_locked(config: NodeConfig, lock: HomeLock) -> Result<Node> {
+        debug_assert_eq!(lock.home, config.home);
+        let secret = identity::load_or_create(&config.home)?;
+        let mut builder = Endpoint::builder(presets::Minimal)
+            .secret_key(secret)
+            .alpns(vec![iroh_blobs::ALPN.to_vec()]);
+        builder = match &config.relay {
+            RelayChoice::Default => builder.preset(presets::N0),
+            RelayChoice::Disabled => builder.relay_mode(RelayMode::Disabled),
+            RelayChoice::Custom(url) => builder.relay_mode(RelayMode::custom([url.clone()])),
+        };
+        if config.relay_insecure_tls {
+            #[cfg(feature = "test-utils")]
+            {
+                builder = builder.ca_tls_config(iroh::tls::CaTlsConfig::insecure_skip_verify());
+            }
+            #[cfg(not(feature = "test-utils"))]
+            return Err(Error::Config(
+                "skipping relay TLS verification needs a test build".into(),
+            ));
+        }
+        let loopback = config.bind.is_some_and(|a| a.ip().is_loopback());
+        if !config.portmapper || loopback {
+            builder = builder.portmapper_config(iroh::endpoint::PortmapperConfig::Disabled);
+        }
+        if let Some(addr) = config.bind {
+            builder = builder
+                .clear_ip_transports()
+                .bind_addr(addr)
+                .map_err(|e| Error::Config(format!("bind address {addr}: {e}")))?;
+        }
+        let endpoint = builder
+            .bind()
+            .await
+            .map_err(|e| Error::Network(format!("cannot start the network endpoint: {e}")))?;
+
+        let store_dir = config.home.join(STORE_DIR);
+        std::fs::create_dir_all(&store_dir).map_err(|e| Error::Home {
+            path: config.home.clone(),
+            reason: format!("cannot create {}: {e}", store_dir.display()),
+        })?;
+        let mut options = Options::new(&store_dir);
+        options.gc = Some(GcConfig {
+            interval: Duration::from_secs(300),
+            add_protected: None,
+        });
+        let store = FsStore::load_with_opts(store_dir.join("blobs.db"), options)
+            .await
+            .map_err(|e| Error::Store(format!("cannot open the blob store: {e}")))?;
+
+        let registry = Registry::default();
+        let (events, access_task) = access::spawn(registry.clone());
+        let blobs = BlobsProtocol::new(&store, Some(events));
+        let router = Router::builder(endpoint.clone())
+            .accept(iroh_blobs::ALPN, blobs)
+            .spawn();
+        Ok(Node {
+            inner: Arc::new(Inner {
+                config,
+                endpoint,
+                store,
+                router,
+                registry,
+                _access: access_task,
+                _lock: lock.file,
+            }),
+        })
+    }
+
+    /// This node's id (its public key).
+    pub fn id(&self) -> EndpointId {
+        self.inner.endpoint.id()
+    }
+
+    /// The addresses this node can be reached at right now.
+    pub fn addr(&self) -> EndpointAddr {
+        self.inner.endpoint.addr()
+    }
+
+    /// The address to put in tickets. With a relay, waits briefly until the home relay is known
+    /// so the ticket works across networks; without one, the direct addresses are all there is.
+    pub async fn ticket_addr(&self) -> EndpointAddr {
+        if self.inner.config.relay != RelayChoice::Disabled {
+            tokio::time::timeout(Duration::from_secs(5), self.inner.endpoint.online())
+                .await
+                .ok();
+        }
+        self.addr()
+    }
+
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// The home directory.
+    pub fn home(&self) -> &Path {
+        &self.inner.config.home
+    }
+
+    /// The iroh endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// The blob store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Number of live shares.
+    pub fn share_count(&self) -> usize {
+        self.inner.registry.len()
+    }
+
+    /// Stops the node: closes connections and flushes the store.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.inner
+            .router
+            .shutdown()
+            .await
+            .map_err(|e| Error::Network(e.to_string()))?;
+        // The store acknowledges shutdown by closing its channel, which irpc reports as an
+        // error; the data is flushed either way.
+        if let Err(e) = self.inner.store.shutdown().await {
+            tracing::debug!("store shutdown: {e}");
+        }
+        Ok(())
+    }
+}

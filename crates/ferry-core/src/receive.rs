@@ -1,0 +1,451 @@
+//! Receiving a one-shot share: preview, download with resume, verified export.
+//!
+//! 1. **Offer.** One request fetches the collection's hash sequence, its metadata blob (the
+//!    names) and the last chunk of every file, which proves each file's size. Every name is then
+//!    checked ([`crate::names`]); one bad name aborts before anything is written.
+//! 2. **Download.** Everything goes into the blob store of the home, protected by a tag named
+//!    after the collection. Whatever an earlier, interrupted attempt stored is kept: only the
+//!    missing ranges are requested ([`LocalInfo::missing`]). Each chunk is BLAKE3-verified as it
+//!    arrives.
+//! 3. **Export.** Verified files are copied into a staging directory inside the destination and
+//!    moved into place without overwriting anything ([`crate::export`]). The tag is then dropped
+//!    and garbage collection reclaims the store's copy.
+//!
+//! [`LocalInfo::missing`]: iroh_blobs::api::remote::LocalInfo::missing
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use iroh::endpoint::Connection;
+use iroh_blobs::{
+    api::{
+        blobs::{BlobStatus, ExportMode, ExportOptions},
+        remote::GetProgressItem,
+    },
+    format::collection::Collection,
+    protocol::{ChunkRanges, ChunkRangesExt, ChunkRangesSeq, GetRequest},
+    Hash, HashAndFormat,
+};
+use n0_future::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    error::{Error, Result},
+    export, names,
+    node::Node,
+    progress::{
+        Offer, OfferEntry, RateMeter, ReceiveEvent, ReceiveSummary, Throttle, TransferProgress,
+    },
+    ticket::Ticket,
+};
+
+/// How long to wait for the sender to answer before giving up.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest accepted collection metadata (names), to bound memory against hostile senders.
+pub const MAX_META_SIZE: u64 = 64 * 1024 * 1024;
+
+/// A fetched, checked offer with what is needed to download it.
+#[derive(Debug)]
+struct Checked {
+    offer: Offer,
+    /// Bytes of the hash seq and the metadata blob (not payload).
+    overhead: u64,
+    /// (validated relative path, hash, size, complete locally)
+    files: Vec<(PathBuf, Hash, u64, bool)>,
+}
+
+fn tag_name(hash: &Hash) -> String {
+    format!("ferry/recv/{}", hash.to_hex())
+}
+
+impl Node {
+    /// Connects to the sender of a ticket.
+    pub async fn connect(&self, ticket: &Ticket) -> Result<Connection> {
+        let addr = ticket.blob_ticket().addr().clone();
+        let id = addr.id;
+        match tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.endpoint().connect(addr, iroh_blobs::ALPN),
+        )
+        .await
+        {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(Error::Connect(format!("{}: {e}", id.fmt_short()))),
+            Err(_) => Err(Error::Connect(format!(
+                "{} did not answer within {}s; is it still sharing?",
+                id.fmt_short(),
+                CONNECT_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
+    /// Fetches what a ticket offers (names and sizes), without downloading the files.
+    pub async fn preview(&self, ticket: &Ticket) -> Result<Offer> {
+        let conn = self.connect(ticket).await?;
+        let checked = self.fetch_offer(&conn, ticket.blob_ticket().hash()).await?;
+        conn.close(0u32.into(), b"done");
+        Ok(checked.offer)
+    }
+
+    /// Downloads everything a ticket offers into `dest`. Progress goes to `events`; `cancel`
+    /// stops the transfer, keeping what was fetched for a later attempt.
+    pub async fn receive(
+        &self,
+        ticket: &Ticket,
+        dest: &Path,
+        events: mpsc::UnboundedSender<ReceiveEvent>,
+        cancel: CancellationToken,
+    ) -> Result<ReceiveSummary> {
+        tokio::select! {
+            res = self.receive_inner(ticket, dest, &events) => res,
+            _ = cancel.cancelled() => Err(Error::Cancelled),
+        }
+    }
+
+    async fn receive_inner(
+        &self,
+        ticket: &Ticket,
+        dest: &Path,
+        events: &mpsc::UnboundedSender<ReceiveEvent>,
+    ) -> Result<ReceiveSummary> {
+        let t0 = Instant::now();
+        let hash = ticket.blob_ticket().hash();
+        let content = HashAndFormat::hash_seq(hash);
+        let store = self.store();
+        std::fs::create_dir_all(dest).map_err(|e| Error::write(dest, e))?;
+
+        let mut local = store.remote().local(content).await.map_err(Error::store)?;
+        let mut conn = None;
+        let checked = if local.is_complete() {
+            self.load_offer(hash).await?
+        } else {
+            events.send(ReceiveEvent::Connecting).ok();
+            let c = self.connect(ticket).await?;
+            let checked = self.fetch_offer(&c, hash).await?;
+            conn = Some(c);
+            local = store.remote().local(content).await.map_err(Error::store)?;
+            checked
+        };
+        store
+            .tags()
+            .set(tag_name(&hash), content)
+            .await
+            .map_err(Error::store)?;
+        let total = checked.offer.total_size;
+        let already = local_payload(&local, &checked);
+        events
+            .send(ReceiveEvent::Offer {
+                offer: checked.offer.clone(),
+                local_bytes: already.min(total),
+            })
+            .ok();
+        check_space(self.home(), dest, total, total.saturating_sub(already))?;
+
+        let mut fetched = 0;
+        if !local.is_complete() {
+            let conn = conn.take().expect("connected when incomplete");
+            fetched = self.download(conn, &local, &checked, already, events).await?;
+            let after = store.remote().local(content).await.map_err(Error::store)?;
+            if !after.is_complete() {
+                return Err(Error::Transfer(
+                    "the sender stopped before everything was sent; run again to resume".into(),
+                ));
+            }
+        }
+        if let Some(c) = conn {
+            c.close(0u32.into(), b"done");
+        }
+
+        let saved = self.export_all(&checked, dest, events).await?;
+        store.tags().delete(tag_name(&hash)).await.ok();
+        let summary = ReceiveSummary {
+            saved,
+            files: checked.files.len(),
+            total_size: total,
+            bytes_fetched: fetched,
+            elapsed_secs: t0.elapsed().as_secs_f64(),
+        };
+        events.send(ReceiveEvent::Done(summary.clone())).ok();
+        Ok(summary)
+    }
+
+    /// Fetches the hash seq, the names and proof of every size, then checks the names.
+    async fn fetch_offer(&self, conn: &Connection, hash: Hash) -> Result<Checked> {
+        let request = GetRequest::new(
+            hash,
+            ChunkRangesSeq::from_ranges_infinite([
+                ChunkRanges::all(),
+                ChunkRanges::all(),
+                ChunkRanges::last_chunk(),
+            ]),
+        );
+        let remote = self.store().remote();
+        let local = remote
+            .local_for_request(request)
+            .await
+            .map_err(Error::store)?;
+        if !local.is_complete() {
+            remote
+                .execute_get(conn.clone(), local.missing())
+                .await
+                .map_err(describe_get_error)?;
+        }
+        self.load_offer(hash).await
+    }
+
+    /// Reads an offer whose hash seq and metadata are in the store, and checks it.
+    async fn load_offer(&self, hash: Hash) -> Result<Checked> {
+        let store = self.store();
+        let root_size = match store.blobs().status(hash).await.map_err(Error::store)? {
+            BlobStatus::Complete { size } if size % 32 == 0 && size > 0 => size,
+            _ => return Err(Error::BadData("the list of files is incomplete or malformed".into())),
+        };
+        let seq = iroh_blobs::hashseq::HashSeq::try_from(
+            store.get_bytes(hash).await.map_err(Error::store)?,
+        )
+        .map_err(|e| Error::BadData(e.to_string()))?;
+        let meta_size = match seq.iter().next() {
+            Some(meta) => match store.blobs().status(meta).await.map_err(Error::store)? {
+                BlobStatus::Complete { size } if size <= MAX_META_SIZE => size,
+                BlobStatus::Complete { size } => {
+                    return Err(Error::BadData(format!("the list of names is too large ({size} bytes)")))
+                }
+                _ => return Err(Error::BadData("the list of names is missing".into())),
+            },
+            None => return Err(Error::BadData("the collection is empty".into())),
+        };
+        let collection = Collection::load(hash, store)
+            .await
+            .map_err(|e| Error::BadData(format!("not a valid collection: {e}")))?;
+        let paths = names::validate_names(collection.iter().map(|(n, _)| n.as_str()))?;
+        let mut files = Vec::with_capacity(paths.len());
+        let mut entries = Vec::with_capacity(paths.len());
+        for ((name, h), path) in collection.iter().zip(paths) {
+            let (size, complete) = match store.blobs().status(*h).await.map_err(Error::store)? {
+                BlobStatus::Complete { size } => (size, true),
+                BlobStatus::Partial { size: Some(size) } => (size, false),
+                _ => {
+                    return Err(Error::BadData(format!("the size of {name:?} is unknown")));
+                }
+            };
+            entries.push(OfferEntry {
+                name: name.clone(),
+                size,
+            });
+            files.push((path, *h, size, complete));
+        }
+        let offer = Offer {
+            hash: hash.to_hex().to_string(),
+            total_size: entries.iter().map(|e| e.size).sum(),
+            entries,
+        };
+        Ok(Checked {
+            offer,
+            overhead: root_size + meta_size,
+            files,
+        })
+    }
+
+    /// Fetches the missing ranges; returns the payload bytes that crossed the network.
+    async fn download(
+        &self,
+        conn: Connection,
+        local: &iroh_blobs::api::remote::LocalInfo,
+        checked: &Checked,
+        already: u64,
+        events: &mpsc::UnboundedSender<ReceiveEvent>,
+    ) -> Result<u64> {
+        let total = checked.offer.total_size;
+        // Files still to fetch, in request order, for naming the current file.
+        let pending: Vec<(u64, &str)> = checked
+            .files
+            .iter()
+            .zip(&checked.offer.entries)
+            .filter(|(f, _)| !f.3)
+            .map(|(f, e)| (f.2, e.name.as_str()))
+            .collect();
+        let mut throttle = Throttle::new();
+        let mut rate = RateMeter::new();
+        let mut stream = self
+            .store()
+            .remote()
+            .execute_get(conn, local.missing())
+            .stream();
+        while let Some(item) = stream.next().await {
+            match item {
+                GetProgressItem::Progress(offset) => {
+                    if throttle.ready() {
+                        let done = (already + offset).min(total);
+                        events
+                            .send(ReceiveEvent::Progress(TransferProgress {
+                                done,
+                                total,
+                                rate: rate.update(done),
+                                current: current_file(&pending, offset),
+                            }))
+                            .ok();
+                    }
+                }
+                GetProgressItem::Done(stats) => {
+                    events
+                        .send(ReceiveEvent::Progress(TransferProgress {
+                            done: total,
+                            total,
+                            rate: rate.update(total),
+                            current: None,
+                        }))
+                        .ok();
+                    return Ok(stats.payload_bytes_read);
+                }
+                GetProgressItem::Error(e) => return Err(describe_get_error(e)),
+            }
+        }
+        Err(Error::Transfer("the download ended without a result".into()))
+    }
+
+    /// Exports every file into a staging dir, then moves the top-level entries into place.
+    async fn export_all(
+        &self,
+        checked: &Checked,
+        dest: &Path,
+        events: &mpsc::UnboundedSender<ReceiveEvent>,
+    ) -> Result<Vec<PathBuf>> {
+        let staging = export::staging_dir(dest, &checked.offer.hash);
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(|e| Error::write(&staging, e))?;
+        }
+        std::fs::create_dir(&staging).map_err(|e| Error::write(&staging, e))?;
+        let result = self.export_into(checked, &staging, dest, events).await;
+        std::fs::remove_dir_all(&staging).ok();
+        result
+    }
+
+    async fn export_into(
+        &self,
+        checked: &Checked,
+        staging: &Path,
+        dest: &Path,
+        events: &mpsc::UnboundedSender<ReceiveEvent>,
+    ) -> Result<Vec<PathBuf>> {
+        let files_total = checked.files.len();
+        let mut throttle = Throttle::new();
+        for (i, (rel, hash, _, _)) in checked.files.iter().enumerate() {
+            let target = export::create_parents(staging, rel)?;
+            self.store()
+                .export_with_opts(ExportOptions {
+                    hash: *hash,
+                    target: target.clone(),
+                    mode: ExportMode::Copy,
+                })
+                .finish()
+                .await
+                .map_err(|e| {
+                    let io: std::io::Error = std::io::Error::other(e.to_string());
+                    let full = e.to_string().contains("No space left");
+                    if full {
+                        Error::write(&target, std::io::Error::from_raw_os_error(28))
+                    } else {
+                        Error::write(&target, io)
+                    }
+                })?;
+            if throttle.ready() || i + 1 == files_total {
+                events
+                    .send(ReceiveEvent::Exporting {
+                        files_done: i + 1,
+                        files_total,
+                    })
+                    .ok();
+            }
+        }
+        let mut saved = Vec::new();
+        for top in checked.offer.top_level() {
+            saved.push(export::move_into_place(&staging.join(&top), dest, &top)?);
+        }
+        Ok(saved)
+    }
+}
+
+fn local_payload(local: &iroh_blobs::api::remote::LocalInfo, checked: &Checked) -> u64 {
+    // local_bytes counts the hash seq and the metadata too; only payload matters here.
+    local.local_bytes().saturating_sub(checked.overhead)
+}
+
+fn current_file(pending: &[(u64, &str)], offset: u64) -> Option<String> {
+    let mut acc = 0;
+    for (size, name) in pending {
+        acc += size;
+        if offset < acc {
+            return Some(name.to_string());
+        }
+    }
+    pending.last().map(|(_, n)| n.to_string())
+}
+
+fn check_space(home: &Path, dest: &Path, total: u64, missing: u64) -> Result<()> {
+    let same_fs = same_filesystem(home, dest);
+    let dest_need = if same_fs { total + missing } else { total };
+    let margin = 16 * 1024 * 1024;
+    if let Ok(available) = fs4::available_space(dest) {
+        if available < dest_need + margin.min(dest_need) {
+            return Err(Error::DiskFull {
+                path: dest.to_path_buf(),
+                needed: dest_need,
+                available,
+            });
+        }
+    }
+    if !same_fs {
+        if let Ok(available) = fs4::available_space(home) {
+            if available < missing {
+                return Err(Error::DiskFull {
+                    path: home.to_path_buf(),
+                    needed: missing,
+                    available,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn same_filesystem(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => true,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_filesystem(_a: &Path, _b: &Path) -> bool {
+    true
+}
+
+fn describe_get_error(e: iroh_blobs::get::GetError) -> Error {
+    if let Some(code) = e.iroh_error_code() {
+        if code == iroh_blobs::protocol::ERR_PERMISSION {
+            return Error::Transfer("the sender no longer shares this (or never did)".into());
+        }
+    }
+    let text = e.to_string();
+    if e.local_write().is_some() {
+        if let Some(io) = e.local_write() {
+            if crate::error::is_disk_full(io) {
+                return Error::DiskFull {
+                    path: PathBuf::from("the data directory"),
+                    needed: 0,
+                    available: 0,
+                };
+            }
+        }
+        return Error::Store(text);
+    }
+    if text.contains("hash mismatch") || text.contains("decode") || text.contains("Decode") {
+        return Error::BadData(text);
+    }
+    Error::Transfer(format!("{text}; run again to resume"))
+}

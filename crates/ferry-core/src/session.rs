@@ -1,0 +1,214 @@
+//! A session: the node of a home, whether it runs in this process or in another one.
+//!
+//! [`Session::open`] takes the home's lock and starts the node (and its control server) when
+//! no other process runs it, or connects to the running node over the control channel. Both
+//! kinds offer the same operations and the same event streams, so front ends never care which
+//! one they have.
+
+use std::{path::PathBuf, time::Duration};
+
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    config::NodeConfig,
+    control::{ControlClient, ControlServer, Status},
+    error::{Error, ErrorInfo, Result},
+    node::{Acquire, HomeLock, Node},
+    progress::{Offer, ReceiveEvent, ShareEvent, StreamItem},
+    ticket::Ticket,
+    CancellationToken,
+};
+
+/// How long to wait for a starting node of the same home to open its control channel.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(15);
+
+/// A stream of events from a running operation. Dropping it stops the operation: a share stops
+/// being served, a receive is cancelled.
+#[derive(Debug)]
+pub struct EventStream<E> {
+    rx: mpsc::UnboundedReceiver<StreamItem<E>>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl<E> EventStream<E> {
+    /// A stream fed by `rx`; the operation watches `stop` and ends when it fires or is dropped.
+    pub fn new(rx: mpsc::UnboundedReceiver<StreamItem<E>>, stop: oneshot::Sender<()>) -> Self {
+        EventStream { rx, _stop: stop }
+    }
+
+    /// The next event; `None` when the operation has ended.
+    pub async fn next(&mut self) -> Option<std::result::Result<E, ErrorInfo>> {
+        match self.rx.recv().await? {
+            StreamItem::Event(e) => Some(Ok(e)),
+            StreamItem::Error(e) => Some(Err(e)),
+        }
+    }
+
+    /// The raw next item (for forwarding).
+    pub async fn next_item(&mut self) -> Option<StreamItem<E>> {
+        self.rx.recv().await
+    }
+}
+
+/// The node of a home, local or remote.
+#[derive(Debug)]
+pub enum Session {
+    /// This process runs the node.
+    Local {
+        /// The node.
+        node: Node,
+        /// The control server through which other processes reach it.
+        server: ControlServer,
+    },
+    /// Another process runs the node.
+    Remote(ControlClient),
+}
+
+impl Session {
+    /// Runs the home's node here, or connects to the process that does.
+    pub async fn open(config: NodeConfig) -> Result<Session> {
+        let deadline = tokio::time::Instant::now() + CONNECT_DEADLINE;
+        loop {
+            match HomeLock::acquire(&config.home)? {
+                Acquire::Owned(lock) => {
+                    let node = Node::spawn_locked(config, lock).await?;
+                    let server = ControlServer::start(node.clone()).await?;
+                    return Ok(Session::Local { node, server });
+                }
+                Acquire::Busy => match ControlClient::connect(&config.home).await {
+                    Ok(client) => return Ok(Session::Remote(client)),
+                    Err(e) if tokio::time::Instant::now() >= deadline => {
+                        return Err(Error::NodeUnreachable {
+                            path: config.home.clone(),
+                            reason: e.to_string(),
+                        })
+                    }
+                    // The owner is still starting: its control file appears shortly.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                },
+            }
+        }
+    }
+
+    /// True when this process runs the node.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Session::Local { .. })
+    }
+
+    /// Shares paths; the stream yields import progress, `Ready`, then peer events.
+    pub async fn share(&self, paths: Vec<PathBuf>) -> Result<EventStream<ShareEvent>> {
+        match self {
+            Session::Local { node, .. } => Ok(local_share(node.clone(), paths)),
+            Session::Remote(c) => c.share(paths).await,
+        }
+    }
+
+    /// Receives a ticket into `dest`.
+    pub async fn receive(&self, ticket: &Ticket, dest: PathBuf) -> Result<EventStream<ReceiveEvent>> {
+        match self {
+            Session::Local { node, .. } => Ok(local_receive(node.clone(), ticket.clone(), dest)),
+            Session::Remote(c) => c.receive(ticket, dest).await,
+        }
+    }
+
+    /// Fetches what a ticket offers.
+    pub async fn preview(&self, ticket: &Ticket) -> Result<Offer> {
+        match self {
+            Session::Local { node, .. } => node.preview(ticket).await,
+            Session::Remote(c) => c.preview(ticket).await,
+        }
+    }
+
+    /// The node's status.
+    pub async fn status(&self) -> Result<Status> {
+        match self {
+            Session::Local { node, .. } => Ok(Status::of(node)),
+            Session::Remote(c) => c.status().await,
+        }
+    }
+
+    /// Stops the node if it runs here.
+    pub async fn shutdown(self) -> Result<()> {
+        match self {
+            Session::Local { node, server } => {
+                drop(server);
+                node.shutdown().await
+            }
+            Session::Remote(_) => Ok(()),
+        }
+    }
+}
+
+fn forward<E: Send + 'static>(
+    mut rx: mpsc::UnboundedReceiver<E>,
+    out: mpsc::UnboundedSender<StreamItem<E>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            if out.send(StreamItem::Event(e)).is_err() {
+                break;
+            }
+        }
+    })
+}
+
+/// Runs a share on a local node as an event stream.
+pub fn local_share(node: Node, paths: Vec<PathBuf>) -> EventStream<ShareEvent> {
+    let (out, rx) = mpsc::unbounded_channel();
+    let (stop_tx, mut stop) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (etx, erx) = mpsc::unbounded_channel();
+        let fwd = forward(erx, out.clone());
+        let share = tokio::select! {
+            res = node.share(&paths, etx) => res,
+            _ = &mut stop => return,
+        };
+        match share {
+            Ok(share) => {
+                // Serve until the stream's owner goes away.
+                let _ = stop.await;
+                drop(share);
+            }
+            Err(e) => {
+                fwd.await.ok();
+                out.send(StreamItem::Error(ErrorInfo::from(&e))).ok();
+            }
+        }
+    });
+    EventStream::new(rx, stop_tx)
+}
+
+/// Runs a receive on a local node as an event stream.
+pub fn local_receive(node: Node, ticket: Ticket, dest: PathBuf) -> EventStream<ReceiveEvent> {
+    let (out, rx) = mpsc::unbounded_channel();
+    let (stop_tx, stop) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let cancel = CancellationToken::new();
+        let guard = cancel.clone();
+        tokio::spawn(async move {
+            let _ = stop.await;
+            guard.cancel();
+        });
+        let (etx, erx) = mpsc::unbounded_channel();
+        let fwd = forward(erx, out.clone());
+        let res = node.receive(&ticket, &dest, etx, cancel).await;
+        fwd.await.ok();
+        if let Err(e) = res {
+            out.send(StreamItem::Error(ErrorInfo::from(&e))).ok();
+        }
+    });
+    EventStream::new(rx, stop_tx)
+}
+
+/// Encodes one stream item as a JSON line.
+pub(crate) fn encode<T: Serialize>(item: &T) -> Vec<u8> {
+    let mut line = serde_json::to_vec(item).unwrap_or_else(|_| b"{}".to_vec());
+    line.push(b'\n');
+    line
+}
+
+/// Decodes one JSON line.
+pub(crate) fn decode<T: DeserializeOwned>(line: &str) -> Result<T> {
+    serde_json::from_str(line).map_err(|e| Error::Control(format!("bad message: {e}")))
+}

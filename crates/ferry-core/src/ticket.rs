@@ -1,0 +1,162 @@
+//! One-shot tickets: parsing what people paste, and the `ferry://` link form.
+//!
+//! A Ferry one-shot ticket *is* an iroh-blobs [`BlobTicket`] of a HashSeq collection, the same
+//! format sendme uses, so the two tools read each other's tickets. Around it Ferry accepts what
+//! people actually paste: surrounding whitespace, a `ferry://` link, or a whole
+//! `sendme receive <ticket>` command line.
+
+use std::str::FromStr;
+
+use iroh_blobs::{ticket::BlobTicket, BlobFormat};
+
+/// The URL scheme of Ferry links.
+pub const LINK_SCHEME: &str = "ferry";
+
+/// Why a ticket was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TicketError {
+    /// Nothing was given.
+    #[error("the ticket is empty")]
+    Empty,
+    /// The text is not a ticket at all.
+    #[error("this is not a Ferry ticket: {0}")]
+    Malformed(String),
+    /// The ticket points at a single raw blob rather than a collection of files.
+    #[error("this ticket points at raw data, not at files (format {0})")]
+    NotACollection(String),
+    /// The ticket is for a shared folder, not a one-shot transfer.
+    #[error("this is a folder ticket; join it as a folder instead")]
+    FolderTicket,
+}
+
+impl TicketError {
+    /// Stable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TicketError::Empty => "ticket_empty",
+            TicketError::Malformed(_) => "ticket_malformed",
+            TicketError::NotACollection(_) => "ticket_not_collection",
+            TicketError::FolderTicket => "ticket_is_folder",
+        }
+    }
+}
+
+/// A parsed one-shot ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket(BlobTicket);
+
+impl Ticket {
+    /// Wraps a blob ticket; it must point at a HashSeq collection.
+    pub fn new(inner: BlobTicket) -> Result<Self, TicketError> {
+        if inner.format() != BlobFormat::HashSeq {
+            return Err(TicketError::NotACollection(format!("{:?}", inner.format())));
+        }
+        Ok(Ticket(inner))
+    }
+
+    /// The underlying iroh-blobs ticket.
+    pub fn blob_ticket(&self) -> &BlobTicket {
+        &self.0
+    }
+
+    /// The `ferry://` link that opens this ticket in the app.
+    pub fn to_link(&self) -> String {
+        format!("{LINK_SCHEME}://receive/{}", self.0)
+    }
+}
+
+impl std::fmt::Display for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for Ticket {
+    type Err = TicketError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let mut text = input.trim();
+        if text.is_empty() {
+            return Err(TicketError::Empty);
+        }
+        // A pasted `sendme receive <ticket>` or `ferry receive <ticket>` command line.
+        if let Some(last) = text.split_whitespace().last() {
+            if text.split_whitespace().count() > 1 {
+                text = last;
+            }
+        }
+        if let Some(rest) = strip_scheme(text) {
+            text = rest.trim_start_matches("receive/").trim_start_matches("receive?ticket=");
+            text = text.trim_end_matches('/');
+        }
+        if text.starts_with("docaaa") || text.starts_with("folder") {
+            return Err(TicketError::FolderTicket);
+        }
+        if !text.starts_with("blob") {
+            return Err(TicketError::Malformed(describe(text)));
+        }
+        let inner = BlobTicket::from_str(text)
+            .map_err(|e| TicketError::Malformed(format!("{} ({e})", describe(text))))?;
+        Ticket::new(inner)
+    }
+}
+
+fn strip_scheme(text: &str) -> Option<&str> {
+    let (scheme, rest) = text.split_once("://")?;
+    scheme.eq_ignore_ascii_case(LINK_SCHEME).then_some(rest)
+}
+
+/// A short description of bad input, safe to show (long input is cut).
+fn describe(text: &str) -> String {
+    let shown: String = text.chars().take(24).collect();
+    if shown.len() < text.len() {
+        format!("{shown:?}… ({} characters)", text.chars().count())
+    } else {
+        format!("{shown:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iroh::{EndpointAddr, SecretKey};
+    use iroh_blobs::Hash;
+
+    fn sample() -> BlobTicket {
+        let id = SecretKey::from_bytes(&[7; 32]).public();
+        let addr = EndpointAddr::new(id).with_ip_addr("127.0.0.1:4242".parse().unwrap());
+        BlobTicket::new(addr, Hash::new(b"hello"), BlobFormat::HashSeq)
+    }
+
+    #[test]
+    fn parses_plain_link_and_command_forms() {
+        let t = sample();
+        let s = t.to_string();
+        let plain: Ticket = s.parse().unwrap();
+        assert_eq!(plain.blob_ticket(), &t);
+        let link: Ticket = plain.to_link().parse().unwrap();
+        assert_eq!(link, plain);
+        let cmd: Ticket = format!("  sendme receive {s}\n").parse().unwrap();
+        assert_eq!(cmd, plain);
+    }
+
+    #[test]
+    fn rejects_bad_input_with_clear_errors() {
+        assert_eq!("".parse::<Ticket>(), Err(TicketError::Empty));
+        assert_eq!("   \n".parse::<Ticket>(), Err(TicketError::Empty));
+        let err = "hello".parse::<Ticket>().unwrap_err();
+        assert!(matches!(err, TicketError::Malformed(_)));
+        assert!(err.to_string().contains("hello"));
+        let mut s = sample().to_string();
+        s.truncate(s.len() - 5);
+        assert!(matches!(s.parse::<Ticket>(), Err(TicketError::Malformed(_))));
+        let raw = BlobTicket::new(sample().addr().clone(), Hash::new(b"x"), BlobFormat::Raw);
+        assert!(matches!(
+            raw.to_string().parse::<Ticket>(),
+            Err(TicketError::NotACollection(_))
+        ));
+        let long = "blob".to_string() + &"z".repeat(100_000);
+        let err = long.parse::<Ticket>().unwrap_err();
+        assert!(err.to_string().len() < 300, "error text stays short");
+    }
+}

@@ -1,0 +1,235 @@
+//! In-process transfers between nodes on loopback, relays disabled unless a test starts one.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use ferry_core::{progress::ReceiveEvent, CancellationToken, Error};
+
+#[tokio::test]
+async fn single_file() {
+    let env = Env::new();
+    let src = env.dir("src");
+    write(&src.join("hello.txt"), b"hello ferry");
+    let (sender, receiver) = (env.node("a").await, env.node("b").await);
+    let (share, _events) = share(&sender, &[src.join("hello.txt")]).await;
+    assert_eq!(share.info().offer.file_count(), 1);
+    let dest = env.dir("dest");
+    let summary = receive(&receiver, share.ticket(), &dest).await.unwrap();
+    assert_eq!(std::fs::read(dest.join("hello.txt")).unwrap(), b"hello ferry");
+    assert_eq!(summary.files, 1);
+    assert_eq!(summary.saved, vec![dest.join("hello.txt")]);
+    assert_no_leftovers(&dest);
+}
+
+#[tokio::test]
+async fn nested_tree_with_unicode_spaces_and_empty_files() {
+    let env = Env::new();
+    let root = env.dir("src").join("Ünïcødé folder");
+    write(&root.join("a b c.txt"), b"spaces");
+    write(&root.join("日本語/ファイル.md"), "本文".as_bytes());
+    write(&root.join("deep/er/still/empty.bin"), b"");
+    write(&root.join("deep/er/random.bin"), &pseudo_random(300_000, 1));
+    write(&root.join(".hidden"), b"dot");
+    let (sender, receiver) = (env.node("a").await, env.node("b").await);
+    let (share, _events) = share(&sender, &[root.clone()]).await;
+    assert_eq!(share.info().offer.file_count(), 5);
+    let dest = env.dir("dest");
+    receive(&receiver, share.ticket(), &dest).await.unwrap();
+    assert_trees_equal(&root, &dest.join("Ünïcødé folder"));
+    assert_no_leftovers(&dest);
+}
+
+#[tokio::test]
+async fn zero_byte_file() {
+    let env = Env::new();
+    let src = env.dir("src");
+    write(&src.join("empty"), b"");
+    let (sender, receiver) = (env.node("a").await, env.node("b").await);
+    let (share, _events) = share(&sender, &[src.join("empty")]).await;
+    let dest = env.dir("dest");
+    let summary = receive(&receiver, share.ticket(), &dest).await.unwrap();
+    let meta = std::fs::metadata(dest.join("empty")).unwrap();
+    assert!(meta.is_file());
+    assert_eq!(meta.len(), 0);
+    assert_eq!(summary.total_size, 0);
+}
+
+#[tokio::test]
+async fn existing_files_are_never_overwritten() {
+    let env = Env::new();
+    let src = env.dir("src");
+    write(&src.join("report.pdf"), b"new version");
+    let (sender, receiver) = (env.node("a").await, env.node("b").await);
+    let (share, _events) = share(&sender, &[src.join("report.pdf")]).await;
+    let dest = env.dir("dest");
+    write(&dest.join("report.pdf"), b"precious");
+    let summary = receive(&receiver, share.ticket(), &dest).await.unwrap();
+    assert_eq!(std::fs::read(dest.join("report.pdf")).unwrap(), b"precious");
+    assert_eq!(std::fs::read(dest.join("report (1).pdf")).unwrap(), b"new version");
+    assert_eq!(summary.saved, vec![dest.join("report (1).pdf")]);
+    // Receiving again lands beside both.
+    receive(&receiver, share.ticket(), &dest).await.unwrap();
+    assert_eq!(std::fs::read(dest.join("report (2).pdf")).unwrap(), b"new version");
+}
+
+#[tokio::test]
+async fn preview_lists_names_and_sizes_without_downloading() {
+    let env = Env::new();
+    let root = env.dir("src").join("album");
+    write(&root.join("one.jpg"), &pseudo_random(50_000, 2));
+    write(&root.join("two.jpg"), &pseudo_random(70_000, 3));
+    let (sender, receiver) = (env.node("a").await, env.node("b").await);
+    let (share, _events) = share(&sender, &[root]).await;
+    let ticket = share.ticket().parse().unwrap();
+    let offer = receiver.preview(&ticket).await.unwrap();
+    let listed: Vec<(&str, u64)> = offer.entries.iter().map(|e| (e.name.as_str(), e.size)).collect();
+    assert_eq!(listed, [("album/one.jpg", 50_000), ("album/two.jpg", 70_000)]);
+    assert_eq!(offer.total_size, 120_000);
+    // Only the size proofs (a chunk per file) were fetched, not the files.
+    let local = receiver
+        .store()
+        .remote()
+        .local(iroh_blobs::HashAndFormat::hash_seq(ticket.blob_ticket().hash()))
+        .await
+        .unwrap();
+    assert!(!local.is_complete());
+    assert!(local.local_bytes() < 10_000, "fetched {}", local.local_bytes());
+}
+
+#[tokio::test]
+async fn resume_fetches_only_what_was_missing() {
+    let env = Env::new();
+    let src = env.dir("src");
+    let size = 64 * 1024 * 1024;
+    write(&src.join("big.bin"), &pseudo_random(size, 4));
+    let (sender, receiver) = (env.node("a").await, env.node("b").await);
+    let (share, _events) = share(&sender, &[src.join("big.bin")]).await;
+    let ticket: ferry_core::Ticket = share.ticket().parse().unwrap();
+    let dest = env.dir("dest");
+
+    // First attempt: cancel once some data has arrived.
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let attempt = {
+        let receiver = receiver.clone();
+        let (ticket, dest, cancel) = (ticket.clone(), dest.clone(), cancel.clone());
+        tokio::spawn(async move { receiver.receive(&ticket, &dest, tx, cancel).await })
+    };
+    while let Some(event) = rx.recv().await {
+        if let ReceiveEvent::Progress(p) = event {
+            if p.done > 0 && p.done < p.total {
+                cancel.cancel();
+                break;
+            }
+        }
+    }
+    let first = attempt.await.unwrap();
+    assert!(matches!(first, Err(Error::Cancelled)), "{first:?}");
+    assert_no_leftovers(&dest);
+    assert!(!dest.join("big.bin").exists(), "nothing appears before it is complete");
+
+    // Second attempt: only the rest crosses the network.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let summary = receiver
+        .receive(&ticket, &dest, tx, CancellationToken::new())
+        .await
+        .unwrap();
+    let mut local_before = None;
+    while let Ok(e) = rx.try_recv() {
+        if let ReceiveEvent::Offer { local_bytes, .. } = e {
+            local_before = Some(local_bytes);
+        }
+    }
+    let local_before = local_before.expect("offer event");
+    assert!(local_before > 0, "the first attempt's data was kept");
+    assert!(summary.bytes_fetched < size as u64, "fetched {}", summary.bytes_fetched);
+    assert_eq!(summary.bytes_fetched + local_before, size as u64);
+    assert_eq!(std::fs::read(dest.join("big.bin")).unwrap(), pseudo_random(size, 4));
+}
+
+#[tokio::test]
+async fn cancel_stops_and_writes_nothing() {
+    let env = Env::new();
+    let src = env.dir("src");
+    write(&src.join("big.bin"), &pseudo_random(16 * 1024 * 1024, 5));
+    let (sender, receiver) = (env.node("a").await, env.node("b").await);
+    let (share, _events) = share(&sender, &[src.join("big.bin")]).await;
+    let ticket: ferry_core::Ticket = share.ticket().parse().unwrap();
+    let dest = env.dir("dest");
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let res = receiver.receive(&ticket, &dest, tx, cancel).await;
+    let err = res.unwrap_err();
+    assert_eq!(err.code(), "cancelled");
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn malformed_ticket_is_a_clear_error() {
+    for bad in ["", "hello", "blobnotreallyaticket", "ferry://receive/xyz"] {
+        let err = bad.parse::<ferry_core::Ticket>().unwrap_err();
+        let err = Error::from(err);
+        assert!(err.code().starts_with("ticket_"), "{bad:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn stopped_share_is_refused() {
+    let env = Env::new();
+    let src = env.dir("src");
+    write(&src.join("f.txt"), b"gone soon");
+    let (sender, receiver) = (env.node("a").await, env.node("b").await);
+    let (share, _events) = share(&sender, &[src.join("f.txt")]).await;
+    let ticket = share.ticket().to_string();
+    share.stop();
+    let dest = env.dir("dest");
+    let err = receive(&receiver, &ticket, &dest).await.unwrap_err();
+    assert_eq!(err.code(), "transfer_failed", "{err}");
+    assert!(err.to_string().contains("no longer shares"), "{err}");
+    assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn through_a_local_relay_without_direct_addresses() {
+    let (_map, relay_url, _server) = iroh::test_utils::run_relay_server().await.unwrap();
+    let env = Env::new();
+    let src = env.dir("src");
+    write(&src.join("via-relay.bin"), &pseudo_random(200_000, 6));
+    let relayed = |name: &str| {
+        let mut c = ferry_core::NodeConfig::local(env.home(name));
+        c.relay = ferry_core::RelayChoice::Custom(relay_url.clone());
+        c.relay_insecure_tls = true;
+        c
+    };
+    let sender = ferry_core::Node::spawn(relayed("a")).await.unwrap();
+    let receiver = ferry_core::Node::spawn(relayed("b")).await.unwrap();
+    let (share, _events) = share(&sender, &[src.join("via-relay.bin")]).await;
+    let full: ferry_core::Ticket = share.ticket().parse().unwrap();
+    // Keep only the node id and the relay URL.
+    let addr = iroh::EndpointAddr::new(full.blob_ticket().addr().id).with_relay_url(relay_url.clone());
+    assert_eq!(addr.ip_addrs().count(), 0);
+    let ticket = iroh_blobs::ticket::BlobTicket::new(
+        addr,
+        full.blob_ticket().hash(),
+        iroh_blobs::BlobFormat::HashSeq,
+    );
+    let dest = env.dir("dest");
+    receive(&receiver, &ticket.to_string(), &dest).await.unwrap();
+    assert_eq!(
+        std::fs::read(dest.join("via-relay.bin")).unwrap(),
+        pseudo_random(200_000, 6)
+    );
+}
+
+fn assert_no_leftovers(dest: &Path) {
+    for entry in std::fs::read_dir(dest).unwrap() {
+        let name = entry.unwrap().file_name();
+        assert!(
+            !name.to_string_lossy().starts_with(".ferry-partial"),
+            "staging dir left behind: {name:?}"
+        );
+    }
+}
