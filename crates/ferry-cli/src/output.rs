@@ -53,3 +53,11 @@ impl Output {
 pub fn human(n: u64) -> String {
     HumanBytes(n).to_string()
 }
+
+pub fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}

@@ -6,7 +6,7 @@ use clap::Args;
 use ferry_core::{session::Session, NodeConfig, ReceiveEvent, Ticket};
 use indicatif::ProgressBar;
 
-use crate::output::{human, Output};
+use crate::output::{human, plural, Output};
 
 #[derive(Debug, Args)]
 pub struct ReceiveArgs {
@@ -39,14 +39,18 @@ pub async fn run(config: NodeConfig, args: ReceiveArgs, out: Output) -> anyhow::
         out.event(&event);
         match event {
             ReceiveEvent::Connecting => out.note("connecting..."),
-            ReceiveEvent::Offer { offer, local_bytes } => {
+            ReceiveEvent::Offer {
+                offer,
+                local_bytes,
+                resumed,
+            } => {
                 out.note(format!(
-                    "receiving {} ({} files, {}{})",
+                    "receiving {} ({}, {}{})",
                     offer.top_level().join(", "),
-                    offer.file_count(),
+                    plural(offer.file_count(), "file"),
                     human(offer.total_size),
-                    if local_bytes > 0 {
-                        format!(", {} already here", human(local_bytes))
+                    if resumed {
+                        format!(", resuming with {} already here", human(local_bytes))
                     } else {
                         String::new()
                     }

@@ -6,7 +6,7 @@ use clap::Args;
 use ferry_core::{session::Session, NodeConfig, ShareEvent};
 use indicatif::ProgressBar;
 
-use crate::output::{human, Output};
+use crate::output::{human, plural, Output};
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
@@ -51,9 +51,9 @@ pub async fn run(config: NodeConfig, args: SendArgs, out: Output) -> anyhow::Res
                     out.note(format!("skipped {skipped}"));
                 }
                 out.note(format!(
-                    "sharing {} ({} files, {}); receive with: ferry receive <ticket>",
+                    "sharing {} ({}, {}); receive with: ferry receive <ticket>",
                     info.offer.top_level().join(", "),
-                    info.offer.file_count(),
+                    plural(info.offer.file_count(), "file"),
                     human(info.offer.total_size)
                 ));
                 // The ticket alone on stdout, so scripts can take it.

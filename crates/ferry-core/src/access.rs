@@ -138,25 +138,26 @@ async fn track(
     let mut current = None;
     let mut throttle = Throttle::new();
     let mut rate = RateMeter::new();
-    let mut last_done = false;
+    let mut aborted = false;
     while let Ok(Some(update)) = rx.recv().await {
-        let done = match update {
+        let (done, last) = match update {
             RequestUpdate::Started(s) => {
                 current = (s.index >= 2).then(|| s.index as usize - 2);
                 base = current.map(before).unwrap_or(0);
-                last_done = false;
-                base
+                (base, false)
             }
-            RequestUpdate::Progress(p) => base + p.end_offset,
+            RequestUpdate::Progress(p) => (base + p.end_offset, false),
             RequestUpdate::Completed(_) => {
                 let end = current.map(|i| before(i + 1)).unwrap_or(base);
-                last_done = current == Some(sizes.len().saturating_sub(1));
-                end
+                (end, current == Some(sizes.len().saturating_sub(1)))
             }
-            RequestUpdate::Aborted(_) => break,
+            RequestUpdate::Aborted(_) => {
+                aborted = true;
+                break;
+            }
         };
         let r = rate.update(done);
-        if throttle.ready() || last_done {
+        if throttle.ready() || last {
             let progress = TransferProgress {
                 done: done.min(total),
                 total,
@@ -171,7 +172,20 @@ async fn track(
                 .ok();
         }
     }
-    if last_done {
+    // A download request asks for everything the peer is missing; when it completes, the
+    // peer has the whole offer.
+    if !aborted {
+        events
+            .send(ShareEvent::PeerProgress {
+                peer: peer.clone(),
+                progress: TransferProgress {
+                    done: total,
+                    total,
+                    rate: 0.0,
+                    current: None,
+                },
+            })
+            .ok();
         events.send(ShareEvent::PeerDone { peer }).ok();
     }
 }

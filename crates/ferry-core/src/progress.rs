@@ -82,8 +82,10 @@ pub enum ReceiveEvent {
     Offer {
         /// What is offered.
         offer: Offer,
-        /// Bytes of it already present locally (from an earlier, interrupted attempt).
+        /// Bytes of it already present locally.
         local_bytes: u64,
+        /// True when an earlier, interrupted attempt left data that is being reused.
+        resumed: bool,
     },
     /// Download progress (throttled).
     Progress(TransferProgress),

@@ -118,6 +118,8 @@ impl Node {
         std::fs::create_dir_all(dest).map_err(|e| Error::write(dest, e))?;
 
         let mut local = store.remote().local(content).await.map_err(Error::store)?;
+        // An earlier attempt left data if the list of files is already here.
+        let resumed = local.local_bytes() > 0;
         let mut conn = None;
         let checked = if local.is_complete() {
             self.load_offer(hash).await?
@@ -140,6 +142,7 @@ impl Node {
             .send(ReceiveEvent::Offer {
                 offer: checked.offer.clone(),
                 local_bytes: already.min(total),
+                resumed,
             })
             .ok();
         check_space(self.home(), dest, total, total.saturating_sub(already))?;

@@ -1,0 +1,160 @@
+//! Real `ferry` processes with separate homes, on loopback.
+
+use std::{process::Command, time::Duration};
+
+use ferry_e2e::*;
+
+const LONG: Duration = Duration::from_secs(120);
+
+#[test]
+fn two_processes_transfer_a_tree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src/My Files");
+    write(&src.join("a.txt"), b"alpha");
+    write(&src.join("nested/deeper/b.bin"), &pseudo_random(2_000_000, 1));
+    write(&src.join("nested/empty.txt"), b"");
+    let (mut sender, ticket) = send(&tmp.path().join("home-a"), &[&src]);
+    let dest = tmp.path().join("dest");
+    let status = ferry(&tmp.path().join("home-b"))
+        .args(["receive", &ticket, "--out"])
+        .arg(&dest)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_trees_equal(&src, &dest.join("My Files"));
+    sender.wait_stderr(LONG, |l| l.contains("received everything"));
+    assert!(sender.interrupt().success(), "send exits cleanly on Ctrl-C");
+}
+
+#[test]
+fn receiver_killed_mid_transfer_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let size = 256 * 1024 * 1024;
+    write(&src.join("big.bin"), &pseudo_random(size, 2));
+    let (_sender, ticket) = send(&tmp.path().join("home-a"), &[&src.join("big.bin")]);
+    let home_b = tmp.path().join("home-b");
+    let dest = tmp.path().join("dest");
+
+    let mut cmd = ferry(&home_b);
+    cmd.args(["--json", "receive", &ticket, "--out"]).arg(&dest);
+    let mut first = Proc::spawn(cmd);
+    first.wait_stderr(LONG, |l| {
+        l.contains("\"event\":\"progress\"") && !l.contains("\"done\":0,")
+    });
+    first.child.kill().unwrap(); // SIGKILL: no chance to clean up
+    first.child.wait().unwrap();
+    assert!(!dest.join("big.bin").exists(), "no half-written file in the destination");
+
+    let mut cmd = ferry(&home_b);
+    cmd.args(["--json", "receive", &ticket, "--out"]).arg(&dest);
+    let mut second = Proc::spawn(cmd);
+    let offer = second.wait_stderr(LONG, |l| l.contains("\"event\":\"offer\""));
+    let offer: serde_json::Value = serde_json::from_str(&offer).unwrap();
+    let kept = offer["local_bytes"].as_u64().unwrap();
+    assert!(kept > 0, "the restarted receiver reuses what it had: {offer}");
+    let done = second.wait_stderr(LONG, |l| l.contains("\"event\":\"done\""));
+    let done: serde_json::Value = serde_json::from_str(&done).unwrap();
+    assert!(second.wait(LONG).success());
+    let fetched = done["bytes_fetched"].as_u64().unwrap();
+    assert_eq!(fetched + kept, size as u64, "only the missing part was fetched");
+    assert_trees_equal(&src, &dest);
+}
+
+#[test]
+fn two_sends_on_one_home_share_through_one_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    write(&tmp.path().join("one.txt"), b"first share");
+    write(&tmp.path().join("two.txt"), b"second share");
+    let (_first, t1) = send(&home, &[&tmp.path().join("one.txt")]);
+    let (mut second, t2) = send(&home, &[&tmp.path().join("two.txt")]);
+    assert!(second.stderr().contains("already running"), "second send used the running node");
+    // Both tickets work.
+    let home_r = tmp.path().join("home-r");
+    for (ticket, name, body) in [(&t1, "one.txt", "first share"), (&t2, "two.txt", "second share")] {
+        let dest = tmp.path().join(format!("dest-{name}"));
+        let st = ferry(&home_r).args(["receive", ticket, "--out"]).arg(&dest).status().unwrap();
+        assert!(st.success());
+        assert_eq!(std::fs::read_to_string(dest.join(name)).unwrap(), body);
+    }
+
+    // Interrupting the second send stops only its share. (A fresh receiver: the first one
+    // already holds the data and would not need the network.)
+    assert!(second.interrupt().success());
+    let home_r = tmp.path().join("home-r2");
+    let dest = tmp.path().join("dest-again");
+    let out = ferry(&home_r).args(["receive", &t2, "--out"]).arg(&dest).output().unwrap();
+    assert!(!out.status.success(), "stopped share must be refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no longer shares"), "{err}");
+    let st = ferry(&home_r).args(["receive", &t1, "--out"]).arg(&dest).status().unwrap();
+    assert!(st.success(), "the first share is still served");
+}
+
+#[test]
+fn invalid_ticket_is_refused_clearly() {
+    let tmp = tempfile::tempdir().unwrap();
+    for bad in ["nonsense", "blobxyz", ""] {
+        let out = ferry(&tmp.path().join("h")).args(["receive", bad]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("ticket"), "{bad:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[test]
+fn help_on_every_command() {
+    for args in [&["--help"][..], &["send", "--help"], &["receive", "--help"], &["run", "--help"], &["status", "--help"]] {
+        let out = Command::new(ferry_bin()).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+    }
+    let out = Command::new(ferry_bin()).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ferry "));
+}
+
+#[test]
+fn sendme_receives_from_ferry_and_ferry_from_sendme() {
+    let ns = NetNs::new("interop");
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("payload");
+    write(&src.join("x.txt"), b"interop");
+    write(&src.join("sub/y.bin"), &pseudo_random(500_000, 3));
+
+    // Ferry sends, sendme receives.
+    let mut cmd = ferry(&tmp.path().join("home-a"));
+    cmd.arg("send").arg(&src);
+    let mut sender = Proc::spawn(ns.wrap(&cmd));
+    let ticket = sender.stdout_line(LONG);
+    let into = tmp.path().join("by-sendme");
+    std::fs::create_dir_all(&into).unwrap();
+    let mut recv = Command::new(sendme_bin());
+    recv.args(["receive", "--relay", "disabled", "--no-progress", &ticket])
+        .current_dir(&into);
+    let out = ns.wrap(&recv).output().unwrap();
+    assert!(out.status.success(), "sendme receive: {}", String::from_utf8_lossy(&out.stderr));
+    assert_trees_equal(&src, &into.join("payload"));
+    drop(sender);
+
+    // sendme sends, Ferry receives.
+    let mut snd = Command::new(sendme_bin());
+    snd.args(["send", "--relay", "disabled", "--ticket-type", "addresses", "--no-progress"])
+        .args(["--magic-ipv4-addr", "127.0.0.1:0"])
+        .arg(&src)
+        .current_dir(tmp.path());
+    let mut sendme = Proc::spawn(ns.wrap(&snd));
+    let ticket = loop {
+        let line = sendme.stdout_line(LONG);
+        if let Some(t) = line.strip_prefix("sendme receive ") {
+            break t.trim().to_string();
+        }
+    };
+    let dest = tmp.path().join("by-ferry");
+    let mut cmd = ferry(&tmp.path().join("home-b"));
+    cmd.args(["receive", &ticket, "--out"]).arg(&dest);
+    let out = ns.wrap(&cmd).output().unwrap();
+    assert!(out.status.success(), "ferry receive: {}", String::from_utf8_lossy(&out.stderr));
+    assert_trees_equal(&src, &dest.join("payload"));
+}
