@@ -123,7 +123,10 @@ impl Proc {
             if Instant::now() > deadline {
                 self.child.kill().ok();
                 self.drain_stderr();
-                panic!("process did not exit; stderr:\n{}", self.stderr_seen.join("\n"));
+                panic!(
+                    "process did not exit; stderr:\n{}",
+                    self.stderr_seen.join("\n")
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -189,7 +192,13 @@ pub fn write(path: &Path, data: &[u8]) {
 /// Asserts two trees hold the same files with the same bytes.
 pub fn assert_trees_equal(a: &Path, b: &Path) {
     let (la, lb) = (list(a), list(b));
-    assert_eq!(la, lb, "file lists of {} and {} differ", a.display(), b.display());
+    assert_eq!(
+        la,
+        lb,
+        "file lists of {} and {} differ",
+        a.display(),
+        b.display()
+    );
     for rel in la {
         let (fa, fb) = (a.join(&rel), b.join(&rel));
         assert!(same_bytes(&fa, &fb), "{} differs", rel.display());
@@ -197,7 +206,10 @@ pub fn assert_trees_equal(a: &Path, b: &Path) {
 }
 
 fn same_bytes(a: &Path, b: &Path) -> bool {
-    let (mut fa, mut fb) = (std::fs::File::open(a).unwrap(), std::fs::File::open(b).unwrap());
+    let (mut fa, mut fb) = (
+        std::fs::File::open(a).unwrap(),
+        std::fs::File::open(b).unwrap(),
+    );
     let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
     loop {
         let na = read_full(&mut fa, &mut ba);
@@ -250,8 +262,15 @@ impl NetNs {
     /// Creates the namespace (needs root and iproute2).
     pub fn new(tag: &str) -> NetNs {
         let name = format!("ferry-{tag}-{}", std::process::id());
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().map(|s| s.success());
-        assert_eq!(ok.ok(), Some(true), "ip netns add {name} failed (needs root and iproute2)");
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .map(|s| s.success());
+        assert_eq!(
+            ok.ok(),
+            Some(true),
+            "ip netns add {name} failed (needs root and iproute2)"
+        );
         let ok = Command::new("ip")
             .args(["netns", "exec", &name, "ip", "link", "set", "lo", "up"])
             .status()
@@ -281,7 +300,10 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        Command::new("ip").args(["netns", "del", &self.name]).status().ok();
+        Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status()
+            .ok();
     }
 }
 
@@ -290,7 +312,9 @@ pub fn sendme_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("SENDME_BIN") {
         return PathBuf::from(p);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     let p = home.join(".cache/ferry-tools/bin/sendme");
     assert!(
         p.exists(),

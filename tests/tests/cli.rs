@@ -11,7 +11,10 @@ fn two_processes_transfer_a_tree() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src/My Files");
     write(&src.join("a.txt"), b"alpha");
-    write(&src.join("nested/deeper/b.bin"), &pseudo_random(2_000_000, 1));
+    write(
+        &src.join("nested/deeper/b.bin"),
+        &pseudo_random(2_000_000, 1),
+    );
     write(&src.join("nested/empty.txt"), b"");
     let (mut sender, ticket) = send(&tmp.path().join("home-a"), &[&src]);
     let dest = tmp.path().join("dest");
@@ -44,7 +47,10 @@ fn receiver_killed_mid_transfer_resumes() {
     });
     first.child.kill().unwrap(); // SIGKILL: no chance to clean up
     first.child.wait().unwrap();
-    assert!(!dest.join("big.bin").exists(), "no half-written file in the destination");
+    assert!(
+        !dest.join("big.bin").exists(),
+        "no half-written file in the destination"
+    );
 
     let mut cmd = ferry(&home_b);
     cmd.args(["--json", "receive", &ticket, "--out"]).arg(&dest);
@@ -52,12 +58,19 @@ fn receiver_killed_mid_transfer_resumes() {
     let offer = second.wait_stderr(LONG, |l| l.contains("\"event\":\"offer\""));
     let offer: serde_json::Value = serde_json::from_str(&offer).unwrap();
     let kept = offer["local_bytes"].as_u64().unwrap();
-    assert!(kept > 0, "the restarted receiver reuses what it had: {offer}");
+    assert!(
+        kept > 0,
+        "the restarted receiver reuses what it had: {offer}"
+    );
     let done = second.wait_stderr(LONG, |l| l.contains("\"event\":\"done\""));
     let done: serde_json::Value = serde_json::from_str(&done).unwrap();
     assert!(second.wait(LONG).success());
     let fetched = done["bytes_fetched"].as_u64().unwrap();
-    assert_eq!(fetched + kept, size as u64, "only the missing part was fetched");
+    assert_eq!(
+        fetched + kept,
+        size as u64,
+        "only the missing part was fetched"
+    );
     assert_trees_equal(&src, &dest);
 }
 
@@ -69,12 +82,22 @@ fn two_sends_on_one_home_share_through_one_node() {
     write(&tmp.path().join("two.txt"), b"second share");
     let (_first, t1) = send(&home, &[&tmp.path().join("one.txt")]);
     let (mut second, t2) = send(&home, &[&tmp.path().join("two.txt")]);
-    assert!(second.stderr().contains("already running"), "second send used the running node");
+    assert!(
+        second.stderr().contains("already running"),
+        "second send used the running node"
+    );
     // Both tickets work.
     let home_r = tmp.path().join("home-r");
-    for (ticket, name, body) in [(&t1, "one.txt", "first share"), (&t2, "two.txt", "second share")] {
+    for (ticket, name, body) in [
+        (&t1, "one.txt", "first share"),
+        (&t2, "two.txt", "second share"),
+    ] {
         let dest = tmp.path().join(format!("dest-{name}"));
-        let st = ferry(&home_r).args(["receive", ticket, "--out"]).arg(&dest).status().unwrap();
+        let st = ferry(&home_r)
+            .args(["receive", ticket, "--out"])
+            .arg(&dest)
+            .status()
+            .unwrap();
         assert!(st.success());
         assert_eq!(std::fs::read_to_string(dest.join(name)).unwrap(), body);
     }
@@ -84,11 +107,19 @@ fn two_sends_on_one_home_share_through_one_node() {
     assert!(second.interrupt().success());
     let home_r = tmp.path().join("home-r2");
     let dest = tmp.path().join("dest-again");
-    let out = ferry(&home_r).args(["receive", &t2, "--out"]).arg(&dest).output().unwrap();
+    let out = ferry(&home_r)
+        .args(["receive", &t2, "--out"])
+        .arg(&dest)
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "stopped share must be refused");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no longer shares"), "{err}");
-    let st = ferry(&home_r).args(["receive", &t1, "--out"]).arg(&dest).status().unwrap();
+    let st = ferry(&home_r)
+        .args(["receive", &t1, "--out"])
+        .arg(&dest)
+        .status()
+        .unwrap();
     assert!(st.success(), "the first share is still served");
 }
 
@@ -96,7 +127,10 @@ fn two_sends_on_one_home_share_through_one_node() {
 fn invalid_ticket_is_refused_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     for bad in ["nonsense", "blobxyz", ""] {
-        let out = ferry(&tmp.path().join("h")).args(["receive", bad]).output().unwrap();
+        let out = ferry(&tmp.path().join("h"))
+            .args(["receive", bad])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1), "{bad:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("ticket"), "{bad:?}: {err}");
@@ -106,10 +140,19 @@ fn invalid_ticket_is_refused_clearly() {
 
 #[test]
 fn help_on_every_command() {
-    for args in [&["--help"][..], &["send", "--help"], &["receive", "--help"], &["run", "--help"], &["status", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["send", "--help"],
+        &["receive", "--help"],
+        &["run", "--help"],
+        &["status", "--help"],
+    ] {
         let out = Command::new(ferry_bin()).args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage"),
+            "{args:?}"
+        );
     }
     let out = Command::new(ferry_bin()).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ferry "));
@@ -134,16 +177,27 @@ fn sendme_receives_from_ferry_and_ferry_from_sendme() {
     recv.args(["receive", "--relay", "disabled", "--no-progress", &ticket])
         .current_dir(&into);
     let out = ns.wrap(&recv).output().unwrap();
-    assert!(out.status.success(), "sendme receive: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sendme receive: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_trees_equal(&src, &into.join("payload"));
     drop(sender);
 
     // sendme sends, Ferry receives.
     let mut snd = Command::new(sendme_bin());
-    snd.args(["send", "--relay", "disabled", "--ticket-type", "addresses", "--no-progress"])
-        .args(["--magic-ipv4-addr", "127.0.0.1:0"])
-        .arg(&src)
-        .current_dir(tmp.path());
+    snd.args([
+        "send",
+        "--relay",
+        "disabled",
+        "--ticket-type",
+        "addresses",
+        "--no-progress",
+    ])
+    .args(["--magic-ipv4-addr", "127.0.0.1:0"])
+    .arg(&src)
+    .current_dir(tmp.path());
     let mut sendme = Proc::spawn(ns.wrap(&snd));
     let ticket = loop {
         let line = sendme.stdout_line(LONG);
@@ -155,6 +209,10 @@ fn sendme_receives_from_ferry_and_ferry_from_sendme() {
     let mut cmd = ferry(&tmp.path().join("home-b"));
     cmd.args(["receive", &ticket, "--out"]).arg(&dest);
     let out = ns.wrap(&cmd).output().unwrap();
-    assert!(out.status.success(), "ferry receive: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ferry receive: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_trees_equal(&src, &dest.join("payload"));
 }

@@ -91,7 +91,11 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
             }
             ProviderMessage::ObserveRequestReceived(msg) => {
                 let ok = registry.allows_blob(&msg.inner.request.hash);
-                let res = if ok { Ok(()) } else { Err(AbortReason::Permission) };
+                let res = if ok {
+                    Ok(())
+                } else {
+                    Err(AbortReason::Permission)
+                };
                 msg.tx.send(res).await.ok();
             }
             ProviderMessage::GetManyRequestReceived(msg) => {

@@ -27,11 +27,13 @@ impl FromStr for RelayChoice {
         match s.trim() {
             "default" => Ok(RelayChoice::Default),
             "disabled" | "off" | "none" => Ok(RelayChoice::Disabled),
-            url => RelayUrl::from_str(url).map(RelayChoice::Custom).map_err(|e| {
-                Error::Config(format!(
-                    "relay must be 'default', 'disabled' or a URL, got {url:?} ({e})"
-                ))
-            }),
+            url => RelayUrl::from_str(url)
+                .map(RelayChoice::Custom)
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "relay must be 'default', 'disabled' or a URL, got {url:?} ({e})"
+                    ))
+                }),
         }
     }
 }
@@ -98,8 +100,14 @@ mod tests {
 
     #[test]
     fn relay_choice_parses() {
-        assert_eq!("default".parse::<RelayChoice>().unwrap(), RelayChoice::Default);
-        assert_eq!("disabled".parse::<RelayChoice>().unwrap(), RelayChoice::Disabled);
+        assert_eq!(
+            "default".parse::<RelayChoice>().unwrap(),
+            RelayChoice::Default
+        );
+        assert_eq!(
+            "disabled".parse::<RelayChoice>().unwrap(),
+            RelayChoice::Disabled
+        );
         let c: RelayChoice = "https://relay.example.org".parse().unwrap();
         assert!(matches!(c, RelayChoice::Custom(_)));
         let err = "not a url".parse::<RelayChoice>().unwrap_err();

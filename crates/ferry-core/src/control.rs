@@ -163,7 +163,9 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
             code: "control".into(),
             message: "control channel: wrong token or protocol version".into(),
         };
-        write_item::<()>(&mut write, &StreamItem::Error(err)).await.ok();
+        write_item::<()>(&mut write, &StreamItem::Error(err))
+            .await
+            .ok();
         return Err(Error::Control("client failed the handshake".into()));
     }
     let request: Request = read_line(&mut lines).await?;
@@ -340,12 +342,19 @@ impl ControlClient {
 
     /// Shares paths through the remote node.
     pub async fn share(&self, paths: Vec<PathBuf>) -> Result<EventStream<ShareEvent>> {
-        let paths = paths.into_iter().map(absolute).collect::<Result<Vec<_>>>()?;
+        let paths = paths
+            .into_iter()
+            .map(absolute)
+            .collect::<Result<Vec<_>>>()?;
         self.stream(&Request::Share { paths }).await
     }
 
     /// Receives through the remote node.
-    pub async fn receive(&self, ticket: &Ticket, dest: PathBuf) -> Result<EventStream<ReceiveEvent>> {
+    pub async fn receive(
+        &self,
+        ticket: &Ticket,
+        dest: PathBuf,
+    ) -> Result<EventStream<ReceiveEvent>> {
         let dest = absolute(dest)?;
         self.stream(&Request::Receive {
             ticket: ticket.to_string(),

@@ -12,7 +12,10 @@ use crate::error::{Error, Result};
 
 /// Name of the staging directory for a collection.
 pub fn staging_dir(dest: &Path, hash_hex: &str) -> PathBuf {
-    dest.join(format!(".ferry-partial-{}", &hash_hex[..hash_hex.len().min(16)]))
+    dest.join(format!(
+        ".ferry-partial-{}",
+        &hash_hex[..hash_hex.len().min(16)]
+    ))
 }
 
 /// Creates `rel`'s parent directories below `root`. `rel` must be a validated relative path.
@@ -108,7 +111,10 @@ mod tests {
         let landed = move_into_place(&d.join("new"), d, "a.txt").unwrap();
         assert_eq!(landed, d.join("a (2).txt"));
         assert_eq!(std::fs::read_to_string(d.join("a.txt")).unwrap(), "old");
-        assert_eq!(std::fs::read_to_string(d.join("a (1).txt")).unwrap(), "old1");
+        assert_eq!(
+            std::fs::read_to_string(d.join("a (1).txt")).unwrap(),
+            "old1"
+        );
         assert_eq!(std::fs::read_to_string(&landed).unwrap(), "new");
         assert!(!d.join("new").exists());
 

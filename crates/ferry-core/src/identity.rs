@@ -22,9 +22,9 @@ pub fn load_or_create(home: &Path) -> Result<SecretKey, Error> {
             let bytes = data_encoding::HEXLOWER_PERMISSIVE
                 .decode(text.trim().as_bytes())
                 .map_err(|e| home_err(format!("{} is not a valid key: {e}", path.display())))?;
-            let bytes: [u8; 32] = bytes.try_into().map_err(|_| {
-                home_err(format!("{} does not hold a 32-byte key", path.display()))
-            })?;
+            let bytes: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| home_err(format!("{} does not hold a 32-byte key", path.display())))?;
             Ok(SecretKey::from_bytes(&bytes))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -72,7 +72,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

@@ -161,16 +161,22 @@ mod tests {
         ] {
             assert!(validate_name(ok).is_ok(), "{ok} should be accepted");
         }
-        assert_eq!(validate_name("a/b/c").unwrap(), PathBuf::from("a").join("b").join("c"));
+        assert_eq!(
+            validate_name("a/b/c").unwrap(),
+            PathBuf::from("a").join("b").join("c")
+        );
     }
 
     #[test]
     fn rejects_each_class() {
-        let cases: &[(&str, fn(&NameError) -> bool)] = &[
+        type Check = fn(&NameError) -> bool;
+        let cases: &[(&str, Check)] = &[
             ("", |e| matches!(e, NameError::Empty)),
             ("/etc/passwd", |e| matches!(e, NameError::Absolute(_))),
             ("\\windows", |e| matches!(e, NameError::Absolute(_))),
-            ("\\\\server\\share", |e| matches!(e, NameError::DrivePrefix(_))),
+            ("\\\\server\\share", |e| {
+                matches!(e, NameError::DrivePrefix(_))
+            }),
             ("C:evil", |e| matches!(e, NameError::DrivePrefix(_))),
             ("c:/evil", |e| matches!(e, NameError::DrivePrefix(_))),
             ("../x", |e| matches!(e, NameError::ParentDir(_))),
@@ -193,7 +199,10 @@ mod tests {
             let err = validate_name(name).expect_err(name);
             assert!(check(&err), "{name:?} gave {err:?}");
             if !name.is_empty() {
-                assert!(err.to_string().contains(&format!("{name:?}")), "{err} names {name:?}");
+                assert!(
+                    err.to_string().contains(&format!("{name:?}")),
+                    "{err} names {name:?}"
+                );
             }
         }
         assert!(matches!(
@@ -205,9 +214,21 @@ mod tests {
     #[test]
     fn rejects_collisions() {
         assert!(validate_names(["a", "b/c", "b/d"]).is_ok());
-        assert!(matches!(validate_names(["a", "a"]), Err(NameError::Collision(_))));
-        assert!(matches!(validate_names(["a", "a/b"]), Err(NameError::Collision(_))));
-        assert!(matches!(validate_names(["a/b", "a"]), Err(NameError::Collision(_))));
-        assert!(matches!(validate_names(["A.txt", "a.txt"]), Err(NameError::Collision(_))));
+        assert!(matches!(
+            validate_names(["a", "a"]),
+            Err(NameError::Collision(_))
+        ));
+        assert!(matches!(
+            validate_names(["a", "a/b"]),
+            Err(NameError::Collision(_))
+        ));
+        assert!(matches!(
+            validate_names(["a/b", "a"]),
+            Err(NameError::Collision(_))
+        ));
+        assert!(matches!(
+            validate_names(["A.txt", "a.txt"]),
+            Err(NameError::Collision(_))
+        ));
     }
 }

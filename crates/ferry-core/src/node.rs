@@ -11,11 +11,7 @@ use std::{
     time::Duration,
 };
 
-use iroh::{
-    endpoint::presets,
-    protocol::Router,
-    Endpoint, EndpointAddr, EndpointId, RelayMode,
-};
+use iroh::{endpoint::presets, protocol::Router, Endpoint, EndpointAddr, EndpointId, RelayMode};
 use iroh_blobs::{
     api::Store,
     store::{

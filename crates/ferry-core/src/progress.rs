@@ -289,7 +289,12 @@ mod tests {
         let s = serde_json::to_string(&e).unwrap();
         assert!(s.contains("\"event\":\"progress\""));
         assert_eq!(serde_json::from_str::<ReceiveEvent>(&s).unwrap(), e);
-        let p = TransferProgress { done: 5, total: 10, rate: 2.5, current: None };
+        let p = TransferProgress {
+            done: 5,
+            total: 10,
+            rate: 2.5,
+            current: None,
+        };
         assert_eq!(p.eta_secs(), Some(2.0));
     }
 }

@@ -150,7 +150,9 @@ impl Node {
         let mut fetched = 0;
         if !local.is_complete() {
             let conn = conn.take().expect("connected when incomplete");
-            fetched = self.download(conn, &local, &checked, already, events).await?;
+            fetched = self
+                .download(conn, &local, &checked, already, events)
+                .await?;
             let after = store.remote().local(content).await.map_err(Error::store)?;
             if !after.is_complete() {
                 return Err(Error::Transfer(
@@ -204,7 +206,11 @@ impl Node {
         let store = self.store();
         let root_size = match store.blobs().status(hash).await.map_err(Error::store)? {
             BlobStatus::Complete { size } if size % 32 == 0 && size > 0 => size,
-            _ => return Err(Error::BadData("the list of files is incomplete or malformed".into())),
+            _ => {
+                return Err(Error::BadData(
+                    "the list of files is incomplete or malformed".into(),
+                ))
+            }
         };
         let seq = iroh_blobs::hashseq::HashSeq::try_from(
             store.get_bytes(hash).await.map_err(Error::store)?,
@@ -214,7 +220,9 @@ impl Node {
             Some(meta) => match store.blobs().status(meta).await.map_err(Error::store)? {
                 BlobStatus::Complete { size } if size <= MAX_META_SIZE => size,
                 BlobStatus::Complete { size } => {
-                    return Err(Error::BadData(format!("the list of names is too large ({size} bytes)")))
+                    return Err(Error::BadData(format!(
+                        "the list of names is too large ({size} bytes)"
+                    )))
                 }
                 _ => return Err(Error::BadData("the list of names is missing".into())),
             },
@@ -306,7 +314,9 @@ impl Node {
                 GetProgressItem::Error(e) => return Err(describe_get_error(e)),
             }
         }
-        Err(Error::Transfer("the download ended without a result".into()))
+        Err(Error::Transfer(
+            "the download ended without a result".into(),
+        ))
     }
 
     /// Exports every file into a staging dir, then moves the top-level entries into place.

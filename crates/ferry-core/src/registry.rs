@@ -100,12 +100,20 @@ impl Registry {
 
     /// May this blob be served on its own?
     pub fn allows_blob(&self, hash: &Hash) -> bool {
-        self.0.lock().expect("registry lock").allowed.contains_key(hash)
+        self.0
+            .lock()
+            .expect("registry lock")
+            .allowed
+            .contains_key(hash)
     }
 
     /// May this hash be served as a hash sequence (a whole collection)?
     pub fn allows_collection(&self, root: &Hash) -> bool {
-        self.0.lock().expect("registry lock").roots.contains_key(root)
+        self.0
+            .lock()
+            .expect("registry lock")
+            .roots
+            .contains_key(root)
     }
 
     /// The newest live share with this root, for progress reporting.
@@ -171,7 +179,10 @@ mod tests {
         let g1 = r.add(root, vec![root, child], vec![0, 1], tx.clone());
         let g2 = r.add(root, vec![root, child], vec![0, 1], tx);
         assert!(r.allows_collection(&root) && r.allows_blob(&child));
-        assert!(!r.allows_collection(&child), "a child is never served as a collection");
+        assert!(
+            !r.allows_collection(&child),
+            "a child is never served as a collection"
+        );
         drop(g1);
         assert!(r.allows_blob(&child), "still offered by the second share");
         drop(g2);

@@ -105,7 +105,11 @@ impl Session {
     }
 
     /// Receives a ticket into `dest`.
-    pub async fn receive(&self, ticket: &Ticket, dest: PathBuf) -> Result<EventStream<ReceiveEvent>> {
+    pub async fn receive(
+        &self,
+        ticket: &Ticket,
+        dest: PathBuf,
+    ) -> Result<EventStream<ReceiveEvent>> {
         match self {
             Session::Local { node, .. } => Ok(local_receive(node.clone(), ticket.clone(), dest)),
             Session::Remote(c) => c.receive(ticket, dest).await,

@@ -67,7 +67,9 @@ impl Node {
         let store = self.store().clone();
         let files_total = sources.files.len();
         let bytes_total: u64 = sources.files.iter().map(|f| f.size).sum();
-        let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2);
+        let parallelism = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(2);
 
         let mut throttle = Throttle::new();
         let mut files_done = 0;

@@ -60,10 +60,14 @@ pub fn collect(paths: &[PathBuf]) -> Result<Sources, Error> {
             continue;
         }
         if !meta.is_dir() {
-            out.skipped.push(format!("{}: not a regular file or folder", given.display()));
+            out.skipped
+                .push(format!("{}: not a regular file or folder", given.display()));
             continue;
         }
-        for entry in walkdir::WalkDir::new(&root).follow_links(false).sort_by_file_name() {
+        for entry in walkdir::WalkDir::new(&root)
+            .follow_links(false)
+            .sort_by_file_name()
+        {
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
@@ -73,7 +77,10 @@ pub fn collect(paths: &[PathBuf]) -> Result<Sources, Error> {
             };
             let rel = entry.path().strip_prefix(&root).unwrap_or(entry.path());
             let Some(name) = join_name(&top, rel) else {
-                out.skipped.push(format!("{}: name is not valid UTF-8", entry.path().display()));
+                out.skipped.push(format!(
+                    "{}: name is not valid UTF-8",
+                    entry.path().display()
+                ));
                 continue;
             };
             let ft = entry.file_type();
@@ -95,10 +102,8 @@ pub fn collect(paths: &[PathBuf]) -> Result<Sources, Error> {
                     )),
                 }
             } else if !ft.is_dir() {
-                out.skipped.push(format!(
-                    "{}: not a regular file",
-                    entry.path().display()
-                ));
+                out.skipped
+                    .push(format!("{}: not a regular file", entry.path().display()));
             }
         }
     }
@@ -144,7 +149,7 @@ mod tests {
         std::fs::create_dir_all(root.join("empty")).unwrap();
         std::fs::write(root.join("a.txt"), "a").unwrap();
         std::fs::write(root.join("sub/deeper/b c.txt"), "bc").unwrap();
-        let s = collect(&[root.clone()]).unwrap();
+        let s = collect(std::slice::from_ref(&root)).unwrap();
         let names: Vec<_> = s.files.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, ["photos/a.txt", "photos/sub/deeper/b c.txt"]);
         assert_eq!(s.files[1].size, 2);
@@ -187,8 +192,8 @@ mod tests {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
             std::fs::write(dir.path().join(d).join("same.txt"), d).unwrap();
         }
-        let err = collect(&[dir.path().join("x/same.txt"), dir.path().join("y/same.txt")])
-            .unwrap_err();
+        let err =
+            collect(&[dir.path().join("x/same.txt"), dir.path().join("y/same.txt")]).unwrap_err();
         assert!(err.to_string().contains("same.txt"), "{err}");
     }
 }

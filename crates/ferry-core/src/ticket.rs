@@ -86,7 +86,9 @@ impl FromStr for Ticket {
             }
         }
         if let Some(rest) = strip_scheme(text) {
-            text = rest.trim_start_matches("receive/").trim_start_matches("receive?ticket=");
+            text = rest
+                .trim_start_matches("receive/")
+                .trim_start_matches("receive?ticket=");
             text = text.trim_end_matches('/');
         }
         if text.starts_with("docaaa") || text.starts_with("folder") {
@@ -149,7 +151,10 @@ mod tests {
         assert!(err.to_string().contains("hello"));
         let mut s = sample().to_string();
         s.truncate(s.len() - 5);
-        assert!(matches!(s.parse::<Ticket>(), Err(TicketError::Malformed(_))));
+        assert!(matches!(
+            s.parse::<Ticket>(),
+            Err(TicketError::Malformed(_))
+        ));
         let raw = BlobTicket::new(sample().addr().clone(), Hash::new(b"x"), BlobFormat::Raw);
         assert!(matches!(
             raw.to_string().parse::<Ticket>(),

@@ -77,8 +77,16 @@ async fn every_escaping_name_is_refused_and_nothing_is_written() {
             );
         }
         let listed: Vec<_> = std::fs::read_dir(&outer).unwrap().collect();
-        assert_eq!(listed.len(), 1, "only dest exists beside dest in case {names:?}");
-        assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0, "dest stays empty");
+        assert_eq!(
+            listed.len(),
+            1,
+            "only dest exists beside dest in case {names:?}"
+        );
+        assert_eq!(
+            std::fs::read_dir(&dest).unwrap().count(),
+            0,
+            "dest stays empty"
+        );
         router.shutdown().await.unwrap();
     }
     assert!(!std::path::Path::new("/tmp/ferry-absolute-escape.txt").exists());

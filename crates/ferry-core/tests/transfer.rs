@@ -17,7 +17,10 @@ async fn single_file() {
     assert_eq!(share.info().offer.file_count(), 1);
     let dest = env.dir("dest");
     let summary = receive(&receiver, share.ticket(), &dest).await.unwrap();
-    assert_eq!(std::fs::read(dest.join("hello.txt")).unwrap(), b"hello ferry");
+    assert_eq!(
+        std::fs::read(dest.join("hello.txt")).unwrap(),
+        b"hello ferry"
+    );
     assert_eq!(summary.files, 1);
     assert_eq!(summary.saved, vec![dest.join("hello.txt")]);
     assert_no_leftovers(&dest);
@@ -33,7 +36,7 @@ async fn nested_tree_with_unicode_spaces_and_empty_files() {
     write(&root.join("deep/er/random.bin"), &pseudo_random(300_000, 1));
     write(&root.join(".hidden"), b"dot");
     let (sender, receiver) = (env.node("a").await, env.node("b").await);
-    let (share, _events) = share(&sender, &[root.clone()]).await;
+    let (share, _events) = share(&sender, std::slice::from_ref(&root)).await;
     assert_eq!(share.info().offer.file_count(), 5);
     let dest = env.dir("dest");
     receive(&receiver, share.ticket(), &dest).await.unwrap();
@@ -67,11 +70,17 @@ async fn existing_files_are_never_overwritten() {
     write(&dest.join("report.pdf"), b"precious");
     let summary = receive(&receiver, share.ticket(), &dest).await.unwrap();
     assert_eq!(std::fs::read(dest.join("report.pdf")).unwrap(), b"precious");
-    assert_eq!(std::fs::read(dest.join("report (1).pdf")).unwrap(), b"new version");
+    assert_eq!(
+        std::fs::read(dest.join("report (1).pdf")).unwrap(),
+        b"new version"
+    );
     assert_eq!(summary.saved, vec![dest.join("report (1).pdf")]);
     // Receiving again lands beside both.
     receive(&receiver, share.ticket(), &dest).await.unwrap();
-    assert_eq!(std::fs::read(dest.join("report (2).pdf")).unwrap(), b"new version");
+    assert_eq!(
+        std::fs::read(dest.join("report (2).pdf")).unwrap(),
+        b"new version"
+    );
 }
 
 #[tokio::test]
@@ -84,18 +93,31 @@ async fn preview_lists_names_and_sizes_without_downloading() {
     let (share, _events) = share(&sender, &[root]).await;
     let ticket = share.ticket().parse().unwrap();
     let offer = receiver.preview(&ticket).await.unwrap();
-    let listed: Vec<(&str, u64)> = offer.entries.iter().map(|e| (e.name.as_str(), e.size)).collect();
-    assert_eq!(listed, [("album/one.jpg", 50_000), ("album/two.jpg", 70_000)]);
+    let listed: Vec<(&str, u64)> = offer
+        .entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.size))
+        .collect();
+    assert_eq!(
+        listed,
+        [("album/one.jpg", 50_000), ("album/two.jpg", 70_000)]
+    );
     assert_eq!(offer.total_size, 120_000);
     // Only the size proofs (a chunk per file) were fetched, not the files.
     let local = receiver
         .store()
         .remote()
-        .local(iroh_blobs::HashAndFormat::hash_seq(ticket.blob_ticket().hash()))
+        .local(iroh_blobs::HashAndFormat::hash_seq(
+            ticket.blob_ticket().hash(),
+        ))
         .await
         .unwrap();
     assert!(!local.is_complete());
-    assert!(local.local_bytes() < 10_000, "fetched {}", local.local_bytes());
+    assert!(
+        local.local_bytes() < 10_000,
+        "fetched {}",
+        local.local_bytes()
+    );
 }
 
 #[tokio::test]
@@ -128,7 +150,10 @@ async fn resume_fetches_only_what_was_missing() {
     let first = attempt.await.unwrap();
     assert!(matches!(first, Err(Error::Cancelled)), "{first:?}");
     assert_no_leftovers(&dest);
-    assert!(!dest.join("big.bin").exists(), "nothing appears before it is complete");
+    assert!(
+        !dest.join("big.bin").exists(),
+        "nothing appears before it is complete"
+    );
 
     // Second attempt: only the rest crosses the network.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -144,9 +169,16 @@ async fn resume_fetches_only_what_was_missing() {
     }
     let local_before = local_before.expect("offer event");
     assert!(local_before > 0, "the first attempt's data was kept");
-    assert!(summary.bytes_fetched < size as u64, "fetched {}", summary.bytes_fetched);
+    assert!(
+        summary.bytes_fetched < size as u64,
+        "fetched {}",
+        summary.bytes_fetched
+    );
     assert_eq!(summary.bytes_fetched + local_before, size as u64);
-    assert_eq!(std::fs::read(dest.join("big.bin")).unwrap(), pseudo_random(size, 4));
+    assert_eq!(
+        std::fs::read(dest.join("big.bin")).unwrap(),
+        pseudo_random(size, 4)
+    );
 }
 
 #[tokio::test]
@@ -209,7 +241,8 @@ async fn through_a_local_relay_without_direct_addresses() {
     let (share, _events) = share(&sender, &[src.join("via-relay.bin")]).await;
     let full: ferry_core::Ticket = share.ticket().parse().unwrap();
     // Keep only the node id and the relay URL.
-    let addr = iroh::EndpointAddr::new(full.blob_ticket().addr().id).with_relay_url(relay_url.clone());
+    let addr =
+        iroh::EndpointAddr::new(full.blob_ticket().addr().id).with_relay_url(relay_url.clone());
     assert_eq!(addr.ip_addrs().count(), 0);
     let ticket = iroh_blobs::ticket::BlobTicket::new(
         addr,
@@ -217,7 +250,9 @@ async fn through_a_local_relay_without_direct_addresses() {
         iroh_blobs::BlobFormat::HashSeq,
     );
     let dest = env.dir("dest");
-    receive(&receiver, &ticket.to_string(), &dest).await.unwrap();
+    receive(&receiver, &ticket.to_string(), &dest)
+        .await
+        .unwrap();
     assert_eq!(
         std::fs::read(dest.join("via-relay.bin")).unwrap(),
         pseudo_random(200_000, 6)

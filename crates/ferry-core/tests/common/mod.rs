@@ -32,7 +32,9 @@ impl Env {
 
     /// A node with relays disabled, bound to loopback.
     pub async fn node(&self, name: &str) -> Node {
-        Node::spawn(NodeConfig::local(self.home(name))).await.unwrap()
+        Node::spawn(NodeConfig::local(self.home(name)))
+            .await
+            .unwrap()
     }
 }
 
@@ -64,13 +66,17 @@ pub async fn share(node: &Node, paths: &[PathBuf]) -> (Share, mpsc::UnboundedRec
 pub async fn receive(node: &Node, ticket: &str, dest: &Path) -> ferry_core::Result<ReceiveSummary> {
     let ticket: ferry_core::Ticket = ticket.parse()?;
     let (tx, _rx) = mpsc::unbounded_channel();
-    node.receive(&ticket, dest, tx, CancellationToken::new()).await
+    node.receive(&ticket, dest, tx, CancellationToken::new())
+        .await
 }
 
 /// Every file below `a` exists below `b` with the same bytes, and nothing else does.
 pub fn assert_trees_equal(a: &Path, b: &Path) {
     let list = |root: &Path| {
-        let mut v: Vec<PathBuf> = walk(root).into_iter().map(|p| p.strip_prefix(root).unwrap().to_path_buf()).collect();
+        let mut v: Vec<PathBuf> = walk(root)
+            .into_iter()
+            .map(|p| p.strip_prefix(root).unwrap().to_path_buf())
+            .collect();
         v.sort();
         v
     };

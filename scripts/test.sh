@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Quick start, part two: set everything up and run every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+bash scripts/install-tools.sh
+source scripts/env.sh
+
+echo "== build"
+bash scripts/build-app.sh
+
+echo "== formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --locked --workspace --all-targets -q -- -D warnings
+
+echo "== Rust tests (core, CLI, multi-process)"
+cargo test --locked --workspace --exclude ferry-app -q
+
+echo "== UI unit tests"
+(cd ui && npx vitest run)
+
+echo "== app starts"
+bash scripts/app-smoke.sh
+
+echo "all tests passed"
