@@ -216,3 +216,40 @@ fn sendme_receives_from_ferry_and_ferry_from_sendme() {
     );
     assert_trees_equal(&src, &dest.join("payload"));
 }
+
+#[test]
+fn sender_vanishing_mid_transfer_is_clear_and_resumable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let size = 256 * 1024 * 1024;
+    write(&src.join("big.bin"), &pseudo_random(size, 9));
+    let home_a = tmp.path().join("home-a");
+    let (mut sender, ticket) = send(&home_a, &[&src.join("big.bin")]);
+    let home_b = tmp.path().join("home-b");
+    let dest = tmp.path().join("dest");
+
+    let mut cmd = ferry(&home_b);
+    cmd.args(["--json", "receive", &ticket, "--out"]).arg(&dest);
+    let mut first = Proc::spawn(cmd);
+    first.wait_stderr(LONG, |l| {
+        l.contains("\"event\":\"progress\"") && !l.contains("\"done\":0,")
+    });
+    sender.child.kill().unwrap(); // the sender vanishes without a goodbye
+    sender.child.wait().unwrap();
+    let status = first.wait(LONG);
+    assert_eq!(status.code(), Some(1), "the receiver reports the failure");
+    let err = first.stderr();
+    assert!(err.contains("run again to resume"), "{err}");
+    assert!(!dest.join("big.bin").exists());
+
+    // The sender comes back (same home: same node id, same content, same hash).
+    let (_sender, ticket2) = send(&home_a, &[&src.join("big.bin")]);
+    let mut cmd = ferry(&home_b);
+    cmd.args(["--json", "receive", &ticket2, "--out"])
+        .arg(&dest);
+    let mut second = Proc::spawn(cmd);
+    let offer = second.wait_stderr(LONG, |l| l.contains("\"event\":\"offer\""));
+    assert!(offer.contains("\"resumed\":true"), "{offer}");
+    assert!(second.wait(LONG).success(), "{}", second.stderr());
+    assert_trees_equal(&src, &dest);
+}

@@ -383,5 +383,5 @@ fn absolute(p: PathBuf) -> Result<PathBuf> {
 
 /// An error reported by the remote node, kept with its code.
 fn remote_error(e: ErrorInfo) -> Error {
-    Error::Control(e.message)
+    Error::Remote(e)
 }

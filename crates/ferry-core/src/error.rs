@@ -90,7 +90,33 @@ pub enum Error {
     /// The network endpoint could not be started.
     #[error("network: {0}")]
     Network(String),
+    /// An error reported by the node of another process, with its original code.
+    #[error("{}", .0.message)]
+    Remote(ErrorInfo),
 }
+
+/// Every code [`Error::code`] can return, so a code received as text maps back to it.
+pub const CODES: &[&str] = &[
+    "ticket_empty",
+    "ticket_malformed",
+    "ticket_not_collection",
+    "ticket_is_folder",
+    "unsafe_name",
+    "share_source",
+    "empty_share",
+    "connect_failed",
+    "transfer_failed",
+    "bad_data",
+    "cancelled",
+    "write_failed",
+    "disk_full",
+    "home_unusable",
+    "node_unreachable",
+    "control",
+    "invalid_config",
+    "store",
+    "network",
+];
 
 impl Error {
     /// A stable, machine-readable code for this error.
@@ -112,6 +138,11 @@ impl Error {
             Error::Config(_) => "invalid_config",
             Error::Store(_) => "store",
             Error::Network(_) => "network",
+            Error::Remote(info) => CODES
+                .iter()
+                .find(|c| **c == info.code)
+                .copied()
+                .unwrap_or("control"),
         }
     }
 
@@ -157,5 +188,23 @@ impl From<&Error> for ErrorInfo {
 impl std::fmt::Display for ErrorInfo {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_errors_keep_their_code() {
+        let local = Error::DiskFull {
+            path: "/x".into(),
+            needed: 2,
+            available: 1,
+        };
+        let remote = Error::Remote(ErrorInfo::from(&local));
+        assert_eq!(remote.code(), "disk_full");
+        assert_eq!(remote.to_string(), local.to_string());
+        assert!(CODES.contains(&local.code()));
     }
 }

@@ -112,8 +112,19 @@ impl Node {
     pub async fn spawn_locked(config: NodeConfig, lock: HomeLock) -> Result<Node> {
         debug_assert_eq!(lock.home, config.home);
         let secret = identity::load_or_create(&config.home)?;
+        // Both sides send a heartbeat every 5 s; a peer silent for 15 s has vanished (crashed,
+        // unplugged) and the transfer fails with a resumable error instead of hanging for the
+        // QUIC default of 30 s.
+        let transport = iroh::endpoint::QuicTransportConfig::builder()
+            .max_idle_timeout(Some(
+                Duration::from_secs(15)
+                    .try_into()
+                    .expect("a valid idle timeout"),
+            ))
+            .build();
         let mut builder = Endpoint::builder(presets::Minimal)
             .secret_key(secret)
+            .transport_config(transport)
             .alpns(vec![iroh_blobs::ALPN.to_vec()]);
         builder = match &config.relay {
             RelayChoice::Default => builder.preset(presets::N0),

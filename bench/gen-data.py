@@ -1,0 +1,31 @@
+#!/usr/bin/env python3
+"""Generates the benchmark data deterministically.
+
+usage: gen-data.py DIR
+  DIR/big/big.bin        1 GiB of pseudo-random bytes
+  DIR/small/d00..d19/    10,000 files of 1-9 KiB
+"""
+import os
+import random
+import sys
+
+root = sys.argv[1]
+big = os.path.join(root, "big", "big.bin")
+if not os.path.exists(big):
+    os.makedirs(os.path.dirname(big), exist_ok=True)
+    rng = random.Random(7)
+    with open(big + ".tmp", "wb") as f:
+        for _ in range(1024):
+            f.write(rng.randbytes(1 << 20))
+    os.rename(big + ".tmp", big)
+
+small = os.path.join(root, "small")
+if not os.path.exists(os.path.join(small, ".done")):
+    rng = random.Random(42)
+    for i in range(10_000):
+        d = os.path.join(small, f"d{i % 20:02d}")
+        os.makedirs(d, exist_ok=True)
+        size = rng.randint(1024, 9 * 1024)
+        with open(os.path.join(d, f"f{i:05d}.bin"), "wb") as f:
+            f.write(rng.randbytes(size))
+    open(os.path.join(small, ".done"), "w").close()
