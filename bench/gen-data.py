@@ -20,7 +20,7 @@ if not os.path.exists(big):
     os.rename(big + ".tmp", big)
 
 small = os.path.join(root, "small")
-if not os.path.exists(os.path.join(small, ".done")):
+if not os.path.exists(small + ".done"):
     rng = random.Random(42)
     for i in range(10_000):
         d = os.path.join(small, f"d{i % 20:02d}")
@@ -28,4 +28,4 @@ if not os.path.exists(os.path.join(small, ".done")):
         size = rng.randint(1024, 9 * 1024)
         with open(os.path.join(d, f"f{i:05d}.bin"), "wb") as f:
             f.write(rng.randbytes(size))
-    open(os.path.join(small, ".done"), "w").close()
+    open(small + ".done", "w").close()

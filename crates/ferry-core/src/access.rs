@@ -85,7 +85,7 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
                     }
                     // The update channel must be drained either way: the provider treats a
                     // closed channel as an internal error and resets the stream.
-                    let report = !is_size_probe(&request.ranges);
+                    let report = is_download(&request.ranges);
                     tokio::spawn(track(peer, view.sizes, view.events, msg.rx, report));
                 }
             }
@@ -112,14 +112,16 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
     }
 }
 
-/// A receiver's preview asks for the last chunk of every file, to learn the verified sizes.
-/// Such a request is not a download and gets no progress events.
-fn is_size_probe(ranges: &iroh_blobs::protocol::ChunkRangesSeq) -> bool {
+/// True if a request downloads file data. A receiver's preview asks only for the hash seq and
+/// the names, or for the last chunk of every file (to prove the sizes); such requests get no
+/// progress events.
+fn is_download(ranges: &iroh_blobs::protocol::ChunkRangesSeq) -> bool {
     use iroh_blobs::protocol::{ChunkRanges, ChunkRangesExt};
+    // `iter` ends after the last explicitly given range, so this terminates.
     ranges
-        .iter_infinite()
-        .nth(2)
-        .is_some_and(|r| *r == ChunkRanges::last_chunk())
+        .iter()
+        .skip(2)
+        .any(|r| !r.is_empty() && *r != ChunkRanges::last_chunk())
 }
 
 /// Follows one request's transfer updates and reports the peer's position in the offer.

@@ -25,7 +25,7 @@ use iroh_blobs::{
         remote::GetProgressItem,
     },
     format::collection::Collection,
-    protocol::{ChunkRanges, ChunkRangesExt, ChunkRangesSeq, GetRequest},
+    protocol::{ChunkRanges, ChunkRangesSeq, GetRequest},
     Hash, HashAndFormat,
 };
 use n0_future::StreamExt;
@@ -44,6 +44,7 @@ use crate::{
 
 /// How long to wait for the sender to answer before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const SIZE_UNKNOWN: &str = "the sender did not prove the size of";
 /// Largest accepted collection metadata (names), to bound memory against hostile senders.
 pub const MAX_META_SIZE: u64 = 64 * 1024 * 1024;
 
@@ -122,7 +123,7 @@ impl Node {
         let resumed = local.local_bytes() > 0;
         let mut conn = None;
         let checked = if local.is_complete() {
-            self.load_offer(hash).await?
+            self.load_offer(hash, None).await?
         } else {
             events.send(ReceiveEvent::Connecting).ok();
             let c = self.connect(ticket).await?;
@@ -177,15 +178,12 @@ impl Node {
         Ok(summary)
     }
 
-    /// Fetches the hash seq, the names and proof of every size, then checks the names.
+    /// Fetches the hash seq and the names into the store, checks the names, then learns every
+    /// file's size.
     async fn fetch_offer(&self, conn: &Connection, hash: Hash) -> Result<Checked> {
         let request = GetRequest::new(
             hash,
-            ChunkRangesSeq::from_ranges_infinite([
-                ChunkRanges::all(),
-                ChunkRanges::all(),
-                ChunkRanges::last_chunk(),
-            ]),
+            ChunkRangesSeq::from_ranges([ChunkRanges::all(), ChunkRanges::all()]),
         );
         let remote = self.store().remote();
         let local = remote
@@ -198,11 +196,25 @@ impl Node {
                 .await
                 .map_err(describe_get_error)?;
         }
-        self.load_offer(hash).await
+        // Names are checked before anything else is asked of the sender.
+        let mut checked = self.load_offer(hash, None).await;
+        if matches!(checked, Err(Error::BadData(ref m)) if m.starts_with(SIZE_UNKNOWN)) {
+            // Sizes are proven by the last chunk of each file, which is verified against the
+            // file's hash. The probe is read and dropped, not stored: storing ten thousand
+            // partial blobs costs more than fetching their last chunks again.
+            let (_, sizes) =
+                iroh_blobs::get::request::get_hash_seq_and_sizes(conn, &hash, MAX_META_SIZE, None)
+                    .await
+                    .map_err(describe_get_error)?;
+            // sizes[0] is the metadata blob, then one per file.
+            checked = self.load_offer(hash, Some(&sizes[1..])).await;
+        }
+        checked
     }
 
     /// Reads an offer whose hash seq and metadata are in the store, and checks it.
-    async fn load_offer(&self, hash: Hash) -> Result<Checked> {
+    /// `sizes`, if given, are the proven sizes of the files; otherwise they come from the store.
+    async fn load_offer(&self, hash: Hash, sizes: Option<&[u64]>) -> Result<Checked> {
         let store = self.store();
         let root_size = match store.blobs().status(hash).await.map_err(Error::store)? {
             BlobStatus::Complete { size } if size % 32 == 0 && size > 0 => size,
@@ -234,13 +246,18 @@ impl Node {
         let paths = names::validate_names(collection.iter().map(|(n, _)| n.as_str()))?;
         let mut files = Vec::with_capacity(paths.len());
         let mut entries = Vec::with_capacity(paths.len());
-        for ((name, h), path) in collection.iter().zip(paths) {
-            let (size, complete) = match store.blobs().status(*h).await.map_err(Error::store)? {
-                BlobStatus::Complete { size } => (size, true),
-                BlobStatus::Partial { size: Some(size) } => (size, false),
-                _ => {
-                    return Err(Error::BadData(format!("the size of {name:?} is unknown")));
-                }
+        if sizes.is_some_and(|s| s.len() != paths.len()) {
+            return Err(Error::BadData(
+                "the sizes do not match the list of files".into(),
+            ));
+        }
+        for (i, ((name, h), path)) in collection.iter().zip(paths).enumerate() {
+            let status = store.blobs().status(*h).await.map_err(Error::store)?;
+            let (size, complete) = match (status, sizes) {
+                (BlobStatus::Complete { size }, _) => (size, true),
+                (_, Some(sizes)) => (sizes[i], false),
+                (BlobStatus::Partial { size: Some(size) }, None) => (size, false),
+                _ => return Err(Error::BadData(format!("{SIZE_UNKNOWN} {name:?}"))),
             };
             entries.push(OfferEntry {
                 name: name.clone(),
@@ -271,14 +288,21 @@ impl Node {
     ) -> Result<u64> {
         let total = checked.offer.total_size;
         // Files still to fetch, in request order, for naming the current file.
-        let pending: Vec<(u64, &str)> = checked
+        let pending: Vec<(u64, &str, Hash)> = checked
             .files
             .iter()
             .zip(&checked.offer.entries)
             .filter(|(f, _)| !f.3)
-            .map(|(f, e)| (f.2, e.name.as_str()))
+            .map(|(f, e)| (f.2, e.name.as_str(), f.1))
             .collect();
         let mut throttle = Throttle::new();
+        // The store commits its index every 500 ms on its own. A partial blob gets its index
+        // entry once it outgrows the store's inline size (16 KiB). As soon as the first such
+        // entry exists it is committed, and from then on twice a second, so a receiver killed
+        // with SIGKILL finds its partial data again (the store rebuilds the bitfield from the
+        // data and outboard files it left).
+        let mut first_commit = false;
+        let mut commit = Throttle::with_interval(Duration::from_millis(500));
         let mut rate = RateMeter::new();
         let mut stream = self
             .store()
@@ -288,6 +312,18 @@ impl Node {
         while let Some(item) = stream.next().await {
             match item {
                 GetProgressItem::Progress(offset) => {
+                    if !first_commit {
+                        if let Some(hash) = current(&pending, offset).map(|c| c.2) {
+                            let status = self.store().blobs().status(hash).await;
+                            if matches!(status, Ok(BlobStatus::Partial { .. })) {
+                                self.store().sync_db().await.ok();
+                                first_commit = true;
+                                commit.ready();
+                            }
+                        }
+                    } else if commit.ready() {
+                        self.store().sync_db().await.ok();
+                    }
                     if throttle.ready() {
                         let done = (already + offset).min(total);
                         events
@@ -295,7 +331,7 @@ impl Node {
                                 done,
                                 total,
                                 rate: rate.update(done),
-                                current: current_file(&pending, offset),
+                                current: current(&pending, offset).map(|c| c.1.to_string()),
                             }))
                             .ok();
                     }
@@ -386,15 +422,19 @@ fn local_payload(local: &iroh_blobs::api::remote::LocalInfo, checked: &Checked) 
     local.local_bytes().saturating_sub(checked.overhead)
 }
 
-fn current_file(pending: &[(u64, &str)], offset: u64) -> Option<String> {
+/// The pending file that the byte `offset` of the download falls into.
+fn current<'a>(
+    pending: &'a [(u64, &'a str, Hash)],
+    offset: u64,
+) -> Option<&'a (u64, &'a str, Hash)> {
     let mut acc = 0;
-    for (size, name) in pending {
-        acc += size;
+    for entry in pending {
+        acc += entry.0;
         if offset < acc {
-            return Some(name.to_string());
+            return Some(entry);
         }
     }
-    pending.last().map(|(_, n)| n.to_string())
+    pending.last()
 }
 
 fn check_space(home: &Path, dest: &Path, total: u64, missing: u64) -> Result<()> {
