@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 /// How the node uses relay servers.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case", tag = "mode", content = "url")]
 pub enum RelayChoice {
@@ -17,7 +18,7 @@ pub enum RelayChoice {
     /// No relay and no address lookup: peers are reached only at the addresses in the ticket.
     Disabled,
     /// One relay of your own.
-    Custom(RelayUrl),
+    Custom(#[cfg_attr(feature = "specta", specta(type = String))] RelayUrl),
 }
 
 impl FromStr for RelayChoice {

@@ -75,6 +75,7 @@ pub enum Request {
 }
 
 /// What a node reports about itself.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     /// The node id.

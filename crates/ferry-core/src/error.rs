@@ -168,6 +168,7 @@ pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
 }
 
 /// The serializable form of an error, as sent over the control channel and to the UI.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ErrorInfo {
     /// The stable code of [`Error::code`].

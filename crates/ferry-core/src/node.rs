@@ -25,6 +25,7 @@ use crate::{
     access,
     config::{NodeConfig, RelayChoice},
     error::{Error, Result},
+    history::History,
     identity,
     registry::Registry,
 };
@@ -47,6 +48,7 @@ pub(crate) struct Inner {
     pub(crate) store: FsStore,
     pub(crate) router: Router,
     pub(crate) registry: Registry,
+    pub(crate) history: History,
     _access: tokio::task::JoinHandle<()>,
     _lock: File,
 }
@@ -170,6 +172,7 @@ impl Node {
             .await
             .map_err(|e| Error::Store(format!("cannot open the blob store: {e}")))?;
 
+        let config_home = config.home.clone();
         let registry = Registry::default();
         let (events, access_task) = access::spawn(registry.clone());
         let blobs = BlobsProtocol::new(&store, Some(events));
@@ -183,6 +186,7 @@ impl Node {
                 store,
                 router,
                 registry,
+                history: History::open(&config_home),
                 _access: access_task,
                 _lock: lock.file,
             }),
@@ -228,6 +232,11 @@ impl Node {
     /// The blob store.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The transfer history of this home.
+    pub fn history(&self) -> &History {
+        &self.inner.history
     }
 
     /// Number of live shares.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ErrorInfo;
 
 /// One file of an offer, as shown in a preview.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OfferEntry {
     /// Relative path, `/`-separated, as the sender named it.
@@ -23,6 +24,7 @@ pub struct OfferEntry {
 }
 
 /// What a ticket offers: the preview a receiver sees before accepting.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Offer {
     /// The collection hash (hex).
@@ -53,6 +55,7 @@ impl Offer {
 }
 
 /// A snapshot of a running transfer.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransferProgress {
     /// Payload bytes present (already on disk before this run included).
@@ -73,6 +76,7 @@ impl TransferProgress {
 }
 
 /// Events of a receive, in order: `Connecting`, `Offer`, `Progress`*, `Exporting`, `Done`.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ReceiveEvent {
@@ -101,6 +105,7 @@ pub enum ReceiveEvent {
 }
 
 /// The result of a completed receive.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReceiveSummary {
     /// Where the top-level entries ended up (after renaming around existing files).
@@ -116,6 +121,7 @@ pub struct ReceiveSummary {
 }
 
 /// Events of a share.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ShareEvent {
@@ -157,6 +163,7 @@ pub enum ShareEvent {
 }
 
 /// A live share, as shown to the user.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareInfo {
     /// Identifier of the share within its node.

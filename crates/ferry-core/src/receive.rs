@@ -502,3 +502,18 @@ fn describe_get_error(e: iroh_blobs::get::GetError) -> Error {
     }
     Error::Transfer(format!("{text}; run again to resume"))
 }
+
+impl Node {
+    /// Gives up an unfinished receive: its partial data is no longer kept (garbage collection
+    /// reclaims it) and its history record is removed.
+    pub async fn discard_receive(&self, record_id: &str) -> Result<()> {
+        let Some(record) = self.history().get(record_id) else {
+            return Err(Error::Config(format!("no transfer with id {record_id:?}")));
+        };
+        if let Ok(hash) = record.hash.parse::<Hash>() {
+            self.store().tags().delete(tag_name(&hash)).await.ok();
+        }
+        self.history().remove(record_id);
+        Ok(())
+    }
+}

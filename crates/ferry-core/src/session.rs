@@ -14,6 +14,7 @@ use crate::{
     config::NodeConfig,
     control::{ControlClient, ControlServer, Status},
     error::{Error, ErrorInfo, Result},
+    history::{Direction, TransferRecord, TransferState},
     node::{Acquire, HomeLock, Node},
     progress::{Offer, ReceiveEvent, ShareEvent, StreamItem},
     ticket::Ticket,
@@ -144,26 +145,37 @@ impl Session {
     }
 }
 
-fn forward<E: Send + 'static>(
-    mut rx: mpsc::UnboundedReceiver<E>,
-    out: mpsc::UnboundedSender<StreamItem<E>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Some(e) = rx.recv().await {
-            if out.send(StreamItem::Event(e)).is_err() {
-                break;
-            }
-        }
-    })
-}
-
-/// Runs a share on a local node as an event stream.
+/// Runs a share on a local node as an event stream, recording it in the history.
 pub fn local_share(node: Node, paths: Vec<PathBuf>) -> EventStream<ShareEvent> {
     let (out, rx) = mpsc::unbounded_channel();
     let (stop_tx, mut stop) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        let (etx, erx) = mpsc::unbounded_channel();
-        let fwd = forward(erx, out.clone());
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let history = node.history().clone();
+        let fwd_out = out.clone();
+        let fwd = tokio::spawn(async move {
+            let mut record: Option<String> = None;
+            while let Some(e) = erx.recv().await {
+                match &e {
+                    ShareEvent::Ready(info) => {
+                        let r =
+                            TransferRecord::new(Direction::Send, &info.offer, info.ticket.clone());
+                        record = Some(r.id.clone());
+                        history.put(r);
+                    }
+                    ShareEvent::PeerDone { .. } => {
+                        if let Some(id) = &record {
+                            history.update(id, |r| r.peers_done += 1);
+                        }
+                    }
+                    _ => {}
+                }
+                if fwd_out.send(StreamItem::Event(e)).is_err() {
+                    break;
+                }
+            }
+            record
+        });
         let share = tokio::select! {
             res = node.share(&paths, etx) => res,
             _ = &mut stop => return,
@@ -173,6 +185,10 @@ pub fn local_share(node: Node, paths: Vec<PathBuf>) -> EventStream<ShareEvent> {
                 // Serve until the stream's owner goes away.
                 let _ = stop.await;
                 drop(share);
+                if let Ok(Some(id)) = fwd.await {
+                    node.history()
+                        .update(&id, |r| r.finish(TransferState::Completed, None));
+                }
             }
             Err(e) => {
                 fwd.await.ok();
@@ -183,10 +199,12 @@ pub fn local_share(node: Node, paths: Vec<PathBuf>) -> EventStream<ShareEvent> {
     EventStream::new(rx, stop_tx)
 }
 
-/// Runs a receive on a local node as an event stream.
+/// Runs a receive on a local node as an event stream, recording it in the history. A new
+/// attempt at an unfinished receive (same offer, same folder) continues its record.
 pub fn local_receive(node: Node, ticket: Ticket, dest: PathBuf) -> EventStream<ReceiveEvent> {
     let (out, rx) = mpsc::unbounded_channel();
     let (stop_tx, stop) = oneshot::channel::<()>();
+    let dest = std::path::absolute(&dest).unwrap_or(dest);
     tokio::spawn(async move {
         let cancel = CancellationToken::new();
         let guard = cancel.clone();
@@ -194,11 +212,56 @@ pub fn local_receive(node: Node, ticket: Ticket, dest: PathBuf) -> EventStream<R
             let _ = stop.await;
             guard.cancel();
         });
-        let (etx, erx) = mpsc::unbounded_channel();
-        let fwd = forward(erx, out.clone());
+        let (etx, mut erx) = mpsc::unbounded_channel();
+        let history = node.history().clone();
+        let fwd_out = out.clone();
+        let (ticket_text, fwd_dest) = (ticket.to_string(), dest.clone());
+        let fwd = tokio::spawn(async move {
+            let mut record: Option<String> = None;
+            while let Some(e) = erx.recv().await {
+                match &e {
+                    ReceiveEvent::Offer { offer, .. } => {
+                        let mut r = history
+                            .unfinished_receive(&offer.hash, &fwd_dest)
+                            .unwrap_or_else(|| {
+                                TransferRecord::new(Direction::Receive, offer, ticket_text.clone())
+                            });
+                        r.state = TransferState::Active;
+                        r.error = None;
+                        r.finished_at = None;
+                        r.ticket = ticket_text.clone();
+                        r.dest = Some(fwd_dest.clone());
+                        record = Some(r.id.clone());
+                        history.put(r);
+                    }
+                    ReceiveEvent::Done(summary) => {
+                        if let Some(id) = &record {
+                            history.update(id, |r| {
+                                r.saved = summary.saved.clone();
+                                r.finish(TransferState::Completed, None);
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+                if fwd_out.send(StreamItem::Event(e)).is_err() {
+                    break;
+                }
+            }
+            record
+        });
         let res = node.receive(&ticket, &dest, etx, cancel).await;
-        fwd.await.ok();
+        let record = fwd.await.ok().flatten();
         if let Err(e) = res {
+            if let Some(id) = record {
+                let state = if matches!(e, Error::Cancelled) {
+                    TransferState::Cancelled
+                } else {
+                    TransferState::Failed
+                };
+                node.history()
+                    .update(&id, |r| r.finish(state, Some(ErrorInfo::from(&e))));
+            }
             out.send(StreamItem::Error(ErrorInfo::from(&e))).ok();
         }
     });

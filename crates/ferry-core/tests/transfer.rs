@@ -268,3 +268,85 @@ fn assert_no_leftovers(dest: &Path) {
         );
     }
 }
+
+#[tokio::test]
+async fn history_records_transfers_and_a_retry_continues_its_record() {
+    use ferry_core::history::{Direction, TransferState};
+    use ferry_core::session::{local_receive, local_share};
+    let env = Env::new();
+    let src = env.dir("src");
+    write(&src.join("doc.txt"), &pseudo_random(32 * 1024 * 1024, 11));
+    let (sender, receiver) = (env.node("a").await, env.node("b").await);
+    let mut shared = local_share(sender.clone(), vec![src.join("doc.txt")]);
+    let ticket = loop {
+        if let Some(Ok(ferry_core::ShareEvent::Ready(info))) = shared.next().await {
+            break info.ticket;
+        }
+    };
+    let ticket: ferry_core::Ticket = ticket.parse().unwrap();
+    let dest = env.dir("dest");
+
+    // A first attempt, abandoned once the offer is known (dropping the stream cancels it).
+    let mut first = local_receive(receiver.clone(), ticket.clone(), dest.clone());
+    while let Some(item) = first.next().await {
+        if let Ok(ReceiveEvent::Offer { .. }) = item {
+            break;
+        }
+    }
+    drop(first);
+    let cancelled = wait_for(|| {
+        receiver
+            .history()
+            .list()
+            .into_iter()
+            .find(|r| r.state == TransferState::Cancelled)
+    })
+    .await;
+    // The retry continues the same record.
+    let mut ok = local_receive(receiver.clone(), ticket.clone(), dest.clone());
+    while let Some(item) = ok.next().await {
+        if let Ok(ReceiveEvent::Done(_)) = item {
+            break;
+        }
+        item.unwrap();
+    }
+    let list = receiver.history().list();
+    let done = list
+        .iter()
+        .find(|r| r.dest.as_deref() == Some(dest.as_path()))
+        .unwrap();
+    assert_eq!(done.direction, Direction::Receive);
+    assert_eq!(done.state, TransferState::Completed);
+    assert_eq!(done.saved, vec![dest.join("doc.txt")]);
+    assert_eq!(done.title, "doc.txt");
+    assert_eq!(
+        done.id, cancelled.id,
+        "the retry continued the cancelled record"
+    );
+    assert_eq!(list.len(), 1);
+
+    // The sender's history shows the share; stopping it completes the record.
+    drop(shared);
+    let sent = wait_for(|| {
+        let sends = sender.history().list();
+        (sends.len() == 1 && sends[0].state == TransferState::Completed).then(|| sends[0].clone())
+    })
+    .await;
+    assert_eq!(sent.direction, Direction::Send);
+    assert!(sent.peers_done >= 1);
+}
+
+/// Polls `f` until it returns something, failing after ten seconds.
+async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,125 @@
+//! User settings, kept in `settings.json` in the home.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{config::RelayChoice, error::Error, identity::write_private};
+
+/// File name of the settings inside the home.
+pub const SETTINGS_FILE: &str = "settings.json";
+
+/// What the user can change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(default)]
+pub struct Settings {
+    /// How this device is called (shown to peers and in conflict file names).
+    pub device_name: String,
+    /// Where received files go by default; `None` means the user's Downloads folder.
+    pub download_dir: Option<PathBuf>,
+    /// Relay servers (takes effect when the node restarts).
+    pub relay: RelayChoice,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            device_name: default_device_name(),
+            download_dir: None,
+            relay: RelayChoice::Default,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the settings of `home`, or the defaults.
+    pub fn load(home: &Path) -> Settings {
+        std::fs::read(home.join(SETTINGS_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Saves the settings into `home`, after checking them.
+    pub fn save(&self, home: &Path) -> Result<(), Error> {
+        if self.device_name.trim().is_empty() {
+            return Err(Error::Config("the device name cannot be empty".into()));
+        }
+        if self.device_name.chars().count() > 64 {
+            return Err(Error::Config(
+                "the device name is longer than 64 characters".into(),
+            ));
+        }
+        if let Some(dir) = &self.download_dir {
+            if !dir.is_absolute() {
+                return Err(Error::Config(format!(
+                    "the download folder must be an absolute path, got {}",
+                    dir.display()
+                )));
+            }
+        }
+        let path = home.join(SETTINGS_FILE);
+        let tmp = home.join(format!("{SETTINGS_FILE}.tmp"));
+        let bytes = serde_json::to_vec_pretty(self).expect("serializable");
+        write_private(&tmp, &bytes)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| Error::Home {
+                path: home.to_path_buf(),
+                reason: format!("cannot save settings: {e}"),
+            })
+    }
+
+    /// The folder received files go to: the setting, else Downloads, else the home folder.
+    pub fn effective_download_dir(&self) -> PathBuf {
+        self.download_dir
+            .clone()
+            .or_else(|| {
+                directories::UserDirs::new().and_then(|u| u.download_dir().map(Path::to_path_buf))
+            })
+            .or_else(|| directories::UserDirs::new().map(|u| u.home_dir().join("Downloads")))
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
+fn default_device_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "My device".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roundtrip_and_validation() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(Settings::load(dir.path()), Settings::default());
+        let s = Settings {
+            device_name: "laptop".into(),
+            download_dir: Some(dir.path().join("in")),
+            relay: RelayChoice::Disabled,
+        };
+        s.save(dir.path()).unwrap();
+        assert_eq!(Settings::load(dir.path()), s);
+        assert_eq!(s.effective_download_dir(), dir.path().join("in"));
+        let bad = Settings {
+            device_name: " ".into(),
+            ..s.clone()
+        };
+        assert_eq!(bad.save(dir.path()).unwrap_err().code(), "invalid_config");
+        let rel = Settings {
+            download_dir: Some("rel".into()),
+            ..s
+        };
+        assert!(rel
+            .save(dir.path())
+            .unwrap_err()
+            .to_string()
+            .contains("absolute"));
+    }
+}
