@@ -1,15 +1,230 @@
 //! Tauri commands: each parses, calls the core, maps the error.
 
-use ferry_core::{control::Status, ErrorInfo};
+use std::path::PathBuf;
 
-use crate::state::AppState;
+use ferry_core::{
+    control::Status,
+    history::{History, TransferRecord},
+    progress::StreamItem,
+    session::{EventStream, Session},
+    settings::Settings,
+    ErrorInfo, Offer, ReceiveEvent, ShareEvent, Ticket,
+};
+use serde::{Deserialize, Serialize};
+use tauri::{ipc::Channel, AppHandle, Manager, State};
 
-/// The node's id, addresses and live shares.
+use crate::{links::PendingLink, state::AppState};
+
+type CmdResult<T> = Result<T, ErrorInfo>;
+
+fn err(e: ferry_core::Error) -> ErrorInfo {
+    ErrorInfo::from(&e)
+}
+
+fn parse_ticket(text: &str) -> CmdResult<Ticket> {
+    text.parse::<Ticket>().map_err(|e| err(e.into()))
+}
+
+/// The node's id, addresses and number of live shares.
 #[tauri::command]
-pub async fn node_status(state: tauri::State<'_, AppState>) -> Result<Status, ErrorInfo> {
-    state
+#[specta::specta]
+pub async fn node_status(state: State<'_, AppState>) -> CmdResult<Status> {
+    state.session.status().await.map_err(err)
+}
+
+/// Shares files and folders (the drop zone and the pickers call this). Events arrive on
+/// `on_event` until the share is stopped; returns the id to stop it with.
+#[tauri::command]
+#[specta::specta]
+pub async fn share_paths(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    paths: Vec<String>,
+    on_event: Channel<StreamItem<ShareEvent>>,
+) -> CmdResult<u32> {
+    if paths.is_empty() {
+        return Err(err(ferry_core::Error::EmptyShare("the selection".into())));
+    }
+    let stream = state
         .session
-        .status()
+        .share(paths.into_iter().map(PathBuf::from).collect())
         .await
-        .map_err(|e| ErrorInfo::from(&e))
+        .map_err(err)?;
+    let (id, stop) = state.start();
+    tauri::async_runtime::spawn(forward(app, id, stream, stop, on_event, |_, _| {}));
+    Ok(id)
+}
+
+/// Stops a share: it is refused from the next request on.
+#[tauri::command]
+#[specta::specta]
+pub async fn stop_share(state: State<'_, AppState>, id: u32) -> CmdResult<bool> {
+    Ok(state.stop(id))
+}
+
+/// What a ticket offers: names and sizes, before accepting.
+#[tauri::command]
+#[specta::specta]
+pub async fn preview(state: State<'_, AppState>, ticket: String) -> CmdResult<Offer> {
+    let ticket = parse_ticket(&ticket)?;
+    state.session.preview(&ticket).await.map_err(err)
+}
+
+/// Receives a ticket into `dest` (default: the download folder of the settings). Progress
+/// arrives on `on_event`; returns the id to cancel with.
+#[tauri::command]
+#[specta::specta]
+pub async fn receive(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    ticket: String,
+    dest: Option<String>,
+    on_event: Channel<StreamItem<ReceiveEvent>>,
+) -> CmdResult<u32> {
+    let ticket = parse_ticket(&ticket)?;
+    let dest = match dest.filter(|d| !d.trim().is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => Settings::load(&state.home).effective_download_dir(),
+    };
+    let stream = state.session.receive(&ticket, dest).await.map_err(err)?;
+    let (id, stop) = state.start();
+    tauri::async_runtime::spawn(forward(app, id, stream, stop, on_event, notify_done));
+    Ok(id)
+}
+
+/// Cancels a running receive; what was fetched is kept for a later resume.
+#[tauri::command]
+#[specta::specta]
+pub async fn cancel_receive(state: State<'_, AppState>, id: u32) -> CmdResult<bool> {
+    Ok(state.stop(id))
+}
+
+/// The transfer history, newest first.
+#[tauri::command]
+#[specta::specta]
+pub async fn transfers(state: State<'_, AppState>) -> CmdResult<Vec<TransferRecord>> {
+    Ok(match &state.session {
+        Session::Local { node, .. } => node.history().list(),
+        Session::Remote(_) => History::snapshot(&state.home),
+    })
+}
+
+/// Forgets an unfinished receive and its partial data.
+#[tauri::command]
+#[specta::specta]
+pub async fn discard_transfer(state: State<'_, AppState>, id: String) -> CmdResult<()> {
+    match &state.session {
+        Session::Local { node, .. } => node.discard_receive(&id).await.map_err(err),
+        Session::Remote(_) => Err(err(ferry_core::Error::Config(
+            "another Ferry process runs this node; discard the transfer there".into(),
+        ))),
+    }
+}
+
+/// Settings, with the download folder actually in use.
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type)]
+pub struct SettingsView {
+    /// What is stored.
+    pub settings: Settings,
+    /// Where received files go now.
+    pub download_dir: String,
+}
+
+/// Reads the settings.
+#[tauri::command]
+#[specta::specta]
+pub async fn get_settings(state: State<'_, AppState>) -> CmdResult<SettingsView> {
+    let settings = Settings::load(&state.home);
+    let download_dir = settings.effective_download_dir().display().to_string();
+    Ok(SettingsView {
+        settings,
+        download_dir,
+    })
+}
+
+/// Saves the settings (a relay change applies at the next start).
+#[tauri::command]
+#[specta::specta]
+pub async fn set_settings(
+    state: State<'_, AppState>,
+    settings: Settings,
+) -> CmdResult<SettingsView> {
+    settings.save(&state.home).map_err(err)?;
+    get_settings(state).await
+}
+
+/// A QR code of `text`, as SVG.
+#[tauri::command]
+#[specta::specta]
+pub fn qr_svg(text: String) -> CmdResult<String> {
+    ferry_core::qr::qr_svg(&text).map_err(err)
+}
+
+/// Shows a received file or folder in the file manager.
+#[tauri::command]
+#[specta::specta]
+pub fn reveal(app: AppHandle, path: String) -> CmdResult<()> {
+    use tauri_plugin_opener::OpenerExt;
+    app.opener()
+        .reveal_item_in_dir(&path)
+        .map_err(|e| ErrorInfo {
+            code: "open_failed".into(),
+            message: format!("cannot show {path}: {e}"),
+        })
+}
+
+/// The `ferry://` link the app was opened with, if any (once).
+#[tauri::command]
+#[specta::specta]
+pub fn take_pending_link(app: AppHandle) -> Option<String> {
+    app.state::<PendingLink>().take()
+}
+
+/// Forwards an operation's events to the UI until it ends, the UI goes away or it is stopped.
+async fn forward<E: Clone + Serialize + Send + 'static>(
+    app: AppHandle,
+    id: u32,
+    mut stream: EventStream<E>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+    channel: Channel<StreamItem<E>>,
+    on_event: impl Fn(&AppHandle, &E) + Send + 'static,
+) {
+    loop {
+        tokio::select! {
+            item = stream.next_item() => match item {
+                Some(item) => {
+                    if let StreamItem::Event(e) = &item {
+                        on_event(&app, e);
+                    }
+                    if channel.send(item).is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+            _ = &mut stop => break,
+        }
+    }
+    app.state::<AppState>().finished(id);
+}
+
+fn notify_done(app: &AppHandle, event: &ReceiveEvent) {
+    use tauri_plugin_notification::NotificationExt;
+    if let ReceiveEvent::Done(summary) = event {
+        let names: Vec<String> = summary
+            .saved
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        let body = format!("{} saved ({} files)", names.join(", "), summary.files);
+        if let Err(e) = app
+            .notification()
+            .builder()
+            .title("Ferry: transfer complete")
+            .body(body)
+            .show()
+        {
+            tracing::debug!("no notification: {e}");
+        }
+    }
 }

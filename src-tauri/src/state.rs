@@ -1,23 +1,41 @@
-//! What the app holds for its whole life: the node session.
+//! What the app holds for its whole life: the node session and the running operations.
 
-use ferry_core::{session::Session, NodeConfig};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Mutex,
+    },
+};
+
+use ferry_core::{session::Session, settings::Settings, NodeConfig};
+use tokio::sync::oneshot;
 
 /// Shared app state, managed by Tauri.
 pub struct AppState {
+    /// The node (local or in another process).
     pub session: Session,
+    /// The home directory.
+    pub home: PathBuf,
+    next_id: AtomicU32,
+    /// Running operations; dropping the sender stops one.
+    running: Mutex<HashMap<u32, oneshot::Sender<()>>>,
 }
 
 impl AppState {
     /// Opens the session of the configured home.
     ///
     /// `FERRY_HOME`, `FERRY_RELAY` and `FERRY_BIND` override the defaults, as for the CLI; the
-    /// end-to-end tests use them to run the app offline on loopback.
+    /// end-to-end tests use them to run the app offline on loopback. Otherwise the relay comes
+    /// from the settings.
     pub async fn open() -> Result<AppState, ferry_core::Error> {
-        let home = match std::env::var_os("FERRY_HOME") {
+        let home: PathBuf = match std::env::var_os("FERRY_HOME") {
             Some(h) => h.into(),
             None => ferry_core::default_home()?,
         };
-        let mut config = NodeConfig::new(home);
+        let mut config = NodeConfig::new(home.clone());
+        config.relay = Settings::load(&home).relay;
         if let Ok(relay) = std::env::var("FERRY_RELAY") {
             config.relay = relay.parse()?;
         }
@@ -29,6 +47,31 @@ impl AppState {
         }
         Ok(AppState {
             session: Session::open(config).await?,
+            home,
+            next_id: AtomicU32::new(1),
+            running: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Registers a running operation; returns its id and the signal that stops it.
+    pub fn start(&self) -> (u32, oneshot::Receiver<()>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.running.lock().expect("state lock").insert(id, tx);
+        (id, rx)
+    }
+
+    /// Stops a running operation. Returns false if it was not running.
+    pub fn stop(&self, id: u32) -> bool {
+        self.running
+            .lock()
+            .expect("state lock")
+            .remove(&id)
+            .is_some()
+    }
+
+    /// Forgets an operation that ended by itself.
+    pub fn finished(&self, id: u32) {
+        self.running.lock().expect("state lock").remove(&id);
     }
 }

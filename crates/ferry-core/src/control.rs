@@ -83,6 +83,7 @@ pub struct Status {
     /// Current direct addresses.
     pub addrs: Vec<String>,
     /// Live shares.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub shares: usize,
     /// Process id of the node.
     pub pid: u32,

@@ -59,8 +59,10 @@ pub struct TransferRecord {
     /// What was transferred, for people: the top-level names.
     pub title: String,
     /// Number of files.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub files: u64,
     /// Total bytes.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub size: u64,
     /// The collection hash (hex).
     pub hash: String,
@@ -75,10 +77,13 @@ pub struct TransferRecord {
     /// Where the received top-level entries landed.
     pub saved: Vec<PathBuf>,
     /// Peers that received everything (sends).
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub peers_done: u64,
     /// Start, in milliseconds since the Unix epoch.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub started_at: u64,
     /// End, in milliseconds since the Unix epoch.
+    #[cfg_attr(feature = "specta", specta(type = Option<specta_typescript::Number>))]
     pub finished_at: Option<u64>,
 }
 
@@ -160,6 +165,16 @@ impl History {
             history.save();
         }
         history
+    }
+
+    /// Reads the history of a home that another process owns, without changing it.
+    pub fn snapshot(home: &Path) -> Vec<TransferRecord> {
+        let mut v: Vec<TransferRecord> = std::fs::read(home.join(HISTORY_FILE))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        v.reverse();
+        v
     }
 
     /// The newest unfinished receive of `hash` into `dest`, which a new attempt continues.

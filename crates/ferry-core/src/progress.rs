@@ -20,6 +20,7 @@ pub struct OfferEntry {
     /// Relative path, `/`-separated, as the sender named it.
     pub name: String,
     /// Size in bytes.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub size: u64,
 }
 
@@ -32,6 +33,7 @@ pub struct Offer {
     /// The files, in collection order.
     pub entries: Vec<OfferEntry>,
     /// Sum of all sizes.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub total_size: u64,
 }
 
@@ -59,10 +61,13 @@ impl Offer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransferProgress {
     /// Payload bytes present (already on disk before this run included).
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub done: u64,
     /// Payload bytes in total.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub total: u64,
     /// Current rate in bytes per second, over the last few seconds.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub rate: f64,
     /// The file being transferred now, if known.
     pub current: Option<String>,
@@ -87,6 +92,7 @@ pub enum ReceiveEvent {
         /// What is offered.
         offer: Offer,
         /// Bytes of it already present locally.
+        #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
         local_bytes: u64,
         /// True when an earlier, interrupted attempt left data that is being reused.
         resumed: bool,
@@ -96,8 +102,10 @@ pub enum ReceiveEvent {
     /// All data is verified; files are being written to the destination.
     Exporting {
         /// Files written so far.
+        #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
         files_done: usize,
         /// Files in total.
+        #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
         files_total: usize,
     },
     /// Finished.
@@ -111,12 +119,16 @@ pub struct ReceiveSummary {
     /// Where the top-level entries ended up (after renaming around existing files).
     pub saved: Vec<std::path::PathBuf>,
     /// Files written.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub files: usize,
     /// Payload bytes in total.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub total_size: u64,
     /// Payload bytes that crossed the network in this run (less than `total_size` on resume).
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub bytes_fetched: u64,
     /// Seconds the whole receive took.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub elapsed_secs: f64,
 }
 
@@ -128,12 +140,16 @@ pub enum ShareEvent {
     /// Hashing the files (throttled).
     Importing {
         /// Files hashed.
+        #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
         files_done: usize,
         /// Files to hash.
+        #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
         files_total: usize,
         /// Bytes hashed.
+        #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
         bytes_done: u64,
         /// Bytes to hash.
+        #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
         bytes_total: u64,
     },
     /// The share is live.
@@ -167,6 +183,7 @@ pub enum ShareEvent {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareInfo {
     /// Identifier of the share within its node.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub id: u64,
     /// The ticket text (an iroh-blobs `BlobTicket`).
     pub ticket: String,
@@ -179,6 +196,7 @@ pub struct ShareInfo {
 }
 
 /// A message on the control channel's event stream: an event, or the end of the stream.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "body", rename_all = "snake_case")]
 pub enum StreamItem<E> {

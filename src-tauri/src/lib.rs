@@ -1,0 +1,109 @@
+//! The Ferry desktop app: a Tauri shell over ferry-core.
+//!
+//! The shell is thin. At start-up it opens the node's `Session` (running the node in this
+//! process, or joining a `ferry` daemon already running on the same home). Each command in
+//! [`commands`] parses its input, calls the core and maps the error to an `ErrorInfo` with a
+//! stable code. Progress reaches the UI through typed channels, already throttled by the core.
+//! The TypeScript bindings in `ui/src/lib/bindings.ts` are generated from [`specta_builder`];
+//! a test fails when they are stale.
+
+pub mod commands;
+mod links;
+pub mod state;
+mod tray;
+
+use tauri::Manager;
+
+/// The typed command set, shared by the app and the bindings generator.
+pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
+    tauri_specta::Builder::<tauri::Wry>::new()
+        .commands(tauri_specta::collect_commands![
+            commands::node_status,
+            commands::share_paths,
+            commands::stop_share,
+            commands::preview,
+            commands::receive,
+            commands::cancel_receive,
+            commands::transfers,
+            commands::discard_transfer,
+            commands::get_settings,
+            commands::set_settings,
+            commands::qr_svg,
+            commands::reveal,
+            commands::take_pending_link,
+        ])
+        .events(tauri_specta::collect_events![links::OpenTicket])
+}
+
+/// Writes the TypeScript bindings to `path`.
+pub fn export_bindings(path: &std::path::Path) -> Result<(), String> {
+    specta_builder()
+        .export(
+            specta_typescript::Typescript::default()
+                .header("// Generated from src-tauri by `cargo test -p ferry-app`: do not edit.\n"),
+            path,
+        )
+        .map_err(|e| e.to_string())
+}
+
+/// Runs the app.
+pub fn run() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let builder = specta_builder();
+    tauri::Builder::default()
+        // A second launch (e.g. a ferry:// link opened from the browser) hands its arguments
+        // to the running app instead of starting another one.
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            links::handle_args(app, &argv);
+            if let Some(w) = app.get_webview_window("main") {
+                w.unminimize().ok();
+                w.set_focus().ok();
+            }
+        }))
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_opener::init())
+        .invoke_handler(builder.invoke_handler())
+        .setup(move |app| {
+            builder.mount_events(app);
+            let state = tauri::async_runtime::block_on(state::AppState::open())?;
+            app.manage(state);
+            links::setup(app.handle());
+            if let Err(e) = tray::setup(app.handle()) {
+                // No tray host (a bare X server, some desktops): the app works without it.
+                tracing::warn!("no tray icon: {e}");
+            }
+            Ok(())
+        })
+        .run(tauri::generate_context!())
+        .expect("the Ferry window could not be started");
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed bindings must match the commands; `UPDATE_BINDINGS=1` rewrites them.
+    #[test]
+    fn bindings_are_fresh() {
+        let committed =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/lib/bindings.ts");
+        if std::env::var_os("UPDATE_BINDINGS").is_some() {
+            super::export_bindings(&committed).unwrap();
+            return;
+        }
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        super::export_bindings(tmp.path()).unwrap();
+        let fresh = std::fs::read_to_string(tmp.path()).unwrap();
+        let old = std::fs::read_to_string(&committed).unwrap_or_default();
+        assert!(
+            fresh == old,
+            "ui/src/lib/bindings.ts is stale: run `UPDATE_BINDINGS=1 cargo test -p ferry-app` and commit it"
+        );
+    }
+}
