@@ -1,0 +1,153 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { clearMocks, mockIPC, mockWindows } from "@tauri-apps/api/mocks";
+import { emit } from "@tauri-apps/api/event";
+import { Receive } from "./receive.svelte";
+import { Share, topLevel } from "./send.svelte";
+import { listenForDrops } from "./dragdrop";
+
+afterEach(() => clearMocks());
+
+const offer = {
+  hash: "ab",
+  entries: [
+    { name: "photos/a.jpg", size: 1000 },
+    { name: "photos/b.jpg", size: 3000 },
+  ],
+  total_size: 4000,
+};
+
+describe("receive flow", () => {
+  it("previews a ticket, then downloads with progress to done", async () => {
+    let channel: any = null;
+    const calls: Record<string, unknown>[] = [];
+    mockIPC((cmd, args: any) => {
+      calls.push({ cmd, ...args });
+      if (cmd === "preview") return offer;
+      if (cmd === "receive") {
+        channel = args.onEvent;
+        return 7;
+      }
+    });
+    const flow = new Receive();
+    await flow.preview("  blobticket  ");
+    expect(flow.phase).toBe("preview");
+    expect(flow.offer?.entries).toHaveLength(2);
+    expect(calls[0]).toMatchObject({ cmd: "preview", ticket: "blobticket" });
+
+    await flow.accept("/tmp/dest");
+    expect(calls[1]).toMatchObject({ cmd: "receive", ticket: "blobticket", dest: "/tmp/dest" });
+    expect(flow.phase).toBe("receiving");
+    channel.onmessage({ kind: "event", body: { event: "offer", offer, local_bytes: 0, resumed: false } });
+    channel.onmessage({ kind: "event", body: { event: "progress", done: 1000, total: 4000, rate: 500, current: "photos/b.jpg" } });
+    expect(flow.percent).toBe(25);
+    expect(flow.eta).toBe(6);
+    expect(flow.progress?.current).toBe("photos/b.jpg");
+    channel.onmessage({
+      kind: "event",
+      body: { event: "done", saved: ["/tmp/dest/photos"], files: 2, total_size: 4000, bytes_fetched: 4000, elapsed_secs: 1 },
+    });
+    expect(flow.phase).toBe("done");
+    expect(flow.summary?.saved).toEqual(["/tmp/dest/photos"]);
+  });
+
+  it("shows the core's message for an invalid ticket", async () => {
+    mockIPC((cmd) => {
+      if (cmd === "preview") throw { code: "ticket_malformed", message: 'this is not a Ferry ticket: "hello"' };
+    });
+    const flow = new Receive();
+    await flow.preview("hello");
+    expect(flow.phase).toBe("error");
+    expect(flow.error).toContain("not a Ferry ticket");
+  });
+
+  it("asks for a ticket when the field is empty, without calling the core", async () => {
+    const spy = vi.fn();
+    mockIPC(spy);
+    const flow = new Receive();
+    await flow.preview("   ");
+    expect(flow.phase).toBe("error");
+    expect(spy).not.toHaveBeenCalled();
+  });
+
+  it("a cancelled transfer can be resumed", async () => {
+    let channel: any = null;
+    mockIPC((cmd, args: any) => {
+      if (cmd === "receive") {
+        channel = args.onEvent;
+        return 1;
+      }
+      if (cmd === "cancel_receive") return true;
+    });
+    const flow = new Receive();
+    flow.ticket = "blobx";
+    await flow.accept(null);
+    channel.onmessage({ kind: "error", body: { code: "cancelled", message: "the transfer was cancelled" } });
+    expect(flow.phase).toBe("cancelled");
+    channel.onmessage({ kind: "error", body: { code: "transfer_failed", message: "peer vanished; run again to resume" } });
+    expect(flow.phase).toBe("error");
+    expect(flow.error).toContain("resume");
+  });
+});
+
+describe("share", () => {
+  it("starts sharing dropped paths and follows its peers", async () => {
+    let channel: any = null;
+    let paths: string[] = [];
+    mockIPC((cmd, args: any) => {
+      if (cmd === "share_paths") {
+        channel = args.onEvent;
+        paths = args.paths;
+        return 3;
+      }
+      if (cmd === "stop_share") return true;
+    });
+    const share = new Share(["/home/me/photos"]);
+    expect(share.title).toBe("photos");
+    await share.start();
+    expect(paths).toEqual(["/home/me/photos"]);
+    channel.onmessage({ kind: "event", body: { event: "importing", files_done: 1, files_total: 2, bytes_done: 10, bytes_total: 20 } });
+    expect(share.hashed.bytes).toBe(10);
+    channel.onmessage({
+      kind: "event",
+      body: { event: "ready", id: 1, ticket: "blobT", link: "ferry://receive/blobT", offer, skipped: [] },
+    });
+    expect(share.phase).toBe("ready");
+    expect(share.info?.ticket).toBe("blobT");
+    channel.onmessage({ kind: "event", body: { event: "peer_connected", peer: "peer1" } });
+    channel.onmessage({ kind: "event", body: { event: "peer_progress", peer: "peer1", progress: { done: 2000, total: 4000, rate: 10, current: null } } });
+    expect(share.peers[0].progress?.done).toBe(2000);
+    channel.onmessage({ kind: "event", body: { event: "peer_done", peer: "peer1" } });
+    expect(share.peers[0].done).toBe(true);
+    await share.stop();
+    expect(share.phase).toBe("stopped");
+  });
+
+  it("reports a share that fails to start", async () => {
+    mockIPC((cmd) => {
+      if (cmd === "share_paths") throw { code: "share_source", message: "cannot share /nope: No such file" };
+    });
+    const share = new Share(["/nope"]);
+    await share.start();
+    expect(share.phase).toBe("error");
+    expect(share.error).toContain("/nope");
+  });
+
+  it("titles long selections", () => {
+    expect(topLevel(["a/1", "a/2", "b", "c", "d", "e"])).toBe("a, b, c and 2 more");
+  });
+});
+
+describe("drop zone", () => {
+  it("hands dropped paths to the share flow and tracks hovering", async () => {
+    mockWindows("main");
+    mockIPC(() => {}, { shouldMockEvents: true });
+    const dropped: string[][] = [];
+    const hover: boolean[] = [];
+    const unlisten = await listenForDrops({ onHover: (h) => hover.push(h), onDrop: (p) => dropped.push(p) });
+    await emit("tauri://drag-enter", { paths: ["/x/file.txt"], position: { x: 1, y: 1 } });
+    await emit("tauri://drag-drop", { paths: ["/x/file.txt", "/x/dir"], position: { x: 1, y: 1 } });
+    expect(hover).toEqual([true, false]);
+    expect(dropped).toEqual([["/x/file.txt", "/x/dir"]]);
+    unlisten();
+  });
+});

@@ -1,0 +1,106 @@
+// The Receive flow: ticket, preview, accept, progress, done (or error, cancelled).
+import { commands, type Offer, type ReceiveEvent, type ReceiveSummary, type TransferProgress } from "./bindings";
+import { describeError, eventChannel, unwrap } from "./api";
+
+export type Phase = "idle" | "previewing" | "preview" | "receiving" | "done" | "error" | "cancelled";
+
+export class Receive {
+  phase: Phase = $state("idle");
+  ticket = $state("");
+  offer: Offer | null = $state(null);
+  dest: string | null = $state(null);
+  progress: TransferProgress | null = $state(null);
+  writing = $state(false);
+  resumed = $state(false);
+  summary: ReceiveSummary | null = $state(null);
+  error: string | null = $state(null);
+  private id: number | null = null;
+
+  /** Fetches what a ticket offers; invalid tickets end in the error phase with a message. */
+  async preview(text: string): Promise<void> {
+    this.reset();
+    this.ticket = text.trim();
+    if (!this.ticket) {
+      this.fail("Paste a ticket first: it starts with “blob” or “ferry://”.");
+      return;
+    }
+    this.phase = "previewing";
+    try {
+      this.offer = await unwrap(commands.preview(this.ticket));
+      this.phase = "preview";
+    } catch (e) {
+      this.fail(describeError(e));
+    }
+  }
+
+  /** Starts the download into `dest` (null: the download folder from the settings). */
+  async accept(dest: string | null = this.dest): Promise<void> {
+    this.phase = "receiving";
+    this.error = null;
+    const channel = eventChannel<ReceiveEvent>(
+      (e) => this.handle(e),
+      (e) => (e.code === "cancelled" ? (this.phase = "cancelled") : this.fail(e.message)),
+    );
+    try {
+      this.id = await unwrap(commands.receive(this.ticket, dest, channel));
+    } catch (e) {
+      this.fail(describeError(e));
+    }
+  }
+
+  handle(e: ReceiveEvent): void {
+    switch (e.event) {
+      case "offer":
+        this.offer = e.offer;
+        this.resumed = e.resumed;
+        this.progress = { done: e.local_bytes, total: e.offer.total_size, rate: 0, current: null };
+        break;
+      case "progress": {
+        const { event: _, ...p } = e;
+        this.progress = p as TransferProgress;
+        break;
+      }
+      case "exporting":
+        this.writing = true;
+        break;
+      case "done": {
+        const { event: _, ...s } = e;
+        this.summary = s as ReceiveSummary;
+        this.phase = "done";
+        break;
+      }
+    }
+  }
+
+  async cancel(): Promise<void> {
+    if (this.id != null) await commands.cancelReceive(this.id);
+    this.phase = "cancelled";
+  }
+
+  fail(message: string): void {
+    this.error = message;
+    this.phase = "error";
+  }
+
+  reset(): void {
+    this.phase = "idle";
+    this.offer = null;
+    this.progress = null;
+    this.summary = null;
+    this.error = null;
+    this.writing = false;
+    this.resumed = false;
+    this.id = null;
+  }
+
+  get percent(): number {
+    if (!this.progress || this.progress.total === 0) return this.phase === "done" ? 100 : 0;
+    return Math.min(100, Math.floor((this.progress.done / this.progress.total) * 100));
+  }
+
+  get eta(): number | null {
+    const p = this.progress;
+    if (!p || p.rate <= 0) return null;
+    return (p.total - p.done) / p.rate;
+  }
+}
