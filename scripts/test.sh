@@ -16,10 +16,16 @@ cargo clippy --locked --workspace --all-targets -q -- -D warnings
 echo "== Rust tests (core, CLI, multi-process)"
 cargo test --locked --workspace --exclude ferry-app -q
 
-echo "== UI unit tests"
-(cd ui && npx vitest run)
+echo "== app: bindings are fresh"
+cargo test --locked -p ferry-app --features custom-protocol -q
+
+echo "== UI: types and unit tests"
+(cd ui && npm run --silent check && npx vitest run)
 
 echo "== app starts"
 bash scripts/app-smoke.sh
+
+echo "== app window end to end (WebDriver)"
+bash scripts/e2e.sh
 
 echo "all tests passed"

@@ -7,5 +7,5 @@ export default defineConfig({
   clearScreen: false,
   server: { port: 5173, strictPort: true },
   build: { target: "es2021", outDir: "dist", emptyOutDir: true },
-  test: { environment: "jsdom" },
+  test: { environment: "jsdom", include: ["src/**/*.test.ts"] },
 });

@@ -1,0 +1,111 @@
+// The real app window, driven through tauri-driver and WebKitWebDriver.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { env, exit, ferry, firstLine, makeTree, openApp, sameTree, screenshot, type Browser } from "./harness";
+
+let browser: Browser;
+
+beforeAll(async () => {
+  browser = await openApp();
+  const status = await browser.$('[data-testid="nav-send"]');
+  await status.waitForDisplayed({ timeout: 30_000 });
+});
+
+afterAll(async () => {
+  await browser?.deleteSession();
+});
+
+describe("Ferry app", () => {
+  it("shows the empty send screen", async () => {
+    await (await browser.$('[data-testid="send-empty"]')).waitForDisplayed();
+    await screenshot(browser, "send-empty");
+  });
+
+  it("receives a folder shared by the ferry CLI", async () => {
+    const src = join(env.work, "cli-share", "Holiday");
+    makeTree(src);
+    const sender = ferry(join(env.work, "home-cli-sender"), ["send", src]);
+    try {
+      const ticket = await firstLine(sender);
+      expect(ticket.startsWith("blob")).toBe(true);
+
+      await (await browser.$('[data-testid="nav-receive"]')).click();
+      const input = await browser.$('[data-testid="ticket-input"]');
+      await input.setValue(ticket);
+      await (await browser.$('[data-testid="preview"]')).click();
+      const entries = await browser.$('[data-testid="offer-entries"]');
+      await entries.waitForDisplayed({ timeout: 30_000 });
+      await screenshot(browser, "receive-preview");
+      // textContent: WebKitWebDriver's visible-text algorithm skips ellipsised names.
+      const text = String(await entries.getProperty("textContent"));
+      for (const name of ["Holiday/readme.txt", "Holiday/photos/beach.jpg", "Holiday/empty.dat"]) {
+        expect(text).toContain(name);
+      }
+      await screenshot(browser, "receive-preview");
+
+      await (await browser.$('[data-testid="accept"]')).click();
+      const done = await browser.$('[data-testid="receive-done"]');
+      await done.waitForDisplayed({ timeout: 60_000 });
+      expect(await done.getText()).toContain("4 files");
+      await screenshot(browser, "receive-done");
+      const dest = join(env.work, "downloads", "Holiday");
+      expect(sameTree(src, dest)).toBeNull();
+    } finally {
+      sender.kill("SIGINT");
+    }
+  });
+
+  it("shares a folder and the ferry CLI receives it", async () => {
+    const src = join(env.work, "app-share", "Project");
+    makeTree(src);
+    await (await browser.$('[data-testid="nav-send"]')).click();
+    // The same path as a drop on the window: Tauri's drag-drop event with real paths.
+    await browser.execute((path: string) => {
+      return (window as any).__TAURI_INTERNALS__.invoke("plugin:event|emit", {
+        event: "tauri://drag-drop",
+        payload: { paths: [path], position: { x: 10, y: 10 } },
+      });
+    }, src);
+    const ticketField = await browser.$('[data-testid="ticket"]');
+    await ticketField.waitForDisplayed({ timeout: 30_000 });
+    const ticket = await ticketField.getValue();
+    expect(ticket.startsWith("blob")).toBe(true);
+
+    const out = join(env.work, "cli-received");
+    mkdirSync(out, { recursive: true });
+    const receiver = ferry(join(env.work, "home-cli-receiver"), ["receive", ticket, "--out", out]);
+    const result = await exit(receiver);
+    expect(result.code, result.stderr).toBe(0);
+    expect(sameTree(src, join(out, "Project"))).toBeNull();
+    await (await browser.$('[data-testid="peer"]')).waitForDisplayed({ timeout: 30_000 });
+    await browser.waitUntil(async () => (await (await browser.$('[data-testid="peer"]')).getText()).includes("Received everything"), {
+      timeout: 30_000,
+      timeoutMsg: "the peer never showed as complete",
+    });
+    await screenshot(browser, "send-sharing");
+  });
+
+  it("explains an invalid ticket in the window", async () => {
+    await (await browser.$('[data-testid="nav-receive"]')).click();
+    const input = await browser.$('[data-testid="ticket-input"]');
+    await input.setValue("this-is-not-a-ticket");
+    await (await browser.$('[data-testid="preview"]')).click();
+    const error = await browser.$('[data-testid="receive-error"]');
+    await error.waitForDisplayed({ timeout: 15_000 });
+    expect(await error.getText()).toContain("not a Ferry ticket");
+    await screenshot(browser, "receive-invalid");
+  });
+
+  it("lists both transfers in the history", async () => {
+    await (await browser.$('[data-testid="nav-transfers"]')).click();
+    await browser.waitUntil(async () => (await browser.$$('[data-testid="transfer"]')).length >= 2, {
+      timeout: 15_000,
+      timeoutMsg: "history did not show the transfers",
+    });
+    const text = String(await (await browser.$("main")).getProperty("textContent"));
+    expect(text).toContain("Holiday");
+    expect(text).toContain("Project");
+    await screenshot(browser, "transfers");
+  });
+});
