@@ -27,7 +27,7 @@ for run in \$(seq $RUNS); do
   t1=\$(date +%s.%N)
   sleep $IDLE
   pss=0
-  for p in \$pid \$(pgrep -P \$pid) \$(pgrep -f WebKit); do
+  for p in \$(printf '%s\\n' \$pid \$(pgrep -P \$pid) \$(pgrep -f WebKit) | sort -u); do
     v=\$(awk '/^Pss:/ {print \$2}' /proc/\$p/smaps_rollup 2>/dev/null || echo 0)
     pss=\$((pss + \${v:-0}))
   done

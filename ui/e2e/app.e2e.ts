@@ -109,3 +109,14 @@ describe("Ferry app", () => {
     await screenshot(browser, "transfers");
   });
 });
+
+describe("settings", () => {
+  it("shows the settings with the download folder in use", async () => {
+    await (await browser.$('[data-testid="nav-settings"]')).click();
+    const dir = await browser.$("#download-dir");
+    await dir.waitForDisplayed({ timeout: 15_000 });
+    expect(await dir.getValue()).toBe(join(env.work, "downloads"));
+    expect(await (await browser.$("#device-name")).getValue()).toBe("e2e");
+    await screenshot(browser, "settings");
+  });
+});

@@ -169,6 +169,7 @@ async fn track(
                 total,
                 rate: r,
                 current: None,
+                via: None,
             };
             events
                 .send(ShareEvent::PeerProgress {
@@ -189,6 +190,7 @@ async fn track(
                     total,
                     rate: 0.0,
                     current: None,
+                    via: None,
                 },
             })
             .ok();

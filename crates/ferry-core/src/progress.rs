@@ -71,6 +71,33 @@ pub struct TransferProgress {
     pub rate: f64,
     /// The file being transferred now, if known.
     pub current: Option<String>,
+    /// How the peer is reached, when known: a direct path or through a relay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<Via>,
+}
+
+/// The network path a transfer uses.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    /// A direct UDP path (same network, or hole punching succeeded).
+    Direct,
+    /// Through a relay server.
+    Relay,
+}
+
+impl Via {
+    /// The path a connection uses right now.
+    pub fn of(conn: &iroh::endpoint::Connection) -> Option<Via> {
+        let paths = conn.paths();
+        let selected = paths.iter().find(|p| p.is_selected())?;
+        Some(if selected.is_relay() {
+            Via::Relay
+        } else {
+            Via::Direct
+        })
+    }
 }
 
 impl TransferProgress {
@@ -310,6 +337,7 @@ mod tests {
             total: 10,
             rate: 2.5,
             current: Some("a/b".into()),
+            via: Some(Via::Direct),
         });
         let s = serde_json::to_string(&e).unwrap();
         assert!(s.contains("\"event\":\"progress\""));
@@ -319,6 +347,7 @@ mod tests {
             total: 10,
             rate: 2.5,
             current: None,
+            via: None,
         };
         assert_eq!(p.eta_secs(), Some(2.0));
     }

@@ -37,7 +37,7 @@ use crate::{
     export, names,
     node::Node,
     progress::{
-        Offer, OfferEntry, RateMeter, ReceiveEvent, ReceiveSummary, Throttle, TransferProgress,
+        Offer, OfferEntry, RateMeter, ReceiveEvent, ReceiveSummary, Throttle, TransferProgress, Via,
     },
     ticket::Ticket,
 };
@@ -304,6 +304,7 @@ impl Node {
         let mut first_commit = false;
         let mut commit = Throttle::with_interval(Duration::from_millis(500));
         let mut rate = RateMeter::new();
+        let path_of = conn.clone();
         let mut stream = self
             .store()
             .remote()
@@ -332,6 +333,7 @@ impl Node {
                                 total,
                                 rate: rate.update(done),
                                 current: current(&pending, offset).map(|c| c.1.to_string()),
+                                via: Via::of(&path_of),
                             }))
                             .ok();
                     }
@@ -343,6 +345,7 @@ impl Node {
                             total,
                             rate: rate.update(total),
                             current: None,
+                            via: Via::of(&path_of),
                         }))
                         .ok();
                     return Ok(stats.payload_bytes_read);

@@ -324,6 +324,8 @@ export type TransferProgress_Deserialize = {
 	rate: number,
 	/**  The file being transferred now, if known. */
 	current?: string | null,
+	/**  How the peer is reached, when known: a direct path or through a relay. */
+	via?: Via | null,
 };
 
 /**  A snapshot of a running transfer. */
@@ -336,6 +338,8 @@ export type TransferProgress_Serialize = {
 	rate: number,
 	/**  The file being transferred now, if known. */
 	current: string | null,
+	/**  How the peer is reached, when known: a direct path or through a relay. */
+	via?: Via,
 };
 
 /**  One transfer. */
@@ -417,6 +421,13 @@ export type TransferState =
 "cancelled" | 
 /**  Found active at start-up: the process ended in the middle. */
 "interrupted";
+
+/**  The network path a transfer uses. */
+export type Via = 
+/**  A direct UDP path (same network, or hole punching succeeded). */
+"direct" | 
+/**  Through a relay server. */
+"relay";
 
 /* Tauri Specta runtime */
 async function typedError<T, E>(result: Promise<T>): Promise<{ status: "ok"; data: T } | { status: "error"; error: E }> {
