@@ -15,6 +15,7 @@ pub mod config;
 pub mod control;
 pub mod error;
 pub mod export;
+pub mod folder;
 pub mod history;
 pub mod identity;
 pub mod names;

@@ -1,0 +1,19 @@
+//! Folder sync: Ferry's folder semantics, independent of how entries are replicated.
+//!
+//! The replication layer (one iroh-docs document per folder, see docs/DESIGN.md, "Folder
+//! sync") moves [`version::FileVersion`] records between peers. Everything that decides what
+//! those records mean for the files on disk lives here and is tested without a network:
+//!
+//! - [`ignore`]: which paths are never synced (`.ferryignore` plus built-in rules);
+//! - [`scan`]: what is on disk, hashed only once a file has stopped changing;
+//! - [`version`]: version vectors and the record stored per path;
+//! - [`decide`]: what a peer does with a remote record (apply, ignore, keep both);
+//! - [`conflict`]: the name of the copy that keeps the losing side of a conflict;
+//! - [`trash`]: where deleted and overwritten files go, and how they come back.
+
+pub mod conflict;
+pub mod decide;
+pub mod ignore;
+pub mod scan;
+pub mod trash;
+pub mod version;

@@ -1,0 +1,143 @@
+//! What is on disk in a synced folder, and the content hash of files that have stopped changing.
+//!
+//! A file still being written must not be shipped half-written, and a file that changes while
+//! it is read must be read again. [`hash_if_stable`] takes the metadata seen by the scan, hashes
+//! the file, and checks the metadata again: if size or modification time moved at any point, it
+//! reports the file as unstable and the caller tries again later.
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    time::UNIX_EPOCH,
+};
+
+use crate::folder::ignore::IgnoreRules;
+
+/// A file found by a scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scanned {
+    /// Path relative to the folder root, `/`-separated.
+    pub rel: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, Unix milliseconds.
+    pub mtime_ms: u64,
+}
+
+/// Lists the files of the folder at `root` that are not ignored, sorted by path. Symbolic links
+/// are not followed; directories that are ignored are not entered.
+pub fn scan(root: &Path, rules: &IgnoreRules) -> Vec<Scanned> {
+    let mut out = Vec::new();
+    let walker = walkdir::WalkDir::new(root).follow_links(false).into_iter();
+    let it = walker.filter_entry(|e| {
+        let Ok(rel) = e.path().strip_prefix(root) else {
+            return true;
+        };
+        if rel.as_os_str().is_empty() {
+            return true;
+        }
+        match rel_string(rel) {
+            Some(r) => !rules.is_ignored(&r, e.file_type().is_dir()),
+            None => false,
+        }
+    });
+    for entry in it {
+        let Ok(entry) = entry else { continue };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else { continue };
+        let Some(rel) = entry.path().strip_prefix(root).ok().and_then(rel_string) else {
+            continue;
+        };
+        out.push(Scanned {
+            rel,
+            size: meta.len(),
+            mtime_ms: mtime_ms(&meta),
+        });
+    }
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    out
+}
+
+fn rel_string(rel: &Path) -> Option<String> {
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    Some(parts?.join("/"))
+}
+
+/// Modification time of `meta` in Unix milliseconds.
+pub fn mtime_ms(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// The BLAKE3 hash (hex) of `path`, if its size and modification time are still those the scan
+/// saw, before and after reading. `None` means it changed: it is being written; try later.
+pub fn hash_if_stable(path: &PathBuf, seen: &Scanned) -> std::io::Result<Option<String>> {
+    let same = |m: &std::fs::Metadata| m.len() == seen.size && mtime_ms(m) == seen.mtime_ms;
+    let mut file = std::fs::File::open(path)?;
+    if !same(&file.metadata()?) {
+        return Ok(None);
+    }
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    if !same(&std::fs::metadata(path)?) {
+        return Ok(None);
+    }
+    Ok(Some(hasher.finalize().to_hex().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_skips_ignored_and_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for f in [
+            "a.txt",
+            "sub/b.txt",
+            ".ferry/trash/x",
+            "sub/c.swp",
+            "node_modules/m.js",
+        ] {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, f).unwrap();
+        }
+        std::fs::write(root.join(".ferryignore"), "node_modules/\n").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
+        let rules = IgnoreRules::load(root);
+        let rels: Vec<String> = scan(root, &rules).into_iter().map(|s| s.rel).collect();
+        assert_eq!(rels, [".ferryignore", "a.txt", "sub/b.txt"]);
+    }
+
+    #[test]
+    fn a_file_that_changes_is_not_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, "one").unwrap();
+        let rules = IgnoreRules::load(dir.path());
+        let seen = scan(dir.path(), &rules).remove(0);
+        let h = hash_if_stable(&p, &seen).unwrap().unwrap();
+        assert_eq!(h, blake3::hash(b"one").to_hex().to_string());
+        std::fs::write(&p, "longer now").unwrap();
+        assert_eq!(
+            hash_if_stable(&p, &seen).unwrap(),
+            None,
+            "changed since the scan"
+        );
+    }
+}
