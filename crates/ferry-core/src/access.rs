@@ -75,18 +75,27 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
                 msg.tx.send(Ok(())).await.ok();
                 let conn = msg.inner.connection_id;
                 let peer = peers.get(&conn).cloned().unwrap_or_default();
-                if let Some(view) = registry.view(&request.hash) {
-                    let list = touched.entry(conn).or_default();
-                    if !list.iter().any(|s| s.same_channel(&view.events)) {
-                        view.events
-                            .send(ShareEvent::PeerConnected { peer: peer.clone() })
-                            .ok();
-                        list.push(view.events.clone());
+                // The update channel must always be drained: the provider treats a closed
+                // channel as an internal error and resets the stream.
+                let mut updates = msg.rx;
+                match registry.view(&request.hash) {
+                    Some(view) => {
+                        let list = touched.entry(conn).or_default();
+                        if !list.iter().any(|s| s.same_channel(&view.events)) {
+                            view.events
+                                .send(ShareEvent::PeerConnected { peer: peer.clone() })
+                                .ok();
+                            list.push(view.events.clone());
+                        }
+                        let report = is_download(&request.ranges);
+                        tokio::spawn(track(peer, view.sizes, view.events, updates, report));
                     }
-                    // The update channel must be drained either way: the provider treats a
-                    // closed channel as an internal error and resets the stream.
-                    let report = is_download(&request.ranges);
-                    tokio::spawn(track(peer, view.sizes, view.events, msg.rx, report));
+                    // A single file of a share, asked for on its own: served, not reported.
+                    None => {
+                        tokio::spawn(
+                            async move { while let Ok(Some(_)) = updates.recv().await {} },
+                        );
+                    }
                 }
             }
             ProviderMessage::ObserveRequestReceived(msg) => {

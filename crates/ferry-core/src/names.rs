@@ -211,6 +211,51 @@ mod tests {
         ));
     }
 
+    /// Checks that an accepted name stays below the target folder.
+    fn assert_contained(name: &str) -> Result<(), proptest::test_runner::TestCaseError> {
+        use proptest::prop_assert;
+        use std::path::{Component, Path};
+        if let Ok(rel) = validate_name(name) {
+            prop_assert!(
+                rel.components().all(|c| matches!(c, Component::Normal(_))),
+                "{:?}",
+                rel
+            );
+            let base = Path::new("/srv/target");
+            let joined = base.join(&rel);
+            prop_assert!(joined.starts_with(base));
+            prop_assert!(joined.components().count() > base.components().count());
+            prop_assert!(!name
+                .split('/')
+                .any(|c| c == ".." || c == "." || c.is_empty()));
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        /// Names from path-ish characters, arbitrary unicode, and joined hostile segments:
+        /// whatever is accepted never resolves outside the target folder.
+        #[test]
+        fn pathish_names_stay_inside(name in "[a-zA-Z0-9./\\\\: ~\\x00\\n-]{0,32}") {
+            assert_contained(&name)?;
+        }
+
+        #[test]
+        fn unicode_names_stay_inside(name in "\\PC{0,16}") {
+            assert_contained(&name)?;
+        }
+
+        #[test]
+        fn hostile_segments_stay_inside(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec!["..", ".", "", "C:", "a\\..", "x", "con", "b c"]),
+                1..6,
+            )
+        ) {
+            assert_contained(&parts.join("/"))?;
+        }
+    }
+
     #[test]
     fn rejects_collisions() {
         assert!(validate_names(["a", "b/c", "b/d"]).is_ok());

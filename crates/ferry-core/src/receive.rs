@@ -486,6 +486,15 @@ fn describe_get_error(e: iroh_blobs::get::GetError) -> Error {
         if code == iroh_blobs::protocol::ERR_PERMISSION {
             return Error::Transfer("the sender no longer shares this (or never did)".into());
         }
+        if code == iroh_blobs::protocol::ERR_INTERNAL {
+            // The provider verifies what it reads against the hash it announced and stops
+            // when they differ: a shared file was edited or removed after sharing.
+            return Error::BadData(
+                "the sender's copy no longer matches what it offered (a file was changed or \
+                 removed after sharing); ask for a new ticket"
+                    .into(),
+            );
+        }
     }
     let text = e.to_string();
     if e.local_write().is_some() {

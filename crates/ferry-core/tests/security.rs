@@ -1,0 +1,161 @@
+//! The attacker's side: peers that ask for what they were not given, send what they should
+//! not, or serve bad data. Built with iroh and iroh-blobs directly.
+
+mod common;
+
+use common::*;
+use iroh::{endpoint::presets, Endpoint, RelayMode};
+use iroh_blobs::{
+    api::Store,
+    get::request::get_blob,
+    protocol::{ChunkRanges, ChunkRangesSeq, GetManyRequest, GetRequest, PushRequest},
+    store::mem::MemStore,
+    Hash,
+};
+
+/// A bare endpoint that can dial Ferry nodes on loopback.
+async fn attacker() -> Endpoint {
+    Endpoint::builder(presets::Minimal)
+        .relay_mode(RelayMode::Disabled)
+        .portmapper_config(iroh::endpoint::PortmapperConfig::Disabled)
+        .clear_ip_transports()
+        .bind_addr("127.0.0.1:0")
+        .unwrap()
+        .bind()
+        .await
+        .unwrap()
+}
+
+/// The hashes a share's collection lists: the metadata blob, then one per file.
+async fn children(ticket: &str, node_store: &Store) -> Vec<Hash> {
+    let t: ferry_core::Ticket = ticket.parse().unwrap();
+    let bytes = node_store.get_bytes(t.blob_ticket().hash()).await.unwrap();
+    iroh_blobs::hashseq::HashSeq::try_from(bytes)
+        .unwrap()
+        .iter()
+        .collect()
+}
+
+#[tokio::test]
+async fn only_live_shares_are_served_and_only_as_offered() {
+    let env = Env::new();
+    let src = env.dir("src");
+    write(&src.join("public.txt"), b"shared on purpose");
+    write(&src.join("private.txt"), b"shared once, then stopped");
+    let node = env.node("victim").await;
+    let (public, _e1) = share(&node, &[src.join("public.txt")]).await;
+    let (private, _e2) = share(&node, &[src.join("private.txt")]).await;
+    let public_children = children(public.ticket(), node.store()).await;
+    let private_children = children(private.ticket(), node.store()).await;
+    let private_root = private
+        .ticket()
+        .parse::<ferry_core::Ticket>()
+        .unwrap()
+        .blob_ticket()
+        .hash();
+    let public_file = public_children[1];
+    let private_file = private_children[1];
+    private.stop();
+
+    let ep = attacker().await;
+    let conn = ep.connect(node.addr(), iroh_blobs::ALPN).await.unwrap();
+
+    // A blob of a live share can be fetched on its own.
+    let ok = get_blob(conn.clone(), public_file).bytes().await.unwrap();
+    assert_eq!(&ok[..], b"shared on purpose");
+    // A blob of a stopped share cannot, nor its collection, on the same open connection.
+    assert!(
+        get_blob(conn.clone(), private_file).bytes().await.is_err(),
+        "stopped share served"
+    );
+    let mem = MemStore::new();
+    let res = mem
+        .remote()
+        .execute_get(conn.clone(), GetRequest::all(private_root))
+        .await;
+    assert!(res.is_err(), "stopped collection served");
+    // A live share's child asked for as if it were a collection is refused: a file whose
+    // bytes look like a list of hashes must not unlock other blobs.
+    let res = mem
+        .remote()
+        .execute_get(conn.clone(), GetRequest::all(public_file))
+        .await;
+    assert!(res.is_err(), "a child was served as a hash sequence");
+    // A hash nobody shares.
+    assert!(get_blob(conn.clone(), Hash::new(b"guess"))
+        .bytes()
+        .await
+        .is_err());
+    // Request kinds Ferry does not use are refused.
+    let many = GetManyRequest::builder()
+        .hash(public_file, ChunkRanges::all())
+        .build();
+    assert!(
+        mem.remote()
+            .execute_get_many(conn.clone(), many)
+            .await
+            .is_err(),
+        "get-many served"
+    );
+    let pushed = mem.add_slice(b"unwanted upload").temp_tag().await.unwrap();
+    let push = PushRequest::new(pushed.hash(), ChunkRangesSeq::root());
+    let _ = mem.remote().execute_push(conn.clone(), push).await;
+    assert!(
+        !node.store().has(pushed.hash()).await.unwrap(),
+        "a push wrote into the victim's store"
+    );
+}
+
+#[tokio::test]
+async fn data_changed_after_sharing_is_detected_and_never_written() {
+    let env = Env::new();
+    let src = env.dir("src");
+    let original = pseudo_random(2 * 1024 * 1024, 21);
+    write(&src.join("doc.bin"), &original);
+    let (sender, receiver) = (env.node("a").await, env.node("b").await);
+    let (share, _e) = share(&sender, &[src.join("doc.bin")]).await;
+    // The shared file is edited in place (same size): the sender now serves bytes that do not
+    // match the hash in the ticket.
+    let mut tampered = original.clone();
+    for b in &mut tampered[1_000_000..1_100_000] {
+        *b ^= 0xff;
+    }
+    std::fs::write(src.join("doc.bin"), &tampered).unwrap();
+    let dest = env.dir("dest");
+    let err = receive(&receiver, share.ticket(), &dest).await.unwrap_err();
+    assert_eq!(err.code(), "bad_data", "{err}");
+    assert!(err.to_string().contains("changed or removed"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&dest).unwrap().count(),
+        0,
+        "no corrupt file appears"
+    );
+}
+
+#[tokio::test]
+async fn not_enough_space_is_refused_before_downloading() {
+    // A 2 MiB tmpfs as the destination (the test runs as root in CI, like every other test that
+    // needs a private mount or network namespace).
+    let env = Env::new();
+    let small = env.dir("small-disk");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .expect("mount");
+    assert!(mounted.success(), "mounting a tmpfs needs root");
+    let src = env.dir("src");
+    write(&src.join("big.bin"), &pseudo_random(8 * 1024 * 1024, 22));
+    let (sender, receiver) = (env.node("a").await, env.node("b").await);
+    let (share, _e) = share(&sender, &[src.join("big.bin")]).await;
+    let res = receive(&receiver, share.ticket(), &small).await;
+    let listing: Vec<_> = std::fs::read_dir(&small).unwrap().collect();
+    std::process::Command::new("umount")
+        .arg(&small)
+        .status()
+        .ok();
+    let err = res.unwrap_err();
+    assert_eq!(err.code(), "disk_full", "{err}");
+    assert!(err.to_string().contains("free space"), "{err}");
+    assert!(listing.is_empty(), "nothing written");
+}
