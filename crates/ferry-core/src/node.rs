@@ -49,6 +49,13 @@ pub(crate) struct Inner {
     pub(crate) router: Router,
     pub(crate) registry: Registry,
     pub(crate) history: History,
+    pub(crate) docs: iroh_docs::protocol::Docs,
+    pub(crate) folders: std::sync::Mutex<
+        Vec<(
+            Arc<crate::folder::engine::FolderSync>,
+            tokio::sync::oneshot::Sender<()>,
+        )>,
+    >,
     _access: tokio::task::JoinHandle<()>,
     _lock: File,
 }
@@ -176,10 +183,22 @@ impl Node {
         let registry = Registry::default();
         let (events, access_task) = access::spawn(registry.clone());
         let blobs = BlobsProtocol::new(&store, Some(events));
+        let gossip = iroh_gossip::net::Gossip::builder().spawn(endpoint.clone());
+        let docs_dir = config.home.join("docs");
+        std::fs::create_dir_all(&docs_dir).map_err(|e| Error::Home {
+            path: config.home.clone(),
+            reason: format!("cannot create {}: {e}", docs_dir.display()),
+        })?;
+        let docs = iroh_docs::protocol::Docs::persistent(docs_dir)
+            .spawn(endpoint.clone(), (*store).clone(), gossip.clone())
+            .await
+            .map_err(|e| Error::Store(format!("cannot open the folder documents: {e}")))?;
         let router = Router::builder(endpoint.clone())
             .accept(iroh_blobs::ALPN, blobs)
+            .accept(iroh_gossip::ALPN, gossip)
+            .accept(iroh_docs::ALPN, docs.clone())
             .spawn();
-        Ok(Node {
+        let node = Node {
             inner: Arc::new(Inner {
                 config,
                 endpoint,
@@ -187,10 +206,19 @@ impl Node {
                 router,
                 registry,
                 history: History::open(&config_home),
+                docs,
+                folders: std::sync::Mutex::new(Vec::new()),
                 _access: access_task,
                 _lock: lock.file,
             }),
-        })
+        };
+        node.start_folders().await;
+        Ok(node)
+    }
+
+    /// The folder documents.
+    pub fn docs(&self) -> &iroh_docs::protocol::Docs {
+        &self.inner.docs
     }
 
     /// This node's id (its public key).
@@ -246,6 +274,7 @@ impl Node {
 
     /// Stops the node: closes connections and flushes the store.
     pub async fn shutdown(&self) -> Result<()> {
+        self.inner.folders.lock().expect("folders lock").clear();
         self.inner
             .router
             .shutdown()

@@ -522,7 +522,7 @@ impl Node {
         let Some(record) = self.history().get(record_id) else {
             return Err(Error::Config(format!("no transfer with id {record_id:?}")));
         };
-        if let Ok(hash) = record.hash.parse::<Hash>() {
+        if let Some(hash) = crate::folder::version::parse_hash(&record.hash) {
             self.store().tags().delete(tag_name(&hash)).await.ok();
         }
         self.history().remove(record_id);

@@ -31,6 +31,8 @@ struct Inner {
     allowed: HashMap<Hash, usize>,
     /// Roots of live shares, to the share ids offering them.
     roots: HashMap<Hash, Vec<u64>>,
+    /// Records and content of synced folders.
+    folder: std::collections::HashSet<Hash>,
 }
 
 /// Shared registry of live shares.
@@ -100,11 +102,13 @@ impl Registry {
 
     /// May this blob be served on its own?
     pub fn allows_blob(&self, hash: &Hash) -> bool {
-        self.0
-            .lock()
-            .expect("registry lock")
-            .allowed
-            .contains_key(hash)
+        let inner = self.0.lock().expect("registry lock");
+        inner.allowed.contains_key(hash) || inner.folder.contains(hash)
+    }
+
+    /// Serves a record or file of a synced folder.
+    pub fn allow_folder(&self, hash: Hash) {
+        self.0.lock().expect("registry lock").folder.insert(hash);
     }
 
     /// May this hash be served as a hash sequence (a whole collection)?

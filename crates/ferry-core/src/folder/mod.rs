@@ -13,7 +13,9 @@
 
 pub mod conflict;
 pub mod decide;
+pub mod engine;
 pub mod ignore;
+pub mod manage;
 pub mod scan;
 pub mod trash;
 pub mod version;

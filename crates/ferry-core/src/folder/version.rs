@@ -101,10 +101,15 @@ impl FileVersion {
             return Err(format!("record of {} bytes is too large", bytes.len()));
         }
         let v: FileVersion = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if !v.deleted && v.hash.len() != 64 {
+        if !v.deleted && parse_hash(&v.hash).is_none() {
             return Err("record has no valid content hash".into());
         }
         Ok(v)
+    }
+
+    /// The content hash, if this version has valid content.
+    pub fn content_hash(&self) -> Option<iroh_blobs::Hash> {
+        parse_hash(&self.hash)
     }
 
     /// The deterministic winner between two concurrent versions: the later modification,
@@ -112,6 +117,15 @@ impl FileVersion {
     pub fn wins_over(&self, other: &FileVersion) -> bool {
         (self.mtime_ms, &self.device, &self.hash) > (other.mtime_ms, &other.device, &other.hash)
     }
+}
+
+/// Parses a hex BLAKE3 hash, refusing anything that is not exactly 64 hex digits (the parser
+/// of iroh-blobs asserts on other lengths).
+pub fn parse_hash(hex: &str) -> Option<iroh_blobs::Hash> {
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    hex.parse().ok()
 }
 
 #[cfg(test)]

@@ -15,6 +15,12 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Self {
+        if let Ok(filter) = std::env::var("FERRY_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
         Env {
             dir: tempfile::tempdir().unwrap(),
         }

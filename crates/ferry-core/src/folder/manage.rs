@@ -1,0 +1,177 @@
+//! Sharing, joining and listing synced folders; the list survives restarts (`folders.json`).
+
+use std::{path::PathBuf, str::FromStr, sync::Arc};
+
+use iroh_docs::{
+    api::protocol::{AddrInfoOptions, ShareMode},
+    DocTicket, NamespaceId,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    error::{Error, Result},
+    folder::engine::FolderSync,
+    identity::write_private,
+    node::Node,
+    settings::Settings,
+};
+
+/// File in the home listing the synced folders.
+pub const FOLDERS_FILE: &str = "folders.json";
+
+/// A synced folder as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct FolderInfo {
+    /// The document id.
+    pub id: String,
+    /// The local path.
+    pub path: PathBuf,
+    /// True if this device only receives.
+    pub read_only: bool,
+}
+
+fn load_list(node: &Node) -> Vec<FolderInfo> {
+    std::fs::read(node.home().join(FOLDERS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+fn save_list(node: &Node, list: &[FolderInfo]) -> Result<()> {
+    let path = node.home().join(FOLDERS_FILE);
+    write_private(
+        &path,
+        &serde_json::to_vec_pretty(list).expect("serializable"),
+    )
+    .map_err(|e| Error::write(&path, e))
+}
+
+impl Node {
+    /// Shares the folder at `path`; returns the folder ticket (read-write unless `read_only`:
+    /// then joiners only receive).
+    pub async fn folder_share(&self, path: PathBuf, read_only: bool) -> Result<String> {
+        let path = std::fs::canonicalize(&path).map_err(|e| Error::ShareSource {
+            path: path.clone(),
+            source: e,
+        })?;
+        if !path.is_dir() {
+            return Err(Error::ShareSource {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a folder"),
+            });
+        }
+        let docs = self.docs();
+        let doc = docs
+            .create()
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?;
+        let info = FolderInfo {
+            id: doc.id().to_string(),
+            path,
+            read_only: false,
+        };
+        let folder = self.start_folder(&info, doc.clone()).await?;
+        let rules = crate::folder::ignore::IgnoreRules::load(&info.path);
+        folder.publish_local(&rules).await?;
+        let mode = if read_only {
+            ShareMode::Read
+        } else {
+            ShareMode::Write
+        };
+        let ticket = doc
+            .share(mode, AddrInfoOptions::RelayAndAddresses)
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?;
+        let mut list = load_list(self);
+        list.push(info);
+        save_list(self, &list)?;
+        Ok(ticket.to_string())
+    }
+
+    /// Joins a folder by ticket into `path` (created if missing; existing files are merged).
+    pub async fn folder_join(&self, ticket: &str, path: PathBuf) -> Result<FolderInfo> {
+        let ticket = DocTicket::from_str(ticket.trim()).map_err(|e| {
+            Error::Ticket(crate::ticket::TicketError::Malformed(format!(
+                "not a folder ticket ({e})"
+            )))
+        })?;
+        let read_only = matches!(ticket.capability, iroh_docs::Capability::Read(_));
+        let ticket_peers: Vec<iroh::EndpointId> = ticket.nodes.iter().map(|n| n.id).collect();
+        std::fs::create_dir_all(&path).map_err(|e| Error::write(&path, e))?;
+        let path = std::fs::canonicalize(&path).map_err(|e| Error::write(&path, e))?;
+        let doc = self
+            .docs()
+            .import(ticket)
+            .await
+            .map_err(|e| Error::Connect(e.to_string()))?;
+        let info = FolderInfo {
+            id: doc.id().to_string(),
+            path,
+            read_only,
+        };
+        let folder = self.start_folder(&info, doc).await?;
+        for p in ticket_peers {
+            folder.add_peer(p);
+        }
+        let mut list = load_list(self);
+        list.retain(|f| f.id != info.id);
+        list.push(info.clone());
+        save_list(self, &list)?;
+        Ok(info)
+    }
+
+    /// The synced folders.
+    pub fn folder_list(&self) -> Vec<FolderInfo> {
+        load_list(self)
+    }
+
+    /// Starts every folder of the list (at node start).
+    pub(crate) async fn start_folders(&self) {
+        for info in load_list(self) {
+            let Ok(id) = NamespaceId::from_str(&info.id) else {
+                continue;
+            };
+            match self.docs().open(id).await {
+                Ok(Some(doc)) => {
+                    if let Err(e) = self.start_folder(&info, doc).await {
+                        tracing::warn!("cannot start folder {}: {e}", info.path.display());
+                    }
+                }
+                _ => tracing::warn!("folder {} has no document", info.path.display()),
+            }
+        }
+    }
+
+    async fn start_folder(
+        &self,
+        info: &FolderInfo,
+        doc: iroh_docs::api::Doc,
+    ) -> Result<Arc<FolderSync>> {
+        let author = self
+            .docs()
+            .author_default()
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?;
+        let settings = Settings::load(self.home());
+        let folder = FolderSync::new(
+            doc,
+            info.path.clone(),
+            info.read_only,
+            author,
+            self.id(),
+            settings.device_name,
+            self.store().clone(),
+            self.endpoint().clone(),
+            self.inner.registry.clone(),
+        );
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(folder.clone().run(stop_rx));
+        self.inner
+            .folders
+            .lock()
+            .expect("folders lock")
+            .push((folder.clone(), stop_tx));
+        Ok(folder)
+    }
+}

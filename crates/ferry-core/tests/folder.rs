@@ -1,0 +1,79 @@
+//! Folder sync between nodes on loopback.
+
+mod common;
+
+use std::{path::Path, time::Duration};
+
+use common::*;
+
+/// Polls until `f` holds, failing after 30 s with `what`.
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn read(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_modify_delete_flow_both_ways() {
+    let env = Env::new();
+    let a_dir = env.dir("a-folder");
+    let b_dir = env.dir("b-folder");
+    write(&a_dir.join("hello.txt"), b"from a");
+    write(&a_dir.join("sub/deep.txt"), b"deep");
+    let (a, b) = (env.node("a").await, env.node("b").await);
+    let ticket = a.folder_share(a_dir.clone(), false).await.unwrap();
+    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
+
+    eventually("initial files reach b", || {
+        read(&b_dir.join("hello.txt")).as_deref() == Some("from a")
+            && read(&b_dir.join("sub/deep.txt")).as_deref() == Some("deep")
+    })
+    .await;
+
+    // A change on b flows back to a.
+    write(&b_dir.join("hello.txt"), b"edited on b");
+    eventually("b's edit reaches a", || {
+        read(&a_dir.join("hello.txt")).as_deref() == Some("edited on b")
+    })
+    .await;
+    // The version a had is in a's trash.
+    let trashed = ferry_core::folder::trash::Trash::new(&a_dir).list();
+    assert!(
+        trashed.iter().any(|t| t.original == "hello.txt"),
+        "{trashed:?}"
+    );
+
+    // A new file on a appears on b; a deletion on a moves b's copy to the trash.
+    write(&a_dir.join("new.txt"), b"new");
+    eventually("new file reaches b", || {
+        read(&b_dir.join("new.txt")).as_deref() == Some("new")
+    })
+    .await;
+    std::fs::remove_file(a_dir.join("sub/deep.txt")).unwrap();
+    eventually("deletion reaches b", || {
+        !b_dir.join("sub/deep.txt").exists()
+    })
+    .await;
+    let trash = ferry_core::folder::trash::Trash::new(&b_dir);
+    let entry = trash
+        .list()
+        .into_iter()
+        .find(|t| t.original == "sub/deep.txt")
+        .expect("in b's trash");
+    trash.restore(&entry.id).unwrap();
+    assert_eq!(read(&b_dir.join("sub/deep.txt")).as_deref(), Some("deep"));
+    // The restore is a local change on b: it comes back on a.
+    eventually("restore reaches a", || {
+        read(&a_dir.join("sub/deep.txt")).as_deref() == Some("deep")
+    })
+    .await;
+}
