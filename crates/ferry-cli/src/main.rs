@@ -8,6 +8,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 use clap::{Parser, Subcommand};
 use ferry_core::{session::Session, NodeConfig, RelayChoice};
 
+mod folder;
 mod output;
 mod receive;
 mod send;
@@ -39,7 +40,10 @@ enum Command {
     /// Download what a ticket offers.
     #[command(visible_alias = "recv")]
     Receive(receive::ReceiveArgs),
-    /// Run the node headless until interrupted, so other `ferry` commands share through it.
+    /// Synced folders: share, join, list, status.
+    Folder(folder::FolderArgs),
+    /// Run the node headless until interrupted (all shares and folders), so other `ferry`
+    /// commands and the app use it.
     Run,
     /// Show the node of this home: id, addresses, live shares.
     Status,
@@ -88,6 +92,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Send(args) => send::run(config, args, out).await,
         Command::Receive(args) => receive::run(config, args, out).await,
+        Command::Folder(args) => folder::run(config, args, out).await,
         Command::Run => {
             let session = Session::open(config).await?;
             if !session.is_local() {

@@ -24,6 +24,7 @@ use tokio::{
 
 use crate::{
     error::{Error, ErrorInfo, Result},
+    folder::manage::FolderInfo,
     identity::write_private,
     node::Node,
     progress::{Offer, ReceiveEvent, ShareEvent, StreamItem},
@@ -72,6 +73,22 @@ pub enum Request {
     },
     /// The node's status; one [`Status`] comes back.
     Status,
+    /// Share a folder; its ticket (a string) comes back.
+    FolderShare {
+        /// The folder (absolute).
+        path: PathBuf,
+        /// Joiners only receive.
+        read_only: bool,
+    },
+    /// Join a folder; its [`FolderInfo`] comes back.
+    FolderJoin {
+        /// The folder ticket.
+        ticket: String,
+        /// Where to sync it (absolute).
+        path: PathBuf,
+    },
+    /// The synced folders; a list of [`FolderInfo`] comes back.
+    FolderList,
 }
 
 /// What a node reports about itself.
@@ -193,6 +210,23 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
         }
         Request::Status => {
             write_item(&mut write, &StreamItem::Event(Status::of(&node))).await?;
+        }
+        Request::FolderShare { path, read_only } => {
+            let item = match node.folder_share(path, read_only).await {
+                Ok(ticket) => StreamItem::Event(ticket),
+                Err(e) => StreamItem::Error((&e).into()),
+            };
+            write_item(&mut write, &item).await?;
+        }
+        Request::FolderJoin { ticket, path } => {
+            let item = match node.folder_join(&ticket, path).await {
+                Ok(info) => StreamItem::Event(info),
+                Err(e) => StreamItem::Error((&e).into()),
+            };
+            write_item(&mut write, &item).await?;
+        }
+        Request::FolderList => {
+            write_item(&mut write, &StreamItem::Event(node.folder_list())).await?;
         }
     }
     Ok(())
@@ -376,6 +410,27 @@ impl ControlClient {
     /// The remote node's status.
     pub async fn status(&self) -> Result<Status> {
         self.call(&Request::Status).await
+    }
+
+    /// Shares a folder through the remote node.
+    pub async fn folder_share(&self, path: PathBuf, read_only: bool) -> Result<String> {
+        let path = absolute(path)?;
+        self.call(&Request::FolderShare { path, read_only }).await
+    }
+
+    /// Joins a folder through the remote node.
+    pub async fn folder_join(&self, ticket: &str, path: PathBuf) -> Result<FolderInfo> {
+        let path = absolute(path)?;
+        self.call(&Request::FolderJoin {
+            ticket: ticket.to_string(),
+            path,
+        })
+        .await
+    }
+
+    /// The remote node's synced folders.
+    pub async fn folder_list(&self) -> Result<Vec<FolderInfo>> {
+        self.call(&Request::FolderList).await
     }
 }
 

@@ -14,6 +14,7 @@ use crate::{
     config::NodeConfig,
     control::{ControlClient, ControlServer, Status},
     error::{Error, ErrorInfo, Result},
+    folder::manage::FolderInfo,
     history::{Direction, TransferRecord, TransferState},
     node::{Acquire, HomeLock, Node},
     progress::{Offer, ReceiveEvent, ShareEvent, StreamItem},
@@ -130,6 +131,30 @@ impl Session {
         match self {
             Session::Local { node, .. } => Ok(Status::of(node)),
             Session::Remote(c) => c.status().await,
+        }
+    }
+
+    /// Shares a folder; returns its ticket.
+    pub async fn folder_share(&self, path: PathBuf, read_only: bool) -> Result<String> {
+        match self {
+            Session::Local { node, .. } => node.folder_share(path, read_only).await,
+            Session::Remote(c) => c.folder_share(path, read_only).await,
+        }
+    }
+
+    /// Joins a folder by ticket into `path`.
+    pub async fn folder_join(&self, ticket: &str, path: PathBuf) -> Result<FolderInfo> {
+        match self {
+            Session::Local { node, .. } => node.folder_join(ticket, path).await,
+            Session::Remote(c) => c.folder_join(ticket, path).await,
+        }
+    }
+
+    /// The synced folders.
+    pub async fn folder_list(&self) -> Result<Vec<FolderInfo>> {
+        match self {
+            Session::Local { node, .. } => Ok(node.folder_list()),
+            Session::Remote(c) => c.folder_list().await,
         }
     }
 

@@ -1,0 +1,129 @@
+//! Folder sync between `ferry run` daemons, driven by `ferry folder` commands on the same homes.
+
+use std::{path::Path, process::Command, time::Duration};
+
+use ferry_e2e::*;
+
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn read(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p).ok()
+}
+
+/// Starts `ferry run` on a home and waits until its node answers.
+fn daemon(home: &Path) -> Proc {
+    let mut cmd = ferry(home);
+    cmd.arg("run");
+    let mut p = Proc::spawn(cmd);
+    p.wait_stderr(Duration::from_secs(60), |l| l.contains("running"));
+    p
+}
+
+fn folder(home: &Path, args: &[&str]) -> String {
+    let out = ferry(home).arg("folder").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "ferry folder {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn two_daemons_sync_both_ways() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (home_a, home_b) = (tmp.path().join("home-a"), tmp.path().join("home-b"));
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    write(&dir_a.join("notes.txt"), b"v1");
+    write(&dir_b.join("local-only.txt"), b"b had this before joining");
+    let _da = daemon(&home_a);
+    let _db = daemon(&home_b);
+
+    let ticket = folder(&home_a, &["share", dir_a.to_str().unwrap()]);
+    let ticket = ticket.trim();
+    assert!(
+        !ticket.is_empty() && !ticket.contains('\n'),
+        "one line: {ticket}"
+    );
+    folder(&home_b, &["join", ticket, dir_b.to_str().unwrap()]);
+
+    eventually("a's file reaches b", || {
+        read(&dir_b.join("notes.txt")).as_deref() == Some("v1")
+    });
+    eventually("b's existing file is merged into a", || {
+        read(&dir_a.join("local-only.txt")).as_deref() == Some("b had this before joining")
+    });
+    write(&dir_b.join("notes.txt"), b"v2 from b");
+    eventually("b's edit reaches a", || {
+        read(&dir_a.join("notes.txt")).as_deref() == Some("v2 from b")
+    });
+    std::fs::create_dir_all(dir_a.join("new/dir")).unwrap();
+    write(&dir_a.join("new/dir/file.bin"), &pseudo_random(300_000, 5));
+    eventually("a new tree reaches b", || {
+        std::fs::read(dir_b.join("new/dir/file.bin")).ok() == Some(pseudo_random(300_000, 5))
+    });
+    std::fs::remove_file(dir_a.join("local-only.txt")).unwrap();
+    eventually("a deletion reaches b", || {
+        !dir_b.join("local-only.txt").exists()
+    });
+
+    let list = folder(&home_b, &["list"]);
+    assert!(
+        list.contains(dir_b.canonicalize().unwrap().to_str().unwrap()),
+        "{list}"
+    );
+    let status = folder(&home_b, &["status", dir_b.to_str().unwrap()]);
+    assert!(status.contains("files\t2"), "{status}");
+    assert!(
+        status.contains("trash\t1"),
+        "the deleted file is in b's trash: {status}"
+    );
+}
+
+#[test]
+fn a_read_only_member_receives_but_never_sends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (home_a, home_b) = (tmp.path().join("home-a"), tmp.path().join("home-b"));
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    write(&dir_a.join("doc.txt"), b"original");
+    let _da = daemon(&home_a);
+    let _db = daemon(&home_b);
+    let ticket = folder(&home_a, &["share", "--read-only", dir_a.to_str().unwrap()]);
+    folder(&home_b, &["join", ticket.trim(), dir_b.to_str().unwrap()]);
+    eventually("the file reaches the read-only member", || {
+        read(&dir_b.join("doc.txt")).as_deref() == Some("original")
+    });
+
+    write(&dir_b.join("doc.txt"), b"edited by a reader");
+    write(&dir_b.join("extra.txt"), b"reader's file");
+    // a keeps syncing: a later change of its own still arrives...
+    write(&dir_a.join("later.txt"), b"later");
+    eventually("a's later change arrives", || {
+        read(&dir_b.join("later.txt")).as_deref() == Some("later")
+    });
+    // ...while nothing of the reader's ever reached a.
+    assert_eq!(read(&dir_a.join("doc.txt")).as_deref(), Some("original"));
+    assert!(!dir_a.join("extra.txt").exists());
+    // An update from a does not destroy the reader's edit: it goes to the trash.
+    write(&dir_a.join("doc.txt"), b"new from a");
+    eventually("a's update arrives", || {
+        read(&dir_b.join("doc.txt")).as_deref() == Some("new from a")
+    });
+    let out = Command::new(ferry_bin())
+        .args(["--home"])
+        .arg(&home_b)
+        .args(["folder", "status"])
+        .arg(&dir_b)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("trash\t1"));
+}
