@@ -1,6 +1,6 @@
 //! Folder sync between `ferry run` daemons, driven by `ferry folder` commands on the same homes.
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{path::Path, time::Duration};
 
 use ferry_e2e::*;
 
@@ -118,12 +118,9 @@ fn a_read_only_member_receives_but_never_sends() {
     eventually("a's update arrives", || {
         read(&dir_b.join("doc.txt")).as_deref() == Some("new from a")
     });
-    let out = Command::new(ferry_bin())
-        .args(["--home"])
-        .arg(&home_b)
-        .args(["folder", "status"])
-        .arg(&dir_b)
-        .output()
-        .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("trash\t1"));
+    let status = folder(&home_b, &["status", dir_b.to_str().unwrap()]);
+    assert!(
+        status.contains("trash\t1"),
+        "the reader's edit is in its trash: {status}"
+    );
 }

@@ -77,3 +77,62 @@ async fn create_modify_delete_flow_both_ways() {
     })
     .await;
 }
+
+/// Live files of a folder (not its `.ferry` state), with their contents.
+fn live_tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let rules = ferry_core::folder::ignore::IgnoreRules::load(root);
+    ferry_core::folder::scan::scan(root, &rules)
+        .into_iter()
+        .map(|s| {
+            let data = std::fs::read(root.join(&s.rel)).unwrap_or_default();
+            (s.rel, data)
+        })
+        .collect()
+}
+
+fn trashed_contents(root: &Path) -> Vec<Vec<u8>> {
+    let t = ferry_core::folder::trash::Trash::new(root);
+    t.list()
+        .into_iter()
+        .filter_map(|e| std::fs::read(root.join(".ferry/trash").join(&e.id).join(&e.original)).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simultaneous_edits_lose_nothing_and_converge() {
+    let env = Env::new();
+    let a_dir = env.dir("a-folder");
+    let b_dir = env.dir("b-folder");
+    write(&a_dir.join("plan.txt"), b"base");
+    let (a, b) = (env.node("a").await, env.node("b").await);
+    let ticket = a.folder_share(a_dir.clone(), false).await.unwrap();
+    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
+    eventually("base reaches b", || {
+        read(&b_dir.join("plan.txt")).as_deref() == Some("base")
+    })
+    .await;
+
+    // Both edit the same file at once.
+    write(&a_dir.join("plan.txt"), b"edit from a");
+    write(&b_dir.join("plan.txt"), b"edit from b");
+
+    // Both peers settle on the same live files...
+    eventually("peers converge", || {
+        let (ta, tb) = (live_tree(&a_dir), live_tree(&b_dir));
+        ta == tb && !ta.is_empty()
+    })
+    .await;
+    // ...and each edit survives: live (under its name or as a conflict copy) or in a trash.
+    let live = live_tree(&a_dir);
+    let mut kept: Vec<Vec<u8>> = live.values().cloned().collect();
+    kept.extend(trashed_contents(&a_dir));
+    kept.extend(trashed_contents(&b_dir));
+    for edit in [&b"edit from a"[..], &b"edit from b"[..]] {
+        assert!(
+            kept.iter().any(|k| k == edit),
+            "{:?} was lost; live: {:?}",
+            String::from_utf8_lossy(edit),
+            live.keys()
+        );
+    }
+}

@@ -32,7 +32,7 @@ use crate::{
         ignore::{IgnoreRules, TEMP_SUFFIX},
         scan::{hash_if_stable, mtime_ms, scan, Scanned},
         trash::Trash,
-        version::{FileVersion, VersionVector},
+        version::FileVersion,
     },
     names::validate_name,
     registry::Registry,
@@ -168,11 +168,7 @@ impl FolderSync {
             return Ok(0);
         }
         let root = self.root.clone();
-        let scanned = {
-            let rules_root = root.clone();
-            let _ = rules_root;
-            scan(&root, rules)
-        };
+        let scanned = scan(&root, rules);
         let states = self.states().await?;
         let mut index = self.index.lock().await;
         let mut published = 0;
@@ -496,9 +492,6 @@ impl FolderSync {
         drop(watcher);
     }
 }
-
-/// The version vector type, re-exported for callers building records.
-pub type Vector = VersionVector;
 
 /// What [`FolderSync::ensure_file`] did.
 enum Written {
