@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use ferry_core::{
     control::Status,
+    folder::manage::FolderStatus,
     history::{History, TransferRecord},
     progress::StreamItem,
     session::{EventStream, Session},
@@ -227,4 +228,53 @@ fn notify_done(app: &AppHandle, event: &ReceiveEvent) {
             tracing::debug!("no notification: {e}");
         }
     }
+}
+
+/// Shares a folder for continuous sync; returns its ticket.
+#[tauri::command]
+#[specta::specta]
+pub async fn folder_share(
+    state: State<'_, AppState>,
+    path: String,
+    read_only: bool,
+) -> CmdResult<String> {
+    state
+        .session
+        .folder_share(PathBuf::from(path), read_only)
+        .await
+        .map_err(err)
+}
+
+/// Joins a folder by ticket into `path`.
+#[tauri::command]
+#[specta::specta]
+pub async fn folder_join(
+    state: State<'_, AppState>,
+    ticket: String,
+    path: String,
+) -> CmdResult<FolderStatus> {
+    let info = state
+        .session
+        .folder_join(&ticket, PathBuf::from(path))
+        .await
+        .map_err(err)?;
+    Ok(FolderStatus::of(&info))
+}
+
+/// The synced folders with their files and trash.
+#[tauri::command]
+#[specta::specta]
+pub async fn folders(state: State<'_, AppState>) -> CmdResult<Vec<FolderStatus>> {
+    let list = state.session.folder_list().await.map_err(err)?;
+    Ok(list.iter().map(FolderStatus::of).collect())
+}
+
+/// Puts a file from a folder's trash back.
+#[tauri::command]
+#[specta::specta]
+pub fn restore_from_trash(folder: String, id: String) -> CmdResult<String> {
+    ferry_core::folder::trash::Trash::new(folder)
+        .restore(&id)
+        .map(|p| p.display().to_string())
+        .map_err(err)
 }

@@ -31,6 +31,10 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::qr_svg,
             commands::reveal,
             commands::take_pending_link,
+            commands::folder_share,
+            commands::folder_join,
+            commands::folders,
+            commands::restore_from_trash,
         ])
         .events(tauri_specta::collect_events![links::OpenTicket])
 }

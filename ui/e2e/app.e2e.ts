@@ -1,6 +1,6 @@
 // The real app window, driven through tauri-driver and WebKitWebDriver.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { env, exit, ferry, firstLine, makeTree, openApp, sameTree, screenshot, type Browser } from "./harness";
 
@@ -118,5 +118,45 @@ describe("settings", () => {
     expect(await dir.getValue()).toBe(join(env.work, "downloads"));
     expect(await (await browser.$("#device-name")).getValue()).toBe("e2e");
     await screenshot(browser, "settings");
+  });
+});
+
+describe("folders", () => {
+  it("syncs a folder shared in the app with the ferry CLI", async () => {
+    const dir = join(env.work, "app-folder");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "from-app.txt"), "shared by the app");
+    await (await browser.$('[data-testid="nav-folders"]')).click();
+    await (await browser.$('[data-testid="folders-empty"]')).waitForDisplayed({ timeout: 15_000 });
+    await screenshot(browser, "folders-empty");
+    // Dropping a folder on the Folders screen shares it for sync.
+    await browser.execute((path: string) => {
+      return (window as any).__TAURI_INTERNALS__.invoke("plugin:event|emit", {
+        event: "tauri://drag-drop",
+        payload: { paths: [path], position: { x: 10, y: 10 } },
+      });
+    }, dir);
+    const field = await browser.$('[data-testid="folder-ticket"]');
+    await field.waitForDisplayed({ timeout: 30_000 });
+    const ticket = await field.getValue();
+
+    const cliDir = join(env.work, "cli-folder");
+    const joiner = ferry(join(env.work, "home-cli-folder"), ["folder", "join", ticket, cliDir]);
+    try {
+      const arrived = join(cliDir, "from-app.txt");
+      const deadline = Date.now() + 30_000;
+      while (!existsSync(arrived) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(readFileSync(arrived, "utf8")).toBe("shared by the app");
+      // A change on the CLI side shows up in the app's folder status.
+      writeFileSync(join(cliDir, "from-cli.txt"), "written next to the CLI");
+      await browser.waitUntil(
+        async () => String(await (await browser.$('[data-testid="folder-summary"]')).getProperty("textContent")).startsWith("2 files"),
+        { timeout: 30_000, timeoutMsg: "the app never showed the CLI's new file" },
+      );
+      expect(readFileSync(join(dir, "from-cli.txt"), "utf8")).toBe("written next to the CLI");
+      await screenshot(browser, "folders");
+    } finally {
+      joiner.kill("SIGINT");
+    }
   });
 });

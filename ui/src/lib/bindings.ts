@@ -39,6 +39,14 @@ export const commands = {
 	reveal: (path: string) => typedError<null, ErrorInfo>(__TAURI_INVOKE("reveal", { path })),
 	/**  The `ferry://` link the app was opened with, if any (once). */
 	takePendingLink: () => __TAURI_INVOKE<string | null>("take_pending_link"),
+	/**  Shares a folder for continuous sync; returns its ticket. */
+	folderShare: (path: string, readOnly: boolean) => typedError<string, ErrorInfo>(__TAURI_INVOKE("folder_share", { path, readOnly })),
+	/**  Joins a folder by ticket into `path`. */
+	folderJoin: (ticket: string, path: string) => typedError<FolderStatus, ErrorInfo>(__TAURI_INVOKE("folder_join", { ticket, path })),
+	/**  The synced folders with their files and trash. */
+	folders: () => typedError<FolderStatus[], ErrorInfo>(__TAURI_INVOKE("folders")),
+	/**  Puts a file from a folder's trash back. */
+	restoreFromTrash: (folder: string, id: string) => typedError<string, ErrorInfo>(__TAURI_INVOKE("restore_from_trash", { folder, id })),
 };
 
 /** Events */
@@ -60,6 +68,28 @@ export type ErrorInfo = {
 	code: string,
 	/**  A message for people. */
 	message: string,
+};
+
+/**  A synced folder as listed. */
+export type FolderInfo = {
+	/**  The document id. */
+	id: string,
+	/**  The local path. */
+	path: string,
+	/**  True if this device only receives. */
+	read_only: boolean,
+};
+
+/**  A synced folder's state as shown to the user. */
+export type FolderStatus = {
+	/**  The folder. */
+	info: FolderInfo,
+	/**  Files present (not ignored). */
+	files: number,
+	/**  Their total size. */
+	bytes: number,
+	/**  What the trash holds, oldest first. */
+	trash: TrashEntry[],
 };
 
 /**  What a ticket offers: the preview a receiver sees before accepting. */
@@ -421,6 +451,18 @@ export type TransferState =
 "cancelled" | 
 /**  Found active at start-up: the process ended in the middle. */
 "interrupted";
+
+/**  One trashed file. */
+export type TrashEntry = {
+	/**  Identifier (also the directory name). */
+	id: string,
+	/**  Where the file was, relative to the folder. */
+	original: string,
+	/**  When it was trashed, Unix milliseconds. */
+	trashed_at_ms: number,
+	/**  Size in bytes. */
+	size: number,
+};
 
 /**  The network path a transfer uses. */
 export type Via = 

@@ -31,6 +31,36 @@ pub struct FolderInfo {
     pub read_only: bool,
 }
 
+/// A synced folder's state as shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct FolderStatus {
+    /// The folder.
+    pub info: FolderInfo,
+    /// Files present (not ignored).
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
+    pub files: u64,
+    /// Their total size.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
+    pub bytes: u64,
+    /// What the trash holds, oldest first.
+    pub trash: Vec<crate::folder::trash::TrashEntry>,
+}
+
+impl FolderStatus {
+    /// Reads the state of a folder from disk.
+    pub fn of(info: &FolderInfo) -> FolderStatus {
+        let rules = crate::folder::ignore::IgnoreRules::load(&info.path);
+        let files = crate::folder::scan::scan(&info.path, &rules);
+        FolderStatus {
+            info: info.clone(),
+            files: files.len() as u64,
+            bytes: files.iter().map(|f| f.size).sum(),
+            trash: crate::folder::trash::Trash::new(&info.path).list(),
+        }
+    }
+}
+
 fn load_list(node: &Node) -> Vec<FolderInfo> {
     std::fs::read(node.home().join(FOLDERS_FILE))
         .ok()

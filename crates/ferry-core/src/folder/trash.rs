@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::{error::Error, export::move_into_place, folder::ignore::STATE_DIR};
 
 /// One trashed file.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrashEntry {
     /// Identifier (also the directory name).
@@ -19,8 +20,10 @@ pub struct TrashEntry {
     /// Where the file was, relative to the folder.
     pub original: String,
     /// When it was trashed, Unix milliseconds.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub trashed_at_ms: u64,
     /// Size in bytes.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub size: u64,
 }
 
