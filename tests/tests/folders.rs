@@ -124,3 +124,35 @@ fn a_read_only_member_receives_but_never_sends() {
         "the reader's edit is in its trash: {status}"
     );
 }
+
+#[test]
+fn a_peer_that_was_offline_catches_up_after_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (home_a, home_b) = (tmp.path().join("home-a"), tmp.path().join("home-b"));
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+    write(&dir_a.join("notes.txt"), b"v1");
+    let _da = daemon(&home_a);
+    let mut db = daemon(&home_b);
+    let ticket = folder(&home_a, &["share", dir_a.to_str().unwrap()]);
+    folder(&home_b, &["join", ticket.trim(), dir_b.to_str().unwrap()]);
+    eventually("first sync", || {
+        read(&dir_b.join("notes.txt")).as_deref() == Some("v1")
+    });
+
+    // b goes offline; a keeps changing things.
+    assert!(db.interrupt().success());
+    write(&dir_a.join("notes.txt"), b"v2 while b was away");
+    write(&dir_a.join("new.txt"), b"made while b was away");
+
+    // b comes back with the same home: it rejoins the folder by itself and catches up.
+    let _db = daemon(&home_b);
+    eventually("b catches up", || {
+        read(&dir_b.join("notes.txt")).as_deref() == Some("v2 while b was away")
+            && read(&dir_b.join("new.txt")).as_deref() == Some("made while b was away")
+    });
+    // And syncing goes on both ways.
+    write(&dir_b.join("reply.txt"), b"back online");
+    eventually("b's new file reaches a", || {
+        read(&dir_a.join("reply.txt")).as_deref() == Some("back online")
+    });
+}

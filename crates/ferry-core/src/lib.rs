@@ -20,6 +20,7 @@ pub mod history;
 pub mod identity;
 pub mod names;
 pub mod node;
+pub mod peers;
 pub mod progress;
 pub mod qr;
 pub mod receive;

@@ -50,6 +50,7 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     pub(crate) history: History,
     pub(crate) docs: iroh_docs::protocol::Docs,
+    pub(crate) book: crate::peers::AddressBook,
     pub(crate) folders: std::sync::Mutex<
         Vec<(
             Arc<crate::folder::engine::FolderSync>,
@@ -131,7 +132,9 @@ impl Node {
                     .expect("a valid idle timeout"),
             ))
             .build();
+        let book = crate::peers::AddressBook::load(&config.home);
         let mut builder = Endpoint::builder(presets::Minimal)
+            .address_lookup(book.lookup())
             .secret_key(secret)
             .transport_config(transport)
             .alpns(vec![iroh_blobs::ALPN.to_vec()]);
@@ -207,6 +210,7 @@ impl Node {
                 registry,
                 history: History::open(&config_home),
                 docs,
+                book,
                 folders: std::sync::Mutex::new(Vec::new()),
                 _access: access_task,
                 _lock: lock.file,

@@ -42,9 +42,9 @@ export const commands = {
 	/**  Shares a folder for continuous sync; returns its ticket. */
 	folderShare: (path: string, readOnly: boolean) => typedError<string, ErrorInfo>(__TAURI_INVOKE("folder_share", { path, readOnly })),
 	/**  Joins a folder by ticket into `path`. */
-	folderJoin: (ticket: string, path: string) => typedError<FolderStatus, ErrorInfo>(__TAURI_INVOKE("folder_join", { ticket, path })),
+	folderJoin: (ticket: string, path: string) => typedError<FolderStatus_Serialize, ErrorInfo>(__TAURI_INVOKE("folder_join", { ticket, path })),
 	/**  The synced folders with their files and trash. */
-	folders: () => typedError<FolderStatus[], ErrorInfo>(__TAURI_INVOKE("folders")),
+	folders: () => typedError<FolderStatus_Serialize[], ErrorInfo>(__TAURI_INVOKE("folders")),
 	/**  Puts a file from a folder's trash back. */
 	restoreFromTrash: (folder: string, id: string) => typedError<string, ErrorInfo>(__TAURI_INVOKE("restore_from_trash", { folder, id })),
 };
@@ -71,19 +71,51 @@ export type ErrorInfo = {
 };
 
 /**  A synced folder as listed. */
-export type FolderInfo = {
+export type FolderInfo = FolderInfo_Serialize | FolderInfo_Deserialize;
+
+/**  A synced folder as listed. */
+export type FolderInfo_Deserialize = {
 	/**  The document id. */
 	id: string,
 	/**  The local path. */
 	path: string,
 	/**  True if this device only receives. */
 	read_only: boolean,
+	/**  Peers this folder synced with (node ids), dialled again at start. */
+	peers?: string[],
+};
+
+/**  A synced folder as listed. */
+export type FolderInfo_Serialize = {
+	/**  The document id. */
+	id: string,
+	/**  The local path. */
+	path: string,
+	/**  True if this device only receives. */
+	read_only: boolean,
+	/**  Peers this folder synced with (node ids), dialled again at start. */
+	peers: string[],
 };
 
 /**  A synced folder's state as shown to the user. */
-export type FolderStatus = {
+export type FolderStatus = FolderStatus_Serialize | FolderStatus_Deserialize;
+
+/**  A synced folder's state as shown to the user. */
+export type FolderStatus_Deserialize = {
 	/**  The folder. */
-	info: FolderInfo,
+	info: FolderInfo_Deserialize,
+	/**  Files present (not ignored). */
+	files: number,
+	/**  Their total size. */
+	bytes: number,
+	/**  What the trash holds, oldest first. */
+	trash: TrashEntry[],
+};
+
+/**  A synced folder's state as shown to the user. */
+export type FolderStatus_Serialize = {
+	/**  The folder. */
+	info: FolderInfo_Serialize,
 	/**  Files present (not ignored). */
 	files: number,
 	/**  Their total size. */

@@ -64,6 +64,8 @@ pub struct FolderSync {
     index: Mutex<HashMap<String, Known>>,
     /// Peers seen in this folder's swarm: where content is fetched from.
     peers: std::sync::Mutex<std::collections::HashSet<EndpointId>>,
+    /// Told about every newly seen peer.
+    peer_seen: std::sync::Mutex<Option<mpsc::UnboundedSender<EndpointId>>>,
     trash: Trash,
 }
 
@@ -109,13 +111,21 @@ impl FolderSync {
             registry,
             index: Mutex::new(HashMap::new()),
             peers: std::sync::Mutex::new(Default::default()),
+            peer_seen: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Reports every newly seen peer on `tx`.
+    pub fn on_peer(&self, tx: mpsc::UnboundedSender<EndpointId>) {
+        *self.peer_seen.lock().expect("peer lock") = Some(tx);
     }
 
     /// Remembers a peer of this folder (from the ticket, or seen in the swarm).
     pub fn add_peer(&self, peer: EndpointId) {
-        if peer != self.endpoint.id() {
-            self.peers.lock().expect("peers lock").insert(peer);
+        if peer != self.endpoint.id() && self.peers.lock().expect("peers lock").insert(peer) {
+            if let Some(tx) = self.peer_seen.lock().expect("peer lock").as_ref() {
+                tx.send(peer).ok();
+            }
         }
     }
 
@@ -351,12 +361,17 @@ impl FolderSync {
                 return Ok(Written::Unavailable);
             }
             let downloader = self.store.downloader(&self.endpoint);
-            if let Err(e) = downloader
-                .download(HashAndFormat::raw(hash), Shuffled::new(peers))
-                .await
-            {
-                tracing::debug!("content of {rel:?} not available yet: {e}");
-                return Ok(Written::Unavailable);
+            let fetch = downloader.download(HashAndFormat::raw(hash), Shuffled::new(peers));
+            match tokio::time::timeout(Duration::from_secs(10), fetch).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!("content of {rel:?} not available yet: {e}");
+                    return Ok(Written::Unavailable);
+                }
+                Err(_) => {
+                    tracing::debug!("fetching {rel:?} timed out; trying again later");
+                    return Ok(Written::Unavailable);
+                }
             }
         }
         // A file that is there and is not what this device last knew is a local edit: keep it.

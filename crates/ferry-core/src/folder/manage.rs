@@ -29,6 +29,9 @@ pub struct FolderInfo {
     pub path: PathBuf,
     /// True if this device only receives.
     pub read_only: bool,
+    /// Peers this folder synced with (node ids), dialled again at start.
+    #[serde(default)]
+    pub peers: Vec<String>,
 }
 
 /// A synced folder's state as shown to the user.
@@ -100,6 +103,7 @@ impl Node {
             id: doc.id().to_string(),
             path,
             read_only: false,
+            peers: Vec::new(),
         };
         let folder = self.start_folder(&info, doc.clone()).await?;
         let rules = crate::folder::ignore::IgnoreRules::load(&info.path);
@@ -127,7 +131,11 @@ impl Node {
             )))
         })?;
         let read_only = matches!(ticket.capability, iroh_docs::Capability::Read(_));
-        let ticket_peers: Vec<iroh::EndpointId> = ticket.nodes.iter().map(|n| n.id).collect();
+        let ticket_nodes = ticket.nodes.clone();
+        let ticket_peers: Vec<iroh::EndpointId> = ticket_nodes.iter().map(|n| n.id).collect();
+        for node in &ticket_nodes {
+            self.inner.book.remember(node.clone());
+        }
         std::fs::create_dir_all(&path).map_err(|e| Error::write(&path, e))?;
         let path = std::fs::canonicalize(&path).map_err(|e| Error::write(&path, e))?;
         let doc = self
@@ -139,6 +147,7 @@ impl Node {
             id: doc.id().to_string(),
             path,
             read_only,
+            peers: ticket_peers.iter().map(|p| p.to_string()).collect(),
         };
         let folder = self.start_folder(&info, doc).await?;
         for p in ticket_peers {
@@ -164,8 +173,28 @@ impl Node {
             };
             match self.docs().open(id).await {
                 Ok(Some(doc)) => {
-                    if let Err(e) = self.start_folder(&info, doc).await {
-                        tracing::warn!("cannot start folder {}: {e}", info.path.display());
+                    let peers: Vec<iroh::EndpointAddr> = info
+                        .peers
+                        .iter()
+                        .filter_map(|p| p.parse::<iroh::EndpointId>().ok())
+                        .map(iroh::EndpointAddr::new)
+                        .collect();
+                    match self.start_folder(&info, doc.clone()).await {
+                        Ok(folder) => {
+                            for p in &peers {
+                                folder.add_peer(p.id);
+                            }
+                            // Rejoin the folder's swarm; addresses come from the address book.
+                            if let Err(e) = doc.start_sync(peers).await {
+                                tracing::warn!(
+                                    "cannot resume syncing {}: {e}",
+                                    info.path.display()
+                                );
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("cannot start folder {}: {e}", info.path.display())
+                        }
                     }
                 }
                 _ => tracing::warn!("folder {} has no document", info.path.display()),
@@ -195,6 +224,24 @@ impl Node {
             self.endpoint().clone(),
             self.inner.registry.clone(),
         );
+        // Every peer seen in the folder is recorded: its addresses in the address book, its id in
+        // the folder's list, so a restart finds it again.
+        let (seen_tx, mut seen_rx) = tokio::sync::mpsc::unbounded_channel::<iroh::EndpointId>();
+        folder.on_peer(seen_tx);
+        let node = self.clone();
+        let folder_id = info.id.clone();
+        tokio::spawn(async move {
+            while let Some(id) = seen_rx.recv().await {
+                node.inner.book.remember_seen(node.endpoint(), id).await;
+                let mut list = load_list(&node);
+                if let Some(f) = list.iter_mut().find(|f| f.id == folder_id) {
+                    if !f.peers.contains(&id.to_string()) {
+                        f.peers.push(id.to_string());
+                        save_list(&node, &list).ok();
+                    }
+                }
+            }
+        });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         tokio::spawn(folder.clone().run(stop_rx));
         self.inner
