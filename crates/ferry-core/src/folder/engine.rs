@@ -473,7 +473,6 @@ impl FolderSync {
             }
         });
         tx.send(()).ok();
-        let mut rules = IgnoreRules::load(&self.root);
         let mut rescan = tokio::time::interval(Duration::from_secs(60));
         loop {
             tokio::select! {
@@ -486,7 +485,8 @@ impl FolderSync {
                     while rx.try_recv().is_ok() {}
                 }
             }
-            rules = IgnoreRules::load(&self.root);
+            // Reloaded each round: `.ferryignore` may have changed.
+            let rules = IgnoreRules::load(&self.root);
             match self.reconcile().await {
                 Ok((_, true)) => {
                     // Some content is not reachable yet: try again shortly.
@@ -503,7 +503,7 @@ impl FolderSync {
                 tracing::warn!("publish {}: {e}", self.root.display());
             }
         }
-        drop(rules);
+        // The watcher stops with the loop.
         drop(watcher);
     }
 }
