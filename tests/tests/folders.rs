@@ -156,3 +156,42 @@ fn a_peer_that_was_offline_catches_up_after_restart() {
         read(&dir_a.join("reply.txt")).as_deref() == Some("back online")
     });
 }
+
+#[test]
+fn three_peers_sync_without_the_one_who_shared() {
+    let tmp = tempfile::tempdir().unwrap();
+    let homes: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|n| tmp.path().join(format!("home-{n}")))
+        .collect();
+    let dirs: Vec<_> = ["a", "b", "c"].iter().map(|n| tmp.path().join(n)).collect();
+    write(&dirs[0].join("start.txt"), b"from a");
+    let mut da = daemon(&homes[0]);
+    let _db = daemon(&homes[1]);
+    let mut dc = daemon(&homes[2]);
+    let ticket = folder(&homes[0], &["share", dirs[0].to_str().unwrap()]);
+    for i in [1, 2] {
+        folder(
+            &homes[i],
+            &["join", ticket.trim(), dirs[i].to_str().unwrap()],
+        );
+    }
+    eventually("everyone has a's file", || {
+        dirs.iter()
+            .all(|d| read(&d.join("start.txt")).as_deref() == Some("from a"))
+    });
+    // c goes offline, then a (the one who shared) too.
+    assert!(dc.interrupt().success());
+    write(&dirs[1].join("while-c-away.txt"), b"from b");
+    eventually("a gets b's file", || {
+        read(&dirs[0].join("while-c-away.txt")).as_deref() == Some("from b")
+    });
+    assert!(da.interrupt().success());
+    write(&dirs[1].join("only-b-online.txt"), b"b alone");
+    // c comes back while a is gone: it catches up from b.
+    let _dc = daemon(&homes[2]);
+    eventually("c catches up from b", || {
+        read(&dirs[2].join("while-c-away.txt")).as_deref() == Some("from b")
+            && read(&dirs[2].join("only-b-online.txt")).as_deref() == Some("b alone")
+    });
+}
