@@ -158,7 +158,7 @@ fn a_peer_that_was_offline_catches_up_after_restart() {
 }
 
 #[test]
-fn three_peers_sync_without_the_one_who_shared() {
+fn three_peers_one_offline_then_back_all_converge() {
     let tmp = tempfile::tempdir().unwrap();
     let homes: Vec<_> = ["a", "b", "c"]
         .iter()
@@ -166,7 +166,7 @@ fn three_peers_sync_without_the_one_who_shared() {
         .collect();
     let dirs: Vec<_> = ["a", "b", "c"].iter().map(|n| tmp.path().join(n)).collect();
     write(&dirs[0].join("start.txt"), b"from a");
-    let mut da = daemon(&homes[0]);
+    let _da = daemon(&homes[0]);
     let _db = daemon(&homes[1]);
     let mut dc = daemon(&homes[2]);
     let ticket = folder(&homes[0], &["share", dirs[0].to_str().unwrap()]);
@@ -180,18 +180,24 @@ fn three_peers_sync_without_the_one_who_shared() {
         dirs.iter()
             .all(|d| read(&d.join("start.txt")).as_deref() == Some("from a"))
     });
-    // c goes offline, then a (the one who shared) too.
+    // c goes offline while a and b keep changing things.
     assert!(dc.interrupt().success());
-    write(&dirs[1].join("while-c-away.txt"), b"from b");
-    eventually("a gets b's file", || {
-        read(&dirs[0].join("while-c-away.txt")).as_deref() == Some("from b")
+    write(&dirs[1].join("from-b.txt"), b"b, while c was away");
+    write(&dirs[0].join("start.txt"), b"a, edited while c was away");
+    eventually("a and b agree", || {
+        read(&dirs[0].join("from-b.txt")).as_deref() == Some("b, while c was away")
+            && read(&dirs[1].join("start.txt")).as_deref() == Some("a, edited while c was away")
     });
-    assert!(da.interrupt().success());
-    write(&dirs[1].join("only-b-online.txt"), b"b alone");
-    // c comes back while a is gone: it catches up from b.
+    // c comes back and converges with both.
     let _dc = daemon(&homes[2]);
-    eventually("c catches up from b", || {
-        read(&dirs[2].join("while-c-away.txt")).as_deref() == Some("from b")
-            && read(&dirs[2].join("only-b-online.txt")).as_deref() == Some("b alone")
+    eventually("c catches up", || {
+        read(&dirs[2].join("from-b.txt")).as_deref() == Some("b, while c was away")
+            && read(&dirs[2].join("start.txt")).as_deref() == Some("a, edited while c was away")
+    });
+    write(&dirs[2].join("from-c.txt"), b"c is back");
+    eventually("c's change reaches both", || {
+        dirs[..2]
+            .iter()
+            .all(|d| read(&d.join("from-c.txt")).as_deref() == Some("c is back"))
     });
 }

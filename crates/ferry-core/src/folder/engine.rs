@@ -140,7 +140,14 @@ impl FolderSync {
 
     /// Reads every record of the document, grouped by path.
     async fn states(&self) -> Result<BTreeMap<String, PathState>> {
+        Ok(self.states_and_missing().await?.0)
+    }
+
+    /// Reads every record of the document, grouped by path, and lists the records whose blob
+    /// has not arrived (iroh-docs does not retry a failed download; the folder does).
+    async fn states_and_missing(&self) -> Result<(BTreeMap<String, PathState>, Vec<Hash>)> {
         let mut out: BTreeMap<String, PathState> = BTreeMap::new();
+        let mut missing = Vec::new();
         let mut entries = Box::pin(
             self.doc
                 .get_many(Query::all())
@@ -159,8 +166,11 @@ impl FolderSync {
                 tracing::warn!("ignoring a record with an unsafe path {rel:?}");
                 continue;
             }
+            // Members fetch records from each other, not only from their authors.
+            self.registry.allow_folder(entry.content_hash());
             let Ok(bytes) = self.store.get_bytes(entry.content_hash()).await else {
-                continue; // the record itself has not arrived yet
+                missing.push(entry.content_hash());
+                continue;
             };
             match FileVersion::decode(&bytes) {
                 Ok(v) => {
@@ -169,7 +179,47 @@ impl FolderSync {
                 Err(e) => tracing::warn!("ignoring a malformed record for {rel:?}: {e}"),
             }
         }
-        Ok(out)
+        Ok((out, missing))
+    }
+
+    /// Fetches blobs from the folder's peers; true if all arrived.
+    async fn fetch(&self, hashes: &[Hash]) -> bool {
+        let mut peers = self.known_peers();
+        for p in self
+            .doc
+            .get_sync_peers()
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+        {
+            if let Ok(id) = EndpointId::from_bytes(&p) {
+                if !peers.contains(&id) {
+                    peers.push(id);
+                }
+            }
+        }
+        if peers.is_empty() {
+            return false;
+        }
+        let downloader = self.store.downloader(&self.endpoint);
+        let mut all = true;
+        for hash in hashes {
+            let fetch =
+                downloader.download(HashAndFormat::raw(*hash), Shuffled::new(peers.clone()));
+            match tokio::time::timeout(Duration::from_secs(10), fetch).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!("blob {} not available yet: {e}", hash.fmt_short());
+                    all = false;
+                }
+                Err(_) => {
+                    tracing::debug!("fetching blob {} timed out", hash.fmt_short());
+                    all = false;
+                }
+            }
+        }
+        all
     }
 
     /// Publishes what changed on disk since the last look (new, modified, deleted files).
@@ -278,23 +328,35 @@ impl FolderSync {
     }
 
     async fn put(&self, rel: &str, v: &FileVersion) -> Result<()> {
-        let record_hash = self
-            .doc
-            .set_bytes(self.author, format!("{KEY_PREFIX}{rel}"), v.encode())
+        let bytes = v.encode();
+        // Servable before peers hear of it: they ask for the record as soon as it is inserted.
+        self.registry.allow_folder(Hash::new(&bytes));
+        self.doc
+            .set_bytes(self.author, format!("{KEY_PREFIX}{rel}"), bytes)
             .await
             .map_err(|e| Error::Store(e.to_string()))?;
-        self.registry.allow_folder(record_hash);
         Ok(())
     }
 
     /// Makes the files on disk match the document. Returns how many files changed and whether
     /// some content could not be fetched yet (the caller retries).
     pub async fn reconcile(&self) -> Result<(usize, bool)> {
-        let states = self.states().await?;
+        let (states, missing_records) = self.states_and_missing().await?;
+        if !missing_records.is_empty() {
+            let complete = self.fetch(&missing_records).await;
+            let (after, _) = self.states_and_missing().await?;
+            let (changed, missing) = self.apply(&after).await?;
+            return Ok((changed, missing || !complete));
+        }
+        self.apply(&states).await
+    }
+
+    /// Makes the files on disk match `states`.
+    async fn apply(&self, states: &BTreeMap<String, PathState>) -> Result<(usize, bool)> {
         let mut index = self.index.lock().await;
         let mut changed = 0;
         let mut missing = false;
-        for (rel, state) in &states {
+        for (rel, state) in states {
             for v in state.versions() {
                 if let Some(h) = v.content_hash() {
                     self.registry.allow_folder(h);
@@ -341,38 +403,8 @@ impl FolderSync {
         let hash: Hash = v
             .content_hash()
             .ok_or_else(|| Error::BadData(format!("bad content hash for {rel:?}")))?;
-        if !self.store.has(hash).await.map_err(Error::store)? {
-            let mut peers = self.known_peers();
-            for p in self
-                .doc
-                .get_sync_peers()
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-            {
-                if let Ok(id) = EndpointId::from_bytes(&p) {
-                    if !peers.contains(&id) {
-                        peers.push(id);
-                    }
-                }
-            }
-            if peers.is_empty() {
-                return Ok(Written::Unavailable);
-            }
-            let downloader = self.store.downloader(&self.endpoint);
-            let fetch = downloader.download(HashAndFormat::raw(hash), Shuffled::new(peers));
-            match tokio::time::timeout(Duration::from_secs(10), fetch).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!("content of {rel:?} not available yet: {e}");
-                    return Ok(Written::Unavailable);
-                }
-                Err(_) => {
-                    tracing::debug!("fetching {rel:?} timed out; trying again later");
-                    return Ok(Written::Unavailable);
-                }
-            }
+        if !self.store.has(hash).await.map_err(Error::store)? && !self.fetch(&[hash]).await {
+            return Ok(Written::Unavailable);
         }
         // A file that is there and is not what this device last knew is a local edit: keep it.
         if path.exists() {
