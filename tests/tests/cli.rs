@@ -257,3 +257,73 @@ fn progress_at_least(line: &str, bytes: u64) -> bool {
     };
     v["event"] == "progress" && v["done"].as_u64().is_some_and(|d| d >= bytes)
 }
+
+#[test]
+fn garbage_input_gets_clear_errors_never_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("h");
+    let huge = "x".repeat(100_000);
+    let cases: Vec<Vec<String>> = vec![
+        vec!["receive".into(), "\u{7f}blob\u{1b}[31m\u{1}".into()],
+        vec!["receive".into(), huge.clone()],
+        vec!["receive".into(), format!("blob{huge}")],
+        vec!["receive".into(), "ferry://receive/".into()],
+        vec![
+            "send".into(),
+            tmp.path().join("does-not-exist").display().to_string(),
+        ],
+        vec![
+            "folder".into(),
+            "join".into(),
+            "garbage".into(),
+            tmp.path().join("f").display().to_string(),
+        ],
+        vec![
+            "folder".into(),
+            "join".into(),
+            huge.clone(),
+            tmp.path().join("f").display().to_string(),
+        ],
+        vec![
+            "folder".into(),
+            "status".into(),
+            tmp.path().display().to_string(),
+        ],
+        vec![
+            "folder".into(),
+            "share".into(),
+            tmp.path().join("nope").display().to_string(),
+        ],
+    ];
+    for args in cases {
+        let out = ferry(&home).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        let shown: String = args.join(" ").chars().take(60).collect();
+        assert_eq!(out.status.code(), Some(1), "{shown}: {err}");
+        assert!(err.contains("error"), "{shown}: {err}");
+        assert!(!err.contains("panicked"), "{shown}: {err}");
+        assert!(
+            err.len() < 2_000,
+            "{shown}: the message stays readable ({} bytes)",
+            err.len()
+        );
+    }
+    // Bad global options are refused by the argument parser with its usage error.
+    for args in [
+        ["--relay", "not a url", "status"],
+        ["--bind", "nonsense", "status"],
+    ] {
+        let out = std::process::Command::new(ferry_bin())
+            .arg("--home")
+            .arg(&home)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("error") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+}
