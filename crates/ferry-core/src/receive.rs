@@ -1,8 +1,8 @@
 //! Receiving a one-shot share: preview, download with resume, verified export.
 //!
-//! 1. **Offer.** One request fetches the collection's hash sequence, its metadata blob (the
-//!    names) and the last chunk of every file, which proves each file's size. Every name is then
-//!    checked ([`crate::names`]); one bad name aborts before anything is written.
+//! 1. **Offer.** One request stores the collection's hash sequence and its metadata blob (the
+//!    names). Every name is checked ([`crate::names`]); one bad name aborts before anything is
+//!    written. A second request reads the last chunk of every file, which proves its size.
 //! 2. **Download.** Everything goes into the blob store of the home, protected by a tag named
 //!    after the collection. Whatever an earlier, interrupted attempt stored is kept: only the
 //!    missing ranges are requested ([`LocalInfo::missing`]). Each chunk is BLAKE3-verified as it
@@ -44,9 +44,28 @@ use crate::{
 
 /// How long to wait for the sender to answer before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-const SIZE_UNKNOWN: &str = "the sender did not prove the size of";
 /// Largest accepted collection metadata (names), to bound memory against hostile senders.
 pub const MAX_META_SIZE: u64 = 64 * 1024 * 1024;
+
+/// What the store holds of an offer: everything needed, or the names without every size.
+enum Loaded {
+    /// Names checked and every size known.
+    Ready(Checked),
+    /// Names checked; the size of this file is not known yet.
+    NeedSizes(String),
+}
+
+impl Loaded {
+    /// The checked offer; an unknown size is the sender's fault at this point.
+    fn ready(self) -> Result<Checked> {
+        match self {
+            Loaded::Ready(c) => Ok(c),
+            Loaded::NeedSizes(name) => Err(Error::BadData(format!(
+                "the sender did not prove the size of {name:?}"
+            ))),
+        }
+    }
+}
 
 /// A fetched, checked offer with what is needed to download it.
 #[derive(Debug)]
@@ -123,7 +142,7 @@ impl Node {
         let resumed = local.local_bytes() > 0;
         let mut conn = None;
         let checked = if local.is_complete() {
-            self.load_offer(hash, None).await?
+            self.load_offer(hash, None).await?.ready()?
         } else {
             events.send(ReceiveEvent::Connecting).ok();
             let c = self.connect(ticket).await?;
@@ -197,8 +216,8 @@ impl Node {
                 .map_err(describe_get_error)?;
         }
         // Names are checked before anything else is asked of the sender.
-        let mut checked = self.load_offer(hash, None).await;
-        if matches!(checked, Err(Error::BadData(ref m)) if m.starts_with(SIZE_UNKNOWN)) {
+        let loaded = self.load_offer(hash, None).await?;
+        if let Loaded::NeedSizes(_) = loaded {
             // Sizes are proven by the last chunk of each file, which is verified against the
             // file's hash. The probe is read and dropped, not stored: storing ten thousand
             // partial blobs costs more than fetching their last chunks again.
@@ -207,14 +226,14 @@ impl Node {
                     .await
                     .map_err(describe_get_error)?;
             // sizes[0] is the metadata blob, then one per file.
-            checked = self.load_offer(hash, Some(&sizes[1..])).await;
+            return self.load_offer(hash, Some(&sizes[1..])).await?.ready();
         }
-        checked
+        loaded.ready()
     }
 
     /// Reads an offer whose hash seq and metadata are in the store, and checks it.
     /// `sizes`, if given, are the proven sizes of the files; otherwise they come from the store.
-    async fn load_offer(&self, hash: Hash, sizes: Option<&[u64]>) -> Result<Checked> {
+    async fn load_offer(&self, hash: Hash, sizes: Option<&[u64]>) -> Result<Loaded> {
         let store = self.store();
         let root_size = match store.blobs().status(hash).await.map_err(Error::store)? {
             BlobStatus::Complete { size } if size % 32 == 0 && size > 0 => size,
@@ -257,7 +276,7 @@ impl Node {
                 (BlobStatus::Complete { size }, _) => (size, true),
                 (_, Some(sizes)) => (sizes[i], false),
                 (BlobStatus::Partial { size: Some(size) }, None) => (size, false),
-                _ => return Err(Error::BadData(format!("{SIZE_UNKNOWN} {name:?}"))),
+                _ => return Ok(Loaded::NeedSizes(name.clone())),
             };
             entries.push(OfferEntry {
                 name: name.clone(),
@@ -270,11 +289,11 @@ impl Node {
             total_size: entries.iter().map(|e| e.size).sum(),
             entries,
         };
-        Ok(Checked {
+        Ok(Loaded::Ready(Checked {
             offer,
             overhead: root_size + meta_size,
             files,
-        })
+        }))
     }
 
     /// Fetches the missing ranges; returns the payload bytes that crossed the network.
@@ -497,15 +516,13 @@ fn describe_get_error(e: iroh_blobs::get::GetError) -> Error {
         }
     }
     let text = e.to_string();
-    if e.local_write().is_some() {
-        if let Some(io) = e.local_write() {
-            if crate::error::is_disk_full(io) {
-                return Error::DiskFull {
-                    path: PathBuf::from("the data directory"),
-                    needed: 0,
-                    available: 0,
-                };
-            }
+    if let Some(io) = e.local_write() {
+        if crate::error::is_disk_full(io) {
+            return Error::DiskFull {
+                path: PathBuf::from("the data directory"),
+                needed: 0,
+                available: 0,
+            };
         }
         return Error::Store(text);
     }
