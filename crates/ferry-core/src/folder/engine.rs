@@ -224,12 +224,21 @@ impl FolderSync {
 
     /// Publishes what changed on disk since the last look (new, modified, deleted files).
     pub async fn publish_local(&self, rules: &IgnoreRules) -> Result<usize> {
+        let states = self.states().await?;
+        self.publish(rules, &states).await
+    }
+
+    /// Publishes local changes on top of the versions in `states`.
+    async fn publish(
+        &self,
+        rules: &IgnoreRules,
+        states: &BTreeMap<String, PathState>,
+    ) -> Result<usize> {
         if self.read_only {
             return Ok(0);
         }
         let root = self.root.clone();
         let scanned = scan(&root, rules);
-        let states = self.states().await?;
         let mut index = self.index.lock().await;
         let mut published = 0;
         let mut present = std::collections::HashSet::new();
@@ -247,21 +256,18 @@ impl FolderSync {
                 continue; // still being written: next round
             };
             let state = states.get(&s.rel).cloned().unwrap_or_default();
-            let current = state.outcome(&s.rel).main;
-            if current.as_ref().is_some_and(|c| c.hash == hash) {
-                index.insert(
-                    s.rel.clone(),
-                    Known {
-                        size: s.size,
-                        mtime_ms: s.mtime_ms,
-                        hash,
-                    },
-                );
+            let known = Known {
+                size: s.size,
+                mtime_ms: s.mtime_ms,
+                hash: hash.clone(),
+            };
+            if state.outcome(&s.rel).main.is_some_and(|c| c.hash == hash) {
+                index.insert(s.rel.clone(), known);
                 continue;
             }
             self.import(&root.join(&s.rel)).await?;
             let v = FileVersion {
-                hash: hash.clone(),
+                hash,
                 size: s.size,
                 mtime_ms: s.mtime_ms,
                 deleted: false,
@@ -270,14 +276,7 @@ impl FolderSync {
                 version: state.next_vector(&self.device),
             };
             self.put(&s.rel, &v).await?;
-            index.insert(
-                s.rel.clone(),
-                Known {
-                    size: s.size,
-                    mtime_ms: s.mtime_ms,
-                    hash,
-                },
-            );
+            index.insert(s.rel.clone(), known);
             published += 1;
         }
         let gone: Vec<String> = index
@@ -338,17 +337,15 @@ impl FolderSync {
         Ok(())
     }
 
-    /// Makes the files on disk match the document. Returns how many files changed and whether
-    /// some content could not be fetched yet (the caller retries).
-    pub async fn reconcile(&self) -> Result<(usize, bool)> {
+    /// The versions of every path, after fetching records that had not arrived. Also returns
+    /// whether some records are still missing (the caller retries).
+    async fn gather(&self) -> Result<(BTreeMap<String, PathState>, bool)> {
         let (states, missing_records) = self.states_and_missing().await?;
-        if !missing_records.is_empty() {
-            let complete = self.fetch(&missing_records).await;
-            let (after, _) = self.states_and_missing().await?;
-            let (changed, missing) = self.apply(&after).await?;
-            return Ok((changed, missing || !complete));
+        if missing_records.is_empty() {
+            return Ok((states, false));
         }
-        self.apply(&states).await
+        let complete = self.fetch(&missing_records).await;
+        Ok((self.states_and_missing().await?.0, !complete))
     }
 
     /// Makes the files on disk match `states`.
@@ -519,19 +516,27 @@ impl FolderSync {
             }
             // Reloaded each round: `.ferryignore` may have changed.
             let rules = IgnoreRules::load(&self.root);
-            match self.reconcile().await {
-                Ok((_, true)) => {
-                    // Some content is not reachable yet: try again shortly.
-                    let retry = tx.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        retry.send(()).ok();
-                    });
+            // One read of the document serves both directions of the round.
+            let (states, mut missing) = match self.gather().await {
+                Ok(gathered) => gathered,
+                Err(e) => {
+                    tracing::warn!("reading the folder document {}: {e}", self.root.display());
+                    continue;
                 }
-                Ok(_) => {}
+            };
+            match self.apply(&states).await {
+                Ok((_, unavailable)) => missing |= unavailable,
                 Err(e) => tracing::warn!("reconcile {}: {e}", self.root.display()),
             }
-            if let Err(e) = self.publish_local(&rules).await {
+            if missing {
+                // Some content is not reachable yet: try again shortly.
+                let retry = tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    retry.send(()).ok();
+                });
+            }
+            if let Err(e) = self.publish(&rules, &states).await {
                 tracing::warn!("publish {}: {e}", self.root.display());
             }
         }
