@@ -39,9 +39,7 @@ fn receiver_killed_mid_transfer_resumes() {
     let home_b = tmp.path().join("home-b");
     let dest = tmp.path().join("dest");
 
-    let mut cmd = ferry(&home_b);
-    cmd.args(["--json", "receive", &ticket, "--out"]).arg(&dest);
-    let mut first = Proc::spawn(cmd);
+    let mut first = json_receive(&home_b, &ticket, &dest);
     first.wait_stderr(LONG, |l| progress_at_least(l, size as u64 / 10));
     first.child.kill().unwrap(); // SIGKILL: no chance to clean up
     first.child.wait().unwrap();
@@ -50,9 +48,7 @@ fn receiver_killed_mid_transfer_resumes() {
         "no half-written file in the destination"
     );
 
-    let mut cmd = ferry(&home_b);
-    cmd.args(["--json", "receive", &ticket, "--out"]).arg(&dest);
-    let mut second = Proc::spawn(cmd);
+    let mut second = json_receive(&home_b, &ticket, &dest);
     let offer = second.wait_stderr(LONG, |l| l.contains("\"event\":\"offer\""));
     let offer: serde_json::Value = serde_json::from_str(&offer).unwrap();
     let kept = offer["local_bytes"].as_u64().unwrap();
@@ -226,9 +222,7 @@ fn sender_vanishing_mid_transfer_is_clear_and_resumable() {
     let home_b = tmp.path().join("home-b");
     let dest = tmp.path().join("dest");
 
-    let mut cmd = ferry(&home_b);
-    cmd.args(["--json", "receive", &ticket, "--out"]).arg(&dest);
-    let mut first = Proc::spawn(cmd);
+    let mut first = json_receive(&home_b, &ticket, &dest);
     first.wait_stderr(LONG, |l| progress_at_least(l, size as u64 / 10));
     sender.child.kill().unwrap(); // the sender vanishes without a goodbye
     sender.child.wait().unwrap();
@@ -240,10 +234,7 @@ fn sender_vanishing_mid_transfer_is_clear_and_resumable() {
 
     // The sender comes back (same home: same node id, same content, same hash).
     let (_sender, ticket2) = send(&home_a, &[&src.join("big.bin")]);
-    let mut cmd = ferry(&home_b);
-    cmd.args(["--json", "receive", &ticket2, "--out"])
-        .arg(&dest);
-    let mut second = Proc::spawn(cmd);
+    let mut second = json_receive(&home_b, &ticket2, &dest);
     let offer = second.wait_stderr(LONG, |l| l.contains("\"event\":\"offer\""));
     assert!(offer.contains("\"resumed\":true"), "{offer}");
     assert!(second.wait(LONG).success(), "{}", second.stderr());
@@ -326,4 +317,11 @@ fn garbage_input_gets_clear_errors_never_a_panic() {
             "{args:?}: {err}"
         );
     }
+}
+
+/// `ferry --json receive TICKET --out DEST` on `home`, running.
+fn json_receive(home: &std::path::Path, ticket: &str, dest: &std::path::Path) -> Proc {
+    let mut cmd = ferry(home);
+    cmd.args(["--json", "receive", ticket, "--out"]).arg(dest);
+    Proc::spawn(cmd)
 }

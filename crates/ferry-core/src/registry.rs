@@ -140,14 +140,6 @@ impl Registry {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// Sends an event to every live share.
-    pub fn broadcast(&self, event: ShareEvent) {
-        let inner = self.0.lock().expect("registry lock");
-        for e in inner.shares.values() {
-            e.events.send(event.clone()).ok();
-        }
-    }
 }
 
 /// Keeps a share registered; dropping it stops the share.

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use iroh::{endpoint::presets, protocol::Router, Endpoint, RelayMode};
+use iroh::protocol::Router;
 use iroh_blobs::{
     format::collection::Collection, store::mem::MemStore, ticket::BlobTicket, BlobFormat,
     BlobsProtocol,
@@ -12,15 +12,7 @@ use iroh_blobs::{
 
 /// Serves a collection with the given names (every entry holding `payload`) with no checks.
 async fn hostile_sender(names: &[&str]) -> (Router, String) {
-    let endpoint = Endpoint::builder(presets::Minimal)
-        .relay_mode(RelayMode::Disabled)
-        .portmapper_config(iroh::endpoint::PortmapperConfig::Disabled)
-        .clear_ip_transports()
-        .bind_addr("127.0.0.1:0")
-        .unwrap()
-        .bind()
-        .await
-        .unwrap();
+    let endpoint = loopback_endpoint().await;
     let store = MemStore::new();
     let mut collection = Collection::default();
     let mut tags = Vec::new();

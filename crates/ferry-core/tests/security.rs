@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use iroh::{endpoint::presets, Endpoint, RelayMode};
 use iroh_blobs::{
     api::Store,
     get::request::get_blob,
@@ -12,19 +11,6 @@ use iroh_blobs::{
     store::mem::MemStore,
     Hash,
 };
-
-/// A bare endpoint that can dial Ferry nodes on loopback.
-async fn attacker() -> Endpoint {
-    Endpoint::builder(presets::Minimal)
-        .relay_mode(RelayMode::Disabled)
-        .portmapper_config(iroh::endpoint::PortmapperConfig::Disabled)
-        .clear_ip_transports()
-        .bind_addr("127.0.0.1:0")
-        .unwrap()
-        .bind()
-        .await
-        .unwrap()
-}
 
 /// The hashes a share's collection lists: the metadata blob, then one per file.
 async fn children(ticket: &str, node_store: &Store) -> Vec<Hash> {
@@ -57,7 +43,7 @@ async fn only_live_shares_are_served_and_only_as_offered() {
     let private_file = private_children[1];
     private.stop();
 
-    let ep = attacker().await;
+    let ep = loopback_endpoint().await;
     let conn = ep.connect(node.addr(), iroh_blobs::ALPN).await.unwrap();
 
     // A blob of a live share can be fetched on its own.
