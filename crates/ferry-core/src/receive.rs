@@ -414,13 +414,10 @@ impl Node {
                 .finish()
                 .await
                 .map_err(|e| {
-                    let io: std::io::Error = std::io::Error::other(e.to_string());
-                    let full = e.to_string().contains("No space left");
-                    if full {
-                        Error::write(&target, std::io::Error::from_raw_os_error(28))
-                    } else {
-                        Error::write(&target, io)
-                    }
+                    // The store's error carries the original I/O error, so a full disk is
+                    // recognised by `Error::write` like everywhere else.
+                    let iroh_blobs::api::Error::Io(io) = iroh_blobs::api::Error::from(e);
+                    Error::write(&target, io)
                 })?;
             if throttle.ready() || i + 1 == files_total {
                 events
