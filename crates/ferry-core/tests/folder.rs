@@ -78,26 +78,6 @@ async fn create_modify_delete_flow_both_ways() {
     .await;
 }
 
-/// Live files of a folder (not its `.ferry` state), with their contents.
-fn live_tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let rules = ferry_core::folder::ignore::IgnoreRules::load(root);
-    ferry_core::folder::scan::scan(root, &rules)
-        .into_iter()
-        .map(|s| {
-            let data = std::fs::read(root.join(&s.rel)).unwrap_or_default();
-            (s.rel, data)
-        })
-        .collect()
-}
-
-fn trashed_contents(root: &Path) -> Vec<Vec<u8>> {
-    let t = ferry_core::folder::trash::Trash::new(root);
-    t.list()
-        .into_iter()
-        .filter_map(|e| std::fs::read(root.join(".ferry/trash").join(&e.id).join(&e.original)).ok())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_edits_lose_nothing_and_converge() {
     let env = Env::new();

@@ -244,9 +244,12 @@ impl FolderSync {
         let mut present = std::collections::HashSet::new();
         for s in &scanned {
             present.insert(s.rel.clone());
-            let unchanged = index
-                .get(&s.rel)
-                .is_some_and(|k| k.size == s.size && k.mtime_ms == s.mtime_ms);
+            // A file with no record yet (a conflict copy this device wrote) is published too,
+            // so that deleting or editing it later reaches the other peers.
+            let unchanged = states.contains_key(&s.rel)
+                && index
+                    .get(&s.rel)
+                    .is_some_and(|k| k.size == s.size && k.mtime_ms == s.mtime_ms);
             if unchanged {
                 continue;
             }
@@ -305,13 +308,16 @@ impl FolderSync {
         Ok(published)
     }
 
+    /// Copies a file's content into the store. Not by reference: the store's copy is what
+    /// peers are served and what conflict copies and replaced files are written from, so it must
+    /// not change or vanish when the user edits, renames or deletes the file (see DESIGN.md).
     async fn import(&self, path: &Path) -> Result<Hash> {
         let tt = self
             .store
             .add_path_with_opts(AddPathOptions {
                 path: path.to_path_buf(),
                 format: BlobFormat::Raw,
-                mode: ImportMode::TryReference,
+                mode: ImportMode::Copy,
             })
             .temp_tag()
             .await
@@ -376,6 +382,10 @@ impl FolderSync {
                 }
             }
             for (copy, v) in &out.copies {
+                if states.contains_key(copy) {
+                    // The copy has been published: its own records decide what is there.
+                    continue;
+                }
                 match self.ensure_file(copy, v, &mut index).await? {
                     Written::Yes => changed += 1,
                     Written::Unavailable => missing = true,

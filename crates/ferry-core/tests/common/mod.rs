@@ -124,3 +124,23 @@ fn walk(root: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Live files of a folder (not its `.ferry` state), with their contents.
+pub fn live_tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let rules = ferry_core::folder::ignore::IgnoreRules::load(root);
+    ferry_core::folder::scan::scan(root, &rules)
+        .into_iter()
+        .map(|s| {
+            let data = std::fs::read(root.join(&s.rel)).unwrap_or_default();
+            (s.rel, data)
+        })
+        .collect()
+}
+
+pub fn trashed_contents(root: &Path) -> Vec<Vec<u8>> {
+    let t = ferry_core::folder::trash::Trash::new(root);
+    t.list()
+        .into_iter()
+        .filter_map(|e| std::fs::read(root.join(".ferry/trash").join(&e.id).join(&e.original)).ok())
+        .collect()
+}
