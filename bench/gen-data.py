@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generates the benchmark data deterministically.
 
-usage: gen-data.py DIR
+usage: gen-data.py DIR [--quick]      (--quick: 64 MiB and 1,000 files)
   DIR/big/big.bin        1 GiB of pseudo-random bytes
   DIR/small/d00..d19/    10,000 files of 1-9 KiB
 """
@@ -10,19 +10,22 @@ import random
 import sys
 
 root = sys.argv[1]
+quick = "--quick" in sys.argv[2:]
+big_mib = 64 if quick else 1024
+small_n = 1_000 if quick else 10_000
 big = os.path.join(root, "big", "big.bin")
 if not os.path.exists(big):
     os.makedirs(os.path.dirname(big), exist_ok=True)
     rng = random.Random(7)
     with open(big + ".tmp", "wb") as f:
-        for _ in range(1024):
+        for _ in range(big_mib):
             f.write(rng.randbytes(1 << 20))
     os.rename(big + ".tmp", big)
 
 small = os.path.join(root, "small")
 if not os.path.exists(small + ".done"):
     rng = random.Random(42)
-    for i in range(10_000):
+    for i in range(small_n):
         d = os.path.join(small, f"d{i % 20:02d}")
         os.makedirs(d, exist_ok=True)
         size = rng.randint(1024, 9 * 1024)

@@ -2,11 +2,13 @@
 //! change to the document (remote or local) reconciles the files on disk with the outcome of
 //! each path's versions ([`PathState::outcome`]).
 //!
-//! Reconciliation reads the whole document each time. That is simple and converges by
-//! construction; folders of 100,000 files need an incremental version (tracked in the issue).
+//! Work is incremental: watcher events mark paths, document events mark keys, and a round
+//! looks only at what was marked (a changed file, a new or removed directory). The versions of
+//! every path are cached in memory. A full pass (every file on disk, every record) runs at
+//! start, after the watcher overflowed, and every few minutes as the safety net.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -29,8 +31,9 @@ use crate::{
     error::{Error, Result},
     folder::{
         decide::PathState,
+        ignore::STATE_DIR,
         ignore::{IgnoreRules, TEMP_SUFFIX},
-        scan::{hash_if_stable, mtime_ms, scan, Scanned},
+        scan::{hash_if_stable, mtime_ms, scan, scan_some, Scanned},
         trash::Trash,
         version::FileVersion,
     },
@@ -60,8 +63,17 @@ pub struct FolderSync {
     store: Store,
     endpoint: iroh::Endpoint,
     registry: Registry,
-    /// Files as this device last wrote or published them.
-    index: Mutex<HashMap<String, Known>>,
+    /// Files as this device last wrote or published them, by path.
+    index: Mutex<BTreeMap<String, Known>>,
+    /// The maximal versions of every path in the document.
+    states: Mutex<BTreeMap<String, PathState>>,
+    /// What the next round has to look at.
+    dirty: std::sync::Mutex<Dirty>,
+    /// Woken when `dirty` gains something.
+    wake: tokio::sync::Notify,
+    /// Paths whose record or content could not be fetched yet: looked at again when a peer
+    /// connects, when content arrives, and shortly after each round that left them.
+    wanted: std::sync::Mutex<BTreeSet<String>>,
     /// Peers seen in this folder's swarm: where content is fetched from.
     peers: std::sync::Mutex<std::collections::HashSet<EndpointId>>,
     /// Told about every newly seen peer.
@@ -109,7 +121,14 @@ impl FolderSync {
             store,
             endpoint,
             registry,
-            index: Mutex::new(HashMap::new()),
+            index: Mutex::new(BTreeMap::new()),
+            states: Mutex::new(BTreeMap::new()),
+            dirty: std::sync::Mutex::new(Dirty {
+                full: true,
+                ..Default::default()
+            }),
+            wake: tokio::sync::Notify::new(),
+            wanted: std::sync::Mutex::new(BTreeSet::new()),
             peers: std::sync::Mutex::new(Default::default()),
             peer_seen: std::sync::Mutex::new(None),
         })
@@ -138,19 +157,17 @@ impl FolderSync {
             .collect()
     }
 
-    /// Reads every record of the document, grouped by path.
-    async fn states(&self) -> Result<BTreeMap<String, PathState>> {
-        Ok(self.states_and_missing().await?.0)
-    }
-
-    /// Reads every record of the document, grouped by path, and lists the records whose blob
-    /// has not arrived (iroh-docs does not retry a failed download; the folder does).
-    async fn states_and_missing(&self) -> Result<(BTreeMap<String, PathState>, Vec<Hash>)> {
+    /// Reads the records matching `query`, grouped by path, and lists the paths whose record
+    /// blobs have not arrived (iroh-docs does not retry a failed download; the folder does).
+    async fn read_records(
+        &self,
+        query: Query,
+    ) -> Result<(BTreeMap<String, PathState>, Vec<(String, Hash)>)> {
         let mut out: BTreeMap<String, PathState> = BTreeMap::new();
         let mut missing = Vec::new();
         let mut entries = Box::pin(
             self.doc
-                .get_many(Query::all())
+                .get_many(query)
                 .await
                 .map_err(|e| Error::Store(e.to_string()))?,
         );
@@ -169,7 +186,7 @@ impl FolderSync {
             // Members fetch records from each other, not only from their authors.
             self.registry.allow_folder(entry.content_hash());
             let Ok(bytes) = self.store.get_bytes(entry.content_hash()).await else {
-                missing.push(entry.content_hash());
+                missing.push((rel.to_string(), entry.content_hash()));
                 continue;
             };
             match FileVersion::decode(&bytes) {
@@ -224,24 +241,29 @@ impl FolderSync {
 
     /// Publishes what changed on disk since the last look (new, modified, deleted files).
     pub async fn publish_local(&self, rules: &IgnoreRules) -> Result<usize> {
-        let states = self.states().await?;
-        self.publish(rules, &states).await
+        let mut states = self.states.lock().await;
+        self.publish(rules, &mut states, None).await
     }
 
-    /// Publishes local changes on top of the versions in `states`.
+    /// Publishes local changes on top of the versions in `states`: of the whole folder, or only
+    /// at and under the paths in `only`.
     async fn publish(
         &self,
         rules: &IgnoreRules,
-        states: &BTreeMap<String, PathState>,
+        states: &mut BTreeMap<String, PathState>,
+        only: Option<&BTreeSet<String>>,
     ) -> Result<usize> {
         if self.read_only {
             return Ok(0);
         }
         let root = self.root.clone();
-        let scanned = scan(&root, rules);
+        let scanned = match only {
+            None => scan(&root, rules),
+            Some(rels) => scan_some(&root, rules, rels),
+        };
         let mut index = self.index.lock().await;
         let mut published = 0;
-        let mut present = std::collections::HashSet::new();
+        let mut present = BTreeSet::new();
         for s in &scanned {
             present.insert(s.rel.clone());
             // A file with no record yet (a conflict copy this device wrote) is published too,
@@ -256,7 +278,11 @@ impl FolderSync {
             let Some(hash) = hash_if_stable(&root.join(&s.rel), s)
                 .map_err(|e| Error::write(root.join(&s.rel), e))?
             else {
-                continue; // still being written: next round
+                // Still being written: look again shortly.
+                self.mark(|d| {
+                    d.disk.insert(s.rel.clone());
+                });
+                continue;
             };
             let state = states.get(&s.rel).cloned().unwrap_or_default();
             let known = Known {
@@ -279,14 +305,39 @@ impl FolderSync {
                 version: state.next_vector(&self.device),
             };
             self.put(&s.rel, &v).await?;
+            states.entry(s.rel.clone()).or_default().add(v);
             index.insert(s.rel.clone(), known);
             published += 1;
         }
-        let gone: Vec<String> = index
-            .keys()
-            .filter(|k| !present.contains(*k))
-            .cloned()
-            .collect();
+        // Files this device knew that are no longer there.
+        let gone: Vec<String> = match only {
+            None => index
+                .keys()
+                .filter(|k| !present.contains(*k))
+                .cloned()
+                .collect(),
+            Some(rels) => {
+                let mut gone = BTreeSet::new();
+                for rel in rels {
+                    let under = format!("{rel}/");
+                    let candidates = index
+                        .get_key_value(rel)
+                        .into_iter()
+                        .chain(
+                            index
+                                .range(under.clone()..)
+                                .take_while(|(k, _)| k.starts_with(&under)),
+                        )
+                        .map(|(k, _)| k);
+                    for k in candidates {
+                        if !present.contains(k) && !root.join(k).is_file() {
+                            gone.insert(k.clone());
+                        }
+                    }
+                }
+                gone.into_iter().collect()
+            }
+        };
         for rel in gone {
             index.remove(&rel);
             let state = states.get(&rel).cloned().unwrap_or_default();
@@ -303,6 +354,7 @@ impl FolderSync {
                 version: state.next_vector(&self.device),
             };
             self.put(&rel, &v).await?;
+            states.entry(rel.clone()).or_default().add(v);
             published += 1;
         }
         Ok(published)
@@ -343,23 +395,37 @@ impl FolderSync {
         Ok(())
     }
 
-    /// The versions of every path, after fetching records that had not arrived. Also returns
-    /// whether some records are still missing (the caller retries).
-    async fn gather(&self) -> Result<(BTreeMap<String, PathState>, bool)> {
-        let (states, missing_records) = self.states_and_missing().await?;
-        if missing_records.is_empty() {
-            return Ok((states, false));
+    /// The versions of the paths matching `query`, after fetching records that had not
+    /// arrived. Also returns the paths whose records are still missing (the caller retries).
+    async fn gather(
+        &self,
+        query: impl Into<Query>,
+    ) -> Result<(BTreeMap<String, PathState>, BTreeSet<String>)> {
+        let query: Query = query.into();
+        let (states, missing) = self.read_records(query.clone()).await?;
+        if missing.is_empty() {
+            return Ok((states, BTreeSet::new()));
         }
-        let complete = self.fetch(&missing_records).await;
-        Ok((self.states_and_missing().await?.0, !complete))
+        let hashes: Vec<Hash> = missing.iter().map(|(_, h)| *h).collect();
+        self.fetch(&hashes).await;
+        let (states, missing) = self.read_records(query).await?;
+        Ok((states, missing.into_iter().map(|(rel, _)| rel).collect()))
     }
 
-    /// Makes the files on disk match `states`.
-    async fn apply(&self, states: &BTreeMap<String, PathState>) -> Result<(usize, bool)> {
+    /// Makes the files at `paths` match `states`. Returns how many files it wrote or removed,
+    /// and the paths whose content could not be fetched yet.
+    async fn apply(
+        &self,
+        states: &BTreeMap<String, PathState>,
+        paths: &[String],
+    ) -> Result<(usize, BTreeSet<String>)> {
         let mut index = self.index.lock().await;
         let mut changed = 0;
-        let mut missing = false;
-        for (rel, state) in states {
+        let mut missing = BTreeSet::new();
+        for rel in paths {
+            let Some(state) = states.get(rel) else {
+                continue;
+            };
             for v in state.versions() {
                 if let Some(h) = v.content_hash() {
                     self.registry.allow_folder(h);
@@ -369,7 +435,9 @@ impl FolderSync {
             match &out.main {
                 Some(v) => match self.ensure_file(rel, v, &mut index).await? {
                     Written::Yes => changed += 1,
-                    Written::Unavailable => missing = true,
+                    Written::Unavailable => {
+                        missing.insert(rel.clone());
+                    }
                     Written::AlreadyThere => {}
                 },
                 None => {
@@ -388,7 +456,9 @@ impl FolderSync {
                 }
                 match self.ensure_file(copy, v, &mut index).await? {
                     Written::Yes => changed += 1,
-                    Written::Unavailable => missing = true,
+                    Written::Unavailable => {
+                        missing.insert(rel.clone());
+                    }
                     Written::AlreadyThere => {}
                 }
             }
@@ -401,7 +471,7 @@ impl FolderSync {
         &self,
         rel: &str,
         v: &FileVersion,
-        index: &mut HashMap<String, Known>,
+        index: &mut BTreeMap<String, Known>,
     ) -> Result<Written> {
         if index.get(rel).is_some_and(|k| k.hash == v.hash) {
             return Ok(Written::AlreadyThere);
@@ -470,25 +540,118 @@ impl FolderSync {
         Ok(Written::Yes)
     }
 
-    /// Runs the folder until `stop` fires: watches the disk and the document.
-    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::oneshot::Receiver<()>) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-        let watch_tx = tx.clone();
-        let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if let Ok(ev) = res {
-                if !ev.kind.is_access() {
-                    watch_tx.send(()).ok();
+    /// Adds work for the next round and wakes the loop.
+    fn mark(&self, f: impl FnOnce(&mut Dirty)) {
+        f(&mut self.dirty.lock().expect("dirty lock"));
+        self.wake.notify_one();
+    }
+
+    /// Looks again at the paths that were waiting for a peer or for content.
+    fn retry_wanted(&self) {
+        let wanted = self.wanted.lock().expect("wanted lock").clone();
+        if !wanted.is_empty() {
+            self.mark(|d| d.keys.extend(wanted));
+        }
+    }
+
+    /// One round: brings the cached versions of the marked paths up to date, writes what
+    /// peers changed, then publishes what changed on disk.
+    async fn round(&self) {
+        let work = std::mem::take(&mut *self.dirty.lock().expect("dirty lock"));
+        if work.is_empty() {
+            return;
+        }
+        // Reloaded each round: `.ferryignore` may have changed.
+        let rules = IgnoreRules::load(&self.root);
+        let mut states = self.states.lock().await;
+        let mut unavailable = BTreeSet::new();
+        let paths: Vec<String> = if work.full {
+            match self.gather(Query::all()).await {
+                Ok((all, missing)) => {
+                    *states = all;
+                    unavailable = missing;
+                    states.keys().cloned().collect()
+                }
+                Err(e) => {
+                    tracing::warn!("reading the folder document {}: {e}", self.root.display());
+                    self.mark(|d| d.full = true);
+                    return;
                 }
             }
-        })
-        .ok();
+        } else {
+            let mut paths = Vec::new();
+            for rel in &work.keys {
+                match self
+                    .gather(Query::key_exact(format!("{KEY_PREFIX}{rel}")))
+                    .await
+                {
+                    Ok((mut found, missing)) => {
+                        match found.remove(rel) {
+                            Some(state) => states.insert(rel.clone(), state),
+                            None => states.remove(rel),
+                        };
+                        if missing.is_empty() {
+                            paths.push(rel.clone());
+                        } else {
+                            unavailable.extend(missing);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("reading {rel:?} of {}: {e}", self.root.display());
+                        unavailable.insert(rel.clone());
+                    }
+                }
+            }
+            paths
+        };
+        // A path with records still missing is not acted on until they arrive.
+        let paths: Vec<String> = paths
+            .into_iter()
+            .filter(|p| !unavailable.contains(p))
+            .collect();
+        match self.apply(&states, &paths).await {
+            Ok((_, missing)) => unavailable.extend(missing),
+            Err(e) => tracing::warn!("reconcile {}: {e}", self.root.display()),
+        }
+        let only = (!work.full).then_some(&work.disk);
+        if let Err(e) = self.publish(&rules, &mut states, only).await {
+            tracing::warn!("publish {}: {e}", self.root.display());
+        }
+        drop(states);
+        let mut wanted = self.wanted.lock().expect("wanted lock");
+        for rel in work.keys.iter().chain(&paths) {
+            wanted.remove(rel);
+        }
+        wanted.extend(unavailable);
+    }
+
+    /// Runs the folder until `stop` fires: watches the disk and the document.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+        let me = self.clone();
+        let root = self.root.clone();
+        let mut watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+                Ok(ev) if ev.need_rescan() => me.mark(|d| d.full = true),
+                Ok(ev) if !ev.kind.is_access() => {
+                    let rels: Vec<String> =
+                        ev.paths.iter().filter_map(|p| relative(&root, p)).collect();
+                    if !rels.is_empty() {
+                        me.mark(|d| d.disk.extend(rels));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!("watcher: {e}");
+                    me.mark(|d| d.full = true);
+                }
+            })
+            .ok();
         if let Some(w) = watcher.as_mut() {
             use notify::Watcher;
             if let Err(e) = w.watch(&self.root, notify::RecursiveMode::Recursive) {
                 tracing::warn!("cannot watch {}: {e}", self.root.display());
             }
         }
-        let doc_tx = tx.clone();
         let mut events = match self.doc.subscribe().await {
             Ok(s) => s,
             Err(e) => {
@@ -497,62 +660,102 @@ impl FolderSync {
             }
         };
         let me = self.clone();
-        tokio::spawn(async move {
+        let follower = tokio::spawn(async move {
+            use iroh_docs::engine::LiveEvent;
             while let Some(ev) = events.next().await {
+                let Ok(ev) = ev else { break };
                 match &ev {
-                    Ok(iroh_docs::engine::LiveEvent::InsertRemote { from, .. }) => {
-                        me.add_peer(*from)
+                    LiveEvent::InsertRemote { from, entry, .. } => {
+                        me.add_peer(*from);
+                        if let Some(rel) = key_path(entry.key()) {
+                            me.mark(|d| {
+                                d.keys.insert(rel);
+                            });
+                        }
                     }
-                    Ok(iroh_docs::engine::LiveEvent::NeighborUp(peer)) => me.add_peer(*peer),
+                    LiveEvent::InsertLocal { entry } => {
+                        if let Some(rel) = key_path(entry.key()) {
+                            me.mark(|d| {
+                                d.keys.insert(rel);
+                            });
+                        }
+                    }
+                    LiveEvent::NeighborUp(peer) => {
+                        me.add_peer(*peer);
+                        me.retry_wanted();
+                    }
+                    LiveEvent::ContentReady { .. } | LiveEvent::PendingContentReady => {
+                        me.retry_wanted()
+                    }
                     _ => {}
-                }
-                if ev.is_err() || doc_tx.send(()).is_err() {
-                    break;
                 }
             }
         });
-        tx.send(()).ok();
-        let mut rescan = tokio::time::interval(Duration::from_secs(60));
+        let mut rescan = tokio::time::interval(RESCAN_EVERY);
+        rescan.tick().await; // the first tick is immediate; the start already does a full pass
+        let mut retry = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
                 _ = &mut stop => break,
-                _ = rescan.tick() => {}
-                got = rx.recv() => {
-                    if got.is_none() { break; }
+                _ = rescan.tick() => self.mark(|d| d.full = true),
+                _ = retry.tick() => self.retry_wanted(),
+                _ = self.wake.notified() => {
                     // Batch whatever else arrives within a short window.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    while rx.try_recv().is_ok() {}
+                    tokio::time::sleep(BATCH_WINDOW).await;
                 }
             }
-            // Reloaded each round: `.ferryignore` may have changed.
-            let rules = IgnoreRules::load(&self.root);
-            // One read of the document serves both directions of the round.
-            let (states, mut missing) = match self.gather().await {
-                Ok(gathered) => gathered,
-                Err(e) => {
-                    tracing::warn!("reading the folder document {}: {e}", self.root.display());
-                    continue;
-                }
-            };
-            match self.apply(&states).await {
-                Ok((_, unavailable)) => missing |= unavailable,
-                Err(e) => tracing::warn!("reconcile {}: {e}", self.root.display()),
-            }
-            if missing {
-                // Some content is not reachable yet: try again shortly.
-                let retry = tx.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    retry.send(()).ok();
-                });
-            }
-            if let Err(e) = self.publish(&rules, &states).await {
-                tracing::warn!("publish {}: {e}", self.root.display());
-            }
+            self.round().await;
         }
+        follower.abort();
         // The watcher stops with the loop.
         drop(watcher);
     }
+}
+
+/// How long events are collected before a round runs.
+const BATCH_WINDOW: Duration = Duration::from_millis(50);
+
+/// How often every file and every record is looked at, whatever the watcher said.
+const RESCAN_EVERY: Duration = Duration::from_secs(300);
+
+/// What the next round has to look at.
+#[derive(Debug, Default)]
+struct Dirty {
+    /// Paths the watcher saw change, relative to the folder.
+    disk: BTreeSet<String>,
+    /// Paths whose records changed in the document.
+    keys: BTreeSet<String>,
+    /// Everything.
+    full: bool,
+}
+
+impl Dirty {
+    fn is_empty(&self) -> bool {
+        !self.full && self.disk.is_empty() && self.keys.is_empty()
+    }
+}
+
+/// `path` relative to `root`, `/`-separated; `None` outside it, in Ferry's own state, or for
+/// Ferry's temporary files (its own writes need no second look).
+fn relative(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    let rel = parts?.join("/");
+    if rel.is_empty() || rel == STATE_DIR || rel.starts_with(&format!("{STATE_DIR}/")) {
+        return None;
+    }
+    if rel.ends_with(TEMP_SUFFIX) {
+        return None;
+    }
+    Some(rel)
+}
+
+/// The file path of a document key, if it is a file entry.
+fn key_path(key: &[u8]) -> Option<String> {
+    std::str::from_utf8(key)
+        .ok()?
+        .strip_prefix(KEY_PREFIX)
+        .map(str::to_string)
 }
 
 /// What [`FolderSync::ensure_file`] did.

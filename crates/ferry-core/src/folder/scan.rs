@@ -28,7 +28,61 @@ pub struct Scanned {
 /// are not followed; directories that are ignored are not entered.
 pub fn scan(root: &Path, rules: &IgnoreRules) -> Vec<Scanned> {
     let mut out = Vec::new();
-    let walker = walkdir::WalkDir::new(root).follow_links(false).into_iter();
+    walk(root, root, rules, &mut out);
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    out
+}
+
+/// Like [`scan`], limited to the given paths (relative to `root`): a file is listed itself, a
+/// directory with everything under it, a path that is gone or ignored contributes nothing.
+/// This is how a batch of watcher events is looked at without walking the whole folder.
+pub fn scan_some<'a>(
+    root: &Path,
+    rules: &IgnoreRules,
+    rels: impl IntoIterator<Item = &'a String>,
+) -> Vec<Scanned> {
+    let mut out = Vec::new();
+    for rel in rels {
+        if validate_rel(rel, rules).is_none() {
+            continue;
+        }
+        let path = root.join(rel);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_file() {
+            out.push(Scanned {
+                rel: rel.clone(),
+                size: meta.len(),
+                mtime_ms: mtime_ms(&meta),
+            });
+        } else if meta.is_dir() {
+            walk(root, &path, rules, &mut out);
+        }
+    }
+    out.sort_by(|a, b| a.rel.cmp(&b.rel));
+    out.dedup_by(|a, b| a.rel == b.rel);
+    out
+}
+
+/// `Some(())` if neither `rel` nor a directory above it is ignored.
+fn validate_rel(rel: &str, rules: &IgnoreRules) -> Option<()> {
+    if rel.is_empty() {
+        return None;
+    }
+    let parts: Vec<&str> = rel.split('/').collect();
+    for i in 1..=parts.len() {
+        let prefix = parts[..i].join("/");
+        let is_dir = i < parts.len() || Path::new(rel).is_dir();
+        if rules.is_ignored(&prefix, is_dir) {
+            return None;
+        }
+    }
+    Some(())
+}
+
+fn walk(root: &Path, from: &Path, rules: &IgnoreRules, out: &mut Vec<Scanned>) {
+    let walker = walkdir::WalkDir::new(from).follow_links(false).into_iter();
     let it = walker.filter_entry(|e| {
         let Ok(rel) = e.path().strip_prefix(root) else {
             return true;
@@ -56,8 +110,6 @@ pub fn scan(root: &Path, rules: &IgnoreRules) -> Vec<Scanned> {
             mtime_ms: mtime_ms(&meta),
         });
     }
-    out.sort_by(|a, b| a.rel.cmp(&b.rel));
-    out
 }
 
 fn rel_string(rel: &Path) -> Option<String> {
@@ -122,6 +174,41 @@ mod tests {
         let rules = IgnoreRules::load(root);
         let rels: Vec<String> = scan(root, &rules).into_iter().map(|s| s.rel).collect();
         assert_eq!(rels, [".ferryignore", "a.txt", "sub/b.txt"]);
+    }
+
+    #[test]
+    fn scan_some_looks_only_at_the_given_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for f in [
+            "a.txt",
+            "b.txt",
+            "sub/c.txt",
+            "sub/deeper/d.txt",
+            "skip/e.txt",
+            "x.swp",
+        ] {
+            let p = root.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, f).unwrap();
+        }
+        std::fs::write(root.join(".ferryignore"), "skip/\n").unwrap();
+        let rules = IgnoreRules::load(root);
+        let asked: Vec<String> = [
+            "a.txt",
+            "sub",
+            "gone.txt",
+            "skip/e.txt",
+            "x.swp",
+            "sub/c.txt",
+        ]
+        .map(String::from)
+        .to_vec();
+        let rels: Vec<String> = scan_some(root, &rules, &asked)
+            .into_iter()
+            .map(|s| s.rel)
+            .collect();
+        assert_eq!(rels, ["a.txt", "sub/c.txt", "sub/deeper/d.txt"]);
     }
 
     #[test]

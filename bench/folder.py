@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""Folder sync, Ferry next to Syncthing, same data, same run.
+
+Each run starts a fresh pair of peers per tool (two `ferry run` daemons, or two Syncthing
+instances with discovery, relays, NAT traversal, usage reporting and upgrades off, devices
+introduced by explicit 127.0.0.1 addresses), alternating Ferry and Syncthing. Workloads:
+
+  latency   a new 4 KiB file saved on A until complete on B (Syncthing: 1 s watcher delay, and
+            its default 10 s delay)
+  small     DATA/small (10,000 files, 1-9 KiB) copied into A until all are complete on B
+  idle      peak RSS of each daemon a few seconds after `small` settled
+  big       DATA/big/big.bin (1 GiB) copied into A until complete on B
+  edit      1 MiB overwritten in the middle of that file: time until B has the new content, and
+            bytes on the loopback interface meanwhile
+
+Meant to run inside a private network namespace with only loopback (bench/folder.sh does).
+usage: bench/folder.py DATA OUT.tsv [--quick]
+"""
+import hashlib, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
+
+DATA, OUT = sys.argv[1], sys.argv[2]
+QUICK = "--quick" in sys.argv
+RUNS = int(os.environ.get("RUNS", "1" if QUICK else "3"))
+LAT_N = 3 if QUICK else 10
+target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/ferry-target"))
+FERRY = os.environ.get("FERRY_BIN", os.path.join(target, "release", "ferry"))
+SYNCTHING = shutil.which("syncthing")
+
+
+def lo_bytes():
+    with open("/sys/class/net/lo/statistics/rx_bytes") as f:
+        return int(f.read())
+
+
+def rss_kib(pid, field="VmRSS"):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def wait_until(what, cond, timeout):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out: {what}")
+        time.sleep(0.002)
+
+
+def complete(src_root, dst_root, rels):
+    """True once every file in rels is at dst with its source size."""
+    for rel in rels:
+        try:
+            if os.path.getsize(os.path.join(dst_root, rel)) != os.path.getsize(os.path.join(src_root, rel)):
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def digest(path):
+    h = hashlib.blake2b()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class FerryPair:
+    name = "ferry"
+
+    def __init__(self, work):
+        self.work = work
+        self.base = ["--relay", "disabled", "--bind", "127.0.0.1:0"]
+        self.procs = []
+        for home in ("ha", "hb"):
+            p = subprocess.Popen(self.cmd(home, "run"), stderr=subprocess.PIPE, text=True)
+            for line in p.stderr:
+                if "running" in line:
+                    break
+            self.procs.append(p)
+        self.a, self.b = os.path.join(work, "A"), os.path.join(work, "B")
+        os.makedirs(self.a)
+        ticket = subprocess.run(self.cmd("ha", "folder", "share", self.a), capture_output=True, text=True, check=True).stdout.strip()
+        subprocess.run(self.cmd("hb", "folder", "join", ticket, self.b), capture_output=True, check=True)
+
+    def cmd(self, home, *args):
+        return [FERRY, "--home", os.path.join(self.work, home), *self.base, *args]
+
+    def pids(self):
+        return [p.pid for p in self.procs]
+
+    def stop(self):
+        for p in self.procs:
+            p.send_signal(signal.SIGINT)
+        for p in self.procs:
+            p.wait(timeout=30)
+
+
+ST_CONFIG = """<configuration version="36">
+  <folder id="bench" label="bench" path="{path}" type="sendreceive" rescanIntervalS="3600"
+          fsWatcherEnabled="true" fsWatcherDelayS="{delay}" ignorePerms="false" autoNormalize="true">
+    <device id="{a}"></device>
+    <device id="{b}"></device>
+  </folder>
+  <device id="{a}" name="a" compression="metadata"><address>tcp://127.0.0.1:{port_a}</address></device>
+  <device id="{b}" name="b" compression="metadata"><address>tcp://127.0.0.1:{port_b}</address></device>
+  <gui enabled="true" tls="false"><address>127.0.0.1:{gui}</address><apikey>bench</apikey></gui>
+  <options>
+    <listenAddress>tcp://127.0.0.1:{port}</listenAddress>
+    <globalAnnounceEnabled>false</globalAnnounceEnabled>
+    <localAnnounceEnabled>false</localAnnounceEnabled>
+    <relaysEnabled>false</relaysEnabled>
+    <natEnabled>false</natEnabled>
+    <urAccepted>-1</urAccepted>
+    <autoUpgradeIntervalH>0</autoUpgradeIntervalH>
+    <crashReportingEnabled>false</crashReportingEnabled>
+    <startBrowser>false</startBrowser>
+  </options>
+</configuration>
+"""
+
+
+class SyncthingPair:
+    def __init__(self, work, delay):
+        self.name = f"syncthing-{delay}s"
+        self.work = work
+        homes = [os.path.join(work, h) for h in ("sa", "sb")]
+        ids = []
+        for h in homes:
+            out = subprocess.run([SYNCTHING, "generate", f"--home={h}", "--no-default-folder"], capture_output=True, text=True, check=True)
+            ids.append([l.split(":", 1)[1].strip() for l in (out.stdout + out.stderr).splitlines() if "Device ID:" in l][0])
+        self.a, self.b = os.path.join(work, "A"), os.path.join(work, "B")
+        env = dict(os.environ, STNOUPGRADE="1", STNODEFAULTFOLDER="1")
+        self.procs = []
+        self.guis = []
+        for i, (h, path) in enumerate(zip(homes, (self.a, self.b))):
+            os.makedirs(os.path.join(path, ".stfolder"))
+            gui = 28384 + i
+            with open(os.path.join(h, "config.xml"), "w") as f:
+                f.write(ST_CONFIG.format(path=path, delay=delay, a=ids[0], b=ids[1], port_a=22101, port_b=22102, port=22101 + i, gui=gui))
+            self.guis.append(gui)
+            log = open(os.path.join(work, f"st{i}.log"), "w")
+            self.procs.append(subprocess.Popen([SYNCTHING, "serve", f"--home={h}", "--no-browser", "--no-restart", "--no-upgrade"], stdout=log, stderr=subprocess.STDOUT, env=env))
+        # Ready when each sees the other connected.
+        wait_until("syncthing peers connect", lambda: all(self.connected(g) for g in self.guis), 60)
+
+    def connected(self, gui):
+        try:
+            req = urllib.request.Request(f"http://127.0.0.1:{gui}/rest/system/connections", headers={"X-API-Key": "bench"})
+            body = urllib.request.urlopen(req, timeout=2).read().decode()
+            return '"connected": true' in body or '"connected":true' in body
+        except OSError:
+            return False
+
+    def pids(self):
+        return [p.pid for p in self.procs]
+
+    def stop(self):
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            p.wait(timeout=30)
+
+
+results = []
+
+
+def record(workload, tool, value, unit):
+    results.append((workload, tool, value, unit))
+    print(f"{workload}\t{tool}\t{value:.3f}\t{unit}", flush=True)
+
+
+def latency(pair, n):
+    payload = os.urandom(4096)
+    times = []
+    for i in range(n):
+        name = f"lat-{i:03}.bin"
+        t0 = time.monotonic()
+        with open(os.path.join(pair.a, name), "wb") as f:
+            f.write(payload)
+        dest = os.path.join(pair.b, name)
+        wait_until(f"{pair.name}: {name} arrives", lambda: os.path.exists(dest) and os.path.getsize(dest) == 4096, 60)
+        times.append(time.monotonic() - t0)
+        time.sleep(0.3)  # spacing between samples, not synchronisation
+    return times
+
+
+def small_files(pair):
+    src = os.path.join(DATA, "small")
+    rels = [os.path.relpath(os.path.join(d, f), src) for d, _, fs in os.walk(src) for f in fs]
+    t0 = time.monotonic()
+    shutil.copytree(src, os.path.join(pair.a, "small"))
+    wait_until(f"{pair.name}: small files arrive", lambda: complete(os.path.join(pair.a, "small"), os.path.join(pair.b, "small"), rels), 600)
+    return time.monotonic() - t0
+
+
+def big_file(pair):
+    src = os.path.join(DATA, "big", "big.bin")
+    t0 = time.monotonic()
+    shutil.copyfile(src, os.path.join(pair.a, "big.bin"))
+    wait_until(f"{pair.name}: big file arrives", lambda: complete(pair.a, pair.b, ["big.bin"]), 900)
+    took = time.monotonic() - t0
+    assert digest(os.path.join(pair.b, "big.bin")) == digest(src), "big file differs"
+    return took
+
+
+def mid_edit(pair):
+    path = os.path.join(pair.a, "big.bin")
+    size = os.path.getsize(path)
+    patch = os.urandom(1 << 20)
+    before = lo_bytes()
+    t0 = time.monotonic()
+    with open(path, "r+b") as f:
+        f.seek(size // 2)
+        f.write(patch)
+    dest = os.path.join(pair.b, "big.bin")
+
+    def arrived():
+        try:
+            with open(dest, "rb") as f:
+                f.seek(size // 2)
+                return f.read(len(patch)) == patch and os.path.getsize(dest) == size
+        except OSError:
+            return False
+
+    wait_until(f"{pair.name}: edit arrives", arrived, 900)
+    took = time.monotonic() - t0
+    wire = lo_bytes() - before
+    assert digest(dest) == digest(path), "edited file differs"
+    return took, wire
+
+
+def run_pair(make, workloads):
+    work = tempfile.mkdtemp(dir=os.environ.get("BENCH_WORK"))
+    pair = make(work)
+    try:
+        for w in workloads:
+            w(pair)
+    finally:
+        pair.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def lat_workload(pair):
+    for t in latency(pair, LAT_N if pair.name != "syncthing-10s" else max(2, LAT_N // 3)):
+        record(f"latency-4k", pair.name, t, "s")
+
+
+def small_workload(pair):
+    record("small-10k", pair.name, small_files(pair), "s")
+    time.sleep(5)  # let both peers go idle before reading their memory
+    record("idle-rss", pair.name, max(rss_kib(p) for p in pair.pids()) / 1024, "MiB")
+
+
+def big_workload(pair):
+    record("big-1g", pair.name, big_file(pair), "s")
+    record("peak-rss", pair.name, max(rss_kib(p, "VmHWM") for p in pair.pids()) / 1024, "MiB")
+    took, wire = mid_edit(pair)
+    record("edit-1m", pair.name, took, "s")
+    record("edit-1m-wire", pair.name, wire / (1 << 20), "MiB")
+
+
+makers = [FerryPair, lambda w: SyncthingPair(w, 1)]
+for run in range(RUNS):
+    for make in makers:
+        run_pair(make, [lat_workload, small_workload, big_workload])
+run_pair(lambda w: SyncthingPair(w, 10), [lat_workload])
+
+with open(OUT, "w") as f:
+    for r in results:
+        f.write("\t".join(str(x) for x in r) + "\n")
+
+# Summary: median per workload and tool, and Ferry's ratio to Syncthing (1 s watcher delay).
+import statistics
+from collections import defaultdict
+
+by = defaultdict(list)
+for w, t, v, u in results:
+    by[(w, t)].append(v)
+units = {w: u for w, _, _, u in results}
+print("\nworkload\tferry\tsyncthing-1s\tsyncthing-10s\tratio")
+for w in dict.fromkeys(r[0] for r in results):
+    med = {t: statistics.median(by[(w, t)]) for t in ("ferry", "syncthing-1s", "syncthing-10s") if by[(w, t)]}
+    cells = [f"{med[t]:.3f}" if t in med else "-" for t in ("ferry", "syncthing-1s", "syncthing-10s")]
+    ratio = f"{med['ferry'] / med['syncthing-1s']:.2f}x" if "ferry" in med and med.get("syncthing-1s") else "-"
+    print(f"{w} ({units[w]})\t" + "\t".join(cells) + f"\t{ratio}")
+    if w == "latency-4k":
+        for t, vs in ((t, sorted(by[(w, t)])) for t in ("ferry", "syncthing-1s", "syncthing-10s") if by[(w, t)]):
+            print(f"  {t} p95 {vs[min(len(vs) - 1, round(0.95 * (len(vs) - 1)))]:.3f} s over {len(vs)} samples")
