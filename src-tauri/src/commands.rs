@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use ferry_core::{
     control::Status,
-    folder::manage::FolderStatus,
+    folder::{conflict::Keep, manage::FolderStatus},
     history::{History, TransferRecord},
     progress::StreamItem,
     session::{EventStream, Session},
@@ -261,12 +261,47 @@ pub async fn folder_join(
     Ok(FolderStatus::of(&info))
 }
 
-/// The synced folders with their files and trash.
+/// The synced folders with their state, peers, conflicts, trash and recent changes.
 #[tauri::command]
 #[specta::specta]
 pub async fn folders(state: State<'_, AppState>) -> CmdResult<Vec<FolderStatus>> {
-    let list = state.session.folder_list().await.map_err(err)?;
-    Ok(list.iter().map(FolderStatus::of).collect())
+    state.session.folder_statuses().await.map_err(err)
+}
+
+/// Stops syncing a folder; its files stay.
+#[tauri::command]
+#[specta::specta]
+pub async fn folder_leave(state: State<'_, AppState>, path: String) -> CmdResult<()> {
+    state
+        .session
+        .folder_leave(PathBuf::from(path))
+        .await
+        .map(|_| ())
+        .map_err(err)
+}
+
+/// Keeps one or both versions of a conflict; the other goes to the folder's trash.
+#[tauri::command]
+#[specta::specta]
+pub fn resolve_conflict(folder: String, copy: String, keep: Keep) -> CmdResult<String> {
+    ferry_core::folder::conflict::resolve(std::path::Path::new(&folder), &copy, keep)
+        .map(|p| p.display().to_string())
+        .map_err(err)
+}
+
+/// Opens a file of a synced folder with its default application.
+#[tauri::command]
+#[specta::specta]
+pub fn open_in_folder(app: AppHandle, folder: String, rel: String) -> CmdResult<()> {
+    use tauri_plugin_opener::OpenerExt;
+    ferry_core::names::validate_name(&rel).map_err(|e| err(e.into()))?;
+    let path = std::path::Path::new(&folder).join(&rel);
+    app.opener()
+        .open_path(path.display().to_string(), None::<&str>)
+        .map_err(|e| ErrorInfo {
+            code: "open_failed".into(),
+            message: format!("cannot open {}: {e}", path.display()),
+        })
 }
 
 /// Puts a file from a folder's trash back.

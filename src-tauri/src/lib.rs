@@ -35,6 +35,9 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::folder_join,
             commands::folders,
             commands::restore_from_trash,
+            commands::folder_leave,
+            commands::resolve_conflict,
+            commands::open_in_folder,
         ])
         .events(tauri_specta::collect_events![links::OpenTicket])
 }

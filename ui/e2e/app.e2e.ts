@@ -154,7 +154,24 @@ describe("folders", () => {
         { timeout: 30_000, timeoutMsg: "the app never showed the CLI's new file" },
       );
       expect(readFileSync(join(dir, "from-cli.txt"), "utf8")).toBe("written next to the CLI");
+      // Its state, its peer and the change itself are shown.
+      const text = async (id: string) => String(await (await browser.$(`[data-testid="${id}"]`)).getProperty("textContent"));
+      await browser.waitUntil(async () => (await text("folder-state")) === "Up to date", {
+        timeout: 30_000,
+        timeoutMsg: "the folder never showed as up to date",
+      });
+      expect(await text("folder-summary")).toContain("1 of 1 peer connected");
+      expect(await text("folder-recent")).toContain("from-cli.txt");
+      await (await browser.$('[data-testid="folder-recent"] summary')).click();
       await screenshot(browser, "folders");
+
+      // Leaving asks once, then stops syncing and keeps the files.
+      const leave = await browser.$('[data-testid="folder-leave"]');
+      await leave.click();
+      expect(await text("folder-leave")).toContain("Press again");
+      await leave.click();
+      await (await browser.$('[data-testid="folders-empty"]')).waitForDisplayed({ timeout: 15_000 });
+      expect(readFileSync(join(dir, "from-cli.txt"), "utf8")).toBe("written next to the CLI");
     } finally {
       joiner.kill("SIGINT");
     }

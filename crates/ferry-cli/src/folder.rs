@@ -32,8 +32,13 @@ enum FolderCommand {
     },
     /// List the synced folders.
     List,
-    /// Show a synced folder: files and trash.
+    /// Show a synced folder: state, files, peers, conflicts, trash, recent changes.
     Status {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// Stop syncing a folder; its files stay where they are.
+    Leave {
         /// The folder.
         path: PathBuf,
     },
@@ -77,28 +82,22 @@ pub async fn run(config: NodeConfig, args: FolderArgs, out: Output) -> anyhow::R
         }
         FolderCommand::Status { path } => {
             let path = std::fs::canonicalize(&path)?;
-            let folders = session.folder_list().await?;
-            let Some(f) = folders.iter().find(|f| f.path == path) else {
+            let folders = session.folder_statuses().await?;
+            let Some(f) = folders.into_iter().find(|f| f.info.path == path) else {
                 anyhow::bail!(
                     "{} is not a synced folder (see `ferry folder list`)",
                     path.display()
                 );
             };
-            let rules = ferry_core::folder::ignore::IgnoreRules::load(&f.path);
-            let files = ferry_core::folder::scan::scan(&f.path, &rules);
-            let trash = ferry_core::folder::trash::Trash::new(&f.path).list();
-            println!("folder\t{}", f.path.display());
-            println!(
-                "mode\t{}",
-                if f.read_only {
-                    "receive-only"
-                } else {
-                    "read-write"
-                }
-            );
-            println!("files\t{}", files.len());
-            println!("bytes\t{}", files.iter().map(|f| f.size).sum::<u64>());
-            println!("trash\t{}", trash.len());
+            print_status(&f);
+            false
+        }
+        FolderCommand::Leave { path } => {
+            let info = session.folder_leave(path).await?;
+            out.note(format!(
+                "stopped syncing {}; its files stay",
+                info.path.display()
+            ));
             false
         }
     };
@@ -108,4 +107,66 @@ pub async fn run(config: NodeConfig, args: FolderArgs, out: Output) -> anyhow::R
     }
     session.shutdown().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(f: &ferry_core::folder::manage::FolderStatus) {
+    use ferry_core::folder::activity::FolderState;
+    println!("folder\t{}", f.info.path.display());
+    println!(
+        "mode\t{}",
+        if f.info.read_only {
+            "receive-only"
+        } else {
+            "read-write"
+        }
+    );
+    // A folder that has only just started (this command started the node) has not counted
+    // its files yet: count them on disk.
+    let activity = f
+        .activity
+        .as_ref()
+        .filter(|a| a.state != FolderState::Scanning);
+    let (files, bytes) = match activity {
+        Some(a) => (a.files, a.bytes),
+        None => {
+            let on_disk = ferry_core::folder::manage::FolderStatus::of(&f.info);
+            (on_disk.files, on_disk.bytes)
+        }
+    };
+    if let Some(a) = &f.activity {
+        let state = match a.state {
+            FolderState::Scanning => "scanning".to_string(),
+            FolderState::Syncing => format!("syncing ({} files waiting)", a.waiting),
+            FolderState::UpToDate => "up to date".to_string(),
+            FolderState::Error => format!("error: {}", a.error.as_deref().unwrap_or("")),
+        };
+        println!("state\t{state}");
+    }
+    println!("files\t{files}");
+    println!("bytes\t{bytes}");
+    println!("trash\t{}", f.trash.len());
+    if let Some(a) = &f.activity {
+        for p in &a.peers {
+            println!(
+                "peer\t{}\t{}",
+                p.id,
+                if p.connected {
+                    "connected"
+                } else {
+                    "not connected"
+                }
+            );
+        }
+        for c in &a.conflicts {
+            println!("conflict\t{}\t{}", c.original, c.copy);
+        }
+        for c in a.recent.iter().take(10) {
+            let by = if c.by.is_empty() {
+                "this device"
+            } else {
+                &c.by
+            };
+            println!("change\t{:?}\t{}\t{by}", c.kind, c.path);
+        }
+    }
 }

@@ -24,7 +24,7 @@ use tokio::{
 
 use crate::{
     error::{Error, ErrorInfo, Result},
-    folder::manage::FolderInfo,
+    folder::manage::{FolderInfo, FolderStatus},
     identity::write_private,
     node::Node,
     progress::{Offer, ReceiveEvent, ShareEvent, StreamItem},
@@ -89,6 +89,13 @@ pub enum Request {
     },
     /// The synced folders; a list of [`FolderInfo`] comes back.
     FolderList,
+    /// The synced folders with their activity; a list of [`FolderStatus`] comes back.
+    FolderStatus,
+    /// Stop syncing a folder; its [`FolderInfo`] comes back.
+    FolderLeave {
+        /// The folder (absolute).
+        path: PathBuf,
+    },
 }
 
 /// What a node reports about itself.
@@ -227,6 +234,16 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
         }
         Request::FolderList => {
             write_item(&mut write, &StreamItem::Event(node.folder_list())).await?;
+        }
+        Request::FolderStatus => {
+            write_item(&mut write, &StreamItem::Event(node.folder_statuses())).await?;
+        }
+        Request::FolderLeave { path } => {
+            let item = match node.folder_leave(path).await {
+                Ok(info) => StreamItem::Event(info),
+                Err(e) => StreamItem::Error((&e).into()),
+            };
+            write_item(&mut write, &item).await?;
         }
     }
     Ok(())
@@ -431,6 +448,17 @@ impl ControlClient {
     /// The remote node's synced folders.
     pub async fn folder_list(&self) -> Result<Vec<FolderInfo>> {
         self.call(&Request::FolderList).await
+    }
+
+    /// The remote node's synced folders with their activity.
+    pub async fn folder_statuses(&self) -> Result<Vec<FolderStatus>> {
+        self.call(&Request::FolderStatus).await
+    }
+
+    /// Stops syncing a folder on the remote node.
+    pub async fn folder_leave(&self, path: PathBuf) -> Result<FolderInfo> {
+        let path = absolute(path)?;
+        self.call(&Request::FolderLeave { path }).await
     }
 }
 

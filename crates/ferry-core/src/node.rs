@@ -51,12 +51,7 @@ pub(crate) struct Inner {
     pub(crate) history: History,
     pub(crate) docs: iroh_docs::protocol::Docs,
     pub(crate) book: crate::peers::AddressBook,
-    pub(crate) folders: std::sync::Mutex<
-        Vec<(
-            Arc<crate::folder::engine::FolderSync>,
-            tokio::sync::oneshot::Sender<()>,
-        )>,
-    >,
+    pub(crate) folders: std::sync::Mutex<Vec<crate::folder::manage::Running>>,
     _access: tokio::task::JoinHandle<()>,
     _lock: File,
 }
@@ -278,7 +273,11 @@ impl Node {
 
     /// Stops the node: closes connections and flushes the store.
     pub async fn shutdown(&self) -> Result<()> {
-        self.inner.folders.lock().expect("folders lock").clear();
+        // Folders stop first and save their state.
+        let running = std::mem::take(&mut *self.inner.folders.lock().expect("folders lock"));
+        for folder in running {
+            folder.stop().await;
+        }
         self.inner
             .router
             .shutdown()

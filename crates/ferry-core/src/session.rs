@@ -14,7 +14,7 @@ use crate::{
     config::NodeConfig,
     control::{ControlClient, ControlServer, Status},
     error::{Error, ErrorInfo, Result},
-    folder::manage::FolderInfo,
+    folder::manage::{FolderInfo, FolderStatus},
     history::{Direction, TransferRecord, TransferState},
     node::{Acquire, HomeLock, Node},
     progress::{Offer, ReceiveEvent, ShareEvent, StreamItem},
@@ -155,6 +155,22 @@ impl Session {
         match self {
             Session::Local { node, .. } => Ok(node.folder_list()),
             Session::Remote(c) => c.folder_list().await,
+        }
+    }
+
+    /// The synced folders with what each is doing.
+    pub async fn folder_statuses(&self) -> Result<Vec<FolderStatus>> {
+        match self {
+            Session::Local { node, .. } => Ok(node.folder_statuses()),
+            Session::Remote(c) => c.folder_statuses().await,
+        }
+    }
+
+    /// Stops syncing the folder at `path` (its files stay).
+    pub async fn folder_leave(&self, path: PathBuf) -> Result<FolderInfo> {
+        match self {
+            Session::Local { node, .. } => node.folder_leave(path).await,
+            Session::Remote(c) => c.folder_leave(path).await,
         }
     }
 

@@ -116,3 +116,111 @@ async fn simultaneous_edits_lose_nothing_and_converge() {
         );
     }
 }
+
+/// Edits made on both sides while the peers cannot talk are a real conflict: both versions are
+/// kept, the folder shows it for review, and keeping one version reaches the other peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_conflict_is_shown_and_its_resolution_syncs() {
+    use ferry_core::folder::{
+        activity::FolderState,
+        conflict::{resolve, Keep},
+    };
+    let env = Env::new();
+    let a_dir = env.dir("a-folder");
+    let b_dir = env.dir("b-folder");
+    write(&a_dir.join("plan.txt"), b"base");
+    let a = env.node("a").await;
+    let b = env.node("b").await;
+    let ticket = a.folder_share(a_dir.clone(), false).await.unwrap();
+    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
+    eventually("base reaches b", || {
+        read(&b_dir.join("plan.txt")).as_deref() == Some("base")
+    })
+    .await;
+
+    // b goes away; both sides edit the file. (In one process the old node's home stays
+    // locked, so b comes back from a copy of its home: same key, same folders.)
+    b.shutdown().await.unwrap();
+    drop(b);
+    write(&a_dir.join("plan.txt"), b"a's edit");
+    write(&b_dir.join("plan.txt"), b"b's edit, made offline");
+    copy_dir(&env.home("b"), &env.home("b-again"));
+    let b = env.node("b-again").await;
+
+    let copy_of = |dir: &Path| {
+        live_tree(dir)
+            .into_keys()
+            .find(|k| k.starts_with("plan.sync-conflict-") && k.ends_with(".txt"))
+    };
+    eventually("both peers keep both versions", || {
+        let (ta, tb) = (live_tree(&a_dir), live_tree(&b_dir));
+        eprintln!(
+            "{:?} {:?} {:?}",
+            ta,
+            tb,
+            std::fs::read_to_string(b_dir.join(".ferry/index.json"))
+        );
+        ta == tb && ta.len() == 2 && copy_of(&a_dir).is_some()
+    })
+    .await;
+    let contents: Vec<Vec<u8>> = live_tree(&a_dir).into_values().collect();
+    assert!(contents.contains(&b"a's edit".to_vec()));
+    assert!(contents.contains(&b"b's edit, made offline".to_vec()));
+
+    // a's folder shows the conflict, its peer and what happened.
+    let copy = copy_of(&a_dir).unwrap();
+    let mut activity = None;
+    eventually("a shows the conflict", || {
+        let status = a.folder_statuses().remove(0);
+        let act = status.activity.expect("running");
+        let shown = act
+            .conflicts
+            .iter()
+            .any(|c| c.copy == copy && c.original == "plan.txt")
+            && act.state == FolderState::UpToDate;
+        activity = Some(act);
+        shown
+    })
+    .await;
+    let activity = activity.unwrap();
+    assert_eq!(activity.files, 2);
+    assert!(activity.peers.iter().any(|p| p.id == b.id().to_string()));
+    assert!(!activity.recent.is_empty());
+
+    // Keeping the copy's version on a: the copy takes the name everywhere, the other is in a's trash.
+    let kept = std::fs::read(a_dir.join(&copy)).unwrap();
+    resolve(&a_dir, &copy, Keep::Copy).unwrap();
+    eventually("the resolution reaches b", || {
+        let tb = live_tree(&b_dir);
+        tb.len() == 1 && tb.get("plan.txt") == Some(&kept)
+    })
+    .await;
+    assert!(copy_of(&a_dir).is_none());
+    let not_kept = if kept == b"a's edit" {
+        b"b's edit, made offline".to_vec()
+    } else {
+        b"a's edit".to_vec()
+    };
+    assert!(trashed_contents(&a_dir).contains(&not_kept));
+
+    // Leaving stops the sync; the files stay.
+    a.folder_leave(a_dir.clone()).await.unwrap();
+    assert!(a.folder_statuses().is_empty());
+    assert_eq!(
+        read(&a_dir.join("plan.txt")).map(|s| s.into_bytes()),
+        Some(kept)
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}

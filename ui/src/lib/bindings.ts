@@ -43,10 +43,16 @@ export const commands = {
 	folderShare: (path: string, readOnly: boolean) => typedError<string, ErrorInfo>(__TAURI_INVOKE("folder_share", { path, readOnly })),
 	/**  Joins a folder by ticket into `path`. */
 	folderJoin: (ticket: string, path: string) => typedError<FolderStatus_Serialize, ErrorInfo>(__TAURI_INVOKE("folder_join", { ticket, path })),
-	/**  The synced folders with their files and trash. */
+	/**  The synced folders with their state, peers, conflicts, trash and recent changes. */
 	folders: () => typedError<FolderStatus_Serialize[], ErrorInfo>(__TAURI_INVOKE("folders")),
 	/**  Puts a file from a folder's trash back. */
 	restoreFromTrash: (folder: string, id: string) => typedError<string, ErrorInfo>(__TAURI_INVOKE("restore_from_trash", { folder, id })),
+	/**  Stops syncing a folder; its files stay. */
+	folderLeave: (path: string) => typedError<null, ErrorInfo>(__TAURI_INVOKE("folder_leave", { path })),
+	/**  Keeps one or both versions of a conflict; the other goes to the folder's trash. */
+	resolveConflict: (folder: string, copy: string, keep: Keep) => typedError<string, ErrorInfo>(__TAURI_INVOKE("resolve_conflict", { folder, copy, keep })),
+	/**  Opens a file of a synced folder with its default application. */
+	openInFolder: (folder: string, rel: string) => typedError<null, ErrorInfo>(__TAURI_INVOKE("open_in_folder", { folder, rel })),
 };
 
 /** Events */
@@ -55,6 +61,37 @@ export const events = {
 };
 
 /* Types */
+/**  One change to a folder's files. */
+export type Change = {
+	/**  The file, relative to the folder. */
+	path: string,
+	/**  What happened. */
+	kind: ChangeKind,
+	/**  Who made the change: a device name; empty for this device. */
+	by: string,
+	/**  When this device saw it, Unix milliseconds. */
+	at_ms: number,
+};
+
+/**  What happened to a file. */
+export type ChangeKind = 
+/**  A new file. */
+"added" | 
+/**  New content for an existing file. */
+"updated" | 
+/**  The file was deleted (on a peer: it went to this device's trash). */
+"deleted" | 
+/**  Two devices changed it at once: a conflict copy keeps the other version. */
+"conflict";
+
+/**  A conflict copy next to the file it belongs to. */
+export type ConflictCopy = {
+	/**  The conflict copy, relative to the folder. */
+	copy: string,
+	/**  The file it is a version of. */
+	original: string,
+};
+
 /**  Which way a transfer went. */
 export type Direction = 
 /**  This device shared. */
@@ -68,6 +105,53 @@ export type ErrorInfo = {
 	code: string,
 	/**  A message for people. */
 	message: string,
+};
+
+/**  A running folder's activity. */
+export type FolderActivity = FolderActivity_Serialize | FolderActivity_Deserialize;
+
+/**  A running folder's activity. */
+export type FolderActivity_Deserialize = {
+	/**  Its state. */
+	state: FolderState,
+	/**  Files this device holds in sync. */
+	files: number,
+	/**  Their total size. */
+	bytes: number,
+	/**  Files waiting for content from peers. */
+	waiting: number,
+	/**  Their total size, as far as known. */
+	waiting_bytes: number,
+	/**  Peers seen in this folder. */
+	peers: FolderPeer[],
+	/**  Recent changes, newest first. */
+	recent: Change[],
+	/**  Conflict copies waiting for review. */
+	conflicts: ConflictCopy[],
+	/**  What went wrong in the last round, if it failed. */
+	error?: string | null,
+};
+
+/**  A running folder's activity. */
+export type FolderActivity_Serialize = {
+	/**  Its state. */
+	state: FolderState,
+	/**  Files this device holds in sync. */
+	files: number,
+	/**  Their total size. */
+	bytes: number,
+	/**  Files waiting for content from peers. */
+	waiting: number,
+	/**  Their total size, as far as known. */
+	waiting_bytes: number,
+	/**  Peers seen in this folder. */
+	peers: FolderPeer[],
+	/**  Recent changes, newest first. */
+	recent: Change[],
+	/**  Conflict copies waiting for review. */
+	conflicts: ConflictCopy[],
+	/**  What went wrong in the last round, if it failed. */
+	error: string | null,
 };
 
 /**  A synced folder as listed. */
@@ -97,6 +181,25 @@ export type FolderInfo_Serialize = {
 	peers: string[],
 };
 
+/**  A peer of the folder. */
+export type FolderPeer = {
+	/**  Its node id. */
+	id: string,
+	/**  True while this device is connected to it for this folder. */
+	connected: boolean,
+};
+
+/**  The state of a synced folder. */
+export type FolderState = 
+/**  Looking at every file and record (at start, and on the periodic rescan). */
+"scanning" | 
+/**  Changes are being written or published, or content is still wanted from peers. */
+"syncing" | 
+/**  Nothing left to do. */
+"up_to_date" | 
+/**  The last round failed; see `error`. */
+"error";
+
 /**  A synced folder's state as shown to the user. */
 export type FolderStatus = FolderStatus_Serialize | FolderStatus_Deserialize;
 
@@ -110,6 +213,8 @@ export type FolderStatus_Deserialize = {
 	bytes: number,
 	/**  What the trash holds, oldest first. */
 	trash: TrashEntry[],
+	/**  What the running folder is doing; `None` if it is not running. */
+	activity?: FolderActivity_Deserialize | null,
 };
 
 /**  A synced folder's state as shown to the user. */
@@ -122,7 +227,18 @@ export type FolderStatus_Serialize = {
 	bytes: number,
 	/**  What the trash holds, oldest first. */
 	trash: TrashEntry[],
+	/**  What the running folder is doing; `None` if it is not running. */
+	activity: FolderActivity_Serialize | null,
 };
+
+/**  Which version of a conflict to keep. */
+export type Keep = 
+/**  The file under its own name; the conflict copy goes to the trash. */
+"original" | 
+/**  The conflict copy: it takes the original name, the other version goes to the trash. */
+"copy" | 
+/**  Both: the copy is renamed `name (n).ext` and is no longer a conflict. */
+"both";
 
 /**  What a ticket offers: the preview a receiver sees before accepting. */
 export type Offer = {

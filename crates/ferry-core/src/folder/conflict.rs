@@ -3,6 +3,11 @@
 //!
 //! The name depends only on the losing version (its modification time and device), so every
 //! peer that resolves the same conflict picks the same name and the folders converge.
+//! [`resolve`] is what a person does after review: keep one version or both.
+
+use std::path::{Path, PathBuf};
+
+use crate::{error::Error, export::move_into_place, folder::trash::Trash, names::validate_name};
 
 /// The conflict-copy path for `rel` (a `/`-separated relative path) of a version modified at
 /// `mtime_ms` (Unix milliseconds, UTC) on `device`.
@@ -36,6 +41,82 @@ pub fn is_conflict_copy(rel: &str) -> bool {
     rel.rsplit('/')
         .next()
         .is_some_and(|f| f.contains(".sync-conflict-"))
+}
+
+/// The file a conflict copy is a version of: `a/b.sync-conflict-…-dev.txt` → `a/b.txt`.
+pub fn original_of(copy: &str) -> Option<String> {
+    const MARK: &str = ".sync-conflict-";
+    let (dir, file) = match copy.rfind('/') {
+        Some(i) => (&copy[..=i], &copy[i + 1..]),
+        None => ("", copy),
+    };
+    let at = file.rfind(MARK)?;
+    let rest = &file[at + MARK.len()..];
+    let ext = rest.find('.').map(|j| &rest[j..]).unwrap_or("");
+    Some(format!("{dir}{}{ext}", &file[..at]))
+}
+
+/// Which version of a conflict to keep.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keep {
+    /// The file under its own name; the conflict copy goes to the trash.
+    Original,
+    /// The conflict copy: it takes the original name, the other version goes to the trash.
+    Copy,
+    /// Both: the copy is renamed `name (n).ext` and is no longer a conflict.
+    Both,
+}
+
+/// Resolves the conflict copy `copy` (relative to the folder at `root`). Nothing is deleted:
+/// the version not kept goes to the folder's trash. The running sync publishes the result.
+/// Returns the path of the file kept under the original name (or, for `Both`, of the renamed
+/// copy).
+pub fn resolve(root: &Path, copy: &str, keep: Keep) -> Result<PathBuf, Error> {
+    validate_name(copy)?;
+    let original =
+        original_of(copy).ok_or_else(|| Error::Config(format!("{copy} is not a conflict copy")))?;
+    validate_name(&original)?;
+    let copy_path = root.join(copy);
+    if !copy_path.is_file() {
+        return Err(Error::write(
+            &copy_path,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "the conflict copy is gone"),
+        ));
+    }
+    let trash = Trash::new(root);
+    let now = now_ms();
+    let original_path = root.join(&original);
+    match keep {
+        Keep::Original => {
+            trash.put(copy, now)?;
+            Ok(original_path)
+        }
+        Keep::Copy => {
+            if original_path.exists() {
+                trash.put(&original, now)?;
+            }
+            std::fs::rename(&copy_path, &original_path)
+                .map_err(|e| Error::write(&original_path, e))?;
+            Ok(original_path)
+        }
+        Keep::Both => {
+            let dir = original_path.parent().unwrap_or(root);
+            let name = original_path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or(copy);
+            move_into_place(&copy_path, dir, name)
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC.
@@ -94,5 +175,68 @@ mod tests {
         );
         assert!(is_conflict_copy(&conflict_name("x/y.txt", 5, "d")));
         assert!(!is_conflict_copy("x/y.txt"));
+    }
+
+    #[test]
+    fn the_original_name_comes_back_from_a_copy() {
+        let copy = conflict_name("a/report.final.txt", 1_700_000_000_000, "laptop");
+        assert_eq!(original_of(&copy).as_deref(), Some("a/report.final.txt"));
+        let nested = conflict_name(&copy, 1_700_000_100_000, "phone");
+        assert_eq!(original_of(&nested), Some(copy));
+        assert_eq!(original_of("plain.txt"), None);
+        let no_ext = conflict_name("Makefile", 0, "pc");
+        assert_eq!(original_of(&no_ext).as_deref(), Some("Makefile"));
+    }
+
+    #[test]
+    fn resolving_keeps_the_other_version_in_the_trash() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let copy = conflict_name("notes.txt", 1_700_000_000_000, "pc");
+        let setup = || {
+            std::fs::write(root.join("notes.txt"), "mine").unwrap();
+            std::fs::write(root.join(&copy), "theirs").unwrap();
+        };
+        let trashed = || -> Vec<String> {
+            let t = Trash::new(root);
+            t.list()
+                .iter()
+                .map(|e| {
+                    std::fs::read_to_string(root.join(".ferry/trash").join(&e.id).join(&e.original))
+                        .unwrap()
+                })
+                .collect()
+        };
+        setup();
+        resolve(root, &copy, Keep::Copy).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.join("notes.txt")).unwrap(),
+            "theirs"
+        );
+        assert!(!root.join(&copy).exists());
+        assert_eq!(trashed(), ["mine"]);
+
+        setup();
+        resolve(root, &copy, Keep::Original).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(root.join("notes.txt")).unwrap(),
+            "mine"
+        );
+        assert!(trashed().contains(&"theirs".to_string()));
+
+        setup();
+        let kept = resolve(root, &copy, Keep::Both).unwrap();
+        assert_eq!(kept, root.join("notes (1).txt"));
+        assert_eq!(std::fs::read_to_string(kept).unwrap(), "theirs");
+        assert_eq!(
+            std::fs::read_to_string(root.join("notes.txt")).unwrap(),
+            "mine"
+        );
+
+        assert!(
+            resolve(root, "notes.txt", Keep::Copy).is_err(),
+            "not a copy"
+        );
+        assert!(resolve(root, "../x.sync-conflict-1-2-d.txt", Keep::Copy).is_err());
     }
 }

@@ -25,17 +25,22 @@ use iroh_blobs::{
 };
 use iroh_docs::{api::Doc, store::Query, AuthorId};
 use n0_future::StreamExt;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::{
     error::{Error, Result},
     folder::{
+        activity::{
+            Change, ChangeKind, ConflictCopy, FolderActivity, FolderPeer, FolderState, Recent,
+        },
+        conflict::{is_conflict_copy, original_of},
         decide::PathState,
         ignore::STATE_DIR,
         ignore::{IgnoreRules, TEMP_SUFFIX},
         scan::{hash_if_stable, mtime_ms, scan, scan_some, Scanned},
         trash::Trash,
-        version::FileVersion,
+        version::{FileVersion, VersionVector},
     },
     names::validate_name,
     registry::Registry,
@@ -45,11 +50,38 @@ use crate::{
 pub const KEY_PREFIX: &str = "f/";
 
 /// What this device last saw of a file it manages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Known {
     size: u64,
     mtime_ms: u64,
     hash: String,
+    /// The version the file on disk is: a local change builds on it, so a change made while
+    /// a newer remote version was on its way (or while offline) is a conflict, not a silent
+    /// overwrite.
+    #[serde(default)]
+    vector: VersionVector,
+}
+
+/// The index as saved in `<folder>/.ferry/index.json`, so a restarted node can tell files it
+/// wrote from files changed or deleted while it was not running.
+#[derive(Serialize, Deserialize)]
+struct SavedIndex {
+    doc: String,
+    files: BTreeMap<String, Known>,
+}
+
+/// Where the index is saved.
+fn index_path(root: &Path) -> PathBuf {
+    root.join(STATE_DIR).join("index.json")
+}
+
+fn load_index(root: &Path, doc: &str) -> BTreeMap<String, Known> {
+    std::fs::read(index_path(root))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<SavedIndex>(&b).ok())
+        .filter(|saved| saved.doc == doc)
+        .map(|saved| saved.files)
+        .unwrap_or_default()
 }
 
 /// A running synced folder.
@@ -65,6 +97,8 @@ pub struct FolderSync {
     registry: Registry,
     /// Files as this device last wrote or published them, by path.
     index: Mutex<BTreeMap<String, Known>>,
+    /// True when the index changed since it was last saved.
+    index_changed: std::sync::atomic::AtomicBool,
     /// The maximal versions of every path in the document.
     states: Mutex<BTreeMap<String, PathState>>,
     /// What the next round has to look at.
@@ -78,7 +112,26 @@ pub struct FolderSync {
     peers: std::sync::Mutex<std::collections::HashSet<EndpointId>>,
     /// Told about every newly seen peer.
     peer_seen: std::sync::Mutex<Option<mpsc::UnboundedSender<EndpointId>>>,
+    /// Peers currently connected for this folder.
+    connected: std::sync::Mutex<std::collections::HashSet<EndpointId>>,
+    /// Recent changes, for people.
+    recent: std::sync::Mutex<Recent>,
+    /// Counts for people, refreshed at the end of each round.
+    summary: std::sync::Mutex<Summary>,
     trash: Trash,
+}
+
+/// What a round leaves for [`FolderSync::activity`].
+#[derive(Debug, Default, Clone)]
+struct Summary {
+    files: u64,
+    bytes: u64,
+    waiting: u64,
+    waiting_bytes: u64,
+    conflicts: Vec<ConflictCopy>,
+    /// 0: idle, 1: a round runs, 2: a full pass runs.
+    busy: u8,
+    error: Option<String>,
 }
 
 impl std::fmt::Debug for FolderSync {
@@ -110,6 +163,9 @@ impl FolderSync {
         endpoint: iroh::Endpoint,
         registry: Registry,
     ) -> Arc<FolderSync> {
+        // Loaded before anything runs: it tells files this device wrote from files changed
+        // while it was not running.
+        let index = load_index(&root, &doc.id().to_string());
         Arc::new(FolderSync {
             doc,
             trash: Trash::new(&root),
@@ -121,7 +177,8 @@ impl FolderSync {
             store,
             endpoint,
             registry,
-            index: Mutex::new(BTreeMap::new()),
+            index: Mutex::new(index),
+            index_changed: std::sync::atomic::AtomicBool::new(false),
             states: Mutex::new(BTreeMap::new()),
             dirty: std::sync::Mutex::new(Dirty {
                 full: true,
@@ -129,6 +186,12 @@ impl FolderSync {
             }),
             wake: tokio::sync::Notify::new(),
             wanted: std::sync::Mutex::new(BTreeSet::new()),
+            connected: std::sync::Mutex::new(Default::default()),
+            recent: std::sync::Mutex::new(Recent::default()),
+            summary: std::sync::Mutex::new(Summary {
+                busy: 2,
+                ..Default::default()
+            }),
             peers: std::sync::Mutex::new(Default::default()),
             peer_seen: std::sync::Mutex::new(None),
         })
@@ -155,6 +218,53 @@ impl FolderSync {
             .iter()
             .copied()
             .collect()
+    }
+
+    /// What the folder is doing, for people. Cheap: read from memory.
+    pub fn activity(&self) -> FolderActivity {
+        let summary = self.summary.lock().expect("summary lock").clone();
+        let connected = self.connected.lock().expect("connected lock").clone();
+        let mut peers: Vec<FolderPeer> = self
+            .known_peers()
+            .into_iter()
+            .map(|id| FolderPeer {
+                id: id.to_string(),
+                connected: connected.contains(&id),
+            })
+            .collect();
+        peers.sort_by(|a, b| (!a.connected, &a.id).cmp(&(!b.connected, &b.id)));
+        let state = match (summary.busy, &summary.error) {
+            (2, _) => FolderState::Scanning,
+            (_, Some(_)) => FolderState::Error,
+            (1, _) => FolderState::Syncing,
+            _ if summary.waiting > 0 => FolderState::Syncing,
+            _ => FolderState::UpToDate,
+        };
+        FolderActivity {
+            state,
+            files: summary.files,
+            bytes: summary.bytes,
+            waiting: summary.waiting,
+            waiting_bytes: summary.waiting_bytes,
+            peers,
+            recent: self.recent.lock().expect("recent lock").list(),
+            conflicts: summary.conflicts,
+            error: summary.error,
+        }
+    }
+
+    fn note(&self, path: &str, kind: ChangeKind, by: &FileVersion) {
+        let by = if by.device == self.device {
+            String::new()
+        } else {
+            by.device_name.clone()
+        };
+        self.recent.lock().expect("recent lock").push(Change {
+            path: path.to_string(),
+            kind,
+            by,
+            at_ms: now_ms(),
+        });
     }
 
     /// Reads the records matching `query`, grouped by path, and lists the paths whose record
@@ -285,16 +395,26 @@ impl FolderSync {
                 continue;
             };
             let state = states.get(&s.rel).cloned().unwrap_or_default();
-            let known = Known {
-                size: s.size,
-                mtime_ms: s.mtime_ms,
-                hash: hash.clone(),
-            };
-            if state.outcome(&s.rel).main.is_some_and(|c| c.hash == hash) {
+            self.index_changed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            if let Some(main) = state.outcome(&s.rel).main.filter(|c| c.hash == hash) {
+                let known = Known {
+                    size: s.size,
+                    mtime_ms: s.mtime_ms,
+                    hash,
+                    vector: main.version,
+                };
                 index.insert(s.rel.clone(), known);
                 continue;
             }
             self.import(&root.join(&s.rel)).await?;
+            let vector = self.local_vector(&state, index.get(&s.rel));
+            let known = Known {
+                size: s.size,
+                mtime_ms: s.mtime_ms,
+                hash: hash.clone(),
+                vector: vector.clone(),
+            };
             let v = FileVersion {
                 hash,
                 size: s.size,
@@ -302,9 +422,15 @@ impl FolderSync {
                 deleted: false,
                 device: self.device.clone(),
                 device_name: self.device_name.clone(),
-                version: state.next_vector(&self.device),
+                version: vector,
             };
             self.put(&s.rel, &v).await?;
+            let kind = if state.outcome(&s.rel).main.is_some() {
+                ChangeKind::Updated
+            } else {
+                ChangeKind::Added
+            };
+            self.note(&s.rel, kind, &v);
             states.entry(s.rel.clone()).or_default().add(v);
             index.insert(s.rel.clone(), known);
             published += 1;
@@ -339,7 +465,9 @@ impl FolderSync {
             }
         };
         for rel in gone {
-            index.remove(&rel);
+            let base = index.remove(&rel);
+            self.index_changed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             let state = states.get(&rel).cloned().unwrap_or_default();
             if state.outcome(&rel).main.is_none() {
                 continue;
@@ -351,13 +479,77 @@ impl FolderSync {
                 deleted: true,
                 device: self.device.clone(),
                 device_name: self.device_name.clone(),
-                version: state.next_vector(&self.device),
+                version: self.local_vector(&state, base.as_ref()),
             };
             self.put(&rel, &v).await?;
+            self.note(&rel, ChangeKind::Deleted, &v);
             states.entry(rel.clone()).or_default().add(v);
             published += 1;
         }
         Ok(published)
+    }
+
+    /// The version vector of a local change to a path whose file was `base` (`None`: a file
+    /// this device did not have). It follows `base` and every earlier change
+    /// of this device to the path, and nothing else: a remote version this device has not
+    /// written to disk stays concurrent, so both are kept.
+    fn local_vector(&self, state: &PathState, base: Option<&Known>) -> VersionVector {
+        let mine = state
+            .versions()
+            .iter()
+            .filter_map(|v| v.version.0.get(&self.device).copied())
+            .max()
+            .unwrap_or(0);
+        let mut vector = base.map(|k| k.vector.clone()).unwrap_or_default();
+        // Other devices' records of the very content this file had were seen too (peers that
+        // wrote the same conflict copy each publish it).
+        if let Some(k) = base {
+            for v in state.versions().iter().filter(|v| v.hash == k.hash) {
+                vector = vector.merge(&v.version);
+            }
+        }
+        let own = vector.0.entry(self.device.clone()).or_default();
+        *own = (*own).max(mine);
+        vector.bump(&self.device)
+    }
+
+    /// Saves the index if it changed.
+    async fn save_index(&self) {
+        if !self
+            .index_changed
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let index = self.index.lock().await;
+        let saved = SavedIndex {
+            doc: self.doc.id().to_string(),
+            files: index
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Known {
+                            size: v.size,
+                            mtime_ms: v.mtime_ms,
+                            hash: v.hash.clone(),
+                            vector: v.vector.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        drop(index);
+        let path = index_path(&self.root);
+        let tmp = path.with_extension("json.tmp");
+        let written = std::fs::create_dir_all(path.parent().expect("in the state dir"))
+            .and_then(|_| std::fs::write(&tmp, serde_json::to_vec(&saved).expect("serializable")))
+            .and_then(|_| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            tracing::warn!("cannot save {}: {e}", path.display());
+            self.index_changed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Copies a file's content into the store. Not by reference: the store's copy is what
@@ -385,6 +577,12 @@ impl FolderSync {
     }
 
     async fn put(&self, rel: &str, v: &FileVersion) -> Result<()> {
+        tracing::debug!(
+            "{}: publishing {rel:?} {:?}{}",
+            self.root.display(),
+            v.version,
+            if v.deleted { " (deleted)" } else { "" }
+        );
         let bytes = v.encode();
         // Servable before peers hear of it: they ask for the record as soon as it is inserted.
         self.registry.allow_folder(Hash::new(&bytes));
@@ -434,17 +632,43 @@ impl FolderSync {
             let out = state.outcome(rel);
             match &out.main {
                 Some(v) => match self.ensure_file(rel, v, &mut index).await? {
-                    Written::Yes => changed += 1,
+                    Written::Yes(replaced) => {
+                        let kind = if replaced {
+                            ChangeKind::Updated
+                        } else {
+                            ChangeKind::Added
+                        };
+                        self.note(rel, kind, v);
+                        changed += 1
+                    }
                     Written::Unavailable => {
                         missing.insert(rel.clone());
                     }
-                    Written::AlreadyThere => {}
+                    Written::AlreadyThere | Written::LocalEdit => {}
                 },
                 None => {
                     let path = self.root.join(rel);
-                    if index.contains_key(rel) && path.is_file() {
+                    let unchanged_here = index.get(rel).is_some_and(|k| {
+                        std::fs::metadata(&path)
+                            .is_ok_and(|m| m.len() == k.size && mtime_ms(&m) == k.mtime_ms)
+                    });
+                    if index.contains_key(rel)
+                        && path.is_file()
+                        && !unchanged_here
+                        && !self.read_only
+                    {
+                        // Edited here since: the edit is published and wins over the delete.
+                        self.mark(|d| {
+                            d.disk.insert(rel.clone());
+                        });
+                    } else if index.contains_key(rel) && path.is_file() {
                         self.trash.put(rel, now_ms())?;
                         index.remove(rel);
+                        self.index_changed
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        if let Some(by) = state.versions().iter().find(|v| v.deleted) {
+                            self.note(rel, ChangeKind::Deleted, by);
+                        }
                         changed += 1;
                     }
                 }
@@ -455,11 +679,14 @@ impl FolderSync {
                     continue;
                 }
                 match self.ensure_file(copy, v, &mut index).await? {
-                    Written::Yes => changed += 1,
+                    Written::Yes(_) => {
+                        self.note(copy, ChangeKind::Conflict, v);
+                        changed += 1
+                    }
                     Written::Unavailable => {
                         missing.insert(rel.clone());
                     }
-                    Written::AlreadyThere => {}
+                    Written::AlreadyThere | Written::LocalEdit => {}
                 }
             }
         }
@@ -506,14 +733,26 @@ impl FolderSync {
                                 size: seen.size,
                                 mtime_ms: seen.mtime_ms,
                                 hash: v.hash.clone(),
+                                vector: v.version.clone(),
                             },
                         );
+                        self.index_changed
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
                         return Ok(Written::AlreadyThere);
                     }
+                }
+                if !self.read_only {
+                    // Changed here and not published yet: publish it first, so it meets the
+                    // remote version as a conflict (both kept) instead of being replaced.
+                    self.mark(|d| {
+                        d.disk.insert(rel.to_string());
+                    });
+                    return Ok(Written::LocalEdit);
                 }
             }
             self.trash.put(rel, now_ms())?;
         }
+        let replaced = index.contains_key(rel);
         let tmp = PathBuf::from(format!("{}{TEMP_SUFFIX}", path.display()));
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
@@ -535,9 +774,12 @@ impl FolderSync {
                 size: m.len(),
                 mtime_ms: mtime_ms(&m),
                 hash: v.hash.clone(),
+                vector: v.version.clone(),
             },
         );
-        Ok(Written::Yes)
+        self.index_changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(Written::Yes(replaced))
     }
 
     /// Adds work for the next round and wakes the loop.
@@ -561,6 +803,15 @@ impl FolderSync {
         if work.is_empty() {
             return;
         }
+        tracing::debug!(
+            "round on {}: full {}, {} keys, {} paths",
+            self.root.display(),
+            work.full,
+            work.keys.len(),
+            work.disk.len()
+        );
+        self.summary.lock().expect("summary lock").busy = if work.full { 2 } else { 1 };
+        let mut error = None;
         // Reloaded each round: `.ferryignore` may have changed.
         let rules = IgnoreRules::load(&self.root);
         let mut states = self.states.lock().await;
@@ -574,6 +825,10 @@ impl FolderSync {
                 }
                 Err(e) => {
                     tracing::warn!("reading the folder document {}: {e}", self.root.display());
+                    let mut summary = self.summary.lock().expect("summary lock");
+                    summary.busy = 0;
+                    summary.error = Some(e.to_string());
+                    drop(summary);
                     self.mark(|d| d.full = true);
                     return;
                 }
@@ -611,18 +866,47 @@ impl FolderSync {
             .collect();
         match self.apply(&states, &paths).await {
             Ok((_, missing)) => unavailable.extend(missing),
-            Err(e) => tracing::warn!("reconcile {}: {e}", self.root.display()),
+            Err(e) => {
+                tracing::warn!("reconcile {}: {e}", self.root.display());
+                error = Some(e.to_string());
+            }
         }
         let only = (!work.full).then_some(&work.disk);
         if let Err(e) = self.publish(&rules, &mut states, only).await {
             tracing::warn!("publish {}: {e}", self.root.display());
+            error = Some(e.to_string());
         }
-        drop(states);
-        let mut wanted = self.wanted.lock().expect("wanted lock");
-        for rel in work.keys.iter().chain(&paths) {
-            wanted.remove(rel);
-        }
-        wanted.extend(unavailable);
+        let wanted = {
+            let mut wanted = self.wanted.lock().expect("wanted lock");
+            for rel in work.keys.iter().chain(&paths) {
+                wanted.remove(rel);
+            }
+            wanted.extend(unavailable);
+            wanted.clone()
+        };
+        let index = self.index.lock().await;
+        let summary = Summary {
+            files: index.len() as u64,
+            bytes: index.values().map(|k| k.size).sum(),
+            waiting: wanted.len() as u64,
+            waiting_bytes: wanted
+                .iter()
+                .filter_map(|rel| states.get(rel)?.outcome(rel).main.map(|v| v.size))
+                .sum(),
+            conflicts: index
+                .keys()
+                .filter(|k| is_conflict_copy(k))
+                .filter_map(|copy| {
+                    Some(ConflictCopy {
+                        original: original_of(copy)?,
+                        copy: copy.clone(),
+                    })
+                })
+                .collect(),
+            busy: 0,
+            error,
+        };
+        *self.summary.lock().expect("summary lock") = summary;
     }
 
     /// Runs the folder until `stop` fires: watches the disk and the document.
@@ -682,9 +966,14 @@ impl FolderSync {
                     }
                     LiveEvent::NeighborUp(peer) => {
                         me.add_peer(*peer);
+                        me.connected.lock().expect("connected lock").insert(*peer);
                         me.retry_wanted();
                     }
+                    LiveEvent::NeighborDown(peer) => {
+                        me.connected.lock().expect("connected lock").remove(peer);
+                    }
                     LiveEvent::ContentReady { .. } | LiveEvent::PendingContentReady => {
+                        tracing::debug!("{ev:?}");
                         me.retry_wanted()
                     }
                     _ => {}
@@ -694,11 +983,16 @@ impl FolderSync {
         let mut rescan = tokio::time::interval(RESCAN_EVERY);
         rescan.tick().await; // the first tick is immediate; the start already does a full pass
         let mut retry = tokio::time::interval(Duration::from_millis(500));
+        let mut save = tokio::time::interval(SAVE_EVERY);
         loop {
             tokio::select! {
                 _ = &mut stop => break,
                 _ = rescan.tick() => self.mark(|d| d.full = true),
                 _ = retry.tick() => self.retry_wanted(),
+                _ = save.tick() => {
+                    self.save_index().await;
+                    continue;
+                }
                 _ = self.wake.notified() => {
                     // Batch whatever else arrives within a short window.
                     tokio::time::sleep(BATCH_WINDOW).await;
@@ -707,6 +1001,7 @@ impl FolderSync {
             self.round().await;
         }
         follower.abort();
+        self.save_index().await;
         // The watcher stops with the loop.
         drop(watcher);
     }
@@ -714,6 +1009,9 @@ impl FolderSync {
 
 /// How long events are collected before a round runs.
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
+
+/// How often the index is saved when it changed (and when the folder stops).
+const SAVE_EVERY: Duration = Duration::from_secs(2);
 
 /// How often every file and every record is looked at, whatever the watcher said.
 const RESCAN_EVERY: Duration = Duration::from_secs(300);
@@ -760,7 +1058,10 @@ fn key_path(key: &[u8]) -> Option<String> {
 
 /// What [`FolderSync::ensure_file`] did.
 enum Written {
-    Yes,
+    /// Not written: the file there is a local change that is published first.
+    LocalEdit,
+    /// Written; true if it replaced a file this device had.
+    Yes(bool),
     AlreadyThere,
     Unavailable,
 }

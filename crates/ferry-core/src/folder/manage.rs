@@ -48,6 +48,8 @@ pub struct FolderStatus {
     pub bytes: u64,
     /// What the trash holds, oldest first.
     pub trash: Vec<crate::folder::trash::TrashEntry>,
+    /// What the running folder is doing; `None` if it is not running.
+    pub activity: Option<crate::folder::activity::FolderActivity>,
 }
 
 impl FolderStatus {
@@ -60,7 +62,36 @@ impl FolderStatus {
             files: files.len() as u64,
             bytes: files.iter().map(|f| f.size).sum(),
             trash: crate::folder::trash::Trash::new(&info.path).list(),
+            activity: None,
         }
+    }
+
+    /// The state of a running folder, from memory (no walk over its files).
+    fn running(info: &FolderInfo, folder: &FolderSync) -> FolderStatus {
+        let activity = folder.activity();
+        FolderStatus {
+            info: info.clone(),
+            files: activity.files,
+            bytes: activity.bytes,
+            trash: crate::folder::trash::Trash::new(&info.path).list(),
+            activity: Some(activity),
+        }
+    }
+}
+
+/// A folder syncing in this node.
+#[derive(Debug)]
+pub(crate) struct Running {
+    pub(crate) folder: Arc<FolderSync>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the folder and waits until it has saved its state.
+    pub(crate) async fn stop(self) {
+        self.stop.send(()).ok();
+        self.task.await.ok();
     }
 }
 
@@ -165,6 +196,53 @@ impl Node {
         load_list(self)
     }
 
+    /// The synced folders with what each is doing.
+    pub fn folder_statuses(&self) -> Vec<FolderStatus> {
+        let running = self.inner.folders.lock().expect("folders lock");
+        load_list(self)
+            .iter()
+            .map(|info| {
+                match running
+                    .iter()
+                    .find(|r| r.folder.doc.id().to_string() == info.id)
+                {
+                    Some(r) => FolderStatus::running(info, &r.folder),
+                    None => FolderStatus::of(info),
+                }
+            })
+            .collect()
+    }
+
+    /// Stops syncing the folder at `path` and forgets it. Its files (and its trash) stay where
+    /// they are; other members are not affected.
+    pub async fn folder_leave(&self, path: PathBuf) -> Result<FolderInfo> {
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        let mut list = load_list(self);
+        let Some(at) = list.iter().position(|f| f.path == path) else {
+            return Err(Error::Config(format!(
+                "{} is not a synced folder",
+                path.display()
+            )));
+        };
+        let info = list.remove(at);
+        save_list(self, &list)?;
+        let stopped = {
+            let mut running = self.inner.folders.lock().expect("folders lock");
+            running
+                .iter()
+                .position(|r| r.folder.doc.id().to_string() == info.id)
+                .map(|i| running.remove(i))
+        };
+        if let Some(running) = stopped {
+            let doc = running.folder.doc.clone();
+            running.stop().await;
+            if let Err(e) = doc.leave().await {
+                tracing::debug!("leaving the folder document: {e}");
+            }
+        }
+        Ok(info)
+    }
+
     /// Starts every folder of the list (at node start).
     pub(crate) async fn start_folders(&self) {
         for info in load_list(self) {
@@ -242,13 +320,17 @@ impl Node {
                 }
             }
         });
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(folder.clone().run(stop_rx));
+        let (stop, stop_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(folder.clone().run(stop_rx));
         self.inner
             .folders
             .lock()
             .expect("folders lock")
-            .push((folder.clone(), stop_tx));
+            .push(Running {
+                folder: folder.clone(),
+                stop,
+                task,
+            });
         Ok(folder)
     }
 }

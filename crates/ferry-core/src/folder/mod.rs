@@ -8,9 +8,11 @@
 //! - [`scan`]: what is on disk, hashed only once a file has stopped changing;
 //! - [`version`]: version vectors and the record stored per path;
 //! - [`decide`]: what a peer does with a remote record (apply, ignore, keep both);
-//! - [`conflict`]: the name of the copy that keeps the losing side of a conflict;
+//! - [`conflict`]: the name of the copy that keeps the losing side of a conflict, and its review;
+//! - [`activity`]: what a running folder is doing, for people;
 //! - [`trash`]: where deleted and overwritten files go, and how they come back.
 
+pub mod activity;
 pub mod conflict;
 pub mod decide;
 pub mod engine;

@@ -1,0 +1,142 @@
+//! What a running synced folder is doing, for people: its state, its peers, what changed
+//! recently and which conflicts wait for review. Read from memory (the folder's index and a
+//! short log), so asking often is cheap even for very large folders.
+
+use std::collections::VecDeque;
+
+use serde::{Deserialize, Serialize};
+
+/// How many recent changes a folder remembers.
+pub const RECENT_CHANGES: usize = 50;
+
+/// The state of a synced folder.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FolderState {
+    /// Looking at every file and record (at start, and on the periodic rescan).
+    Scanning,
+    /// Changes are being written or published, or content is still wanted from peers.
+    Syncing,
+    /// Nothing left to do.
+    UpToDate,
+    /// The last round failed; see `error`.
+    Error,
+}
+
+/// What happened to a file.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A new file.
+    Added,
+    /// New content for an existing file.
+    Updated,
+    /// The file was deleted (on a peer: it went to this device's trash).
+    Deleted,
+    /// Two devices changed it at once: a conflict copy keeps the other version.
+    Conflict,
+}
+
+/// One change to a folder's files.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The file, relative to the folder.
+    pub path: String,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// Who made the change: a device name; empty for this device.
+    pub by: String,
+    /// When this device saw it, Unix milliseconds.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
+    pub at_ms: u64,
+}
+
+/// A conflict copy next to the file it belongs to.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictCopy {
+    /// The conflict copy, relative to the folder.
+    pub copy: String,
+    /// The file it is a version of.
+    pub original: String,
+}
+
+/// A peer of the folder.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderPeer {
+    /// Its node id.
+    pub id: String,
+    /// True while this device is connected to it for this folder.
+    pub connected: bool,
+}
+
+/// A running folder's activity.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderActivity {
+    /// Its state.
+    pub state: FolderState,
+    /// Files this device holds in sync.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
+    pub files: u64,
+    /// Their total size.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
+    pub bytes: u64,
+    /// Files waiting for content from peers.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
+    pub waiting: u64,
+    /// Their total size, as far as known.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
+    pub waiting_bytes: u64,
+    /// Peers seen in this folder.
+    pub peers: Vec<FolderPeer>,
+    /// Recent changes, newest first.
+    pub recent: Vec<Change>,
+    /// Conflict copies waiting for review.
+    pub conflicts: Vec<ConflictCopy>,
+    /// What went wrong in the last round, if it failed.
+    pub error: Option<String>,
+}
+
+/// The short log of recent changes.
+#[derive(Debug, Default)]
+pub(crate) struct Recent(VecDeque<Change>);
+
+impl Recent {
+    pub(crate) fn push(&mut self, change: Change) {
+        if self.0.len() == RECENT_CHANGES {
+            self.0.pop_back();
+        }
+        self.0.push_front(change);
+    }
+
+    pub(crate) fn list(&self) -> Vec<Change> {
+        self.0.iter().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_keeps_the_newest_changes_first_and_stays_bounded() {
+        let mut r = Recent::default();
+        for i in 0..(RECENT_CHANGES + 10) {
+            r.push(Change {
+                path: format!("f{i}"),
+                kind: ChangeKind::Added,
+                by: String::new(),
+                at_ms: i as u64,
+            });
+        }
+        let list = r.list();
+        assert_eq!(list.len(), RECENT_CHANGES);
+        assert_eq!(list[0].path, format!("f{}", RECENT_CHANGES + 9));
+        assert_eq!(list.last().unwrap().path, "f10");
+    }
+}
