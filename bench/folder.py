@@ -32,7 +32,25 @@ def lo_bytes():
         return int(f.read())
 
 
+def tree(pid):
+    """pid and all its descendants (Syncthing runs a monitor process and the real one)."""
+    out = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                for child in f.read().split():
+                    out.extend(tree(int(child)))
+    except OSError:
+        pass
+    return out
+
+
 def rss_kib(pid, field="VmRSS"):
+    """Memory of pid and its descendants."""
+    return sum(rss_one(p, field) for p in tree(pid))
+
+
+def rss_one(pid, field):
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:

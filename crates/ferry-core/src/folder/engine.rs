@@ -24,7 +24,7 @@ use iroh_blobs::{
     BlobFormat, Hash, HashAndFormat,
 };
 use iroh_docs::{api::Doc, store::Query, AuthorId};
-use n0_future::StreamExt;
+use n0_future::{BufferedStreamExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, Mutex};
 
@@ -330,23 +330,33 @@ impl FolderSync {
             return false;
         }
         let downloader = self.store.downloader(&self.endpoint);
-        let mut all = true;
-        for hash in hashes {
-            let fetch =
-                downloader.download(HashAndFormat::raw(*hash), Shuffled::new(peers.clone()));
-            match tokio::time::timeout(Duration::from_secs(10), fetch).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!("blob {} not available yet: {e}", hash.fmt_short());
-                    all = false;
+        // Many small files are many round trips: keep several in flight.
+        let jobs: Vec<_> = hashes
+            .iter()
+            .copied()
+            .map(|hash| {
+                let fetch =
+                    downloader.download(HashAndFormat::raw(hash), Shuffled::new(peers.clone()));
+                async move {
+                    match tokio::time::timeout(FETCH_TIMEOUT, fetch).await {
+                        Ok(Ok(_)) => true,
+                        Ok(Err(e)) => {
+                            tracing::debug!("blob {} not available yet: {e}", hash.fmt_short());
+                            false
+                        }
+                        Err(_) => {
+                            tracing::debug!("fetching blob {} timed out", hash.fmt_short());
+                            false
+                        }
+                    }
                 }
-                Err(_) => {
-                    tracing::debug!("fetching blob {} timed out", hash.fmt_short());
-                    all = false;
-                }
-            }
-        }
-        all
+            })
+            .collect();
+        let fetched: Vec<bool> = n0_future::stream::iter(jobs)
+            .buffered_unordered(FETCH_PARALLEL)
+            .collect()
+            .await;
+        fetched.iter().all(|ok| *ok)
     }
 
     /// Publishes what changed on disk since the last look (new, modified, deleted files).
@@ -374,6 +384,8 @@ impl FolderSync {
         let mut index = self.index.lock().await;
         let mut published = 0;
         let mut present = BTreeSet::new();
+        // First decide what to publish (hashing each changed file once it is stable)...
+        let mut to_publish: Vec<(String, FileVersion, Known, ChangeKind)> = Vec::new();
         for s in &scanned {
             present.insert(s.rel.clone());
             // A file with no record yet (a conflict copy this device wrote) is published too,
@@ -397,17 +409,17 @@ impl FolderSync {
             let state = states.get(&s.rel).cloned().unwrap_or_default();
             self.index_changed
                 .store(true, std::sync::atomic::Ordering::Relaxed);
-            if let Some(main) = state.outcome(&s.rel).main.filter(|c| c.hash == hash) {
+            let main = state.outcome(&s.rel).main;
+            if let Some(main) = main.as_ref().filter(|c| c.hash == hash) {
                 let known = Known {
                     size: s.size,
                     mtime_ms: s.mtime_ms,
                     hash,
-                    vector: main.version,
+                    vector: main.version.clone(),
                 };
                 index.insert(s.rel.clone(), known);
                 continue;
             }
-            self.import(&root.join(&s.rel)).await?;
             let vector = self.local_vector(&state, index.get(&s.rel));
             let known = Known {
                 size: s.size,
@@ -424,15 +436,44 @@ impl FolderSync {
                 device_name: self.device_name.clone(),
                 version: vector,
             };
-            self.put(&s.rel, &v).await?;
-            let kind = if state.outcome(&s.rel).main.is_some() {
+            let kind = if main.is_some() {
                 ChangeKind::Updated
             } else {
                 ChangeKind::Added
             };
-            self.note(&s.rel, kind, &v);
-            states.entry(s.rel.clone()).or_default().add(v);
-            index.insert(s.rel.clone(), known);
+            to_publish.push((s.rel.clone(), v, known, kind));
+        }
+        // ...then copy the contents into the store and insert the records, several at once:
+        // a folder of many small files is otherwise a long line of round trips.
+        let jobs: Vec<_> = to_publish
+            .iter()
+            .map(|(rel, v, _, _)| {
+                let (rel, v) = (rel.clone(), v.clone());
+                async move {
+                    let res = match self.import(&self.root.join(&rel)).await {
+                        Ok(_) => self.put(&rel, &v).await,
+                        Err(e) => Err(e),
+                    };
+                    (rel, res)
+                }
+            })
+            .collect();
+        let done: Vec<(String, Result<()>)> = n0_future::stream::iter(jobs)
+            .buffered_ordered(PUBLISH_PARALLEL)
+            .collect()
+            .await;
+        for ((_, v, known, kind), (rel, res)) in to_publish.into_iter().zip(done) {
+            if let Err(e) = res {
+                // Gone or changed while being copied: the next look sees what is there now.
+                tracing::debug!("publishing {rel:?}: {e}");
+                self.mark(|d| {
+                    d.disk.insert(rel.clone());
+                });
+                continue;
+            }
+            self.note(&rel, kind, &v);
+            states.entry(rel.clone()).or_default().add(v);
+            index.insert(rel, known);
             published += 1;
         }
         // Files this device knew that are no longer there.
@@ -618,6 +659,28 @@ impl FolderSync {
         paths: &[String],
     ) -> Result<(usize, BTreeSet<String>)> {
         let mut index = self.index.lock().await;
+        // Fetch every content this round needs at once, then write the files.
+        let mut need = BTreeSet::new();
+        for rel in paths {
+            let Some(state) = states.get(rel) else {
+                continue;
+            };
+            let out = state.outcome(rel);
+            let wanted = out.main.iter().map(|v| (rel.as_str(), v));
+            for (at, v) in wanted.chain(out.copies.iter().map(|(c, v)| (c.as_str(), v))) {
+                if index.get(at).is_some_and(|k| k.hash == v.hash) {
+                    continue;
+                }
+                if let Some(h) = v.content_hash() {
+                    if !self.store.has(h).await.map_err(Error::store)? {
+                        need.insert(h);
+                    }
+                }
+            }
+        }
+        if !need.is_empty() {
+            self.fetch(&need.into_iter().collect::<Vec<_>>()).await;
+        }
         let mut changed = 0;
         let mut missing = BTreeSet::new();
         for rel in paths {
@@ -816,7 +879,8 @@ impl FolderSync {
         let rules = IgnoreRules::load(&self.root);
         let mut states = self.states.lock().await;
         let mut unavailable = BTreeSet::new();
-        let paths: Vec<String> = if work.full {
+        let full = work.full || work.keys.len() > KEYS_PER_QUERY_MAX;
+        let paths: Vec<String> = if full {
             match self.gather(Query::all()).await {
                 Ok((all, missing)) => {
                     *states = all;
@@ -1006,6 +1070,19 @@ impl FolderSync {
         drop(watcher);
     }
 }
+
+/// How many changed files a folder copies into the store and publishes at once.
+const PUBLISH_PARALLEL: usize = 16;
+
+/// How many blobs a folder fetches at once.
+const FETCH_PARALLEL: usize = 32;
+
+/// How long one blob may take to arrive before the path is retried later.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Above this many changed keys a round reads the whole document in one pass instead of
+/// querying key by key.
+const KEYS_PER_QUERY_MAX: usize = 256;
 
 /// How long events are collected before a round runs.
 const BATCH_WINDOW: Duration = Duration::from_millis(50);
