@@ -3,7 +3,8 @@
 //!
 //! Rules (see docs/DESIGN.md, "Access control"):
 //! - a whole collection (a hash-seq request) is served only for the root of a live share;
-//! - a single blob is served only if a live share offers it;
+//! - a single blob is served only if a live share offers it, or if it belongs to a synced
+//!   folder and the peer asking is one of that folder's peers;
 //! - get-many, push and observe requests are refused: Ferry does not use them.
 //!
 //! Requests are intercepted, so a stopped share is refused from the next request on.
@@ -40,6 +41,7 @@ pub fn spawn(registry: Registry) -> (EventSender, tokio::task::JoinHandle<()>) {
 
 async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
     let mut peers: HashMap<u64, String> = HashMap::new();
+    let mut ids: HashMap<u64, iroh::EndpointId> = HashMap::new();
     let mut touched: HashMap<u64, Vec<mpsc::UnboundedSender<ShareEvent>>> = HashMap::new();
     while let Some(msg) = rx.recv().await {
         match msg {
@@ -50,10 +52,14 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
                     .map(|id| id.to_string())
                     .unwrap_or_else(|| "unknown".into());
                 peers.insert(msg.inner.connection_id, peer);
+                if let Some(id) = msg.inner.endpoint_id {
+                    ids.insert(msg.inner.connection_id, id);
+                }
                 msg.tx.send(Ok(())).await.ok();
             }
             ProviderMessage::ConnectionClosed(msg) => {
                 let peer = peers.remove(&msg.inner.connection_id).unwrap_or_default();
+                ids.remove(&msg.inner.connection_id);
                 for events in touched.remove(&msg.inner.connection_id).unwrap_or_default() {
                     events
                         .send(ShareEvent::PeerDisconnected { peer: peer.clone() })
@@ -63,7 +69,7 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
             ProviderMessage::GetRequestReceived(msg) => {
                 let request = &msg.inner.request;
                 let allowed = if request.ranges.is_blob() {
-                    registry.allows_blob(&request.hash)
+                    registry.allows_blob(&request.hash, ids.get(&msg.inner.connection_id))
                 } else {
                     registry.allows_collection(&request.hash)
                 };
@@ -99,7 +105,8 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
                 }
             }
             ProviderMessage::ObserveRequestReceived(msg) => {
-                let ok = registry.allows_blob(&msg.inner.request.hash);
+                let ok = registry
+                    .allows_blob(&msg.inner.request.hash, ids.get(&msg.inner.connection_id));
                 let res = if ok {
                     Ok(())
                 } else {

@@ -5,10 +5,11 @@
 //! that decision. Dropping a share's [`ShareGuard`] removes it at once.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
 };
 
+use iroh::EndpointId;
 use iroh_blobs::Hash;
 use tokio::sync::mpsc;
 
@@ -31,8 +32,10 @@ struct Inner {
     allowed: HashMap<Hash, usize>,
     /// Roots of live shares, to the share ids offering them.
     roots: HashMap<Hash, Vec<u64>>,
-    /// Records and content of synced folders.
-    folder: std::collections::HashSet<Hash>,
+    /// Records and content of synced folders, to the folders (document ids) holding them.
+    folder: HashMap<Hash, HashSet<String>>,
+    /// The peers of each synced folder: the only ones served its records and content.
+    members: HashMap<String, HashSet<EndpointId>>,
 }
 
 /// Shared registry of live shares.
@@ -100,15 +103,54 @@ impl Registry {
         }
     }
 
-    /// May this blob be served on its own?
-    pub fn allows_blob(&self, hash: &Hash) -> bool {
+    /// May this blob be served on its own to `peer`? Blobs of a live share go to anyone with
+    /// the ticket; records and content of a synced folder only to that folder's peers.
+    pub fn allows_blob(&self, hash: &Hash, peer: Option<&EndpointId>) -> bool {
         let inner = self.0.lock().expect("registry lock");
-        inner.allowed.contains_key(hash) || inner.folder.contains(hash)
+        if inner.allowed.contains_key(hash) {
+            return true;
+        }
+        let (Some(peer), Some(folders)) = (peer, inner.folder.get(hash)) else {
+            return false;
+        };
+        folders
+            .iter()
+            .any(|f| inner.members.get(f).is_some_and(|m| m.contains(peer)))
     }
 
-    /// Serves a record or file of a synced folder.
-    pub fn allow_folder(&self, hash: Hash) {
-        self.0.lock().expect("registry lock").folder.insert(hash);
+    /// Serves a record or file of the synced folder `folder` to its peers.
+    pub fn allow_folder(&self, folder: &str, hash: Hash) {
+        let mut inner = self.0.lock().expect("registry lock");
+        if let Some(set) = inner.folder.get_mut(&hash) {
+            if !set.contains(folder) {
+                set.insert(folder.to_string());
+            }
+            return;
+        }
+        inner
+            .folder
+            .insert(hash, HashSet::from([folder.to_string()]));
+    }
+
+    /// Records `peer` as a peer of the synced folder `folder`.
+    pub fn add_member(&self, folder: &str, peer: EndpointId) {
+        self.0
+            .lock()
+            .expect("registry lock")
+            .members
+            .entry(folder.to_string())
+            .or_default()
+            .insert(peer);
+    }
+
+    /// Stops serving a folder that this node left.
+    pub fn remove_folder(&self, folder: &str) {
+        let mut inner = self.0.lock().expect("registry lock");
+        inner.members.remove(folder);
+        inner.folder.retain(|_, set| {
+            set.remove(folder);
+            !set.is_empty()
+        });
     }
 
     /// May this hash be served as a hash sequence (a whole collection)?
@@ -174,15 +216,18 @@ mod tests {
         let child = Hash::new(b"child");
         let g1 = r.add(root, vec![root, child], vec![0, 1], tx.clone());
         let g2 = r.add(root, vec![root, child], vec![0, 1], tx);
-        assert!(r.allows_collection(&root) && r.allows_blob(&child));
+        assert!(r.allows_collection(&root) && r.allows_blob(&child, None));
         assert!(
             !r.allows_collection(&child),
             "a child is never served as a collection"
         );
         drop(g1);
-        assert!(r.allows_blob(&child), "still offered by the second share");
+        assert!(
+            r.allows_blob(&child, None),
+            "still offered by the second share"
+        );
         drop(g2);
-        assert!(!r.allows_blob(&child) && !r.allows_collection(&root));
+        assert!(!r.allows_blob(&child, None) && !r.allows_collection(&root));
         assert!(r.is_empty());
     }
 }

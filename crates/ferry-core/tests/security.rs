@@ -145,3 +145,116 @@ async fn not_enough_space_is_refused_before_downloading() {
     assert!(err.to_string().contains("free space"), "{err}");
     assert!(listing.is_empty(), "nothing written");
 }
+
+/// A folder's files and records go to its peers only: a stranger who knows (or guesses) the
+/// hash of a file in someone's synced folder gets nothing, while a member got it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_content_goes_only_to_the_folders_peers() {
+    let env = Env::new();
+    let a_dir = env.dir("a-folder");
+    let b_dir = env.dir("b-folder");
+    let secret = b"the team's private notes";
+    write(&a_dir.join("notes.txt"), secret);
+    let a = env.node("a").await;
+    let b = env.node("b").await;
+    let ticket = a.folder_share(a_dir.clone(), false).await.unwrap();
+    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read(b_dir.join("notes.txt")).ok().as_deref() != Some(&secret[..]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the member never got the file"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+
+    let stranger = loopback_endpoint().await;
+    let conn = stranger.connect(a.addr(), iroh_blobs::ALPN).await.unwrap();
+    let hash = Hash::new(secret);
+    assert!(
+        get_blob(conn.clone(), hash).bytes().await.is_err(),
+        "a stranger was served a folder's file"
+    );
+    // Leaving the folder stops serving it to its former peers too.
+    a.folder_leave(a_dir.clone()).await.unwrap();
+    let member = b
+        .endpoint()
+        .connect(a.addr(), iroh_blobs::ALPN)
+        .await
+        .unwrap();
+    assert!(
+        get_blob(member, hash).bytes().await.is_err(),
+        "a left folder is still served"
+    );
+}
+
+/// A read-only member cannot write: an entry it forges with its own author is refused by the
+/// other peers (iroh-docs checks the write capability) and never reaches their disks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_members_forged_entry_is_not_accepted() {
+    use ferry_core::folder::version::{FileVersion, VersionVector};
+    let env = Env::new();
+    let a_dir = env.dir("a-folder");
+    let b_dir = env.dir("b-folder");
+    write(&a_dir.join("doc.txt"), b"original");
+    let a = env.node("a").await;
+    let b = env.node("b").await;
+    let ticket = a.folder_share(a_dir.clone(), true).await.unwrap();
+    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !b_dir.join("doc.txt").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reader never got the file"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+
+    // The reader crafts a record that would replace doc.txt, with a vector dominating a's.
+    let forged_content = b"forged by a reader";
+    let forged_hash = b.store().add_slice(forged_content).await.unwrap().hash;
+    let record = FileVersion {
+        hash: forged_hash.to_hex().to_string(),
+        size: forged_content.len() as u64,
+        mtime_ms: u64::MAX / 2,
+        deleted: false,
+        device: "forger".into(),
+        device_name: "forger".into(),
+        version: VersionVector(std::collections::BTreeMap::from([(
+            "forger".to_string(),
+            1000,
+        )])),
+    };
+    let doc = b
+        .docs()
+        .open(ticket_namespace(&ticket))
+        .await
+        .unwrap()
+        .expect("b has the folder's document");
+    let author = b.docs().author_default().await.unwrap();
+    let inserted = doc.set_bytes(author, "f/doc.txt", record.encode()).await;
+    assert!(
+        inserted.is_err(),
+        "a read-only replica accepted a local write"
+    );
+    // And a's document and disk are unchanged.
+    let a_doc = a
+        .docs()
+        .open(ticket_namespace(&ticket))
+        .await
+        .unwrap()
+        .unwrap();
+    let entries = a_doc
+        .get_many(iroh_docs::store::Query::key_exact("f/doc.txt"))
+        .await
+        .unwrap();
+    use n0_future::StreamExt;
+    let entries: Vec<_> = entries.collect().await;
+    assert_eq!(entries.len(), 1, "only a's own record for doc.txt");
+    assert_eq!(std::fs::read(a_dir.join("doc.txt")).unwrap(), b"original");
+}
+
+fn ticket_namespace(ticket: &str) -> iroh_docs::NamespaceId {
+    let t: iroh_docs::DocTicket = ticket.parse().unwrap();
+    t.capability.id()
+}

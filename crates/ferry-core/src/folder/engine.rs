@@ -87,6 +87,8 @@ fn load_index(root: &Path, doc: &str) -> BTreeMap<String, Known> {
 /// A running synced folder.
 pub struct FolderSync {
     pub(crate) doc: Doc,
+    /// The document id, as text: the folder's name in the registry.
+    folder_id: String,
     pub(crate) root: PathBuf,
     pub(crate) read_only: bool,
     author: AuthorId,
@@ -167,6 +169,7 @@ impl FolderSync {
         // while it was not running.
         let index = load_index(&root, &doc.id().to_string());
         Arc::new(FolderSync {
+            folder_id: doc.id().to_string(),
             doc,
             trash: Trash::new(&root),
             root,
@@ -204,7 +207,12 @@ impl FolderSync {
 
     /// Remembers a peer of this folder (from the ticket, or seen in the swarm).
     pub fn add_peer(&self, peer: EndpointId) {
-        if peer != self.endpoint.id() && self.peers.lock().expect("peers lock").insert(peer) {
+        if peer == self.endpoint.id() {
+            return;
+        }
+        // Only the folder's peers are served its records and content.
+        self.registry.add_member(&self.folder_id, peer);
+        if self.peers.lock().expect("peers lock").insert(peer) {
             if let Some(tx) = self.peer_seen.lock().expect("peer lock").as_ref() {
                 tx.send(peer).ok();
             }
@@ -294,7 +302,8 @@ impl FolderSync {
                 continue;
             }
             // Members fetch records from each other, not only from their authors.
-            self.registry.allow_folder(entry.content_hash());
+            self.registry
+                .allow_folder(&self.folder_id, entry.content_hash());
             let Ok(bytes) = self.store.get_bytes(entry.content_hash()).await else {
                 missing.push((rel.to_string(), entry.content_hash()));
                 continue;
@@ -362,7 +371,7 @@ impl FolderSync {
     /// Publishes what changed on disk since the last look (new, modified, deleted files).
     pub async fn publish_local(&self, rules: &IgnoreRules) -> Result<usize> {
         let mut states = self.states.lock().await;
-        self.publish(rules, &mut states, None).await
+        Ok(self.publish(rules, &mut states, None).await?.len())
     }
 
     /// Publishes local changes on top of the versions in `states`: of the whole folder, or only
@@ -372,9 +381,9 @@ impl FolderSync {
         rules: &IgnoreRules,
         states: &mut BTreeMap<String, PathState>,
         only: Option<&BTreeSet<String>>,
-    ) -> Result<usize> {
+    ) -> Result<Vec<String>> {
         if self.read_only {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let root = self.root.clone();
         let scanned = match only {
@@ -382,7 +391,7 @@ impl FolderSync {
             Some(rels) => scan_some(&root, rules, rels),
         };
         let mut index = self.index.lock().await;
-        let mut published = 0;
+        let mut published = Vec::new();
         let mut present = BTreeSet::new();
         // First decide what to publish (hashing each changed file once it is stable)...
         let mut to_publish: Vec<(String, FileVersion, Known, ChangeKind)> = Vec::new();
@@ -473,8 +482,8 @@ impl FolderSync {
             }
             self.note(&rel, kind, &v);
             states.entry(rel.clone()).or_default().add(v);
-            index.insert(rel, known);
-            published += 1;
+            index.insert(rel.clone(), known);
+            published.push(rel);
         }
         // Files this device knew that are no longer there.
         let gone: Vec<String> = match only {
@@ -525,7 +534,7 @@ impl FolderSync {
             self.put(&rel, &v).await?;
             self.note(&rel, ChangeKind::Deleted, &v);
             states.entry(rel.clone()).or_default().add(v);
-            published += 1;
+            published.push(rel);
         }
         Ok(published)
     }
@@ -613,7 +622,7 @@ impl FolderSync {
             .set(format!("ferry/folder/{hash}"), HashAndFormat::raw(hash))
             .await
             .map_err(Error::store)?;
-        self.registry.allow_folder(hash);
+        self.registry.allow_folder(&self.folder_id, hash);
         Ok(hash)
     }
 
@@ -626,7 +635,8 @@ impl FolderSync {
         );
         let bytes = v.encode();
         // Servable before peers hear of it: they ask for the record as soon as it is inserted.
-        self.registry.allow_folder(Hash::new(&bytes));
+        self.registry
+            .allow_folder(&self.folder_id, Hash::new(&bytes));
         self.doc
             .set_bytes(self.author, format!("{KEY_PREFIX}{rel}"), bytes)
             .await
@@ -689,7 +699,7 @@ impl FolderSync {
             };
             for v in state.versions() {
                 if let Some(h) = v.content_hash() {
-                    self.registry.allow_folder(h);
+                    self.registry.allow_folder(&self.folder_id, h);
                 }
             }
             let out = state.outcome(rel);
@@ -867,10 +877,11 @@ impl FolderSync {
             return;
         }
         tracing::debug!(
-            "round on {}: full {}, {} keys, {} paths",
+            "round on {}: full {}, {} keys, {} records, {} paths",
             self.root.display(),
             work.full,
             work.keys.len(),
+            work.records.len(),
             work.disk.len()
         );
         self.summary.lock().expect("summary lock").busy = if work.full { 2 } else { 1 };
@@ -880,6 +891,11 @@ impl FolderSync {
         let mut states = self.states.lock().await;
         let mut unavailable = BTreeSet::new();
         let full = work.full || work.keys.len() > KEYS_PER_QUERY_MAX;
+        let work = Dirty {
+            // A full pass reads every record anyway.
+            records: if full { Vec::new() } else { work.records },
+            ..work
+        };
         let paths: Vec<String> = if full {
             match self.gather(Query::all()).await {
                 Ok((all, missing)) => {
@@ -899,6 +915,39 @@ impl FolderSync {
             }
         } else {
             let mut paths = Vec::new();
+            // New records named by document events: added to the cached versions directly,
+            // without asking the document again.
+            let missing: Vec<Hash> = {
+                let mut missing = Vec::new();
+                for (_, hash) in &work.records {
+                    self.registry.allow_folder(&self.folder_id, *hash);
+                    if !self.store.has(*hash).await.unwrap_or(false) {
+                        missing.push(*hash);
+                    }
+                }
+                missing
+            };
+            if !missing.is_empty() {
+                self.fetch(&missing).await;
+            }
+            for (rel, hash) in &work.records {
+                if validate_name(rel).is_err() {
+                    tracing::warn!("ignoring a record with an unsafe path {rel:?}");
+                    continue;
+                }
+                let Ok(bytes) = self.store.get_bytes(*hash).await else {
+                    // Looked at again, from the document, with the wanted paths.
+                    unavailable.insert(rel.clone());
+                    continue;
+                };
+                match FileVersion::decode(&bytes) {
+                    Ok(v) => {
+                        states.entry(rel.clone()).or_default().add(v);
+                        paths.push(rel.clone());
+                    }
+                    Err(e) => tracing::warn!("ignoring a malformed record for {rel:?}: {e}"),
+                }
+            }
             for rel in &work.keys {
                 match self
                     .gather(Query::key_exact(format!("{KEY_PREFIX}{rel}")))
@@ -936,9 +985,25 @@ impl FolderSync {
             }
         }
         let only = (!work.full).then_some(&work.disk);
-        if let Err(e) = self.publish(&rules, &mut states, only).await {
-            tracing::warn!("publish {}: {e}", self.root.display());
-            error = Some(e.to_string());
+        match self.publish(&rules, &mut states, only).await {
+            Ok(published) => {
+                // A change published on top of a concurrent remote one is a conflict: settle
+                // it now (the copy is written) rather than at the next event.
+                let conflicted: Vec<String> = published
+                    .into_iter()
+                    .filter(|rel| states.get(rel).is_some_and(|s| s.versions().len() > 1))
+                    .collect();
+                if !conflicted.is_empty() {
+                    match self.apply(&states, &conflicted).await {
+                        Ok((_, missing)) => unavailable.extend(missing),
+                        Err(e) => error = Some(e.to_string()),
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!("publish {}: {e}", self.root.display());
+                error = Some(e.to_string());
+            }
         }
         let wanted = {
             let mut wanted = self.wanted.lock().expect("wanted lock");
@@ -1016,31 +1081,24 @@ impl FolderSync {
                     LiveEvent::InsertRemote { from, entry, .. } => {
                         me.add_peer(*from);
                         if let Some(rel) = key_path(entry.key()) {
-                            me.mark(|d| {
-                                d.keys.insert(rel);
-                            });
+                            let hash = entry.content_hash();
+                            me.mark(|d| d.records.push((rel, hash)));
                         }
                     }
-                    LiveEvent::InsertLocal { entry } => {
-                        if let Some(rel) = key_path(entry.key()) {
-                            me.mark(|d| {
-                                d.keys.insert(rel);
-                            });
-                        }
-                    }
+                    // This device's own records are in the cache already (see `publish`).
+                    LiveEvent::InsertLocal { .. } => {}
                     LiveEvent::NeighborUp(peer) => {
                         me.add_peer(*peer);
                         me.connected.lock().expect("connected lock").insert(*peer);
                         me.retry_wanted();
                     }
+                    LiveEvent::SyncFinished(sync) => me.add_peer(sync.peer),
                     LiveEvent::NeighborDown(peer) => {
                         me.connected.lock().expect("connected lock").remove(peer);
                     }
                     LiveEvent::ContentReady { .. } | LiveEvent::PendingContentReady => {
-                        tracing::debug!("{ev:?}");
                         me.retry_wanted()
                     }
-                    _ => {}
                 }
             }
         });
@@ -1098,15 +1156,17 @@ const RESCAN_EVERY: Duration = Duration::from_secs(300);
 struct Dirty {
     /// Paths the watcher saw change, relative to the folder.
     disk: BTreeSet<String>,
-    /// Paths whose records changed in the document.
+    /// Paths to read again from the document (their records were missing before).
     keys: BTreeSet<String>,
+    /// Records that arrived from peers: path and record blob.
+    records: Vec<(String, Hash)>,
     /// Everything.
     full: bool,
 }
 
 impl Dirty {
     fn is_empty(&self) -> bool {
-        !self.full && self.disk.is_empty() && self.keys.is_empty()
+        !self.full && self.disk.is_empty() && self.keys.is_empty() && self.records.is_empty()
     }
 }
 

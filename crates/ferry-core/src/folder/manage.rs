@@ -233,6 +233,7 @@ impl Node {
                 .position(|r| r.folder.doc.id().to_string() == info.id)
                 .map(|i| running.remove(i))
         };
+        self.inner.registry.remove_folder(&info.id);
         if let Some(running) = stopped {
             let doc = running.folder.doc.clone();
             running.stop().await;
