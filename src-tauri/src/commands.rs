@@ -16,7 +16,7 @@ use tauri::{ipc::Channel, AppHandle, Manager, State};
 
 use crate::{links::PendingLink, state::AppState};
 
-type CmdResult<T> = Result<T, ErrorInfo>;
+pub(crate) type CmdResult<T> = Result<T, ErrorInfo>;
 
 fn err(e: ferry_core::Error) -> ErrorInfo {
     ErrorInfo::from(&e)

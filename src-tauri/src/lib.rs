@@ -10,6 +10,7 @@
 pub mod commands;
 mod links;
 pub mod state;
+mod system;
 mod tray;
 
 use tauri::Manager;
@@ -38,6 +39,10 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::folder_leave,
             commands::resolve_conflict,
             commands::open_in_folder,
+            system::about,
+            system::set_autostart,
+            system::check_update,
+            system::install_update,
         ])
         .events(tauri_specta::collect_events![links::OpenTicket])
 }
@@ -62,7 +67,9 @@ pub fn run() {
         )
         .init();
     let builder = specta_builder();
-    tauri::Builder::default()
+    let context = tauri::generate_context!();
+    let updates = system::updates_configured(context.config());
+    let mut app = tauri::Builder::default()
         // A second launch (e.g. a ferry:// link opened from the browser) hands its arguments
         // to the running app instead of starting another one.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
@@ -77,7 +84,15 @@ pub fn run() {
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
-        .invoke_handler(builder.invoke_handler())
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ));
+    if updates {
+        // Only a build configured with an update endpoint and key looks for updates.
+        app = app.plugin(tauri_plugin_updater::Builder::new().build());
+    }
+    app.invoke_handler(builder.invoke_handler())
         .setup(move |app| {
             builder.mount_events(app);
             let state = tauri::async_runtime::block_on(state::AppState::open())?;
@@ -89,7 +104,7 @@ pub fn run() {
             }
             Ok(())
         })
-        .run(tauri::generate_context!())
+        .run(context)
         .expect("the Ferry window could not be started");
 }
 

@@ -53,6 +53,14 @@ export const commands = {
 	resolveConflict: (folder: string, copy: string, keep: Keep) => typedError<string, ErrorInfo>(__TAURI_INVOKE("resolve_conflict", { folder, copy, keep })),
 	/**  Opens a file of a synced folder with its default application. */
 	openInFolder: (folder: string, rel: string) => typedError<null, ErrorInfo>(__TAURI_INVOKE("open_in_folder", { folder, rel })),
+	/**  The version, and whether updates and starting at login are on. */
+	about: () => __TAURI_INVOKE<About>("about"),
+	/**  Starts Ferry at login (or stops doing so), so synced folders keep syncing. */
+	setAutostart: (enabled: boolean) => typedError<boolean, ErrorInfo>(__TAURI_INVOKE("set_autostart", { enabled })),
+	/**  Looks for an update; `None` if this is the newest version. */
+	checkUpdate: () => typedError<UpdateInfo_Serialize | null, ErrorInfo>(__TAURI_INVOKE("check_update")),
+	/**  Downloads and installs the update found by [`check_update`], then restarts the app. */
+	installUpdate: () => typedError<null, ErrorInfo>(__TAURI_INVOKE("install_update")),
 };
 
 /** Events */
@@ -61,6 +69,16 @@ export const events = {
 };
 
 /* Types */
+/**  The version and the system integration settings. */
+export type About = {
+	/**  The app's version (the workspace version: the same as `ferry --version`). */
+	version: string,
+	/**  Whether this build can look for updates. */
+	updates: boolean,
+	/**  Whether Ferry starts when the user logs in. */
+	autostart: boolean,
+};
+
 /**  One change to a folder's files. */
 export type Change = {
 	/**  The file, relative to the folder. */
@@ -610,6 +628,25 @@ export type TrashEntry = {
 	trashed_at_ms: number,
 	/**  Size in bytes. */
 	size: number,
+};
+
+/**  An update that can be installed. */
+export type UpdateInfo = UpdateInfo_Serialize | UpdateInfo_Deserialize;
+
+/**  An update that can be installed. */
+export type UpdateInfo_Deserialize = {
+	/**  Its version. */
+	version: string,
+	/**  What changed, as published. */
+	notes?: string | null,
+};
+
+/**  An update that can be installed. */
+export type UpdateInfo_Serialize = {
+	/**  Its version. */
+	version: string,
+	/**  What changed, as published. */
+	notes: string | null,
 };
 
 /**  The network path a transfer uses. */
