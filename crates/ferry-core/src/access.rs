@@ -5,11 +5,19 @@
 //! - a whole collection (a hash-seq request) is served only for the root of a live share;
 //! - a single blob is served only if a live share offers it, or if it belongs to a synced
 //!   folder and the peer asking is one of that folder's peers;
-//! - get-many, push and observe requests are refused: Ferry does not use them.
+//! - get-many, push and observe requests are refused: Ferry does not use them;
+//! - one peer may hold at most [`MAX_CONNECTIONS_PER_PEER`] connections and
+//!   [`MAX_REQUESTS_PER_PEER`] requests in flight; beyond that it is told to retry later.
 //!
 //! Requests are intercepted, so a stopped share is refused from the next request on.
 
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+};
 
 use iroh_blobs::provider::events::{
     AbortReason, ConnectMode, EventMask, EventSender, ObserveMode, ProviderMessage, RequestMode,
@@ -32,6 +40,14 @@ pub const MASK: EventMask = EventMask {
     throttle: ThrottleMode::None,
 };
 
+/// Connections one peer may hold open to this node's provider at once.
+/// A well-behaved peer needs a few: one per downloader (iroh-docs has one, each synced folder
+/// one) plus one per one-shot receive.
+pub const MAX_CONNECTIONS_PER_PEER: usize = 16;
+
+/// Requests one peer may have in flight at once (over all its connections).
+pub const MAX_REQUESTS_PER_PEER: usize = 64;
+
 /// Starts the gatekeeper task and returns the sender to give to the blobs protocol.
 pub fn spawn(registry: Registry) -> (EventSender, tokio::task::JoinHandle<()>) {
     let (tx, rx) = EventSender::channel(64, MASK);
@@ -42,6 +58,8 @@ pub fn spawn(registry: Registry) -> (EventSender, tokio::task::JoinHandle<()>) {
 async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
     let mut peers: HashMap<u64, String> = HashMap::new();
     let mut ids: HashMap<u64, iroh::EndpointId> = HashMap::new();
+    let mut open: HashMap<iroh::EndpointId, usize> = HashMap::new();
+    let mut in_flight: HashMap<iroh::EndpointId, Arc<AtomicUsize>> = HashMap::new();
     let mut touched: HashMap<u64, Vec<mpsc::UnboundedSender<ShareEvent>>> = HashMap::new();
     while let Some(msg) = rx.recv().await {
         match msg {
@@ -51,15 +69,29 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
                     .endpoint_id
                     .map(|id| id.to_string())
                     .unwrap_or_else(|| "unknown".into());
-                peers.insert(msg.inner.connection_id, peer);
                 if let Some(id) = msg.inner.endpoint_id {
+                    let count = open.entry(id).or_default();
+                    if *count >= MAX_CONNECTIONS_PER_PEER {
+                        tracing::debug!(%peer, "refused a connection over the per-peer limit");
+                        msg.tx.send(Err(AbortReason::RateLimited)).await.ok();
+                        continue;
+                    }
+                    *count += 1;
                     ids.insert(msg.inner.connection_id, id);
                 }
+                peers.insert(msg.inner.connection_id, peer);
                 msg.tx.send(Ok(())).await.ok();
             }
             ProviderMessage::ConnectionClosed(msg) => {
                 let peer = peers.remove(&msg.inner.connection_id).unwrap_or_default();
-                ids.remove(&msg.inner.connection_id);
+                if let Some(id) = ids.remove(&msg.inner.connection_id) {
+                    if let Some(count) = open.get_mut(&id) {
+                        *count = count.saturating_sub(1);
+                        if *count == 0 {
+                            open.remove(&id);
+                        }
+                    }
+                }
                 for events in touched.remove(&msg.inner.connection_id).unwrap_or_default() {
                     events
                         .send(ShareEvent::PeerDisconnected { peer: peer.clone() })
@@ -78,6 +110,19 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
                     msg.tx.send(Err(AbortReason::Permission)).await.ok();
                     continue;
                 }
+                // Counted until the request's update stream ends.
+                let slot = match ids.get(&msg.inner.connection_id) {
+                    Some(id) => {
+                        let counter = in_flight.entry(*id).or_default().clone();
+                        if counter.fetch_add(1, Ordering::SeqCst) >= MAX_REQUESTS_PER_PEER {
+                            counter.fetch_sub(1, Ordering::SeqCst);
+                            msg.tx.send(Err(AbortReason::RateLimited)).await.ok();
+                            continue;
+                        }
+                        Some(InFlight(counter))
+                    }
+                    None => None,
+                };
                 msg.tx.send(Ok(())).await.ok();
                 let conn = msg.inner.connection_id;
                 let peer = peers.get(&conn).cloned().unwrap_or_default();
@@ -94,13 +139,18 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
                             list.push(view.events.clone());
                         }
                         let report = is_download(&request.ranges);
-                        tokio::spawn(track(peer, view.sizes, view.events, updates, report));
+                        tokio::spawn(async move {
+                            track(peer, view.sizes, view.events, updates, report).await;
+                            drop(slot);
+                        });
                     }
-                    // A single file of a share, asked for on its own: served, not reported.
+                    // A single file of a share, or of a folder, asked for on its own: served,
+                    // not reported.
                     None => {
-                        tokio::spawn(
-                            async move { while let Ok(Some(_)) = updates.recv().await {} },
-                        );
+                        tokio::spawn(async move {
+                            while let Ok(Some(_)) = updates.recv().await {}
+                            drop(slot);
+                        });
                     }
                 }
             }
@@ -125,6 +175,15 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
             }
             _ => {}
         }
+    }
+}
+
+/// One request in flight for a peer; released when dropped.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -258,3 +258,41 @@ fn ticket_namespace(ticket: &str) -> iroh_docs::NamespaceId {
     let t: iroh_docs::DocTicket = ticket.parse().unwrap();
     t.capability.id()
 }
+
+/// One peer cannot hold more than a bounded number of connections to a node's provider: the
+/// first ones are served, the one over the limit is refused.
+#[tokio::test]
+async fn connections_per_peer_are_limited() {
+    let env = Env::new();
+    let src = env.dir("src");
+    write(&src.join("f.txt"), b"shared");
+    let node = env.node("victim").await;
+    let (shared, _events) = share(&node, &[src.join("f.txt")]).await;
+    let file = children(shared.ticket(), node.store()).await[1];
+    let ep = loopback_endpoint().await;
+    let mut conns = Vec::new();
+    for _ in 0..ferry_core::access::MAX_CONNECTIONS_PER_PEER {
+        let conn = ep.connect(node.addr(), iroh_blobs::ALPN).await.unwrap();
+        assert!(get_blob(conn.clone(), file).bytes().await.is_ok());
+        conns.push(conn);
+    }
+    let extra = ep.connect(node.addr(), iroh_blobs::ALPN).await.unwrap();
+    assert!(
+        get_blob(extra, file).bytes().await.is_err(),
+        "a connection over the limit was served"
+    );
+    // Closing one frees a place.
+    conns.pop().unwrap().close(0u32.into(), b"done");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let again = ep.connect(node.addr(), iroh_blobs::ALPN).await.unwrap();
+        if get_blob(again, file).bytes().await.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a freed place was never reused"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

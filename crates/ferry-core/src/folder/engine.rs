@@ -96,6 +96,9 @@ pub struct FolderSync {
     device_name: String,
     store: Store,
     endpoint: iroh::Endpoint,
+    /// One downloader for the folder's lifetime: it keeps its connections to peers open
+    /// between fetches (a new one per fetch would open new connections each time).
+    downloader: iroh_blobs::api::downloader::Downloader,
     registry: Registry,
     /// Files as this device last wrote or published them, by path.
     index: Mutex<BTreeMap<String, Known>>,
@@ -168,7 +171,9 @@ impl FolderSync {
         // Loaded before anything runs: it tells files this device wrote from files changed
         // while it was not running.
         let index = load_index(&root, &doc.id().to_string());
+        let downloader = store.downloader(&endpoint);
         Arc::new(FolderSync {
+            downloader,
             folder_id: doc.id().to_string(),
             doc,
             trash: Trash::new(&root),
@@ -338,7 +343,7 @@ impl FolderSync {
         if peers.is_empty() {
             return false;
         }
-        let downloader = self.store.downloader(&self.endpoint);
+        let downloader = &self.downloader;
         // Many small files are many round trips: keep several in flight.
         let jobs: Vec<_> = hashes
             .iter()
@@ -1082,6 +1087,9 @@ impl FolderSync {
                         me.add_peer(*from);
                         if let Some(rel) = key_path(entry.key()) {
                             let hash = entry.content_hash();
+                            // Servable at once: the other members may ask this node for it
+                            // as soon as it announces having it.
+                            me.registry.allow_folder(&me.folder_id, hash);
                             me.mark(|d| d.records.push((rel, hash)));
                         }
                     }
