@@ -11,13 +11,21 @@
 //! - [`conflict`]: the name of the copy that keeps the losing side of a conflict, and its review;
 //! - [`activity`]: what a running folder is doing, for people;
 //! - [`trash`]: where deleted and overwritten files go, and how they come back.
+//!
+//! The running side: [`engine`] (a synced folder: watcher, document events, the loop), its
+//! rounds (`round`), writing files (`apply`), publishing changes (`publish`), the on-disk index
+//! (`index`), and [`manage`] (share, join, leave, list; the list survives restarts).
 
 pub mod activity;
+mod apply;
 pub mod conflict;
 pub mod decide;
 pub mod engine;
 pub mod ignore;
+mod index;
 pub mod manage;
+mod publish;
+mod round;
 pub mod scan;
 pub mod trash;
 pub mod version;

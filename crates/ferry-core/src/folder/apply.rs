@@ -1,0 +1,246 @@
+//! From the document to the disk: the outcome of each path's versions is written as files.
+//! Content is fetched first (many blobs at once), written under a temporary name and renamed
+//! into place; a file that is replaced or deleted goes to the trash, and a local edit found in
+//! the way is published first instead of being replaced. See docs/DESIGN.md, "From a remote
+//! entry to a file".
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::PathBuf,
+};
+
+use iroh_blobs::{
+    api::blobs::{ExportMode, ExportOptions},
+    Hash,
+};
+
+use crate::{
+    error::{Error, Result},
+    folder::{
+        activity::ChangeKind,
+        decide::PathState,
+        engine::{now_ms, FolderSync},
+        ignore::TEMP_SUFFIX,
+        index::Known,
+        scan::{hash_if_stable, mtime_ms, Scanned},
+        version::FileVersion,
+    },
+};
+
+impl FolderSync {
+    /// Makes the files at `paths` match `states`. Returns how many files it wrote or removed,
+    /// and the paths whose content could not be fetched yet.
+    pub(super) async fn apply(
+        &self,
+        states: &BTreeMap<String, PathState>,
+        paths: &[String],
+    ) -> Result<(usize, BTreeSet<String>)> {
+        let mut index = self.index.lock().await;
+        // Fetch every content this round needs at once, then write the files.
+        let mut need = BTreeSet::new();
+        for rel in paths {
+            let Some(state) = states.get(rel) else {
+                continue;
+            };
+            let out = state.outcome(rel);
+            let wanted = out.main.iter().map(|v| (rel.as_str(), v));
+            for (at, v) in wanted.chain(out.copies.iter().map(|(c, v)| (c.as_str(), v))) {
+                if index.get(at).is_some_and(|k| k.hash == v.hash) {
+                    continue;
+                }
+                if let Some(h) = v.content_hash() {
+                    if !self.store.has(h).await.map_err(Error::store)? {
+                        need.insert(h);
+                    }
+                }
+            }
+        }
+        if !need.is_empty() {
+            self.fetch(&need.into_iter().collect::<Vec<_>>()).await;
+        }
+        let mut changed = 0;
+        let mut missing = BTreeSet::new();
+        for rel in paths {
+            let Some(state) = states.get(rel) else {
+                continue;
+            };
+            for v in state.versions() {
+                if let Some(h) = v.content_hash() {
+                    self.registry.allow_folder(&self.folder_id, h);
+                }
+            }
+            let out = state.outcome(rel);
+            match &out.main {
+                Some(v) => match self.ensure_file(rel, v, &mut index).await? {
+                    Written::Yes(replaced) => {
+                        let kind = if replaced {
+                            ChangeKind::Updated
+                        } else {
+                            ChangeKind::Added
+                        };
+                        self.note(rel, kind, v);
+                        changed += 1
+                    }
+                    Written::Unavailable => {
+                        missing.insert(rel.clone());
+                    }
+                    Written::AlreadyThere | Written::LocalEdit => {}
+                },
+                None => {
+                    let path = self.root.join(rel);
+                    // Unchanged: same size and time, or (touched) the same content.
+                    let unchanged_here = index.get(rel).is_some_and(|k| {
+                        let Ok(m) = std::fs::metadata(&path) else {
+                            return false;
+                        };
+                        if m.len() == k.size && mtime_ms(&m) == k.mtime_ms {
+                            return true;
+                        }
+                        let seen = Scanned {
+                            rel: rel.clone(),
+                            size: m.len(),
+                            mtime_ms: mtime_ms(&m),
+                        };
+                        hash_if_stable(&path, &seen).ok().flatten().as_deref()
+                            == Some(k.hash.as_str())
+                    });
+                    if index.contains_key(rel)
+                        && path.is_file()
+                        && !unchanged_here
+                        && !self.read_only
+                    {
+                        // Edited here since: the edit is published and wins over the delete.
+                        self.mark(|d| {
+                            d.disk.insert(rel.clone());
+                        });
+                    } else if index.contains_key(rel) && path.is_file() {
+                        self.trash.put(rel, now_ms())?;
+                        index.remove(rel);
+                        self.index_changed
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        if let Some(by) = state.versions().iter().find(|v| v.deleted) {
+                            self.note(rel, ChangeKind::Deleted, by);
+                        }
+                        changed += 1;
+                    }
+                }
+            }
+            for (copy, v) in &out.copies {
+                if states.contains_key(copy) {
+                    // The copy has been published: its own records decide what is there.
+                    continue;
+                }
+                match self.ensure_file(copy, v, &mut index).await? {
+                    Written::Yes(_) => {
+                        self.note(copy, ChangeKind::Conflict, v);
+                        changed += 1
+                    }
+                    Written::Unavailable => {
+                        missing.insert(rel.clone());
+                    }
+                    Written::AlreadyThere | Written::LocalEdit => {}
+                }
+            }
+        }
+        Ok((changed, missing))
+    }
+
+    /// Writes `v`'s content at `rel` unless it is there already.
+    async fn ensure_file(
+        &self,
+        rel: &str,
+        v: &FileVersion,
+        index: &mut BTreeMap<String, Known>,
+    ) -> Result<Written> {
+        if index.get(rel).is_some_and(|k| k.hash == v.hash) {
+            return Ok(Written::AlreadyThere);
+        }
+        let path = self.root.join(rel);
+        let hash: Hash = v
+            .content_hash()
+            .ok_or_else(|| Error::BadData(format!("bad content hash for {rel:?}")))?;
+        if !self.store.has(hash).await.map_err(Error::store)? && !self.fetch(&[hash]).await {
+            return Ok(Written::Unavailable);
+        }
+        // A file that is there and is not what this device last knew is a local edit: keep it.
+        if path.exists() {
+            let known = index.get(rel);
+            let on_disk_known = known.is_some_and(|k| {
+                std::fs::metadata(&path)
+                    .is_ok_and(|m| m.len() == k.size && mtime_ms(&m) == k.mtime_ms)
+            });
+            if !on_disk_known {
+                let seen = std::fs::metadata(&path).map(|m| Scanned {
+                    rel: rel.into(),
+                    size: m.len(),
+                    mtime_ms: mtime_ms(&m),
+                });
+                if let Ok(seen) = seen {
+                    if hash_if_stable(&path, &seen).ok().flatten().as_deref()
+                        == Some(v.hash.as_str())
+                    {
+                        index.insert(
+                            rel.into(),
+                            Known {
+                                size: seen.size,
+                                mtime_ms: seen.mtime_ms,
+                                hash: v.hash.clone(),
+                                vector: v.version.clone(),
+                            },
+                        );
+                        self.index_changed
+                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        return Ok(Written::AlreadyThere);
+                    }
+                }
+                if !self.read_only {
+                    // Changed here and not published yet: publish it first, so it meets the
+                    // remote version as a conflict (both kept) instead of being replaced.
+                    self.mark(|d| {
+                        d.disk.insert(rel.to_string());
+                    });
+                    return Ok(Written::LocalEdit);
+                }
+            }
+            self.trash.put(rel, now_ms())?;
+        }
+        let replaced = index.contains_key(rel);
+        let tmp = PathBuf::from(format!("{}{TEMP_SUFFIX}", path.display()));
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
+        }
+        self.store
+            .export_with_opts(ExportOptions {
+                hash,
+                target: tmp.clone(),
+                mode: ExportMode::Copy,
+            })
+            .finish()
+            .await
+            .map_err(|e| Error::write(&tmp, std::io::Error::other(e.to_string())))?;
+        std::fs::rename(&tmp, &path).map_err(|e| Error::write(&path, e))?;
+        let m = std::fs::metadata(&path).map_err(|e| Error::write(&path, e))?;
+        index.insert(
+            rel.into(),
+            Known {
+                size: m.len(),
+                mtime_ms: mtime_ms(&m),
+                hash: v.hash.clone(),
+                vector: v.version.clone(),
+            },
+        );
+        self.index_changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(Written::Yes(replaced))
+    }
+}
+
+/// What [`FolderSync::ensure_file`] did.
+enum Written {
+    /// Not written: the file there is a local change that is published first.
+    LocalEdit,
+    /// Written; true if it replaced a file this device had.
+    Yes(bool),
+    AlreadyThere,
+    Unavailable,
+}

@@ -1,0 +1,91 @@
+//! The folder's index: for each file this device holds, its size, modification time, content
+//! hash and the version it is. Saved in `<folder>/.ferry/index.json` (at most every few
+//! seconds, and when the folder stops) so that after a restart a file changed or deleted while
+//! the node was not running is told apart from one it wrote itself.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::folder::{engine::FolderSync, ignore::STATE_DIR, version::VersionVector};
+
+/// What this device last saw of a file it manages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Known {
+    pub(super) size: u64,
+    pub(super) mtime_ms: u64,
+    pub(super) hash: String,
+    /// The version the file on disk is: a local change builds on it, so a change made while
+    /// a newer remote version was on its way (or while offline) is a conflict, not a silent
+    /// overwrite.
+    #[serde(default)]
+    pub(super) vector: VersionVector,
+}
+
+/// The index as saved in `<folder>/.ferry/index.json`, so a restarted node can tell files it
+/// wrote from files changed or deleted while it was not running.
+#[derive(Serialize, Deserialize)]
+struct SavedIndex {
+    doc: String,
+    files: BTreeMap<String, Known>,
+}
+
+/// Where the index is saved.
+fn index_path(root: &Path) -> PathBuf {
+    root.join(STATE_DIR).join("index.json")
+}
+
+/// The saved index of the folder at `root` for document `doc` (empty if none or another
+/// document's).
+pub(super) fn load_index(root: &Path, doc: &str) -> BTreeMap<String, Known> {
+    std::fs::read(index_path(root))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<SavedIndex>(&b).ok())
+        .filter(|saved| saved.doc == doc)
+        .map(|saved| saved.files)
+        .unwrap_or_default()
+}
+
+impl FolderSync {
+    /// Saves the index if it changed.
+    pub(super) async fn save_index(&self) {
+        if !self
+            .index_changed
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let index = self.index.lock().await;
+        let saved = SavedIndex {
+            doc: self.doc.id().to_string(),
+            files: index
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        Known {
+                            size: v.size,
+                            mtime_ms: v.mtime_ms,
+                            hash: v.hash.clone(),
+                            vector: v.vector.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        };
+        drop(index);
+        let path = index_path(&self.root);
+        let tmp = path.with_extension("json.tmp");
+        let written = std::fs::create_dir_all(path.parent().expect("in the state dir"))
+            .and_then(|_| std::fs::write(&tmp, serde_json::to_vec(&saved).expect("serializable")))
+            .and_then(|_| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            tracing::warn!("cannot save {}: {e}", path.display());
+            self.index_changed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}

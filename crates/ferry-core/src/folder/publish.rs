@@ -1,0 +1,266 @@
+//! From the disk to the document: a changed file becomes a record. The content is copied into
+//! the store, then the record (with a version vector built on the version the file was) is
+//! inserted; many files at once. See docs/DESIGN.md, "From a local change to an entry".
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
+
+use iroh_blobs::{
+    api::blobs::{AddPathOptions, ImportMode},
+    BlobFormat, Hash, HashAndFormat,
+};
+use n0_future::{BufferedStreamExt, StreamExt};
+
+use crate::{
+    error::{Error, Result},
+    folder::{
+        activity::ChangeKind,
+        decide::PathState,
+        engine::{now_ms, FolderSync, KEY_PREFIX, PUBLISH_PARALLEL},
+        ignore::IgnoreRules,
+        index::Known,
+        scan::{hash_if_stable, scan, scan_some},
+        version::{FileVersion, VersionVector},
+    },
+};
+
+impl FolderSync {
+    /// Publishes what changed on disk since the last look (new, modified, deleted files).
+    pub async fn publish_local(&self, rules: &IgnoreRules) -> Result<usize> {
+        let mut states = self.states.lock().await;
+        Ok(self.publish(rules, &mut states, None).await?.len())
+    }
+
+    /// Publishes local changes on top of the versions in `states`: of the whole folder, or only
+    /// at and under the paths in `only`.
+    pub(super) async fn publish(
+        &self,
+        rules: &IgnoreRules,
+        states: &mut BTreeMap<String, PathState>,
+        only: Option<&BTreeSet<String>>,
+    ) -> Result<Vec<String>> {
+        if self.read_only {
+            return Ok(Vec::new());
+        }
+        let root = self.root.clone();
+        let scanned = match only {
+            None => scan(&root, rules),
+            Some(rels) => scan_some(&root, rules, rels),
+        };
+        let mut index = self.index.lock().await;
+        let mut published = Vec::new();
+        let mut present = BTreeSet::new();
+        // First decide what to publish (hashing each changed file once it is stable)...
+        let mut to_publish: Vec<(String, FileVersion, Known, ChangeKind)> = Vec::new();
+        for s in &scanned {
+            present.insert(s.rel.clone());
+            // A file with no record yet (a conflict copy this device wrote) is published too,
+            // so that deleting or editing it later reaches the other peers.
+            let unchanged = states.contains_key(&s.rel)
+                && index
+                    .get(&s.rel)
+                    .is_some_and(|k| k.size == s.size && k.mtime_ms == s.mtime_ms);
+            if unchanged {
+                continue;
+            }
+            let Some(hash) = hash_if_stable(&root.join(&s.rel), s)
+                .map_err(|e| Error::write(root.join(&s.rel), e))?
+            else {
+                // Still being written: look again shortly.
+                self.mark(|d| {
+                    d.disk.insert(s.rel.clone());
+                });
+                continue;
+            };
+            let state = states.get(&s.rel).cloned().unwrap_or_default();
+            self.index_changed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let main = state.outcome(&s.rel).main;
+            if let Some(main) = main.as_ref().filter(|c| c.hash == hash) {
+                let known = Known {
+                    size: s.size,
+                    mtime_ms: s.mtime_ms,
+                    hash,
+                    vector: main.version.clone(),
+                };
+                index.insert(s.rel.clone(), known);
+                continue;
+            }
+            let vector = self.local_vector(&state, index.get(&s.rel));
+            let known = Known {
+                size: s.size,
+                mtime_ms: s.mtime_ms,
+                hash: hash.clone(),
+                vector: vector.clone(),
+            };
+            let v = FileVersion {
+                hash,
+                size: s.size,
+                mtime_ms: s.mtime_ms,
+                deleted: false,
+                device: self.device.clone(),
+                device_name: self.device_name.clone(),
+                version: vector,
+            };
+            let kind = if main.is_some() {
+                ChangeKind::Updated
+            } else {
+                ChangeKind::Added
+            };
+            to_publish.push((s.rel.clone(), v, known, kind));
+        }
+        // ...then copy the contents into the store and insert the records, several at once:
+        // a folder of many small files is otherwise a long line of round trips.
+        let jobs: Vec<_> = to_publish
+            .iter()
+            .map(|(rel, v, _, _)| {
+                let (rel, v) = (rel.clone(), v.clone());
+                async move {
+                    let res = match self.import(&self.root.join(&rel)).await {
+                        Ok(_) => self.put(&rel, &v).await,
+                        Err(e) => Err(e),
+                    };
+                    (rel, res)
+                }
+            })
+            .collect();
+        let done: Vec<(String, Result<()>)> = n0_future::stream::iter(jobs)
+            .buffered_ordered(PUBLISH_PARALLEL)
+            .collect()
+            .await;
+        for ((_, v, known, kind), (rel, res)) in to_publish.into_iter().zip(done) {
+            if let Err(e) = res {
+                // Gone or changed while being copied: the next look sees what is there now.
+                tracing::debug!("publishing {rel:?}: {e}");
+                self.mark(|d| {
+                    d.disk.insert(rel.clone());
+                });
+                continue;
+            }
+            self.note(&rel, kind, &v);
+            states.entry(rel.clone()).or_default().add(v);
+            index.insert(rel.clone(), known);
+            published.push(rel);
+        }
+        // Files this device knew that are no longer there.
+        let gone: Vec<String> = match only {
+            None => index
+                .keys()
+                .filter(|k| !present.contains(*k))
+                .cloned()
+                .collect(),
+            Some(rels) => {
+                let mut gone = BTreeSet::new();
+                for rel in rels {
+                    let under = format!("{rel}/");
+                    let candidates = index
+                        .get_key_value(rel)
+                        .into_iter()
+                        .chain(
+                            index
+                                .range(under.clone()..)
+                                .take_while(|(k, _)| k.starts_with(&under)),
+                        )
+                        .map(|(k, _)| k);
+                    for k in candidates {
+                        if !present.contains(k) && !root.join(k).is_file() {
+                            gone.insert(k.clone());
+                        }
+                    }
+                }
+                gone.into_iter().collect()
+            }
+        };
+        for rel in gone {
+            let base = index.remove(&rel);
+            self.index_changed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            let state = states.get(&rel).cloned().unwrap_or_default();
+            if state.outcome(&rel).main.is_none() {
+                continue;
+            }
+            let v = FileVersion {
+                hash: String::new(),
+                size: 0,
+                mtime_ms: now_ms(),
+                deleted: true,
+                device: self.device.clone(),
+                device_name: self.device_name.clone(),
+                version: self.local_vector(&state, base.as_ref()),
+            };
+            self.put(&rel, &v).await?;
+            self.note(&rel, ChangeKind::Deleted, &v);
+            states.entry(rel.clone()).or_default().add(v);
+            published.push(rel);
+        }
+        Ok(published)
+    }
+
+    /// The version vector of a local change to a path whose file was `base` (`None`: a file
+    /// this device did not have). It follows `base` and every earlier change
+    /// of this device to the path, and nothing else: a remote version this device has not
+    /// written to disk stays concurrent, so both are kept.
+    pub(super) fn local_vector(&self, state: &PathState, base: Option<&Known>) -> VersionVector {
+        let mine = state
+            .versions()
+            .iter()
+            .filter_map(|v| v.version.0.get(&self.device).copied())
+            .max()
+            .unwrap_or(0);
+        let mut vector = base.map(|k| k.vector.clone()).unwrap_or_default();
+        // Other devices' records of the very content this file had were seen too (peers that
+        // wrote the same conflict copy each publish it).
+        if let Some(k) = base {
+            for v in state.versions().iter().filter(|v| v.hash == k.hash) {
+                vector = vector.merge(&v.version);
+            }
+        }
+        let own = vector.0.entry(self.device.clone()).or_default();
+        *own = (*own).max(mine);
+        vector.bump(&self.device)
+    }
+
+    /// Copies a file's content into the store. Not by reference: the store's copy is what
+    /// peers are served and what conflict copies and replaced files are written from, so it must
+    /// not change or vanish when the user edits, renames or deletes the file (see DESIGN.md).
+    pub(super) async fn import(&self, path: &Path) -> Result<Hash> {
+        let tt = self
+            .store
+            .add_path_with_opts(AddPathOptions {
+                path: path.to_path_buf(),
+                format: BlobFormat::Raw,
+                mode: ImportMode::Copy,
+            })
+            .temp_tag()
+            .await
+            .map_err(Error::store)?;
+        let hash = tt.hash();
+        self.store
+            .tags()
+            .set(format!("ferry/folder/{hash}"), HashAndFormat::raw(hash))
+            .await
+            .map_err(Error::store)?;
+        self.registry.allow_folder(&self.folder_id, hash);
+        Ok(hash)
+    }
+
+    pub(super) async fn put(&self, rel: &str, v: &FileVersion) -> Result<()> {
+        tracing::debug!(
+            "{}: publishing {rel:?} {:?}{}",
+            self.root.display(),
+            v.version,
+            if v.deleted { " (deleted)" } else { "" }
+        );
+        let bytes = v.encode();
+        // Servable before peers hear of it: they ask for the record as soon as it is inserted.
+        self.registry
+            .allow_folder(&self.folder_id, Hash::new(&bytes));
+        self.doc
+            .set_bytes(self.author, format!("{KEY_PREFIX}{rel}"), bytes)
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?;
+        Ok(())
+    }
+}

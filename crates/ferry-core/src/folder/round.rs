@@ -1,0 +1,190 @@
+//! One round of a running folder: bring the cached versions of the marked paths up to date
+//! (from the records that arrived, or from the document), write what peers changed, publish
+//! what changed on disk, and leave a summary for people.
+
+use std::collections::BTreeSet;
+
+use iroh_blobs::Hash;
+use iroh_docs::store::Query;
+
+use crate::{
+    folder::{
+        activity::ConflictCopy,
+        conflict::{is_conflict_copy, original_of},
+        engine::{Dirty, FolderSync, Summary, KEYS_PER_QUERY_MAX, KEY_PREFIX},
+        ignore::IgnoreRules,
+        version::FileVersion,
+    },
+    names::validate_name,
+};
+
+impl FolderSync {
+    /// One round: brings the cached versions of the marked paths up to date, writes what
+    /// peers changed, then publishes what changed on disk.
+    pub(super) async fn round(&self) {
+        let work = std::mem::take(&mut *self.dirty.lock().expect("dirty lock"));
+        if work.is_empty() {
+            return;
+        }
+        tracing::debug!(
+            "round on {}: full {}, {} keys, {} records, {} paths",
+            self.root.display(),
+            work.full,
+            work.keys.len(),
+            work.records.len(),
+            work.disk.len()
+        );
+        self.summary.lock().expect("summary lock").busy = if work.full { 2 } else { 1 };
+        let mut error = None;
+        // Reloaded each round: `.ferryignore` may have changed.
+        let rules = IgnoreRules::load(&self.root);
+        let mut states = self.states.lock().await;
+        let mut unavailable = BTreeSet::new();
+        let full = work.full || work.keys.len() > KEYS_PER_QUERY_MAX;
+        let work = Dirty {
+            // A full pass reads every record anyway.
+            records: if full { Vec::new() } else { work.records },
+            ..work
+        };
+        let paths: Vec<String> = if full {
+            match self.gather(Query::all()).await {
+                Ok((all, missing)) => {
+                    *states = all;
+                    unavailable = missing;
+                    states.keys().cloned().collect()
+                }
+                Err(e) => {
+                    tracing::warn!("reading the folder document {}: {e}", self.root.display());
+                    let mut summary = self.summary.lock().expect("summary lock");
+                    summary.busy = 0;
+                    summary.error = Some(e.to_string());
+                    drop(summary);
+                    self.mark(|d| d.full = true);
+                    return;
+                }
+            }
+        } else {
+            let mut paths = Vec::new();
+            // New records named by document events: added to the cached versions directly,
+            // without asking the document again.
+            let missing: Vec<Hash> = {
+                let mut missing = Vec::new();
+                for (_, hash) in &work.records {
+                    self.registry.allow_folder(&self.folder_id, *hash);
+                    if !self.store.has(*hash).await.unwrap_or(false) {
+                        missing.push(*hash);
+                    }
+                }
+                missing
+            };
+            if !missing.is_empty() {
+                self.fetch(&missing).await;
+            }
+            for (rel, hash) in &work.records {
+                if validate_name(rel).is_err() {
+                    tracing::warn!("ignoring a record with an unsafe path {rel:?}");
+                    continue;
+                }
+                let Ok(bytes) = self.store.get_bytes(*hash).await else {
+                    // Looked at again, from the document, with the wanted paths.
+                    unavailable.insert(rel.clone());
+                    continue;
+                };
+                match FileVersion::decode(&bytes) {
+                    Ok(v) => {
+                        states.entry(rel.clone()).or_default().add(v);
+                        paths.push(rel.clone());
+                    }
+                    Err(e) => tracing::warn!("ignoring a malformed record for {rel:?}: {e}"),
+                }
+            }
+            for rel in &work.keys {
+                match self
+                    .gather(Query::key_exact(format!("{KEY_PREFIX}{rel}")))
+                    .await
+                {
+                    Ok((mut found, missing)) => {
+                        match found.remove(rel) {
+                            Some(state) => states.insert(rel.clone(), state),
+                            None => states.remove(rel),
+                        };
+                        if missing.is_empty() {
+                            paths.push(rel.clone());
+                        } else {
+                            unavailable.extend(missing);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!("reading {rel:?} of {}: {e}", self.root.display());
+                        unavailable.insert(rel.clone());
+                    }
+                }
+            }
+            paths
+        };
+        // A path with records still missing is not acted on until they arrive.
+        let paths: Vec<String> = paths
+            .into_iter()
+            .filter(|p| !unavailable.contains(p))
+            .collect();
+        match self.apply(&states, &paths).await {
+            Ok((_, missing)) => unavailable.extend(missing),
+            Err(e) => {
+                tracing::warn!("reconcile {}: {e}", self.root.display());
+                error = Some(e.to_string());
+            }
+        }
+        let only = (!work.full).then_some(&work.disk);
+        match self.publish(&rules, &mut states, only).await {
+            Ok(published) => {
+                // A change published on top of a concurrent remote one is a conflict: settle
+                // it now (the copy is written) rather than at the next event.
+                let conflicted: Vec<String> = published
+                    .into_iter()
+                    .filter(|rel| states.get(rel).is_some_and(|s| s.versions().len() > 1))
+                    .collect();
+                if !conflicted.is_empty() {
+                    match self.apply(&states, &conflicted).await {
+                        Ok((_, missing)) => unavailable.extend(missing),
+                        Err(e) => error = Some(e.to_string()),
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!("publish {}: {e}", self.root.display());
+                error = Some(e.to_string());
+            }
+        }
+        let wanted = {
+            let mut wanted = self.wanted.lock().expect("wanted lock");
+            for rel in work.keys.iter().chain(&paths) {
+                wanted.remove(rel);
+            }
+            wanted.extend(unavailable);
+            wanted.clone()
+        };
+        let index = self.index.lock().await;
+        let summary = Summary {
+            files: index.len() as u64,
+            bytes: index.values().map(|k| k.size).sum(),
+            waiting: wanted.len() as u64,
+            waiting_bytes: wanted
+                .iter()
+                .filter_map(|rel| states.get(rel)?.outcome(rel).main.map(|v| v.size))
+                .sum(),
+            conflicts: index
+                .keys()
+                .filter(|k| is_conflict_copy(k))
+                .filter_map(|copy| {
+                    Some(ConflictCopy {
+                        original: original_of(copy)?,
+                        copy: copy.clone(),
+                    })
+                })
+                .collect(),
+            busy: 0,
+            error,
+        };
+        *self.summary.lock().expect("summary lock") = summary;
+    }
+}
