@@ -136,9 +136,10 @@ impl Node {
             read_only: false,
             peers: Vec::new(),
         };
-        let folder = self.start_folder(&info, doc.clone()).await?;
-        let rules = crate::folder::ignore::IgnoreRules::load(&info.path);
-        folder.publish_local(&rules).await?;
+        // The folder's first round scans and publishes what is there, in the background: a
+        // folder of 100,000 files takes a while, and the ticket is useful at once (joiners
+        // receive files as they are published; the folder shows "Scanning" meanwhile).
+        self.start_folder(&info, doc.clone()).await?;
         let mode = if read_only {
             ShareMode::Read
         } else {

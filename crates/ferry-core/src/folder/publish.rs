@@ -27,12 +27,6 @@ use crate::{
 };
 
 impl FolderSync {
-    /// Publishes what changed on disk since the last look (new, modified, deleted files).
-    pub async fn publish_local(&self, rules: &IgnoreRules) -> Result<usize> {
-        let mut states = self.states.lock().await;
-        Ok(self.publish(rules, &mut states, None).await?.len())
-    }
-
     /// Publishes local changes on top of the versions in `states`: of the whole folder, or only
     /// at and under the paths in `only`.
     pub(super) async fn publish(
