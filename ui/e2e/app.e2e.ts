@@ -177,3 +177,58 @@ describe("folders", () => {
     }
   });
 });
+
+describe("garbage input", () => {
+  it("answers every command's garbage with a clear error, and the window stays usable", async () => {
+    const huge = "x".repeat(1_000_000);
+    const binary = "\u0000\u0001\u00ff\ufffe";
+    const calls: [string, Record<string, unknown>][] = [
+      ["preview", { ticket: "" }],
+      ["preview", { ticket: huge }],
+      ["preview", { ticket: binary }],
+      ["preview", { ticket: 42 }],
+      ["share_paths", { paths: [] }],
+      ["share_paths", { paths: ["/nonexistent/ferry-e2e"] }],
+      ["share_paths", { paths: "not a list" }],
+      ["stop_share", { id: -1 }],
+      ["cancel_receive", { id: "seven" }],
+      ["discard_transfer", { id: binary }],
+      ["set_settings", { settings: { device_name: 5 } }],
+      ["qr_svg", { text: huge }],
+      ["folder_share", { path: "", readOnly: false }],
+      ["folder_share", { path: "/nonexistent/ferry-e2e", readOnly: "yes" }],
+      ["folder_join", { ticket: "garbage", path: "/tmp/ferry-e2e-join" }],
+      ["folder_join", { ticket: huge, path: binary }],
+      ["folder_leave", { path: "/not/a/synced/folder" }],
+      ["resolve_conflict", { folder: "/tmp", copy: "../x.sync-conflict-1-2-d.txt", keep: "copy" }],
+      ["resolve_conflict", { folder: "/tmp", copy: "a.txt", keep: "bogus" }],
+      ["restore_from_trash", { folder: "/tmp", id: "../../etc/passwd" }],
+      ["open_in_folder", { folder: "/tmp", rel: "../etc/passwd" }],
+      ["reveal", { path: binary }],
+      ["set_autostart", { enabled: "maybe" }],
+      ["check_update", {}],
+    ];
+    for (const [cmd, args] of calls) {
+      const outcome = (await browser.executeAsync(
+        (cmd: string, args: Record<string, unknown>, done: (r: unknown) => void) => {
+          (window as any).__TAURI_INTERNALS__
+            .invoke(cmd, args)
+            .then((ok: unknown) => done({ ok: true, value: typeof ok === "string" ? ok.slice(0, 80) : ok }))
+            .catch((e: unknown) => done({ ok: false, error: e }));
+        },
+        cmd,
+        args,
+      )) as { ok: boolean; value?: unknown; error?: unknown };
+      const label = `${cmd}(${JSON.stringify(args).slice(0, 80)})`;
+      expect(outcome.ok, `${label} succeeded: ${JSON.stringify(outcome.value)}`).toBe(false);
+      const message =
+        typeof outcome.error === "string" ? outcome.error : String((outcome.error as { message?: string })?.message ?? "");
+      expect(message.length, `${label} gave no message`).toBeGreaterThan(0);
+      expect(message, label).not.toMatch(/panicked|RUST_BACKTRACE/);
+    }
+    // The window still works: switch screens and see them.
+    await (await browser.$('[data-testid="nav-send"]')).click();
+    await (await browser.$('[data-testid="nav-folders"]')).click();
+    await (await browser.$('[data-testid="folders-empty"]')).waitForDisplayed({ timeout: 15_000 });
+  });
+});
