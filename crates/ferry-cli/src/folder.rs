@@ -135,7 +135,7 @@ fn print_status(f: &ferry_core::folder::manage::FolderStatus) {
     };
     if let Some(a) = &f.activity {
         let state = match a.state {
-            FolderState::Scanning => "scanning".to_string(),
+            FolderState::Scanning => format!("scanning ({} of {} files)", a.scanned, a.to_scan),
             FolderState::Syncing => format!("syncing ({} files waiting)", a.waiting),
             FolderState::UpToDate => "up to date".to_string(),
             FolderState::Error => format!("error: {}", a.error.as_deref().unwrap_or("")),

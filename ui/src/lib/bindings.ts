@@ -132,6 +132,10 @@ export type FolderActivity = FolderActivity_Serialize | FolderActivity_Deseriali
 export type FolderActivity_Deserialize = {
 	/**  Its state. */
 	state: FolderState,
+	/**  While scanning: files looked at so far, of `to_scan` (0 of 0 before the walk ends). */
+	scanned: number,
+	/**  While scanning: files found. */
+	to_scan: number,
 	/**  Files this device holds in sync. */
 	files: number,
 	/**  Their total size. */
@@ -154,6 +158,10 @@ export type FolderActivity_Deserialize = {
 export type FolderActivity_Serialize = {
 	/**  Its state. */
 	state: FolderState,
+	/**  While scanning: files looked at so far, of `to_scan` (0 of 0 before the walk ends). */
+	scanned: number,
+	/**  While scanning: files found. */
+	to_scan: number,
 	/**  Files this device holds in sync. */
 	files: number,
 	/**  Their total size. */

@@ -80,6 +80,12 @@ pub struct FolderPeer {
 pub struct FolderActivity {
     /// Its state.
     pub state: FolderState,
+    /// While scanning: files looked at so far, of `to_scan` (0 of 0 before the walk ends).
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
+    pub scanned: u64,
+    /// While scanning: files found.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
+    pub to_scan: u64,
     /// Files this device holds in sync.
     #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub files: u64,

@@ -94,6 +94,8 @@ pub(super) struct Summary {
     pub(super) waiting: u64,
     pub(super) waiting_bytes: u64,
     pub(super) conflicts: Vec<ConflictCopy>,
+    /// Files looked at so far in the current full pass, and how many it has.
+    pub(super) scan: (u64, u64),
     /// 0: idle, 1: a round runs, 2: a full pass runs.
     pub(super) busy: u8,
     pub(super) error: Option<String>,
@@ -215,6 +217,8 @@ impl FolderSync {
         };
         FolderActivity {
             state,
+            scanned: summary.scan.0,
+            to_scan: summary.scan.1,
             files: summary.files,
             bytes: summary.bytes,
             waiting: summary.waiting,
@@ -224,6 +228,11 @@ impl FolderSync {
             conflicts: summary.conflicts,
             error: summary.error,
         }
+    }
+
+    /// Records how far the current full pass is.
+    pub(super) fn scan_progress(&self, done: u64, total: u64) {
+        self.summary.lock().expect("summary lock").scan = (done, total);
     }
 
     pub(super) fn note(&self, path: &str, kind: ChangeKind, by: &FileVersion) {

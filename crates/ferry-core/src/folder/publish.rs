@@ -48,7 +48,11 @@ impl FolderSync {
         let mut present = BTreeSet::new();
         // First decide what to publish (hashing each changed file once it is stable)...
         let mut to_publish: Vec<(String, FileVersion, Known, ChangeKind)> = Vec::new();
-        for s in &scanned {
+        let total = scanned.len() as u64;
+        for (i, s) in scanned.iter().enumerate() {
+            if only.is_none() && i % 256 == 0 {
+                self.scan_progress(i as u64, total);
+            }
             present.insert(s.rel.clone());
             // A file with no record yet (a conflict copy this device wrote) is published too,
             // so that deleting or editing it later reaches the other peers.

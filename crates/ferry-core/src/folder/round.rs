@@ -182,6 +182,7 @@ impl FolderSync {
                     })
                 })
                 .collect(),
+            scan: (0, 0),
             busy: 0,
             error,
         };
