@@ -165,6 +165,22 @@ describe("folders", () => {
       await (await browser.$('[data-testid="folder-recent"] summary')).click();
       await screenshot(browser, "folders");
 
+      // A conflict copy is listed for review; keeping the first version moves the copy to the
+      // trash (and the CLI side follows).
+      const copy = "plan.sync-conflict-20261125-120000-laptop.txt";
+      writeFileSync(join(dir, "plan.txt"), "the version kept");
+      writeFileSync(join(dir, copy), "the other version");
+      const conflicts = await browser.$('[data-testid="folder-conflicts"]');
+      await conflicts.waitForDisplayed({ timeout: 30_000 });
+      expect(await text("folder-conflicts")).toContain(copy);
+      await screenshot(browser, "folders-conflict");
+      await (await browser.$('[data-testid="keep-original"]')).click();
+      await browser.waitUntil(async () => !existsSync(join(dir, copy)) && !existsSync(join(cliDir, copy)), {
+        timeout: 30_000,
+        timeoutMsg: "the conflict copy was not resolved on both sides",
+      });
+      expect(readFileSync(join(cliDir, "plan.txt"), "utf8")).toBe("the version kept");
+
       // Leaving asks once, then stops syncing and keeps the files.
       const leave = await browser.$('[data-testid="folder-leave"]');
       await leave.click();
@@ -180,7 +196,7 @@ describe("folders", () => {
 
 describe("garbage input", () => {
   it("answers every command's garbage with a clear error, and the window stays usable", async () => {
-    const huge = "x".repeat(1_000_000);
+    const huge = "__HUGE__";
     const binary = "\u0000\u0001\u00ff\ufffe";
     const calls: [string, Record<string, unknown>][] = [
       ["preview", { ticket: "" }],
@@ -209,20 +225,38 @@ describe("garbage input", () => {
       ["check_update", {}],
     ];
     for (const [cmd, args] of calls) {
-      const outcome = (await browser.executeAsync(
-        (cmd: string, args: Record<string, unknown>, done: (r: unknown) => void) => {
-          (window as any).__TAURI_INTERNALS__
-            .invoke(cmd, args)
-            .then((ok: unknown) => done({ ok: true, value: typeof ok === "string" ? ok.slice(0, 80) : ok }))
-            .catch((e: unknown) => done({ ok: false, error: e }));
+      // Huge values are made in the page, not sent through the WebDriver connection; the
+      // answer is left in a global and read back (the driver does not await page promises).
+      await browser.execute(
+        (cmd: string, json: string) => {
+          const w = window as any;
+          const big = "x".repeat(1_000_000);
+          const args = JSON.parse(json, (_k, v) => (v === "__HUGE__" ? big : v));
+          w.__garbage = null;
+          w.__TAURI_INTERNALS__.invoke(cmd, args).then(
+            (ok: unknown) => (w.__garbage = { ok: true, value: typeof ok === "string" ? ok.slice(0, 80) : ok }),
+            // Not "error": WebdriverIO takes any result with that key for a driver error.
+            (e: unknown) => (w.__garbage = { ok: false, failure: e }),
+          );
         },
         cmd,
-        args,
-      )) as { ok: boolean; value?: unknown; error?: unknown };
+        JSON.stringify(args),
+      );
+      let outcome: { ok: boolean; value?: unknown; failure?: unknown } | null = null;
+      await browser.waitUntil(
+        async () => {
+          outcome = (await browser.execute(() => (window as any).__garbage)) as typeof outcome;
+          return outcome !== null;
+        },
+        { timeout: 30_000, timeoutMsg: `${cmd} never answered` },
+      );
+      if (!outcome) throw new Error(`${cmd}: no answer`);
       const label = `${cmd}(${JSON.stringify(args).slice(0, 80)})`;
       expect(outcome.ok, `${label} succeeded: ${JSON.stringify(outcome.value)}`).toBe(false);
       const message =
-        typeof outcome.error === "string" ? outcome.error : String((outcome.error as { message?: string })?.message ?? "");
+        typeof outcome.failure === "string"
+          ? outcome.failure
+          : String((outcome.failure as { message?: string })?.message ?? "");
       expect(message.length, `${label} gave no message`).toBeGreaterThan(0);
       expect(message, label).not.toMatch(/panicked|RUST_BACKTRACE/);
     }
