@@ -71,6 +71,16 @@ fn two_daemons_sync_both_ways() {
     eventually("a new tree reaches b", || {
         std::fs::read(dir_b.join("new/dir/file.bin")).ok() == Some(pseudo_random(300_000, 5))
     });
+    // Renames on b, of a file and of a directory, arrive as renames on a.
+    std::fs::rename(dir_b.join("notes.txt"), dir_b.join("renamed.txt")).unwrap();
+    std::fs::rename(dir_b.join("new"), dir_b.join("moved")).unwrap();
+    eventually("b's renames reach a", || {
+        read(&dir_a.join("renamed.txt")).as_deref() == Some("v2 from b")
+            && !dir_a.join("notes.txt").exists()
+            && std::fs::read(dir_a.join("moved/dir/file.bin")).ok()
+                == Some(pseudo_random(300_000, 5))
+            && !dir_a.join("new/dir/file.bin").exists()
+    });
     std::fs::remove_file(dir_a.join("local-only.txt")).unwrap();
     eventually("a deletion reaches b", || {
         !dir_b.join("local-only.txt").exists()

@@ -20,6 +20,10 @@ pub struct Settings {
     pub download_dir: Option<PathBuf>,
     /// Relay servers (takes effect when the node restarts).
     pub relay: RelayChoice,
+    /// Files in a synced folder's trash older than this many days are deleted for good.
+    pub trash_days: u32,
+    /// A synced folder's trash is kept under this many MiB (the oldest files go first).
+    pub trash_mib: u32,
 }
 
 impl Default for Settings {
@@ -28,6 +32,8 @@ impl Default for Settings {
             device_name: default_device_name(),
             download_dir: None,
             relay: RelayChoice::Default,
+            trash_days: 30,
+            trash_mib: 1024,
         }
     }
 }
@@ -103,6 +109,8 @@ mod tests {
             device_name: "laptop".into(),
             download_dir: Some(dir.path().join("in")),
             relay: RelayChoice::Disabled,
+            trash_days: 7,
+            trash_mib: 100,
         };
         s.save(dir.path()).unwrap();
         assert_eq!(Settings::load(dir.path()), s);

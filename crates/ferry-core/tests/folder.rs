@@ -224,3 +224,82 @@ fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `.ferryignore` patterns (and the built-in ones) keep files out of the folder's document on
+/// both sides: the file itself syncs, so every peer ignores the same things.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignored_files_never_leave_the_device() {
+    use ferry_core::folder::activity::FolderState;
+    let env = Env::new();
+    let a_dir = env.dir("a-folder");
+    let b_dir = env.dir("b-folder");
+    write(&a_dir.join(".ferryignore"), b"*.log\nbuild/\n");
+    write(&a_dir.join("debug.log"), b"noise");
+    write(&a_dir.join("build/out.bin"), b"artifact");
+    write(&a_dir.join("draft.txt.part"), b"a partial download");
+    write(&a_dir.join("keep.txt"), b"real work");
+    let a = env.node("a").await;
+    let b = env.node("b").await;
+    let ticket = a.folder_share(a_dir.clone(), false).await.unwrap();
+    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
+    eventually("the real file and the rules reach b", || {
+        read(&b_dir.join("keep.txt")).as_deref() == Some("real work")
+            && b_dir.join(".ferryignore").exists()
+    })
+    .await;
+    // b ignores the same things when it writes them.
+    write(&b_dir.join("trace.log"), b"b's noise");
+    write(&b_dir.join("notes.txt"), b"from b");
+    eventually("b's real file reaches a", || {
+        read(&a_dir.join("notes.txt")).as_deref() == Some("from b")
+    })
+    .await;
+    // Both folders are settled, and neither published an ignored file.
+    for (node, dir) in [(&a, &a_dir), (&b, &b_dir)] {
+        eventually("the folder is up to date", || {
+            node.folder_statuses()[0]
+                .activity
+                .as_ref()
+                .is_some_and(|act| act.state == FolderState::UpToDate)
+        })
+        .await;
+        let doc = node
+            .docs()
+            .open(
+                ticket
+                    .parse::<iroh_docs::DocTicket>()
+                    .unwrap()
+                    .capability
+                    .id(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        use n0_future::StreamExt;
+        let keys: Vec<String> = doc
+            .get_many(iroh_docs::store::Query::all())
+            .await
+            .unwrap()
+            .map(|e| String::from_utf8_lossy(e.unwrap().key()).into_owned())
+            .collect()
+            .await;
+        for ignored in [
+            "f/debug.log",
+            "f/build/out.bin",
+            "f/draft.txt.part",
+            "f/trace.log",
+        ] {
+            assert!(
+                !keys.contains(&ignored.to_string()),
+                "{ignored} was published: {keys:?}"
+            );
+        }
+        assert!(
+            keys.contains(&"f/keep.txt".to_string()),
+            "{keys:?} of {}",
+            dir.display()
+        );
+    }
+    assert!(!b_dir.join("debug.log").exists() && !b_dir.join("build").exists());
+    assert!(!a_dir.join("trace.log").exists());
+}

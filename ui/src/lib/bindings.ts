@@ -397,6 +397,10 @@ export type Settings_Deserialize = {
 	download_dir?: string | null,
 	/**  Relay servers (takes effect when the node restarts). */
 	relay?: RelayChoice,
+	/**  Files in a synced folder's trash older than this many days are deleted for good. */
+	trash_days?: number,
+	/**  A synced folder's trash is kept under this many MiB (the oldest files go first). */
+	trash_mib?: number,
 };
 
 /**  What the user can change. */
@@ -407,6 +411,10 @@ export type Settings_Serialize = {
 	download_dir: string | null,
 	/**  Relay servers (takes effect when the node restarts). */
 	relay: RelayChoice,
+	/**  Files in a synced folder's trash older than this many days are deleted for good. */
+	trash_days: number,
+	/**  A synced folder's trash is kept under this many MiB (the oldest files go first). */
+	trash_mib: number,
 };
 
 /**  Events of a share. */

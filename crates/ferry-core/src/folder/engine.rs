@@ -84,6 +84,8 @@ pub struct FolderSync {
     /// Counts for people, refreshed at the end of each round.
     pub(super) summary: std::sync::Mutex<Summary>,
     pub(super) trash: Trash,
+    /// How long and how much the trash keeps: (max age in ms, max bytes).
+    pub(super) trash_keep: (u64, u64),
 }
 
 /// What a round leaves for [`FolderSync::activity`].
@@ -125,7 +127,7 @@ impl FolderSync {
         read_only: bool,
         author: AuthorId,
         device: EndpointId,
-        device_name: String,
+        settings: &crate::settings::Settings,
         store: Store,
         endpoint: iroh::Endpoint,
         registry: Registry,
@@ -143,7 +145,11 @@ impl FolderSync {
             read_only,
             author,
             device: device.to_string(),
-            device_name,
+            device_name: settings.device_name.clone(),
+            trash_keep: (
+                u64::from(settings.trash_days) * 86_400_000,
+                u64::from(settings.trash_mib) << 20,
+            ),
             store,
             endpoint,
             registry,

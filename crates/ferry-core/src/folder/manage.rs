@@ -299,7 +299,7 @@ impl Node {
             info.read_only,
             author,
             self.id(),
-            settings.device_name,
+            &settings,
             self.store().clone(),
             self.endpoint().clone(),
             self.inner.registry.clone(),

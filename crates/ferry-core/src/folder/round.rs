@@ -46,6 +46,16 @@ impl FolderSync {
             records: if full { Vec::new() } else { work.records },
             ..work
         };
+        if work.full {
+            // The trash is kept within its age and size limits (settings).
+            let (max_age_ms, max_bytes) = self.trash_keep;
+            let pruned = self
+                .trash
+                .prune(super::engine::now_ms(), max_age_ms, max_bytes);
+            if pruned > 0 {
+                tracing::debug!("{}: {pruned} files left the trash", self.root.display());
+            }
+        }
         let paths: Vec<String> = if full {
             match self.gather(Query::all()).await {
                 Ok((all, missing)) => {
