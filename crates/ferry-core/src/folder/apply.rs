@@ -29,12 +29,13 @@ use crate::{
 
 impl FolderSync {
     /// Makes the files at `paths` match `states`. Returns how many files it wrote or removed,
-    /// and the paths whose content could not be fetched yet.
+    /// the paths to look at again (content not there yet, or writing failed) and the last
+    /// failure, if any.
     pub(super) async fn apply(
         &self,
         states: &BTreeMap<String, PathState>,
         paths: &[String],
-    ) -> Result<(usize, BTreeSet<String>)> {
+    ) -> Result<(usize, BTreeSet<String>, Option<Error>)> {
         let mut index = self.index.lock().await;
         // Fetch every content this round needs at once, then write the files.
         let mut need = BTreeSet::new();
@@ -60,89 +61,111 @@ impl FolderSync {
         }
         let mut changed = 0;
         let mut missing = BTreeSet::new();
+        let mut failed = None;
         for rel in paths {
             let Some(state) = states.get(rel) else {
                 continue;
             };
-            for v in state.versions() {
-                if let Some(h) = v.content_hash() {
-                    self.registry.allow_folder(&self.folder_id, h);
-                }
-            }
-            let out = state.outcome(rel);
-            match &out.main {
-                Some(v) => match self.ensure_file(rel, v, &mut index).await? {
-                    Written::Yes(replaced) => {
-                        let kind = if replaced {
-                            ChangeKind::Updated
-                        } else {
-                            ChangeKind::Added
-                        };
-                        self.note(rel, kind, v);
-                        changed += 1
-                    }
-                    Written::Unavailable => {
-                        missing.insert(rel.clone());
-                    }
-                    Written::AlreadyThere | Written::LocalEdit => {}
-                },
-                None => {
-                    let path = self.root.join(rel);
-                    // Unchanged: same size and time, or (touched) the same content.
-                    let unchanged_here = index.get(rel).is_some_and(|k| {
-                        let Ok(m) = std::fs::metadata(&path) else {
-                            return false;
-                        };
-                        if m.len() == k.size && mtime_ms(&m) == k.mtime_ms {
-                            return true;
-                        }
-                        let seen = Scanned {
-                            rel: rel.clone(),
-                            size: m.len(),
-                            mtime_ms: mtime_ms(&m),
-                        };
-                        hash_if_stable(&path, &seen).ok().flatten().as_deref()
-                            == Some(k.hash.as_str())
-                    });
-                    if index.contains_key(rel)
-                        && path.is_file()
-                        && !unchanged_here
-                        && !self.read_only
-                    {
-                        // Edited here since: the edit is published and wins over the delete.
-                        self.mark(|d| {
-                            d.disk.insert(rel.clone());
-                        });
-                    } else if index.contains_key(rel) && path.is_file() {
-                        self.trash.put(rel, now_ms())?;
-                        index.remove(rel);
-                        self.index_changed
-                            .store(true, std::sync::atomic::Ordering::Relaxed);
-                        if let Some(by) = state.versions().iter().find(|v| v.deleted) {
-                            self.note(rel, ChangeKind::Deleted, by);
-                        }
-                        changed += 1;
-                    }
-                }
-            }
-            for (copy, v) in &out.copies {
-                if states.contains_key(copy) {
-                    // The copy has been published: its own records decide what is there.
-                    continue;
-                }
-                match self.ensure_file(copy, v, &mut index).await? {
-                    Written::Yes(_) => {
-                        self.note(copy, ChangeKind::Conflict, v);
-                        changed += 1
-                    }
-                    Written::Unavailable => {
-                        missing.insert(rel.clone());
-                    }
-                    Written::AlreadyThere | Written::LocalEdit => {}
+            // One path that cannot be written (permissions, a full disk) does not hold up the
+            // others; it is tried again with the paths that wait for content.
+            match self
+                .apply_one(rel, state, states, &mut index, &mut missing)
+                .await
+            {
+                Ok(n) => changed += n,
+                Err(e) => {
+                    tracing::warn!("{}: {rel:?}: {e}", self.root.display());
+                    missing.insert(rel.clone());
+                    failed = Some(e);
                 }
             }
         }
-        Ok((changed, missing))
+        Ok((changed, missing, failed))
+    }
+
+    /// Makes the files of one path match its state; returns how many it wrote or removed.
+    async fn apply_one(
+        &self,
+        rel: &String,
+        state: &PathState,
+        states: &BTreeMap<String, PathState>,
+        index: &mut BTreeMap<String, Known>,
+        missing: &mut BTreeSet<String>,
+    ) -> Result<usize> {
+        let mut changed = 0;
+        for v in state.versions() {
+            if let Some(h) = v.content_hash() {
+                self.registry.allow_folder(&self.folder_id, h);
+            }
+        }
+        let out = state.outcome(rel);
+        match &out.main {
+            Some(v) => match self.ensure_file(rel, v, index).await? {
+                Written::Yes(replaced) => {
+                    let kind = if replaced {
+                        ChangeKind::Updated
+                    } else {
+                        ChangeKind::Added
+                    };
+                    self.note(rel, kind, v);
+                    changed += 1
+                }
+                Written::Unavailable => {
+                    missing.insert(rel.clone());
+                }
+                Written::AlreadyThere | Written::LocalEdit => {}
+            },
+            None => {
+                let path = self.root.join(rel);
+                // Unchanged: same size and time, or (touched) the same content.
+                let unchanged_here = index.get(rel).is_some_and(|k| {
+                    let Ok(m) = std::fs::metadata(&path) else {
+                        return false;
+                    };
+                    if m.len() == k.size && mtime_ms(&m) == k.mtime_ms {
+                        return true;
+                    }
+                    let seen = Scanned {
+                        rel: rel.clone(),
+                        size: m.len(),
+                        mtime_ms: mtime_ms(&m),
+                    };
+                    hash_if_stable(&path, &seen).ok().flatten().as_deref() == Some(k.hash.as_str())
+                });
+                if index.contains_key(rel) && path.is_file() && !unchanged_here && !self.read_only {
+                    // Edited here since: the edit is published and wins over the delete.
+                    self.mark(|d| {
+                        d.disk.insert(rel.clone());
+                    });
+                } else if index.contains_key(rel) && path.is_file() {
+                    self.trash.put(rel, now_ms())?;
+                    index.remove(rel);
+                    self.index_changed
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    if let Some(by) = state.versions().iter().find(|v| v.deleted) {
+                        self.note(rel, ChangeKind::Deleted, by);
+                    }
+                    changed += 1;
+                }
+            }
+        }
+        for (copy, v) in &out.copies {
+            if states.contains_key(copy) {
+                // The copy has been published: its own records decide what is there.
+                continue;
+            }
+            match self.ensure_file(copy, v, index).await? {
+                Written::Yes(_) => {
+                    self.note(copy, ChangeKind::Conflict, v);
+                    changed += 1
+                }
+                Written::Unavailable => {
+                    missing.insert(rel.clone());
+                }
+                Written::AlreadyThere | Written::LocalEdit => {}
+            }
+        }
+        Ok(changed)
     }
 
     /// Writes `v`'s content at `rel` unless it is there already.

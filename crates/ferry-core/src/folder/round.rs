@@ -138,7 +138,12 @@ impl FolderSync {
             .filter(|p| !unavailable.contains(p))
             .collect();
         match self.apply(&states, &paths).await {
-            Ok((_, missing)) => unavailable.extend(missing),
+            Ok((_, missing, failed)) => {
+                unavailable.extend(missing);
+                if let Some(e) = failed {
+                    error = Some(e.to_string());
+                }
+            }
             Err(e) => {
                 tracing::warn!("reconcile {}: {e}", self.root.display());
                 error = Some(e.to_string());
@@ -155,7 +160,12 @@ impl FolderSync {
                     .collect();
                 if !conflicted.is_empty() {
                     match self.apply(&states, &conflicted).await {
-                        Ok((_, missing)) => unavailable.extend(missing),
+                        Ok((_, missing, failed)) => {
+                            unavailable.extend(missing);
+                            if let Some(e) = failed {
+                                error = Some(e.to_string());
+                            }
+                        }
                         Err(e) => error = Some(e.to_string()),
                     }
                 }
