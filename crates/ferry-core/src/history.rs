@@ -103,7 +103,7 @@ impl TransferRecord {
             dest: None,
             saved: Vec::new(),
             peers_done: 0,
-            started_at: now(),
+            started_at: now_ms(),
             finished_at: None,
         }
     }
@@ -112,11 +112,12 @@ impl TransferRecord {
     pub fn finish(&mut self, state: TransferState, error: Option<ErrorInfo>) {
         self.state = state;
         self.error = error;
-        self.finished_at = Some(now());
+        self.finished_at = Some(now_ms());
     }
 }
 
-fn now() -> u64 {
+/// The current time in Unix milliseconds, as history, folders and the trash record it.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -19,12 +19,13 @@ use crate::{
     folder::{
         activity::ChangeKind,
         decide::PathState,
-        engine::{now_ms, FolderSync},
+        engine::FolderSync,
         ignore::TEMP_SUFFIX,
         index::Known,
         scan::{hash_if_stable, mtime_ms, Scanned},
         version::FileVersion,
     },
+    history::now_ms,
 };
 
 impl FolderSync {
@@ -122,15 +123,10 @@ impl FolderSync {
                     let Ok(m) = std::fs::metadata(&path) else {
                         return false;
                     };
-                    if m.len() == k.size && mtime_ms(&m) == k.mtime_ms {
-                        return true;
-                    }
-                    let seen = Scanned {
-                        rel: rel.clone(),
-                        size: m.len(),
-                        mtime_ms: mtime_ms(&m),
-                    };
-                    hash_if_stable(&path, &seen).ok().flatten().as_deref() == Some(k.hash.as_str())
+                    let seen = Scanned::of(rel.clone(), &m);
+                    k.describes(&seen)
+                        || hash_if_stable(&path, &seen).ok().flatten().as_deref()
+                            == Some(k.hash.as_str())
                 });
                 if index.contains_key(rel) && path.is_file() && !unchanged_here && !self.read_only {
                     // Edited here since: the edit is published and wins over the delete.
@@ -140,8 +136,7 @@ impl FolderSync {
                 } else if index.contains_key(rel) && path.is_file() {
                     self.trash.put(rel, now_ms())?;
                     index.remove(rel);
-                    self.index_changed
-                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                    self.index_touched();
                     if let Some(by) = state.versions().iter().find(|v| v.deleted) {
                         self.note(rel, ChangeKind::Deleted, by);
                     }
@@ -187,18 +182,15 @@ impl FolderSync {
         }
         // A file that is there and is not what this device last knew is a local edit: keep it.
         if path.exists() {
-            let known = index.get(rel);
-            let on_disk_known = known.is_some_and(|k| {
-                std::fs::metadata(&path)
-                    .is_ok_and(|m| m.len() == k.size && mtime_ms(&m) == k.mtime_ms)
-            });
+            let seen = std::fs::metadata(&path)
+                .ok()
+                .map(|m| Scanned::of(rel.into(), &m));
+            let on_disk_known = index
+                .get(rel)
+                .zip(seen.as_ref())
+                .is_some_and(|(k, s)| k.describes(s));
             if !on_disk_known {
-                let seen = std::fs::metadata(&path).map(|m| Scanned {
-                    rel: rel.into(),
-                    size: m.len(),
-                    mtime_ms: mtime_ms(&m),
-                });
-                if let Ok(seen) = seen {
+                if let Some(seen) = seen {
                     if hash_if_stable(&path, &seen).ok().flatten().as_deref()
                         == Some(v.hash.as_str())
                     {
@@ -211,8 +203,7 @@ impl FolderSync {
                                 vector: v.version.clone(),
                             },
                         );
-                        self.index_changed
-                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        self.index_touched();
                         return Ok(Written::AlreadyThere);
                     }
                 }
@@ -252,8 +243,7 @@ impl FolderSync {
                 vector: v.version.clone(),
             },
         );
-        self.index_changed
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.index_touched();
         Ok(Written::Yes(replaced))
     }
 }

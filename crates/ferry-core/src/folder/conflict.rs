@@ -7,7 +7,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{error::Error, export::move_into_place, folder::trash::Trash, names::validate_name};
+use crate::{
+    error::Error, export::move_into_place, folder::trash::Trash, history::now_ms,
+    names::validate_name,
+};
 
 /// The conflict-copy path for `rel` (a `/`-separated relative path) of a version modified at
 /// `mtime_ms` (Unix milliseconds, UTC) on `device`.
@@ -110,13 +113,6 @@ pub fn resolve(root: &Path, copy: &str, keep: Keep) -> Result<PathBuf, Error> {
             move_into_place(&copy_path, dir, name)
         }
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC.

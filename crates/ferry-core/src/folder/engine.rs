@@ -13,7 +13,7 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use iroh::EndpointId;
@@ -109,13 +109,6 @@ impl std::fmt::Debug for FolderSync {
             .field("root", &self.root)
             .finish()
     }
-}
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 impl FolderSync {
@@ -251,7 +244,7 @@ impl FolderSync {
             path: path.to_string(),
             kind,
             by,
-            at_ms: now_ms(),
+            at_ms: crate::history::now_ms(),
         });
     }
 
@@ -517,9 +510,7 @@ impl Dirty {
 /// `path` relative to `root`, `/`-separated; `None` outside it, in Ferry's own state, or for
 /// Ferry's temporary files (its own writes need no second look).
 fn relative(root: &Path, path: &Path) -> Option<String> {
-    let rel = path.strip_prefix(root).ok()?;
-    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
-    let rel = parts?.join("/");
+    let rel = super::scan::rel_string(path.strip_prefix(root).ok()?)?;
     if rel.is_empty() || rel == STATE_DIR || rel.starts_with(&format!("{STATE_DIR}/")) {
         return None;
     }

@@ -10,7 +10,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::folder::{engine::FolderSync, ignore::STATE_DIR, version::VersionVector};
+use crate::folder::{engine::FolderSync, ignore::STATE_DIR, scan::Scanned, version::VersionVector};
 
 /// What this device last saw of a file it manages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +23,13 @@ pub(super) struct Known {
     /// overwrite.
     #[serde(default)]
     pub(super) vector: VersionVector,
+}
+
+impl Known {
+    /// True if the file the scan saw has the size and modification time this entry records.
+    pub(super) fn describes(&self, seen: &Scanned) -> bool {
+        self.size == seen.size && self.mtime_ms == seen.mtime_ms
+    }
 }
 
 /// The index as saved in `<folder>/.ferry/index.json`, so a restarted node can tell files it
@@ -50,6 +57,12 @@ pub(super) fn load_index(root: &Path, doc: &str) -> BTreeMap<String, Known> {
 }
 
 impl FolderSync {
+    /// Notes that the index changed and is to be saved.
+    pub(super) fn index_touched(&self) {
+        self.index_changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Saves the index if it changed.
     pub(super) async fn save_index(&self) {
         if !self
@@ -61,20 +74,7 @@ impl FolderSync {
         let index = self.index.lock().await;
         let saved = SavedIndex {
             doc: self.doc.id().to_string(),
-            files: index
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        Known {
-                            size: v.size,
-                            mtime_ms: v.mtime_ms,
-                            hash: v.hash.clone(),
-                            vector: v.vector.clone(),
-                        },
-                    )
-                })
-                .collect(),
+            files: index.clone(),
         };
         drop(index);
         let path = index_path(&self.root);
@@ -84,8 +84,7 @@ impl FolderSync {
             .and_then(|_| std::fs::rename(&tmp, &path));
         if let Err(e) = written {
             tracing::warn!("cannot save {}: {e}", path.display());
-            self.index_changed
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            self.index_touched();
         }
     }
 }

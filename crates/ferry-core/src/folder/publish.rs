@@ -18,12 +18,13 @@ use crate::{
     folder::{
         activity::ChangeKind,
         decide::PathState,
-        engine::{now_ms, FolderSync, KEY_PREFIX, PUBLISH_PARALLEL},
+        engine::{FolderSync, KEY_PREFIX, PUBLISH_PARALLEL},
         ignore::IgnoreRules,
         index::Known,
         scan::{hash_if_stable, scan, scan_some},
         version::{FileVersion, VersionVector},
     },
+    history::now_ms,
 };
 
 impl FolderSync {
@@ -56,10 +57,8 @@ impl FolderSync {
             present.insert(s.rel.clone());
             // A file with no record yet (a conflict copy this device wrote) is published too,
             // so that deleting or editing it later reaches the other peers.
-            let unchanged = states.contains_key(&s.rel)
-                && index
-                    .get(&s.rel)
-                    .is_some_and(|k| k.size == s.size && k.mtime_ms == s.mtime_ms);
+            let unchanged =
+                states.contains_key(&s.rel) && index.get(&s.rel).is_some_and(|k| k.describes(s));
             if unchanged {
                 continue;
             }
@@ -73,8 +72,7 @@ impl FolderSync {
                 continue;
             };
             let state = states.get(&s.rel).cloned().unwrap_or_default();
-            self.index_changed
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            self.index_touched();
             let main = state.outcome(&s.rel).main;
             if let Some(main) = main.as_ref().filter(|c| c.hash == hash) {
                 let known = Known {
@@ -173,8 +171,7 @@ impl FolderSync {
         };
         for rel in gone {
             let base = index.remove(&rel);
-            self.index_changed
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            self.index_touched();
             let state = states.get(&rel).cloned().unwrap_or_default();
             if state.outcome(&rel).main.is_none() {
                 continue;

@@ -51,7 +51,7 @@ impl FolderSync {
             let (max_age_ms, max_bytes) = self.trash_keep;
             let pruned = self
                 .trash
-                .prune(super::engine::now_ms(), max_age_ms, max_bytes);
+                .prune(crate::history::now_ms(), max_age_ms, max_bytes);
             if pruned > 0 {
                 tracing::debug!("{}: {pruned} files left the trash", self.root.display());
             }

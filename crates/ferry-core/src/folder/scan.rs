@@ -24,6 +24,17 @@ pub struct Scanned {
     pub mtime_ms: u64,
 }
 
+impl Scanned {
+    /// `rel` as its metadata describes it.
+    pub fn of(rel: String, meta: &std::fs::Metadata) -> Scanned {
+        Scanned {
+            rel,
+            size: meta.len(),
+            mtime_ms: mtime_ms(meta),
+        }
+    }
+}
+
 /// Lists the files of the folder at `root` that are not ignored, sorted by path. Symbolic links
 /// are not followed; directories that are ignored are not entered.
 pub fn scan(root: &Path, rules: &IgnoreRules) -> Vec<Scanned> {
@@ -51,11 +62,7 @@ pub fn scan_some<'a>(
             continue;
         };
         if meta.is_file() {
-            out.push(Scanned {
-                rel: rel.clone(),
-                size: meta.len(),
-                mtime_ms: mtime_ms(&meta),
-            });
+            out.push(Scanned::of(rel.clone(), &meta));
         } else if meta.is_dir() {
             walk(root, &path, rules, &mut out);
         }
@@ -104,15 +111,12 @@ fn walk(root: &Path, from: &Path, rules: &IgnoreRules, out: &mut Vec<Scanned>) {
         let Some(rel) = entry.path().strip_prefix(root).ok().and_then(rel_string) else {
             continue;
         };
-        out.push(Scanned {
-            rel,
-            size: meta.len(),
-            mtime_ms: mtime_ms(&meta),
-        });
+        out.push(Scanned::of(rel, &meta));
     }
 }
 
-fn rel_string(rel: &Path) -> Option<String> {
+/// A relative path as a `/`-separated string; `None` if it is not valid UTF-8.
+pub(crate) fn rel_string(rel: &Path) -> Option<String> {
     let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
     Some(parts?.join("/"))
 }
