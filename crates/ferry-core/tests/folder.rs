@@ -2,36 +2,25 @@
 
 mod common;
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use common::*;
-
-/// Polls until `f` holds, failing after 30 s with `what`.
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-fn read(p: &Path) -> Option<String> {
-    std::fs::read_to_string(p).ok()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_modify_delete_flow_both_ways() {
     let env = Env::new();
-    let a_dir = env.dir("a-folder");
-    let b_dir = env.dir("b-folder");
-    write(&a_dir.join("hello.txt"), b"from a");
-    write(&a_dir.join("sub/deep.txt"), b"deep");
-    let (a, b) = (env.node("a").await, env.node("b").await);
-    let ticket = a.folder_share(a_dir.clone(), false).await.unwrap();
-    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
+    let SharedFolder {
+        a_dir,
+        b_dir,
+        a: _a,
+        b: _b,
+        ..
+    } = shared_folder(
+        &env,
+        false,
+        &[("hello.txt", b"from a"), ("sub/deep.txt", b"deep")],
+    )
+    .await;
 
     eventually("initial files reach b", || {
         read(&b_dir.join("hello.txt")).as_deref() == Some("from a")
@@ -81,12 +70,13 @@ async fn create_modify_delete_flow_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_edits_lose_nothing_and_converge() {
     let env = Env::new();
-    let a_dir = env.dir("a-folder");
-    let b_dir = env.dir("b-folder");
-    write(&a_dir.join("plan.txt"), b"base");
-    let (a, b) = (env.node("a").await, env.node("b").await);
-    let ticket = a.folder_share(a_dir.clone(), false).await.unwrap();
-    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
+    let SharedFolder {
+        a_dir,
+        b_dir,
+        a: _a,
+        b: _b,
+        ..
+    } = shared_folder(&env, false, &[("plan.txt", b"base")]).await;
     eventually("base reaches b", || {
         read(&b_dir.join("plan.txt")).as_deref() == Some("base")
     })
@@ -126,13 +116,9 @@ async fn an_offline_conflict_is_shown_and_its_resolution_syncs() {
         conflict::{resolve, Keep},
     };
     let env = Env::new();
-    let a_dir = env.dir("a-folder");
-    let b_dir = env.dir("b-folder");
-    write(&a_dir.join("plan.txt"), b"base");
-    let a = env.node("a").await;
-    let b = env.node("b").await;
-    let ticket = a.folder_share(a_dir.clone(), false).await.unwrap();
-    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
+    let SharedFolder {
+        a, b, a_dir, b_dir, ..
+    } = shared_folder(&env, false, &[("plan.txt", b"base")]).await;
     eventually("base reaches b", || {
         read(&b_dir.join("plan.txt")).as_deref() == Some("base")
     })
@@ -231,17 +217,24 @@ fn copy_dir(from: &Path, to: &Path) {
 async fn ignored_files_never_leave_the_device() {
     use ferry_core::folder::activity::FolderState;
     let env = Env::new();
-    let a_dir = env.dir("a-folder");
-    let b_dir = env.dir("b-folder");
-    write(&a_dir.join(".ferryignore"), b"*.log\nbuild/\n");
-    write(&a_dir.join("debug.log"), b"noise");
-    write(&a_dir.join("build/out.bin"), b"artifact");
-    write(&a_dir.join("draft.txt.part"), b"a partial download");
-    write(&a_dir.join("keep.txt"), b"real work");
-    let a = env.node("a").await;
-    let b = env.node("b").await;
-    let ticket = a.folder_share(a_dir.clone(), false).await.unwrap();
-    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
+    let SharedFolder {
+        a,
+        b,
+        a_dir,
+        b_dir,
+        ticket,
+    } = shared_folder(
+        &env,
+        false,
+        &[
+            (".ferryignore", b"*.log\nbuild/\n"),
+            ("debug.log", b"noise"),
+            ("build/out.bin", b"artifact"),
+            ("draft.txt.part", b"a partial download"),
+            ("keep.txt", b"real work"),
+        ],
+    )
+    .await;
     eventually("the real file and the rules reach b", || {
         read(&b_dir.join("keep.txt")).as_deref() == Some("real work")
             && b_dir.join(".ferryignore").exists()

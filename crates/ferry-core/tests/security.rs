@@ -151,22 +151,14 @@ async fn not_enough_space_is_refused_before_downloading() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn folder_content_goes_only_to_the_folders_peers() {
     let env = Env::new();
-    let a_dir = env.dir("a-folder");
-    let b_dir = env.dir("b-folder");
     let secret = b"the team's private notes";
-    write(&a_dir.join("notes.txt"), secret);
-    let a = env.node("a").await;
-    let b = env.node("b").await;
-    let ticket = a.folder_share(a_dir.clone(), false).await.unwrap();
-    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::fs::read(b_dir.join("notes.txt")).ok().as_deref() != Some(&secret[..]) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the member never got the file"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let SharedFolder {
+        a, b, a_dir, b_dir, ..
+    } = shared_folder(&env, false, &[("notes.txt", secret)]).await;
+    eventually("the member gets the file", || {
+        std::fs::read(b_dir.join("notes.txt")).ok().as_deref() == Some(&secret[..])
+    })
+    .await;
 
     let stranger = loopback_endpoint().await;
     let conn = stranger.connect(a.addr(), iroh_blobs::ALPN).await.unwrap();
@@ -194,21 +186,17 @@ async fn folder_content_goes_only_to_the_folders_peers() {
 async fn a_read_only_members_forged_entry_is_not_accepted() {
     use ferry_core::folder::version::{FileVersion, VersionVector};
     let env = Env::new();
-    let a_dir = env.dir("a-folder");
-    let b_dir = env.dir("b-folder");
-    write(&a_dir.join("doc.txt"), b"original");
-    let a = env.node("a").await;
-    let b = env.node("b").await;
-    let ticket = a.folder_share(a_dir.clone(), true).await.unwrap();
-    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !b_dir.join("doc.txt").exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the reader never got the file"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let SharedFolder {
+        a,
+        b,
+        a_dir,
+        b_dir,
+        ticket,
+    } = shared_folder(&env, true, &[("doc.txt", b"original")]).await;
+    eventually("the reader gets the file", || {
+        b_dir.join("doc.txt").exists()
+    })
+    .await;
 
     // The reader crafts a record that would replace doc.txt, with a vector dominating a's.
     let forged_content = b"forged by a reader";
@@ -252,11 +240,6 @@ async fn a_read_only_members_forged_entry_is_not_accepted() {
     let entries: Vec<_> = entries.collect().await;
     assert_eq!(entries.len(), 1, "only a's own record for doc.txt");
     assert_eq!(std::fs::read(a_dir.join("doc.txt")).unwrap(), b"original");
-}
-
-fn ticket_namespace(ticket: &str) -> iroh_docs::NamespaceId {
-    let t: iroh_docs::DocTicket = ticket.parse().unwrap();
-    t.capability.id()
 }
 
 /// One peer cannot hold more than a bounded number of connections to a node's provider: the

@@ -144,3 +144,55 @@ pub fn trashed_contents(root: &Path) -> Vec<Vec<u8>> {
         .filter_map(|e| std::fs::read(root.join(".ferry/trash").join(&e.id).join(&e.original)).ok())
         .collect()
 }
+
+/// Polls until `f` holds, failing after 30 s with `what`.
+pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
+/// A file's text, if it is there.
+pub fn read(p: &Path) -> Option<String> {
+    std::fs::read_to_string(p).ok()
+}
+
+/// Two nodes syncing one folder: `a` shared `a_dir` (holding `files`), `b` joined into
+/// `b_dir`. The files may not have reached `b` yet.
+pub struct SharedFolder {
+    pub a: Node,
+    pub b: Node,
+    pub a_dir: PathBuf,
+    pub b_dir: PathBuf,
+    pub ticket: String,
+}
+
+pub async fn shared_folder(env: &Env, read_only: bool, files: &[(&str, &[u8])]) -> SharedFolder {
+    let a_dir = env.dir("a-folder");
+    let b_dir = env.dir("b-folder");
+    for (name, data) in files {
+        write(&a_dir.join(name), data);
+    }
+    let a = env.node("a").await;
+    let b = env.node("b").await;
+    let ticket = a.folder_share(a_dir.clone(), read_only).await.unwrap();
+    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
+    SharedFolder {
+        a,
+        b,
+        a_dir,
+        b_dir,
+        ticket,
+    }
+}
+
+/// The document id a folder ticket names.
+pub fn ticket_namespace(ticket: &str) -> iroh_docs::NamespaceId {
+    let t: iroh_docs::DocTicket = ticket.parse().unwrap();
+    t.capability.id()
+}
