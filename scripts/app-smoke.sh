@@ -5,10 +5,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 APP="${FERRY_SMOKE_BIN:-$CARGO_TARGET_DIR/debug/ferry-app}"
 tmp=$(mktemp -d)
-# WebKit's helper processes may still be writing into the temp dirs for a moment after the app
-# exits: removing them is retried, and a leftover temp dir never fails the check.
-cleanup() { for _ in 1 2 3 4 5; do rm -rf "$tmp" 2>/dev/null && return 0; sleep 0.5; done; return 0; }
-trap cleanup EXIT
+trap 'remove_app_dir "$tmp"' EXIT
 cat > "$tmp/inner.sh" <<INNER
 #!/usr/bin/env bash
 set -u

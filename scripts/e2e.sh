@@ -6,9 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 work=$(mktemp -d)
-# The app's WebKit helpers may outlive it by a moment: removal is retried, never fatal.
-cleanup() { for _ in 1 2 3 4 5; do rm -rf "$work" 2>/dev/null && return 0; sleep 0.5; done; return 0; }
-trap cleanup EXIT
+trap 'remove_app_dir "$work"' EXIT
 export FERRY_APP="$CARGO_TARGET_DIR/debug/ferry-app"
 export FERRY_BIN="$CARGO_TARGET_DIR/debug/ferry"
 export FERRY_E2E_WORK="$work"

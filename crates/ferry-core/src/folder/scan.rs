@@ -157,21 +157,29 @@ pub fn hash_if_stable(path: &PathBuf, seen: &Scanned) -> std::io::Result<Option<
 mod tests {
     use super::*;
 
+    /// Creates each relative path under `root`, holding its own name.
+    fn files(root: &Path, rels: &[&str]) {
+        for rel in rels {
+            let p = root.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, rel).unwrap();
+        }
+    }
+
     #[test]
     fn scan_skips_ignored_and_links() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for f in [
-            "a.txt",
-            "sub/b.txt",
-            ".ferry/trash/x",
-            "sub/c.swp",
-            "node_modules/m.js",
-        ] {
-            let p = root.join(f);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, f).unwrap();
-        }
+        files(
+            root,
+            &[
+                "a.txt",
+                "sub/b.txt",
+                ".ferry/trash/x",
+                "sub/c.swp",
+                "node_modules/m.js",
+            ],
+        );
         std::fs::write(root.join(".ferryignore"), "node_modules/\n").unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
@@ -184,18 +192,17 @@ mod tests {
     fn scan_some_looks_only_at_the_given_paths() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        for f in [
-            "a.txt",
-            "b.txt",
-            "sub/c.txt",
-            "sub/deeper/d.txt",
-            "skip/e.txt",
-            "x.swp",
-        ] {
-            let p = root.join(f);
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, f).unwrap();
-        }
+        files(
+            root,
+            &[
+                "a.txt",
+                "b.txt",
+                "sub/c.txt",
+                "sub/deeper/d.txt",
+                "skip/e.txt",
+                "x.swp",
+            ],
+        );
         std::fs::write(root.join(".ferryignore"), "skip/\n").unwrap();
         let rules = IgnoreRules::load(root);
         let asked: Vec<String> = [
