@@ -264,28 +264,18 @@ impl FolderSync {
         );
         while let Some(entry) = entries.next().await {
             let entry = entry.map_err(|e| Error::Store(e.to_string()))?;
-            let Ok(key) = std::str::from_utf8(entry.key()) else {
+            let Some(rel) = key_path(entry.key()) else {
                 continue;
             };
-            let Some(rel) = key.strip_prefix(KEY_PREFIX) else {
-                continue;
-            };
-            if validate_name(rel).is_err() {
-                tracing::warn!("ignoring a record with an unsafe path {rel:?}");
-                continue;
-            }
             // Members fetch records from each other, not only from their authors.
             self.registry
                 .allow_folder(&self.folder_id, entry.content_hash());
             let Ok(bytes) = self.store.get_bytes(entry.content_hash()).await else {
-                missing.push((rel.to_string(), entry.content_hash()));
+                missing.push((rel, entry.content_hash()));
                 continue;
             };
-            match FileVersion::decode(&bytes) {
-                Ok(v) => {
-                    out.entry(rel.to_string()).or_default().add(v);
-                }
-                Err(e) => tracing::warn!("ignoring a malformed record for {rel:?}: {e}"),
+            if let Some(v) = decode_record(&rel, &bytes) {
+                out.entry(rel).or_default().add(v);
             }
         }
         Ok((out, missing))
@@ -520,10 +510,20 @@ fn relative(root: &Path, path: &Path) -> Option<String> {
     Some(rel)
 }
 
-/// The file path of a document key, if it is a file entry.
-fn key_path(key: &[u8]) -> Option<String> {
-    std::str::from_utf8(key)
-        .ok()?
-        .strip_prefix(KEY_PREFIX)
-        .map(str::to_string)
+/// The file path of a document key, if it is a file entry with a safe path (checked with
+/// the same rules as one-shot names before anything is written).
+pub(super) fn key_path(key: &[u8]) -> Option<String> {
+    let rel = std::str::from_utf8(key).ok()?.strip_prefix(KEY_PREFIX)?;
+    if validate_name(rel).is_err() {
+        tracing::warn!("ignoring a record with an unsafe path {rel:?}");
+        return None;
+    }
+    Some(rel.to_string())
+}
+
+/// The version a record's bytes hold; a malformed record is logged and ignored.
+pub(super) fn decode_record(rel: &str, bytes: &[u8]) -> Option<FileVersion> {
+    FileVersion::decode(bytes)
+        .inspect_err(|e| tracing::warn!("ignoring a malformed record for {rel:?}: {e}"))
+        .ok()
 }

@@ -7,15 +7,11 @@ use std::collections::BTreeSet;
 use iroh_blobs::Hash;
 use iroh_docs::store::Query;
 
-use crate::{
-    folder::{
-        activity::ConflictCopy,
-        conflict::{is_conflict_copy, original_of},
-        engine::{Dirty, FolderSync, Summary, KEYS_PER_QUERY_MAX, KEY_PREFIX},
-        ignore::IgnoreRules,
-        version::FileVersion,
-    },
-    names::validate_name,
+use crate::folder::{
+    activity::ConflictCopy,
+    conflict::{is_conflict_copy, original_of},
+    engine::{decode_record, Dirty, FolderSync, Summary, KEYS_PER_QUERY_MAX, KEY_PREFIX},
+    ignore::IgnoreRules,
 };
 
 impl FolderSync {
@@ -90,22 +86,16 @@ impl FolderSync {
             if !missing.is_empty() {
                 self.fetch(&missing).await;
             }
+            // Their paths were checked when the events arrived (`key_path`).
             for (rel, hash) in &work.records {
-                if validate_name(rel).is_err() {
-                    tracing::warn!("ignoring a record with an unsafe path {rel:?}");
-                    continue;
-                }
                 let Ok(bytes) = self.store.get_bytes(*hash).await else {
                     // Looked at again, from the document, with the wanted paths.
                     unavailable.insert(rel.clone());
                     continue;
                 };
-                match FileVersion::decode(&bytes) {
-                    Ok(v) => {
-                        states.entry(rel.clone()).or_default().add(v);
-                        paths.push(rel.clone());
-                    }
-                    Err(e) => tracing::warn!("ignoring a malformed record for {rel:?}: {e}"),
+                if let Some(v) = decode_record(rel, &bytes) {
+                    states.entry(rel.clone()).or_default().add(v);
+                    paths.push(rel.clone());
                 }
             }
             for rel in &work.keys {
