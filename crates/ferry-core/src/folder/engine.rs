@@ -127,11 +127,12 @@ impl FolderSync {
     ) -> Arc<FolderSync> {
         // Loaded before anything runs: it tells files this device wrote from files changed
         // while it was not running.
-        let index = super::index::load_index(&root, &doc.id().to_string());
+        let folder_id = doc.id().to_string();
+        let index = super::index::load_index(&root, &folder_id);
         let downloader = store.downloader(&endpoint);
         Arc::new(FolderSync {
             downloader,
-            folder_id: doc.id().to_string(),
+            folder_id,
             doc,
             trash: Trash::new(&root),
             root,

@@ -73,7 +73,7 @@ impl FolderSync {
         }
         let index = self.index.lock().await;
         let saved = SavedIndex {
-            doc: self.doc.id().to_string(),
+            doc: self.folder_id.clone(),
             files: index.clone(),
         };
         drop(index);

@@ -202,15 +202,12 @@ impl Node {
         let running = self.inner.folders.lock().expect("folders lock");
         load_list(self)
             .iter()
-            .map(|info| {
-                match running
-                    .iter()
-                    .find(|r| r.folder.doc.id().to_string() == info.id)
-                {
+            .map(
+                |info| match running.iter().find(|r| r.folder.folder_id == info.id) {
                     Some(r) => FolderStatus::running(info, &r.folder),
                     None => FolderStatus::of(info),
-                }
-            })
+                },
+            )
             .collect()
     }
 
@@ -231,7 +228,7 @@ impl Node {
             let mut running = self.inner.folders.lock().expect("folders lock");
             running
                 .iter()
-                .position(|r| r.folder.doc.id().to_string() == info.id)
+                .position(|r| r.folder.folder_id == info.id)
                 .map(|i| running.remove(i))
         };
         self.inner.registry.remove_folder(&info.id);
