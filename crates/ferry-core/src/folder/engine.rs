@@ -355,6 +355,25 @@ impl FolderSync {
         self.wake.notify_one();
     }
 
+    /// Reconciles the document with every known peer again. iroh-docs syncs when a peer joins
+    /// and then relies on gossip; an entry inserted while the gossip mesh was still forming
+    /// (a peer joining right after the folder was shared) is otherwise not seen by that peer
+    /// until something else triggers a sync. Reconciling documents that already agree costs a
+    /// few small messages.
+    async fn resync(&self) {
+        let peers: Vec<iroh::EndpointAddr> = self
+            .known_peers()
+            .into_iter()
+            .map(iroh::EndpointAddr::new)
+            .collect();
+        if peers.is_empty() {
+            return;
+        }
+        if let Err(e) = self.doc.start_sync(peers).await {
+            tracing::debug!("resyncing {}: {e}", self.root.display());
+        }
+    }
+
     /// Looks again at the paths that were waiting for a peer or for content.
     fn retry_wanted(&self) {
         let wanted = self.wanted.lock().expect("wanted lock").clone();
@@ -434,6 +453,8 @@ impl FolderSync {
         rescan.tick().await; // the first tick is immediate; the start already does a full pass
         let mut retry = tokio::time::interval(Duration::from_millis(500));
         let mut save = tokio::time::interval(SAVE_EVERY);
+        let mut resync = tokio::time::interval(RESYNC_EVERY);
+        resync.tick().await; // joining or starting the folder has just synced
         loop {
             tokio::select! {
                 _ = &mut stop => break,
@@ -441,6 +462,10 @@ impl FolderSync {
                 _ = retry.tick() => self.retry_wanted(),
                 _ = save.tick() => {
                     self.save_index().await;
+                    continue;
+                }
+                _ = resync.tick() => {
+                    self.resync().await;
                     continue;
                 }
                 _ = self.wake.notified() => {
@@ -475,6 +500,9 @@ pub(super) const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
 /// How often the index is saved when it changed (and when the folder stops).
 pub(super) const SAVE_EVERY: Duration = Duration::from_secs(2);
+
+/// How often a folder reconciles its document with its peers again (see `resync`).
+pub(super) const RESYNC_EVERY: Duration = Duration::from_secs(10);
 
 /// How often every file and every record is looked at, whatever the watcher said.
 pub(super) const RESCAN_EVERY: Duration = Duration::from_secs(300);
