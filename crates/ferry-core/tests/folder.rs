@@ -296,3 +296,59 @@ async fn ignored_files_never_leave_the_device() {
     assert!(!b_dir.join("debug.log").exists() && !b_dir.join("build").exists());
     assert!(!a_dir.join("trace.log").exists());
 }
+
+/// Overwriting part of a large synced file sends the blocks it touched, not the whole file;
+/// the replaced version still goes to the receiver's trash whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_to_a_large_file_sends_only_the_changed_blocks() {
+    const MIB: usize = 1024 * 1024;
+    let env = Env::new();
+    let big = pseudo_random(16 * MIB, 5);
+    let SharedFolder {
+        a, b, b_dir, a_dir, ..
+    } = shared_folder(&env, false, &[("big.bin", &big)]).await;
+    let holds = |p: &Path, want: &[u8]| {
+        std::fs::metadata(p).is_ok_and(|m| m.len() == want.len() as u64)
+            && std::fs::read(p).is_ok_and(|d| d == want)
+    };
+    eventually("b has the large file", || {
+        holds(&b_dir.join("big.bin"), &big)
+    })
+    .await;
+
+    let sent = || a.endpoint().metrics().socket.send_ipv4.get();
+    let before = sent();
+    // 300 KiB overwritten in place, starting inside the 33rd 256 KiB block: 3 blocks differ.
+    let mut edited = big.clone();
+    let at = 8 * MIB + 1000;
+    edited[at..at + 300 * 1024].copy_from_slice(&pseudo_random(300 * 1024, 9));
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(a_dir.join("big.bin"))
+            .unwrap();
+        f.seek(SeekFrom::Start(at as u64)).unwrap();
+        f.write_all(&edited[at..at + 300 * 1024]).unwrap();
+    }
+    eventually("b has the edit", || holds(&b_dir.join("big.bin"), &edited)).await;
+    let sent = sent() - before;
+    assert!(
+        sent < 2 * MIB as u64,
+        "{sent} bytes sent for a 300 KiB edit to a 16 MiB file"
+    );
+    assert!(
+        trashed_contents(&b_dir).contains(&big),
+        "the previous version is in b's trash"
+    );
+    // b can serve the new version too: it is copied into b's store.
+    let new_hash = iroh_blobs::Hash::new(&edited);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !b.store().has(new_hash).await.unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b's store never got the new version"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}

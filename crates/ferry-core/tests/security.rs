@@ -212,6 +212,7 @@ async fn a_read_only_members_forged_entry_is_not_accepted() {
             "forger".to_string(),
             1000,
         )])),
+        blocks: None,
     };
     let doc = b
         .docs()

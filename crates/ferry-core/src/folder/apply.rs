@@ -50,6 +50,11 @@ impl FolderSync {
                 if index.get(at).is_some_and(|k| k.hash == v.hash) {
                     continue;
                 }
+                // A large file this device has an earlier version of: only the blocks that
+                // differ are fetched, when it is written.
+                if self.can_patch(at, v, index.get(at)) {
+                    continue;
+                }
                 if let Some(h) = v.content_hash() {
                     if !self.store.has(h).await.map_err(Error::store)? {
                         need.insert(h);
@@ -177,9 +182,16 @@ impl FolderSync {
         let hash: Hash = v
             .content_hash()
             .ok_or_else(|| Error::BadData(format!("bad content hash for {rel:?}")))?;
-        if !self.store.has(hash).await.map_err(Error::store)? && !self.fetch(&[hash]).await {
-            return Ok(Written::Unavailable);
+        let tmp = PathBuf::from(format!("{}{TEMP_SUFFIX}", path.display()));
+        let mut patched = false;
+        if !self.store.has(hash).await.map_err(Error::store)? {
+            patched = self.can_patch(rel, v, index.get(rel)) && self.patch(v, &path, &tmp).await?;
+            if !patched && !self.fetch(&[hash]).await {
+                return Ok(Written::Unavailable);
+            }
         }
+        // Whatever happens next, a patched file not moved into place is not left behind.
+        let tmp_guard = RemoveOnDrop(patched.then(|| tmp.clone()));
         // A file that is there and is not what this device last knew is a local edit: keep it.
         if path.exists() {
             let seen = std::fs::metadata(&path)
@@ -219,20 +231,27 @@ impl FolderSync {
             self.trash.put(rel, now_ms())?;
         }
         let replaced = index.contains_key(rel);
-        let tmp = PathBuf::from(format!("{}{TEMP_SUFFIX}", path.display()));
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
         }
-        self.store
-            .export_with_opts(ExportOptions {
-                hash,
-                target: tmp.clone(),
-                mode: ExportMode::Copy,
-            })
-            .finish()
-            .await
-            .map_err(|e| Error::write(&tmp, std::io::Error::other(e.to_string())))?;
+        if !patched {
+            self.store
+                .export_with_opts(ExportOptions {
+                    hash,
+                    target: tmp.clone(),
+                    mode: ExportMode::Copy,
+                })
+                .finish()
+                .await
+                .map_err(|e| Error::write(&tmp, std::io::Error::other(e.to_string())))?;
+        }
         std::fs::rename(&tmp, &path).map_err(|e| Error::write(&path, e))?;
+        std::mem::forget(tmp_guard);
+        if patched {
+            // Peers may ask this device for the new version too: copy it into the store in the
+            // background (the file is in place and verified; this only makes it servable).
+            self.import_in_background(path.clone(), hash);
+        }
         let m = std::fs::metadata(&path).map_err(|e| Error::write(&path, e))?;
         index.insert(
             rel.into(),
@@ -245,6 +264,17 @@ impl FolderSync {
         );
         self.index_touched();
         Ok(Written::Yes(replaced))
+    }
+}
+
+/// Removes a file when dropped, unless forgotten.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 

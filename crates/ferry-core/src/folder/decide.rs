@@ -120,6 +120,7 @@ mod tests {
             device: device.into(),
             device_name: format!("{device}-name"),
             version: vv,
+            blocks: None,
         }
     }
 

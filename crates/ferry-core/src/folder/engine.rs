@@ -282,8 +282,9 @@ impl FolderSync {
         Ok((out, missing))
     }
 
-    /// Fetches blobs from the folder's peers; true if all arrived.
-    pub(super) async fn fetch(&self, hashes: &[Hash]) -> bool {
+    /// The peers content is fetched from: those met in the folder's swarm and those the
+    /// document syncs with.
+    pub(super) async fn fetch_peers(&self) -> Vec<EndpointId> {
         let mut peers = self.known_peers();
         for p in self
             .doc
@@ -299,6 +300,12 @@ impl FolderSync {
                 }
             }
         }
+        peers
+    }
+
+    /// Fetches blobs from the folder's peers; true if all arrived.
+    pub(super) async fn fetch(&self, hashes: &[Hash]) -> bool {
+        let peers = self.fetch_peers().await;
         if peers.is_empty() {
             return false;
         }

@@ -6,6 +6,7 @@
 //!
 //! - [`ignore`]: which paths are never synced (`.ferryignore` plus built-in rules);
 //! - [`scan`]: what is on disk, hashed only once a file has stopped changing;
+//! - [`blocks`]: block lists, so that an edit to a large file sends only what changed;
 //! - [`version`]: version vectors and the record stored per path;
 //! - [`decide`]: what a peer does with a remote record (apply, ignore, keep both);
 //! - [`conflict`]: the name of the copy that keeps the losing side of a conflict, and its review;
@@ -18,8 +19,10 @@
 
 pub mod activity;
 mod apply;
+pub mod blocks;
 pub mod conflict;
 pub mod decide;
+mod delta;
 pub mod engine;
 pub mod ignore;
 mod index;

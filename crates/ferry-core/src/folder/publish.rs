@@ -4,11 +4,14 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use iroh_blobs::{
-    api::blobs::{AddPathOptions, ImportMode},
+    api::{
+        blobs::{AddPathOptions, ImportMode},
+        Store,
+    },
     BlobFormat, Hash, HashAndFormat,
 };
 use n0_future::{BufferedStreamExt, StreamExt};
@@ -17,14 +20,16 @@ use crate::{
     error::{Error, Result},
     folder::{
         activity::ChangeKind,
+        blocks,
         decide::PathState,
         engine::{FolderSync, KEY_PREFIX, PUBLISH_PARALLEL},
         ignore::IgnoreRules,
         index::Known,
-        scan::{hash_if_stable, scan, scan_some},
+        scan::{content_if_stable, scan, scan_some},
         version::{FileVersion, VersionVector},
     },
     history::now_ms,
+    registry::Registry,
 };
 
 impl FolderSync {
@@ -49,6 +54,8 @@ impl FolderSync {
         let mut present = BTreeSet::new();
         // First decide what to publish (hashing each changed file once it is stable)...
         let mut to_publish: Vec<(String, FileVersion, Known, ChangeKind)> = Vec::new();
+        // Block lists of the large files among them, by path.
+        let mut lists: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let total = scanned.len() as u64;
         for (i, s) in scanned.iter().enumerate() {
             if only.is_none() && i % 256 == 0 {
@@ -62,7 +69,7 @@ impl FolderSync {
             if unchanged {
                 continue;
             }
-            let Some(hash) = hash_if_stable(&root.join(&s.rel), s)
+            let Some((hash, list)) = content_if_stable(&root.join(&s.rel), s)
                 .map_err(|e| Error::write(root.join(&s.rel), e))?
             else {
                 // Still being written: look again shortly.
@@ -91,6 +98,7 @@ impl FolderSync {
                 hash: hash.clone(),
                 vector: vector.clone(),
             };
+            let list = list.map(|l| blocks::encode(&l));
             let v = FileVersion {
                 hash,
                 size: s.size,
@@ -99,7 +107,11 @@ impl FolderSync {
                 device: self.device.clone(),
                 device_name: self.device_name.clone(),
                 version: vector,
+                blocks: list.as_ref().map(|l| blake3::hash(l).to_hex().to_string()),
             };
+            if let Some(list) = list {
+                lists.insert(s.rel.clone(), list);
+            }
             let kind = if main.is_some() {
                 ChangeKind::Updated
             } else {
@@ -113,11 +125,16 @@ impl FolderSync {
             .iter()
             .map(|(rel, v, _, _)| {
                 let (rel, v) = (rel.clone(), v.clone());
+                let list = lists.remove(&rel);
                 async move {
-                    let res = match self.import(&self.root.join(&rel)).await {
-                        Ok(_) => self.put(&rel, &v).await,
-                        Err(e) => Err(e),
-                    };
+                    let res = async {
+                        self.import(&self.root.join(&rel)).await?;
+                        if let Some(list) = list {
+                            self.keep_bytes(list).await?;
+                        }
+                        self.put(&rel, &v).await
+                    }
+                    .await;
                     (rel, res)
                 }
             })
@@ -184,6 +201,7 @@ impl FolderSync {
                 device: self.device.clone(),
                 device_name: self.device_name.clone(),
                 version: self.local_vector(&state, base.as_ref()),
+                blocks: None,
             };
             self.put(&rel, &v).await?;
             self.note(&rel, ChangeKind::Deleted, &v);
@@ -231,14 +249,53 @@ impl FolderSync {
             .temp_tag()
             .await
             .map_err(Error::store)?;
-        let hash = tt.hash();
-        self.store
-            .tags()
-            .set(format!("ferry/folder/{hash}"), HashAndFormat::raw(hash))
+        self.keep(tt.hash()).await?;
+        Ok(tt.hash())
+    }
+
+    /// Adds a small blob (a block list) to the store as folder content.
+    pub(super) async fn keep_bytes(&self, bytes: Vec<u8>) -> Result<Hash> {
+        let tt = self
+            .store
+            .add_bytes(bytes)
+            .temp_tag()
             .await
             .map_err(Error::store)?;
-        self.registry.allow_folder(&self.folder_id, hash);
-        Ok(hash)
+        self.keep(tt.hash()).await?;
+        Ok(tt.hash())
+    }
+
+    /// Keeps `hash` in the store as this folder's content and serves it to the folder's peers.
+    pub(super) async fn keep(&self, hash: Hash) -> Result<()> {
+        keep(&self.store, &self.registry, &self.folder_id, hash).await
+    }
+
+    /// Copies the file at `path`, expected to hold `expected`, into the store without waiting
+    /// for it. If the file changed in the meantime nothing is kept (the change is published
+    /// like any other).
+    pub(super) fn import_in_background(&self, path: PathBuf, expected: Hash) {
+        let (store, registry) = (self.store.clone(), self.registry.clone());
+        let folder_id = self.folder_id.clone();
+        tokio::spawn(async move {
+            let res = async {
+                let tt = store
+                    .add_path_with_opts(AddPathOptions {
+                        path: path.clone(),
+                        format: BlobFormat::Raw,
+                        mode: ImportMode::Copy,
+                    })
+                    .temp_tag()
+                    .await
+                    .map_err(Error::store)?;
+                if tt.hash() == expected {
+                    keep(&store, &registry, &folder_id, expected).await?;
+                }
+                Ok::<(), Error>(())
+            };
+            if let Err(e) = res.await {
+                tracing::debug!("copying {} into the store: {e}", path.display());
+            }
+        });
     }
 
     pub(super) async fn put(&self, rel: &str, v: &FileVersion) -> Result<()> {
@@ -258,4 +315,15 @@ impl FolderSync {
             .map_err(|e| Error::Store(e.to_string()))?;
         Ok(())
     }
+}
+
+/// Tags `hash` as content of the folder `folder_id` and lets the folder's peers fetch it.
+async fn keep(store: &Store, registry: &Registry, folder_id: &str, hash: Hash) -> Result<()> {
+    store
+        .tags()
+        .set(format!("ferry/folder/{hash}"), HashAndFormat::raw(hash))
+        .await
+        .map_err(Error::store)?;
+    registry.allow_folder(folder_id, hash);
+    Ok(())
 }

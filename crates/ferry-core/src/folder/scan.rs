@@ -6,12 +6,11 @@
 //! reports the file as unstable and the caller tries again later.
 
 use std::{
-    io::Read,
     path::{Path, PathBuf},
     time::UNIX_EPOCH,
 };
 
-use crate::folder::ignore::IgnoreRules;
+use crate::folder::{blocks, ignore::IgnoreRules};
 
 /// A file found by a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,24 +132,24 @@ pub fn mtime_ms(meta: &std::fs::Metadata) -> u64 {
 /// The BLAKE3 hash (hex) of `path`, if its size and modification time are still those the scan
 /// saw, before and after reading. `None` means it changed: it is being written; try later.
 pub fn hash_if_stable(path: &PathBuf, seen: &Scanned) -> std::io::Result<Option<String>> {
+    Ok(content_if_stable(path, seen)?.map(|(hash, _)| hash))
+}
+
+/// Like [`hash_if_stable`], and also the block list of a large file (see [`blocks`]).
+pub fn content_if_stable(
+    path: &PathBuf,
+    seen: &Scanned,
+) -> std::io::Result<Option<(String, Option<Vec<blocks::ChainingValue>>)>> {
     let same = |m: &std::fs::Metadata| m.len() == seen.size && mtime_ms(m) == seen.mtime_ms;
-    let mut file = std::fs::File::open(path)?;
+    let file = std::fs::File::open(path)?;
     if !same(&file.metadata()?) {
         return Ok(None);
     }
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
+    let (hash, list) = blocks::hash_reader(file)?;
     if !same(&std::fs::metadata(path)?) {
         return Ok(None);
     }
-    Ok(Some(hasher.finalize().to_hex().to_string()))
+    Ok(Some((hash.to_hex().to_string(), list)))
 }
 
 #[cfg(test)]

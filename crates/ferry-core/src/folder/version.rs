@@ -87,6 +87,10 @@ pub struct FileVersion {
     pub device_name: String,
     /// The version vector.
     pub version: VersionVector,
+    /// Hash (hex) of the content's block list, for files large enough to have one
+    /// ([`blocks`](super::blocks)); absent in records of small files and deletions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<String>,
 }
 
 impl FileVersion {
@@ -104,12 +108,20 @@ impl FileVersion {
         if !v.deleted && parse_hash(&v.hash).is_none() {
             return Err("record has no valid content hash".into());
         }
+        if v.blocks.as_deref().is_some_and(|b| parse_hash(b).is_none()) {
+            return Err("record has an invalid block list hash".into());
+        }
         Ok(v)
     }
 
     /// The content hash, if this version has valid content.
     pub fn content_hash(&self) -> Option<iroh_blobs::Hash> {
         parse_hash(&self.hash)
+    }
+
+    /// The block list's hash, if this version has a valid one.
+    pub fn blocks_hash(&self) -> Option<iroh_blobs::Hash> {
+        self.blocks.as_deref().and_then(parse_hash)
     }
 
     /// The deterministic winner between two concurrent versions: the later modification,
@@ -161,6 +173,7 @@ mod tests {
             device: "d".into(),
             device_name: "laptop".into(),
             version: vv(&[("d", 2)]),
+            blocks: None,
         };
         assert_eq!(FileVersion::decode(&v.encode()).unwrap(), v);
         assert!(FileVersion::decode(&vec![b' '; MAX_RECORD_SIZE + 1]).is_err());
@@ -168,6 +181,14 @@ mod tests {
         let mut bad = v.clone();
         bad.hash = "short".into();
         assert!(FileVersion::decode(&bad.encode()).is_err());
+        let mut bad = v.clone();
+        bad.blocks = Some("zz".into());
+        assert!(FileVersion::decode(&bad.encode()).is_err());
+        // Records without the field (small files, older peers) still decode.
+        let mut large = v.clone();
+        large.blocks = Some("b".repeat(64));
+        assert_eq!(FileVersion::decode(&large.encode()).unwrap(), large);
+        assert!(!String::from_utf8(v.encode()).unwrap().contains("blocks"));
         let mut tomb = v;
         tomb.deleted = true;
         tomb.hash.clear();

@@ -1,0 +1,257 @@
+//! Writing a new version of a large file from the blocks this device already has: only the
+//! blocks that differ are fetched. See [`blocks`](super::blocks) and docs/DESIGN.md, "Small
+//! edits to large files".
+
+use std::{
+    io::{Seek, SeekFrom, Write},
+    path::Path,
+    time::Duration,
+};
+
+use iroh_blobs::{
+    api::{downloader::Shuffled, proto::ExportRangesItem},
+    protocol::{ChunkRanges, ChunkRangesExt, GetRequest},
+    Hash,
+};
+use n0_future::StreamExt;
+
+use crate::{
+    error::{Error, Result},
+    folder::{
+        blocks::{self, ChainingValue, BLOCK_BYTES, MIN_FILE},
+        engine::FolderSync,
+        index::Known,
+        scan::Scanned,
+        version::FileVersion,
+    },
+};
+
+/// How long fetching the changed blocks may take before the whole file is fetched instead.
+const PATCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl FolderSync {
+    /// True if `v` can be written at `rel` from the file there plus the blocks that differ:
+    /// `v` has a block list and the file on disk is a version this device knows.
+    pub(super) fn can_patch(&self, rel: &str, v: &FileVersion, known: Option<&Known>) -> bool {
+        if v.blocks_hash().is_none() || v.size < MIN_FILE {
+            return false;
+        }
+        let Some(known) = known.filter(|k| k.hash != v.hash) else {
+            return false;
+        };
+        std::fs::metadata(self.root.join(rel))
+            .is_ok_and(|m| m.is_file() && known.describes(&Scanned::of(rel.into(), &m)))
+    }
+
+    /// Writes `v`'s content to `tmp`, taking every block the file at `path` already has and
+    /// fetching the others. Returns false (and leaves no `tmp`) when that is not possible:
+    /// the block list cannot be fetched or does not match `v`, or no block can be reused; the
+    /// caller then fetches the whole file.
+    pub(super) async fn patch(&self, v: &FileVersion, path: &Path, tmp: &Path) -> Result<bool> {
+        let res = self.try_patch(v, path, tmp).await;
+        if !matches!(res, Ok(true)) {
+            let _ = std::fs::remove_file(tmp);
+        }
+        res
+    }
+
+    async fn try_patch(&self, v: &FileVersion, path: &Path, tmp: &Path) -> Result<bool> {
+        let (Some(hash), Some(list_hash)) = (v.content_hash(), v.blocks_hash()) else {
+            return Ok(false);
+        };
+        if !self.store.has(list_hash).await.map_err(Error::store)?
+            && !self.fetch(&[list_hash]).await
+        {
+            return Ok(false);
+        }
+        let list = self
+            .store
+            .get_bytes(list_hash)
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?;
+        let Some(wanted) =
+            blocks::decode(&list, v.size, &blake3::Hash::from_bytes(*hash.as_bytes()))
+        else {
+            tracing::warn!(
+                "{}: block list of {} does not match it",
+                path.display(),
+                v.hash
+            );
+            return Ok(false);
+        };
+        self.keep(list_hash).await?;
+        let (src, dst, size) = (path.to_path_buf(), tmp.to_path_buf(), v.size);
+        let changed = tokio::task::spawn_blocking(move || reuse_blocks(&src, &dst, &wanted, size))
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?
+            .map_err(|e| Error::write(tmp, e))?;
+        if changed.len() as u64 == blocks::block_count(v.size) {
+            return Ok(false);
+        }
+        tracing::debug!(
+            "{}: fetching {} of {} blocks",
+            path.display(),
+            changed.len(),
+            blocks::block_count(v.size)
+        );
+        if !changed.is_empty() && !self.fetch_blocks(hash, &changed, v.size, tmp).await? {
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Fetches the blocks `changed` of `hash` (verified against it on arrival) and writes them
+    /// into `tmp` at their offsets.
+    async fn fetch_blocks(
+        &self,
+        hash: Hash,
+        changed: &[u64],
+        size: u64,
+        tmp: &Path,
+    ) -> Result<bool> {
+        let runs = runs_of(changed, size);
+        let mut chunks = ChunkRanges::empty();
+        for r in &runs {
+            chunks |= ChunkRanges::bytes(r.clone());
+        }
+        let peers = self.fetch_peers().await;
+        if peers.is_empty() {
+            return Ok(false);
+        }
+        let download = self
+            .downloader
+            .download(GetRequest::blob_ranges(hash, chunks), Shuffled::new(peers));
+        match tokio::time::timeout(PATCH_TIMEOUT, download).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!("blocks of {} not available yet: {e}", hash.fmt_short());
+                return Ok(false);
+            }
+            Err(_) => return Ok(false),
+        }
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(tmp)
+            .map_err(|e| Error::write(tmp, e))?;
+        let mut written = 0u64;
+        for r in runs {
+            let want = r.end - r.start;
+            let mut items = self.store.export_ranges(hash, r.clone()).stream();
+            let mut got = 0u64;
+            while let Some(item) = items.next().await {
+                match item {
+                    ExportRangesItem::Size(_) => {}
+                    ExportRangesItem::Data(leaf) => {
+                        // Leaves come whole; keep only what lies in the run.
+                        let from = leaf.offset.max(r.start);
+                        let to = (leaf.offset + leaf.data.len() as u64).min(r.end);
+                        if from >= to {
+                            continue;
+                        }
+                        let part =
+                            &leaf.data[(from - leaf.offset) as usize..(to - leaf.offset) as usize];
+                        out.seek(SeekFrom::Start(from))
+                            .and_then(|_| out.write_all(part))
+                            .map_err(|e| Error::write(tmp, e))?;
+                        got += part.len() as u64;
+                    }
+                    ExportRangesItem::Error(e) => return Err(Error::Store(e.to_string())),
+                }
+            }
+            if got != want {
+                return Ok(false);
+            }
+            written += got;
+        }
+        out.sync_data().map_err(|e| Error::write(tmp, e))?;
+        tracing::debug!("{}: {written} bytes fetched", tmp.display());
+        Ok(true)
+    }
+}
+
+/// Creates `tmp` as a `size`-byte file holding every block of `wanted` whose bytes the file at
+/// `src` has at the same place; returns the indexes of the other blocks (left as zeros).
+fn reuse_blocks(
+    src: &Path,
+    tmp: &Path,
+    wanted: &[ChainingValue],
+    size: u64,
+) -> std::io::Result<Vec<u64>> {
+    let mut input = std::fs::File::open(src)?;
+    let have = input.metadata()?.len();
+    let mut out = std::fs::File::create(tmp)?;
+    out.set_len(size)?;
+    let mut buf = vec![0u8; BLOCK_BYTES as usize];
+    let mut changed = Vec::new();
+    for (i, want) in wanted.iter().enumerate() {
+        let start = i as u64 * BLOCK_BYTES;
+        let len = BLOCK_BYTES.min(size - start);
+        let data = &mut buf[..len as usize];
+        // Blocks are read in order, so the input is already at `start`.
+        if start + len <= have && blocks::read_full(&mut input, data)? == data.len() {
+            if blocks::block_value(start, data) == *want {
+                out.seek(SeekFrom::Start(start))?;
+                out.write_all(data)?;
+                continue;
+            }
+        } else {
+            // Past the end of the old file: nothing more to reuse.
+            changed.extend(i as u64..wanted.len() as u64);
+            break;
+        }
+        changed.push(i as u64);
+    }
+    out.sync_data()?;
+    Ok(changed)
+}
+
+/// Byte ranges covering the blocks `changed` (sorted) of a `size`-byte file, neighbours joined.
+fn runs_of(changed: &[u64], size: u64) -> Vec<std::ops::Range<u64>> {
+    let mut runs: Vec<std::ops::Range<u64>> = Vec::new();
+    for &i in changed {
+        let start = i * BLOCK_BYTES;
+        let end = (start + BLOCK_BYTES).min(size);
+        match runs.last_mut() {
+            Some(last) if last.end == start => last.end = end,
+            _ => runs.push(start..end),
+        }
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_join_neighbouring_blocks() {
+        let b = BLOCK_BYTES;
+        let size = 10 * b - 7;
+        assert_eq!(
+            runs_of(&[1, 2, 3, 6, 9], size),
+            vec![b..4 * b, 6 * b..7 * b, 9 * b..size]
+        );
+        assert!(runs_of(&[], size).is_empty());
+    }
+
+    #[test]
+    fn reuse_keeps_matching_blocks_and_names_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = BLOCK_BYTES as usize;
+        let old: Vec<u8> = (0..20 * b).map(|i| (i % 251) as u8).collect();
+        let mut new = old.clone();
+        new[5 * b + 10] ^= 0xff;
+        new.extend_from_slice(&[7u8; 1000]); // grew: a new partial block at the end
+        let (_, list) = blocks::hash_reader(&new[..]).unwrap();
+        let src = dir.path().join("old");
+        let tmp = dir.path().join("new");
+        std::fs::write(&src, &old).unwrap();
+        let changed = reuse_blocks(&src, &tmp, &list.unwrap(), new.len() as u64).unwrap();
+        assert_eq!(changed, vec![5, 20]);
+        let written = std::fs::read(&tmp).unwrap();
+        assert_eq!(written.len(), new.len());
+        assert_eq!(written[..5 * b], new[..5 * b]);
+        assert_eq!(written[6 * b..20 * b], new[6 * b..20 * b]);
+        assert!(written[5 * b..6 * b].iter().all(|x| *x == 0));
+    }
+}
