@@ -14,7 +14,7 @@ introduced by explicit 127.0.0.1 addresses), alternating Ferry and Syncthing. Wo
             bytes on the loopback interface meanwhile
 
 Meant to run inside a private network namespace with only loopback (bench/folder.sh does).
-usage: bench/folder.py DATA OUT.tsv [--quick]
+usage: bench/folder.py DATA OUT.tsv [--quick]     (env: RUNS=n, ONLY=latency,small,big)
 """
 import hashlib, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
 
@@ -283,11 +283,16 @@ def big_workload(pair):
     record("edit-1m-wire", pair.name, wire / (1 << 20), "MiB")
 
 
+# ONLY=big (or latency, small; comma-separated) runs a subset while working on one of them.
+ONLY = set(filter(None, os.environ.get("ONLY", "").split(",")))
+chosen = [w for n, w in (("latency", lat_workload), ("small", small_workload), ("big", big_workload))
+          if not ONLY or n in ONLY]
 makers = [FerryPair, lambda w: SyncthingPair(w, 1)]
 for run in range(RUNS):
     for make in makers:
-        run_pair(make, [lat_workload, small_workload, big_workload])
-run_pair(lambda w: SyncthingPair(w, 10), [lat_workload])
+        run_pair(make, chosen)
+if lat_workload in chosen:
+    run_pair(lambda w: SyncthingPair(w, 10), [lat_workload])
 
 with open(OUT, "w") as f:
     for r in results:

@@ -163,7 +163,6 @@ impl FolderSync {
             }
             written += got;
         }
-        out.sync_data().map_err(|e| Error::write(tmp, e))?;
         tracing::debug!("{}: {written} bytes fetched", tmp.display());
         Ok(true)
     }
@@ -171,6 +170,10 @@ impl FolderSync {
 
 /// Creates `tmp` as a `size`-byte file holding every block of `wanted` whose bytes the file at
 /// `src` has at the same place; returns the indexes of the other blocks (left as zeros).
+///
+/// Reading and hashing run on this thread, writing on another, so that the two overlap. The
+/// file is not synced to disk here, like any file written from the store: the index records it
+/// only after the rename, and a file that does not match the index is looked at again.
 fn reuse_blocks(
     src: &Path,
     tmp: &Path,
@@ -181,28 +184,44 @@ fn reuse_blocks(
     let have = input.metadata()?.len();
     let mut out = std::fs::File::create(tmp)?;
     out.set_len(size)?;
-    let mut buf = vec![0u8; BLOCK_BYTES as usize];
-    let mut changed = Vec::new();
-    for (i, want) in wanted.iter().enumerate() {
-        let start = i as u64 * BLOCK_BYTES;
-        let len = BLOCK_BYTES.min(size - start);
-        let data = &mut buf[..len as usize];
-        // Blocks are read in order, so the input is already at `start`.
-        if start + len <= have && blocks::read_full(&mut input, data)? == data.len() {
-            if blocks::block_value(start, data) == *want {
+    let (to_write, writes) = std::sync::mpsc::sync_channel::<(u64, Vec<u8>)>(4);
+    let (to_reuse, free) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || -> std::io::Result<()> {
+            for (start, data) in writes {
                 out.seek(SeekFrom::Start(start))?;
-                out.write_all(data)?;
-                continue;
+                out.write_all(&data)?;
+                let _ = to_reuse.send(data);
             }
-        } else {
-            // Past the end of the old file: nothing more to reuse.
-            changed.extend(i as u64..wanted.len() as u64);
-            break;
-        }
-        changed.push(i as u64);
-    }
-    out.sync_data()?;
-    Ok(changed)
+            Ok(())
+        });
+        let mut changed = Vec::new();
+        let read = (|| -> std::io::Result<()> {
+            for (i, want) in wanted.iter().enumerate() {
+                let start = i as u64 * BLOCK_BYTES;
+                let len = BLOCK_BYTES.min(size - start) as usize;
+                let mut buf = free.try_recv().unwrap_or_default();
+                buf.resize(len, 0);
+                // Blocks are read in order, so the input is already at `start`.
+                if start + len as u64 > have || blocks::read_full(&mut input, &mut buf)? < len {
+                    // Past the end of the old file: nothing more to reuse.
+                    changed.extend(i as u64..wanted.len() as u64);
+                    return Ok(());
+                }
+                if blocks::block_value(start, &buf) != *want {
+                    changed.push(i as u64);
+                } else if to_write.send((start, buf)).is_err() {
+                    return Ok(()); // the writer failed: its error is reported below
+                }
+            }
+            Ok(())
+        })();
+        drop(to_write);
+        let wrote = writer.join().expect("the writer thread does not panic");
+        read?;
+        wrote?;
+        Ok(changed)
+    })
 }
 
 /// Byte ranges covering the blocks `changed` (sorted) of a `size`-byte file, neighbours joined.

@@ -10,7 +10,7 @@ use std::{
 use iroh_blobs::{
     api::{
         blobs::{AddPathOptions, ImportMode},
-        Store,
+        Store, TempTag,
     },
     BlobFormat, Hash, HashAndFormat,
 };
@@ -25,12 +25,15 @@ use crate::{
         engine::{FolderSync, KEY_PREFIX, PUBLISH_PARALLEL},
         ignore::IgnoreRules,
         index::Known,
-        scan::{content_if_stable, scan, scan_some},
+        scan::{content_if_stable, scan, scan_some, Scanned},
         version::{FileVersion, VersionVector},
     },
     history::now_ms,
     registry::Registry,
 };
+
+/// How long a large file written a moment ago is left to settle before it is copied.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl FolderSync {
     /// Publishes local changes on top of the versions in `states`: of the whole folder, or only
@@ -56,6 +59,17 @@ impl FolderSync {
         let mut to_publish: Vec<(String, FileVersion, Known, ChangeKind)> = Vec::new();
         // Block lists of the large files among them, by path.
         let mut lists: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        // Large files already copied into the store while they were hashed.
+        let mut copies: BTreeMap<String, TempTag> = BTreeMap::new();
+        // A large file is copied into the store while it is hashed (below), so a file still
+        // being written would cost a wasted copy, not just a wasted read: large files written
+        // very recently get a moment to settle first, and are left for later if they moved.
+        if scanned
+            .iter()
+            .any(|s| s.size >= blocks::MIN_FILE && now_ms().saturating_sub(s.mtime_ms) < 1000)
+        {
+            tokio::time::sleep(SETTLE).await;
+        }
         let total = scanned.len() as u64;
         for (i, s) in scanned.iter().enumerate() {
             if only.is_none() && i % 256 == 0 {
@@ -69,9 +83,30 @@ impl FolderSync {
             if unchanged {
                 continue;
             }
-            let Some((hash, list)) = content_if_stable(&root.join(&s.rel), s)
-                .map_err(|e| Error::write(root.join(&s.rel), e))?
-            else {
+            let path = root.join(&s.rel);
+            let settled =
+                || std::fs::metadata(&path).is_ok_and(|m| Scanned::of(s.rel.clone(), &m) == *s);
+            let content = if s.size >= blocks::MIN_FILE && !settled() {
+                Ok(None)
+            } else if s.size >= blocks::MIN_FILE {
+                // A large file is copied into the store while it is hashed, not after: the
+                // two reads overlap. The copy is kept only if it is of the content hashed.
+                let (p, seen) = (path.clone(), s.clone());
+                let hashing = tokio::task::spawn_blocking(move || content_if_stable(&p, &seen));
+                let (hashed, copied) = tokio::join!(hashing, self.import_temp(&path));
+                let hashed = hashed.map_err(|e| Error::Store(e.to_string()))?;
+                match (hashed, copied) {
+                    (Ok(Some((hash, list))), Ok(tt)) if tt.hash().to_hex() == hash => {
+                        copies.insert(s.rel.clone(), tt);
+                        Ok(Some((hash, list)))
+                    }
+                    (Ok(Some(_)), Ok(_)) => Ok(None), // changed between the two reads
+                    (hashed, _) => hashed,
+                }
+            } else {
+                content_if_stable(&path, s)
+            };
+            let Some((hash, list)) = content.map_err(|e| Error::write(&path, e))? else {
                 // Still being written: look again shortly.
                 self.mark(|d| {
                     d.disk.insert(s.rel.clone());
@@ -126,9 +161,15 @@ impl FolderSync {
             .map(|(rel, v, _, _)| {
                 let (rel, v) = (rel.clone(), v.clone());
                 let list = lists.remove(&rel);
+                let copied = copies.remove(&rel);
                 async move {
                     let res = async {
-                        self.import(&self.root.join(&rel)).await?;
+                        match copied {
+                            Some(tt) => self.keep(tt.hash()).await?,
+                            None => {
+                                self.import(&self.root.join(&rel)).await?;
+                            }
+                        }
                         if let Some(list) = list {
                             self.keep_bytes(list).await?;
                         }
@@ -239,8 +280,14 @@ impl FolderSync {
     /// peers are served and what conflict copies and replaced files are written from, so it must
     /// not change or vanish when the user edits, renames or deletes the file (see DESIGN.md).
     pub(super) async fn import(&self, path: &Path) -> Result<Hash> {
-        let tt = self
-            .store
+        let tt = self.import_temp(path).await?;
+        self.keep(tt.hash()).await?;
+        Ok(tt.hash())
+    }
+
+    /// Copies a file's content into the store, held only as long as the returned tag lives.
+    async fn import_temp(&self, path: &Path) -> Result<TempTag> {
+        self.store
             .add_path_with_opts(AddPathOptions {
                 path: path.to_path_buf(),
                 format: BlobFormat::Raw,
@@ -248,9 +295,7 @@ impl FolderSync {
             })
             .temp_tag()
             .await
-            .map_err(Error::store)?;
-        self.keep(tt.hash()).await?;
-        Ok(tt.hash())
+            .map_err(Error::store)
     }
 
     /// Adds a small blob (a block list) to the store as folder content.
