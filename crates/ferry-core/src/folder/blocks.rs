@@ -86,14 +86,22 @@ pub fn decode(bytes: &[u8], size: u64, hash: &blake3::Hash) -> Option<Vec<Chaini
 }
 
 /// A file's hash and, if it is at least [`MIN_FILE`] long, its block list, from one read.
+/// `size_hint` is the size the file is expected to have: a small file gets a buffer of its
+/// size, not a whole block (folders hold many small files).
 pub fn hash_reader(
     mut reader: impl Read,
+    size_hint: u64,
 ) -> std::io::Result<(blake3::Hash, Option<Vec<ChainingValue>>)> {
     let mut blocks = Vec::new();
-    let mut buf = vec![0u8; BLOCK_BYTES as usize];
+    let mut buf = vec![0u8; size_hint.saturating_add(1).min(BLOCK_BYTES) as usize];
     let mut offset = 0u64;
     loop {
-        let n = read_full(&mut reader, &mut buf)?;
+        let mut n = read_full(&mut reader, &mut buf)?;
+        if n == buf.len() && buf.len() < BLOCK_BYTES as usize {
+            // Larger than expected: read on with a whole block.
+            buf.resize(BLOCK_BYTES as usize, 0);
+            n += read_full(&mut reader, &mut buf[n..])?;
+        }
         if offset == 0 && n < buf.len() {
             // One block, the whole file: that is the root, hashed as such.
             return Ok((blake3::hash(&buf[..n]), None));
@@ -151,7 +159,7 @@ mod tests {
             33 * b - 1,
         ] {
             let bytes = data(len, 7);
-            let (hash, blocks) = hash_reader(&bytes[..]).unwrap();
+            let (hash, blocks) = hash_reader(&bytes[..], 0).unwrap();
             assert_eq!(hash, blake3::hash(&bytes), "len {len}");
             let blocks = blocks.expect("large files get a list");
             assert_eq!(blocks.len() as u64, block_count(len as u64));
@@ -165,13 +173,16 @@ mod tests {
         let b = BLOCK_BYTES as usize;
         for len in [0, 1, 1024, b - 1, b, b + 1, 2 * b, MIN_FILE as usize - 1] {
             let small = data(len, 1);
-            let (hash, blocks) = hash_reader(&small[..]).unwrap();
+            let (hash, blocks) = hash_reader(&small[..], len as u64).unwrap();
             assert_eq!(hash, blake3::hash(&small), "len {len}");
             assert!(blocks.is_none());
+            // A file that grew since its size was seen is still hashed whole.
+            let (hash, _) = hash_reader(&small[..], len as u64 / 3).unwrap();
+            assert_eq!(hash, blake3::hash(&small), "len {len}, grown");
         }
 
         let big = data(MIN_FILE as usize * 2, 2);
-        let (hash, blocks) = hash_reader(&big[..]).unwrap();
+        let (hash, blocks) = hash_reader(&big[..], big.len() as u64).unwrap();
         let mut blocks = blocks.unwrap();
         let size = big.len() as u64;
         // Wrong length, wrong size, a changed value: all refused.
@@ -185,13 +196,13 @@ mod tests {
     #[test]
     fn an_edit_changes_only_the_blocks_it_touches() {
         let mut bytes = data(40 * BLOCK_BYTES as usize + 123, 3);
-        let (_, before) = hash_reader(&bytes[..]).unwrap();
+        let (_, before) = hash_reader(&bytes[..], 0).unwrap();
         // 1 MiB overwritten starting in the middle of block 10: blocks 10..=14 change.
         let start = 10 * BLOCK_BYTES as usize + 1000;
         for b in &mut bytes[start..start + 1024 * 1024] {
             *b = !*b;
         }
-        let (_, after) = hash_reader(&bytes[..]).unwrap();
+        let (_, after) = hash_reader(&bytes[..], 0).unwrap();
         let changed: Vec<usize> = (0..40)
             .filter(|i| before.as_ref().unwrap()[*i] != after.as_ref().unwrap()[*i])
             .collect();

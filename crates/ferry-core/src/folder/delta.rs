@@ -261,7 +261,7 @@ mod tests {
         let mut new = old.clone();
         new[5 * b + 10] ^= 0xff;
         new.extend_from_slice(&[7u8; 1000]); // grew: a new partial block at the end
-        let (_, list) = blocks::hash_reader(&new[..]).unwrap();
+        let (_, list) = blocks::hash_reader(&new[..], new.len() as u64).unwrap();
         let src = dir.path().join("old");
         let tmp = dir.path().join("new");
         std::fs::write(&src, &old).unwrap();

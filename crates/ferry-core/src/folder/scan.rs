@@ -145,7 +145,7 @@ pub fn content_if_stable(
     if !same(&file.metadata()?) {
         return Ok(None);
     }
-    let (hash, list) = blocks::hash_reader(file)?;
+    let (hash, list) = blocks::hash_reader(file, seen.size)?;
     if !same(&std::fs::metadata(path)?) {
         return Ok(None);
     }
