@@ -30,6 +30,7 @@ pub mod settings;
 pub mod share;
 pub mod source;
 pub mod ticket;
+pub mod transfer_store;
 
 pub use config::{default_home, NodeConfig, RelayChoice};
 pub use error::{Error, ErrorInfo, Result};

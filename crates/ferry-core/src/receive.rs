@@ -3,13 +3,15 @@
 //! 1. **Offer.** One request stores the collection's hash sequence and its metadata blob (the
 //!    names). Every name is checked ([`crate::names`]); one bad name aborts before anything is
 //!    written. A second request reads the last chunk of every file, which proves its size.
-//! 2. **Download.** Everything goes into the blob store of the home, protected by a tag named
-//!    after the collection. Whatever an earlier, interrupted attempt stored is kept: only the
-//!    missing ranges are requested ([`LocalInfo::missing`]). Each chunk is BLAKE3-verified as it
-//!    arrives.
-//! 3. **Export.** Verified files are copied into a staging directory inside the destination and
-//!    moved into place without overwriting anything ([`crate::export`]). The tag is then dropped
-//!    and garbage collection reclaims the store's copy.
+//! 2. **Download.** Everything goes into a blob store of its own for this transfer
+//!    (`<home>/transfers/<collection hash>`). Whatever an earlier, interrupted attempt stored
+//!    there is kept: only the missing ranges are requested ([`LocalInfo::missing`]). Each chunk
+//!    is BLAKE3-verified as it arrives.
+//! 3. **Export.** Verified files are moved out of that store into a staging directory inside the
+//!    destination (renamed, not copied, when both are on one filesystem) and moved into place
+//!    without overwriting anything ([`crate::export`]). The transfer's store is then removed.
+//!    A store of its own is what makes moving safe: the files leave a store nothing else uses,
+//!    so no other share, folder or transfer can be left pointing at a moved file.
 //!
 //! [`LocalInfo::missing`]: iroh_blobs::api::remote::LocalInfo::missing
 
@@ -23,6 +25,7 @@ use iroh_blobs::{
     api::{
         blobs::{BlobStatus, ExportMode, ExportOptions},
         remote::GetProgressItem,
+        Store,
     },
     format::collection::Collection,
     protocol::{ChunkRanges, ChunkRangesSeq, GetRequest},
@@ -40,6 +43,7 @@ use crate::{
         Offer, OfferEntry, RateMeter, ReceiveEvent, ReceiveSummary, Throttle, TransferProgress, Via,
     },
     ticket::Ticket,
+    transfer_store::{self, TransferStore},
 };
 
 /// How long to wait for the sender to answer before giving up.
@@ -77,6 +81,8 @@ struct Checked {
     files: Vec<(PathBuf, Hash, u64, bool)>,
 }
 
+/// The tag under which receives before per-transfer stores kept their data in the home's
+/// store; dropped when such a transfer is received again or discarded.
 fn tag_name(hash: &Hash) -> String {
     format!("ferry/recv/{}", hash.to_hex())
 }
@@ -105,7 +111,9 @@ impl Node {
     /// Fetches what a ticket offers (names and sizes), without downloading the files.
     pub async fn preview(&self, ticket: &Ticket) -> Result<Offer> {
         let conn = self.connect(ticket).await?;
-        let checked = self.fetch_offer(&conn, ticket.blob_ticket().hash()).await?;
+        let checked = self
+            .fetch_offer(self.store(), &conn, ticket.blob_ticket().hash())
+            .await?;
         conn.close(0u32.into(), b"done");
         Ok(checked.offer)
     }
@@ -119,14 +127,30 @@ impl Node {
         events: mpsc::UnboundedSender<ReceiveEvent>,
         cancel: CancellationToken,
     ) -> Result<ReceiveSummary> {
-        tokio::select! {
-            res = self.receive_inner(ticket, dest, &events) => res,
+        let hash = ticket.blob_ticket().hash();
+        std::fs::create_dir_all(dest).map_err(|e| Error::write(dest, e))?;
+        let transfer = TransferStore::open(self.home(), &hash).await?;
+        let res = tokio::select! {
+            res = self.receive_into(transfer.store(), ticket, dest, &events) => res,
             _ = cancel.cancelled() => Err(Error::Cancelled),
+        };
+        // Kept after a cancel or a failure the next attempt can resume from; removed once the
+        // files are in place, or when the offer itself was refused.
+        transfer
+            .close(matches!(res, Ok(_) | Err(Error::BadData(_))))
+            .await;
+        if res.is_ok() {
+            self.store().tags().delete(tag_name(&hash)).await.ok();
         }
+        if let Ok(summary) = &res {
+            events.send(ReceiveEvent::Done(summary.clone())).ok();
+        }
+        res
     }
 
-    async fn receive_inner(
+    async fn receive_into(
         &self,
+        store: &Store,
         ticket: &Ticket,
         dest: &Path,
         events: &mpsc::UnboundedSender<ReceiveEvent>,
@@ -134,28 +158,21 @@ impl Node {
         let t0 = Instant::now();
         let hash = ticket.blob_ticket().hash();
         let content = HashAndFormat::hash_seq(hash);
-        let store = self.store();
-        std::fs::create_dir_all(dest).map_err(|e| Error::write(dest, e))?;
 
         let mut local = store.remote().local(content).await.map_err(Error::store)?;
         // An earlier attempt left data if the list of files is already here.
         let resumed = local.local_bytes() > 0;
         let mut conn = None;
         let checked = if local.is_complete() {
-            self.load_offer(hash, None).await?.ready()?
+            load_offer(store, hash, None).await?.ready()?
         } else {
             events.send(ReceiveEvent::Connecting).ok();
             let c = self.connect(ticket).await?;
-            let checked = self.fetch_offer(&c, hash).await?;
+            let checked = self.fetch_offer(store, &c, hash).await?;
             conn = Some(c);
             local = store.remote().local(content).await.map_err(Error::store)?;
             checked
         };
-        store
-            .tags()
-            .set(tag_name(&hash), content)
-            .await
-            .map_err(Error::store)?;
         let total = checked.offer.total_size;
         let already = local_payload(&local, &checked);
         events
@@ -170,9 +187,7 @@ impl Node {
         let mut fetched = 0;
         if !local.is_complete() {
             let conn = conn.take().expect("connected when incomplete");
-            fetched = self
-                .download(conn, &local, &checked, already, events)
-                .await?;
+            fetched = download(store, conn, &local, &checked, already, events).await?;
             let after = store.remote().local(content).await.map_err(Error::store)?;
             if !after.is_complete() {
                 return Err(Error::Transfer(
@@ -184,27 +199,24 @@ impl Node {
             c.close(0u32.into(), b"done");
         }
 
-        let saved = self.export_all(&checked, dest, events).await?;
-        store.tags().delete(tag_name(&hash)).await.ok();
-        let summary = ReceiveSummary {
+        let saved = export_all(store, &checked, dest, events).await?;
+        Ok(ReceiveSummary {
             saved,
             files: checked.files.len(),
             total_size: total,
             bytes_fetched: fetched,
             elapsed_secs: t0.elapsed().as_secs_f64(),
-        };
-        events.send(ReceiveEvent::Done(summary.clone())).ok();
-        Ok(summary)
+        })
     }
 
     /// Fetches the hash seq and the names into the store, checks the names, then learns every
     /// file's size.
-    async fn fetch_offer(&self, conn: &Connection, hash: Hash) -> Result<Checked> {
+    async fn fetch_offer(&self, store: &Store, conn: &Connection, hash: Hash) -> Result<Checked> {
         let request = GetRequest::new(
             hash,
             ChunkRangesSeq::from_ranges([ChunkRanges::all(), ChunkRanges::all()]),
         );
-        let remote = self.store().remote();
+        let remote = store.remote();
         let local = remote
             .local_for_request(request)
             .await
@@ -216,7 +228,7 @@ impl Node {
                 .map_err(describe_get_error)?;
         }
         // Names are checked before anything else is asked of the sender.
-        let loaded = self.load_offer(hash, None).await?;
+        let loaded = load_offer(store, hash, None).await?;
         if let Loaded::NeedSizes(_) = loaded {
             // Sizes are proven by the last chunk of each file, which is verified against the
             // file's hash. The probe is read and dropped, not stored: storing ten thousand
@@ -226,214 +238,208 @@ impl Node {
                     .await
                     .map_err(describe_get_error)?;
             // sizes[0] is the metadata blob, then one per file.
-            return self.load_offer(hash, Some(&sizes[1..])).await?.ready();
+            return load_offer(store, hash, Some(&sizes[1..])).await?.ready();
         }
         loaded.ready()
     }
+}
 
-    /// Reads an offer whose hash seq and metadata are in the store, and checks it.
-    /// `sizes`, if given, are the proven sizes of the files; otherwise they come from the store.
-    async fn load_offer(&self, hash: Hash, sizes: Option<&[u64]>) -> Result<Loaded> {
-        let store = self.store();
-        let root_size = match store.blobs().status(hash).await.map_err(Error::store)? {
-            BlobStatus::Complete { size } if size % 32 == 0 && size > 0 => size,
-            _ => {
-                return Err(Error::BadData(
-                    "the list of files is incomplete or malformed".into(),
-                ))
-            }
-        };
-        let seq = iroh_blobs::hashseq::HashSeq::try_from(
-            store.get_bytes(hash).await.map_err(Error::store)?,
-        )
-        .map_err(|e| Error::BadData(e.to_string()))?;
-        let meta_size = match seq.iter().next() {
-            Some(meta) => match store.blobs().status(meta).await.map_err(Error::store)? {
-                BlobStatus::Complete { size } if size <= MAX_META_SIZE => size,
-                BlobStatus::Complete { size } => {
-                    return Err(Error::BadData(format!(
-                        "the list of names is too large ({size} bytes)"
-                    )))
-                }
-                _ => return Err(Error::BadData("the list of names is missing".into())),
-            },
-            None => return Err(Error::BadData("the collection is empty".into())),
-        };
-        let collection = Collection::load(hash, store)
-            .await
-            .map_err(|e| Error::BadData(format!("not a valid collection: {e}")))?;
-        let paths = names::validate_names(collection.iter().map(|(n, _)| n.as_str()))?;
-        let mut files = Vec::with_capacity(paths.len());
-        let mut entries = Vec::with_capacity(paths.len());
-        if sizes.is_some_and(|s| s.len() != paths.len()) {
+/// Reads an offer whose hash seq and metadata are in the store, and checks it.
+/// `sizes`, if given, are the proven sizes of the files; otherwise they come from the store.
+async fn load_offer(store: &Store, hash: Hash, sizes: Option<&[u64]>) -> Result<Loaded> {
+    let root_size = match store.blobs().status(hash).await.map_err(Error::store)? {
+        BlobStatus::Complete { size } if size % 32 == 0 && size > 0 => size,
+        _ => {
             return Err(Error::BadData(
-                "the sizes do not match the list of files".into(),
-            ));
+                "the list of files is incomplete or malformed".into(),
+            ))
         }
-        for (i, ((name, h), path)) in collection.iter().zip(paths).enumerate() {
-            let status = store.blobs().status(*h).await.map_err(Error::store)?;
-            let (size, complete) = match (status, sizes) {
-                (BlobStatus::Complete { size }, _) => (size, true),
-                (_, Some(sizes)) => (sizes[i], false),
-                (BlobStatus::Partial { size: Some(size) }, None) => (size, false),
-                _ => return Ok(Loaded::NeedSizes(name.clone())),
-            };
-            entries.push(OfferEntry {
-                name: name.clone(),
-                size,
-            });
-            files.push((path, *h, size, complete));
-        }
-        let offer = Offer {
-            hash: hash.to_hex().to_string(),
-            total_size: entries.iter().map(|e| e.size).sum(),
-            entries,
-        };
-        Ok(Loaded::Ready(Checked {
-            offer,
-            overhead: root_size + meta_size,
-            files,
-        }))
+    };
+    let seq =
+        iroh_blobs::hashseq::HashSeq::try_from(store.get_bytes(hash).await.map_err(Error::store)?)
+            .map_err(|e| Error::BadData(e.to_string()))?;
+    let meta_size = match seq.iter().next() {
+        Some(meta) => match store.blobs().status(meta).await.map_err(Error::store)? {
+            BlobStatus::Complete { size } if size <= MAX_META_SIZE => size,
+            BlobStatus::Complete { size } => {
+                return Err(Error::BadData(format!(
+                    "the list of names is too large ({size} bytes)"
+                )))
+            }
+            _ => return Err(Error::BadData("the list of names is missing".into())),
+        },
+        None => return Err(Error::BadData("the collection is empty".into())),
+    };
+    let collection = Collection::load(hash, store)
+        .await
+        .map_err(|e| Error::BadData(format!("not a valid collection: {e}")))?;
+    let paths = names::validate_names(collection.iter().map(|(n, _)| n.as_str()))?;
+    let mut files = Vec::with_capacity(paths.len());
+    let mut entries = Vec::with_capacity(paths.len());
+    if sizes.is_some_and(|s| s.len() != paths.len()) {
+        return Err(Error::BadData(
+            "the sizes do not match the list of files".into(),
+        ));
     }
+    for (i, ((name, h), path)) in collection.iter().zip(paths).enumerate() {
+        let status = store.blobs().status(*h).await.map_err(Error::store)?;
+        let (size, complete) = match (status, sizes) {
+            (BlobStatus::Complete { size }, _) => (size, true),
+            (_, Some(sizes)) => (sizes[i], false),
+            (BlobStatus::Partial { size: Some(size) }, None) => (size, false),
+            _ => return Ok(Loaded::NeedSizes(name.clone())),
+        };
+        entries.push(OfferEntry {
+            name: name.clone(),
+            size,
+        });
+        files.push((path, *h, size, complete));
+    }
+    let offer = Offer {
+        hash: hash.to_hex().to_string(),
+        total_size: entries.iter().map(|e| e.size).sum(),
+        entries,
+    };
+    Ok(Loaded::Ready(Checked {
+        offer,
+        overhead: root_size + meta_size,
+        files,
+    }))
+}
 
-    /// Fetches the missing ranges; returns the payload bytes that crossed the network.
-    async fn download(
-        &self,
-        conn: Connection,
-        local: &iroh_blobs::api::remote::LocalInfo,
-        checked: &Checked,
-        already: u64,
-        events: &mpsc::UnboundedSender<ReceiveEvent>,
-    ) -> Result<u64> {
-        let total = checked.offer.total_size;
-        // Files still to fetch, in request order, for naming the current file.
-        let pending: Vec<(u64, &str, Hash)> = checked
-            .files
-            .iter()
-            .zip(&checked.offer.entries)
-            .filter(|(f, _)| !f.3)
-            .map(|(f, e)| (f.2, e.name.as_str(), f.1))
-            .collect();
-        let mut throttle = Throttle::new();
-        // The store commits its index every 500 ms on its own. A partial blob gets its index
-        // entry once it outgrows the store's inline size (16 KiB). As soon as the first such
-        // entry exists it is committed, and from then on twice a second, so a receiver killed
-        // with SIGKILL finds its partial data again (the store rebuilds the bitfield from the
-        // data and outboard files it left).
-        let mut first_commit = false;
-        let mut commit = Throttle::with_interval(Duration::from_millis(500));
-        let mut rate = RateMeter::new();
-        let path_of = conn.clone();
-        let mut stream = self
-            .store()
-            .remote()
-            .execute_get(conn, local.missing())
-            .stream();
-        while let Some(item) = stream.next().await {
-            match item {
-                GetProgressItem::Progress(offset) => {
-                    if !first_commit {
-                        if let Some(hash) = current(&pending, offset).map(|c| c.2) {
-                            let status = self.store().blobs().status(hash).await;
-                            if matches!(status, Ok(BlobStatus::Partial { .. })) {
-                                self.store().sync_db().await.ok();
-                                first_commit = true;
-                                commit.ready();
-                            }
+/// Fetches the missing ranges; returns the payload bytes that crossed the network.
+async fn download(
+    store: &Store,
+    conn: Connection,
+    local: &iroh_blobs::api::remote::LocalInfo,
+    checked: &Checked,
+    already: u64,
+    events: &mpsc::UnboundedSender<ReceiveEvent>,
+) -> Result<u64> {
+    let total = checked.offer.total_size;
+    // Files still to fetch, in request order, for naming the current file.
+    let pending: Vec<(u64, &str, Hash)> = checked
+        .files
+        .iter()
+        .zip(&checked.offer.entries)
+        .filter(|(f, _)| !f.3)
+        .map(|(f, e)| (f.2, e.name.as_str(), f.1))
+        .collect();
+    let mut throttle = Throttle::new();
+    // The store commits its index every 500 ms on its own. A partial blob gets its index
+    // entry once it outgrows the store's inline size (16 KiB). As soon as the first such
+    // entry exists it is committed, and from then on twice a second, so a receiver killed
+    // with SIGKILL finds its partial data again (the store rebuilds the bitfield from the
+    // data and outboard files it left).
+    let mut first_commit = false;
+    let mut commit = Throttle::with_interval(Duration::from_millis(500));
+    let mut rate = RateMeter::new();
+    let path_of = conn.clone();
+    let mut stream = store.remote().execute_get(conn, local.missing()).stream();
+    while let Some(item) = stream.next().await {
+        match item {
+            GetProgressItem::Progress(offset) => {
+                if !first_commit {
+                    if let Some(hash) = current(&pending, offset).map(|c| c.2) {
+                        let status = store.blobs().status(hash).await;
+                        if matches!(status, Ok(BlobStatus::Partial { .. })) {
+                            store.sync_db().await.ok();
+                            first_commit = true;
+                            commit.ready();
                         }
-                    } else if commit.ready() {
-                        self.store().sync_db().await.ok();
                     }
-                    if throttle.ready() {
-                        let done = (already + offset).min(total);
-                        events
-                            .send(ReceiveEvent::Progress(TransferProgress {
-                                done,
-                                total,
-                                rate: rate.update(done),
-                                current: current(&pending, offset).map(|c| c.1.to_string()),
-                                via: Via::of(&path_of),
-                            }))
-                            .ok();
-                    }
+                } else if commit.ready() {
+                    store.sync_db().await.ok();
                 }
-                GetProgressItem::Done(stats) => {
+                if throttle.ready() {
+                    let done = (already + offset).min(total);
                     events
                         .send(ReceiveEvent::Progress(TransferProgress {
-                            done: total,
+                            done,
                             total,
-                            rate: rate.update(total),
-                            current: None,
+                            rate: rate.update(done),
+                            current: current(&pending, offset).map(|c| c.1.to_string()),
                             via: Via::of(&path_of),
                         }))
                         .ok();
-                    return Ok(stats.payload_bytes_read);
                 }
-                GetProgressItem::Error(e) => return Err(describe_get_error(e)),
             }
-        }
-        Err(Error::Transfer(
-            "the download ended without a result".into(),
-        ))
-    }
-
-    /// Exports every file into a staging dir, then moves the top-level entries into place.
-    async fn export_all(
-        &self,
-        checked: &Checked,
-        dest: &Path,
-        events: &mpsc::UnboundedSender<ReceiveEvent>,
-    ) -> Result<Vec<PathBuf>> {
-        let staging = export::staging_dir(dest, &checked.offer.hash);
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(|e| Error::write(&staging, e))?;
-        }
-        std::fs::create_dir(&staging).map_err(|e| Error::write(&staging, e))?;
-        let result = self.export_into(checked, &staging, dest, events).await;
-        std::fs::remove_dir_all(&staging).ok();
-        result
-    }
-
-    async fn export_into(
-        &self,
-        checked: &Checked,
-        staging: &Path,
-        dest: &Path,
-        events: &mpsc::UnboundedSender<ReceiveEvent>,
-    ) -> Result<Vec<PathBuf>> {
-        let files_total = checked.files.len();
-        let mut throttle = Throttle::new();
-        for (i, (rel, hash, _, _)) in checked.files.iter().enumerate() {
-            let target = export::create_parents(staging, rel)?;
-            self.store()
-                .export_with_opts(ExportOptions {
-                    hash: *hash,
-                    target: target.clone(),
-                    mode: ExportMode::Copy,
-                })
-                .finish()
-                .await
-                .map_err(|e| {
-                    // The store's error carries the original I/O error, so a full disk is
-                    // recognised by `Error::write` like everywhere else.
-                    let iroh_blobs::api::Error::Io(io) = iroh_blobs::api::Error::from(e);
-                    Error::write(&target, io)
-                })?;
-            if throttle.ready() || i + 1 == files_total {
+            GetProgressItem::Done(stats) => {
                 events
-                    .send(ReceiveEvent::Exporting {
-                        files_done: i + 1,
-                        files_total,
-                    })
+                    .send(ReceiveEvent::Progress(TransferProgress {
+                        done: total,
+                        total,
+                        rate: rate.update(total),
+                        current: None,
+                        via: Via::of(&path_of),
+                    }))
                     .ok();
+                return Ok(stats.payload_bytes_read);
             }
+            GetProgressItem::Error(e) => return Err(describe_get_error(e)),
         }
-        let mut saved = Vec::new();
-        for top in checked.offer.top_level() {
-            saved.push(export::move_into_place(&staging.join(&top), dest, &top)?);
-        }
-        Ok(saved)
     }
+    Err(Error::Transfer(
+        "the download ended without a result".into(),
+    ))
+}
+
+/// Exports every file into a staging dir, then moves the top-level entries into place.
+async fn export_all(
+    store: &Store,
+    checked: &Checked,
+    dest: &Path,
+    events: &mpsc::UnboundedSender<ReceiveEvent>,
+) -> Result<Vec<PathBuf>> {
+    let staging = export::staging_dir(dest, &checked.offer.hash);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|e| Error::write(&staging, e))?;
+    }
+    std::fs::create_dir(&staging).map_err(|e| Error::write(&staging, e))?;
+    let result = export_into(store, checked, &staging, dest, events).await;
+    std::fs::remove_dir_all(&staging).ok();
+    result
+}
+
+async fn export_into(
+    store: &Store,
+    checked: &Checked,
+    staging: &Path,
+    dest: &Path,
+    events: &mpsc::UnboundedSender<ReceiveEvent>,
+) -> Result<Vec<PathBuf>> {
+    let files_total = checked.files.len();
+    let mut throttle = Throttle::new();
+    for (i, (rel, hash, _, _)) in checked.files.iter().enumerate() {
+        let target = export::create_parents(staging, rel)?;
+        store
+            .export_with_opts(ExportOptions {
+                hash: *hash,
+                target: target.clone(),
+                mode: ExportMode::TryReference,
+            })
+            .finish()
+            .await
+            .map_err(|e| {
+                // The store's error carries the original I/O error, so a full disk is
+                // recognised by `Error::write` like everywhere else.
+                let iroh_blobs::api::Error::Io(io) = iroh_blobs::api::Error::from(e);
+                Error::write(&target, io)
+            })?;
+        if throttle.ready() || i + 1 == files_total {
+            events
+                .send(ReceiveEvent::Exporting {
+                    files_done: i + 1,
+                    files_total,
+                })
+                .ok();
+        }
+    }
+    let mut saved = Vec::new();
+    for top in checked.offer.top_level() {
+        saved.push(export::move_into_place(&staging.join(&top), dest, &top)?);
+    }
+    Ok(saved)
 }
 
 fn local_payload(local: &iroh_blobs::api::remote::LocalInfo, checked: &Checked) -> u64 {
@@ -538,6 +544,15 @@ impl Node {
         };
         if let Some(hash) = crate::folder::version::parse_hash(&record.hash) {
             self.store().tags().delete(tag_name(&hash)).await.ok();
+            if transfer_store::is_open(self.home(), &hash) {
+                return Err(Error::Transfer(
+                    "this transfer is running; cancel it before discarding it".into(),
+                ));
+            }
+            let dir = transfer_store::transfer_dir(self.home(), &hash);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| Error::write(&dir, e))?;
+            }
         }
         self.history().remove(record_id);
         Ok(())

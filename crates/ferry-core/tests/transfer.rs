@@ -154,6 +154,12 @@ async fn resume_fetches_only_what_was_missing() {
         !dest.join("big.bin").exists(),
         "nothing appears before it is complete"
     );
+    let store_dir =
+        ferry_core::transfer_store::transfer_dir(receiver.home(), &ticket.blob_ticket().hash());
+    assert!(
+        store_dir.exists(),
+        "the transfer's store is kept to resume from"
+    );
 
     // Second attempt: only the rest crosses the network.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -177,6 +183,15 @@ async fn resume_fetches_only_what_was_missing() {
     assert_eq!(summary.bytes_fetched + local_before, size as u64);
     assert_eq!(
         std::fs::read(dest.join("big.bin")).unwrap(),
+        pseudo_random(size, 4)
+    );
+    assert!(
+        !store_dir.exists(),
+        "the transfer's store is gone once the files are in place"
+    );
+    // The sender's file is untouched by the receiver moving its copy into place.
+    assert_eq!(
+        std::fs::read(src.join("big.bin")).unwrap(),
         pseudo_random(size, 4)
     );
 }

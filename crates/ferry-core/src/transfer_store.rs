@@ -1,0 +1,104 @@
+//! The blob store of one incoming transfer: `<home>/transfers/<collection hash>`.
+//!
+//! A receive downloads into a store of its own rather than the home's, so that finished files
+//! can be moved out of it (a rename, not a copy) without leaving any other share, folder or
+//! transfer pointing at a moved file; the store is removed once the files are in place, and
+//! kept after a failure or cancel so that the next attempt resumes from it. A transfer's store
+//! is open at most once at a time in this process: a second receive of the same ticket is
+//! refused with a clear error instead of waiting on the first one's lock.
+
+use std::{
+    collections::HashSet,
+    path::{Path, PathBuf},
+    sync::{LazyLock, Mutex},
+};
+
+use iroh_blobs::{api::Store, store::fs::FsStore, Hash};
+
+use crate::error::{Error, Result};
+
+/// Transfer stores open in this process, by directory.
+static OPEN: LazyLock<Mutex<HashSet<PathBuf>>> = LazyLock::new(Default::default);
+
+/// Where the store of the transfer of collection `hash` lives.
+pub fn transfer_dir(home: &Path, hash: &Hash) -> PathBuf {
+    home.join("transfers").join(hash.to_hex())
+}
+
+/// True while a receive of `hash` runs in this process.
+pub fn is_open(home: &Path, hash: &Hash) -> bool {
+    OPEN.lock()
+        .expect("not poisoned")
+        .contains(&transfer_dir(home, hash))
+}
+
+/// An open transfer store. Dropping it without [`TransferStore::close`] (a cancelled or
+/// aborted receive) still shuts the store down, in the background.
+pub struct TransferStore {
+    dir: PathBuf,
+    store: Option<FsStore>,
+}
+
+impl TransferStore {
+    /// Opens (or creates) the store of the transfer of `hash`.
+    pub async fn open(home: &Path, hash: &Hash) -> Result<TransferStore> {
+        let dir = transfer_dir(home, hash);
+        // A store dropped by an aborted receive closes in the background: give it a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !OPEN.lock().expect("not poisoned").insert(dir.clone()) {
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Transfer(
+                    "this transfer is already being received".into(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        match FsStore::load(&dir).await {
+            Ok(store) => Ok(TransferStore {
+                dir,
+                store: Some(store),
+            }),
+            Err(e) => {
+                OPEN.lock().expect("not poisoned").remove(&dir);
+                Err(Error::Store(format!("cannot open {}: {e}", dir.display())))
+            }
+        }
+    }
+
+    /// The store, to download into and export from.
+    pub fn store(&self) -> &Store {
+        self.store.as_ref().expect("open until closed")
+    }
+
+    /// Shuts the store down; removes it too when the transfer is `finished` (its files are in
+    /// place), keeps it for a later attempt otherwise.
+    pub async fn close(mut self, finished: bool) {
+        if let Some(store) = self.store.take() {
+            store.shutdown().await.ok();
+        }
+        if finished {
+            std::fs::remove_dir_all(&self.dir).ok();
+        }
+        OPEN.lock().expect("not poisoned").remove(&self.dir);
+    }
+}
+
+impl Drop for TransferStore {
+    fn drop(&mut self) {
+        let Some(store) = self.store.take() else {
+            return;
+        };
+        let dir = self.dir.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    store.shutdown().await.ok();
+                    OPEN.lock().expect("not poisoned").remove(&dir);
+                });
+            }
+            Err(_) => {
+                OPEN.lock().expect("not poisoned").remove(&dir);
+            }
+        }
+    }
+}
