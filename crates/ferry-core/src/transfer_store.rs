@@ -1,4 +1,5 @@
-//! The blob store of one incoming transfer: `<home>/transfers/<collection hash>`.
+//! The blob store of one incoming transfer: `<home>/transfers/<collection hash>` for a one-shot
+//! receive, `<folder>/.ferry/incoming/<hash>` for a large file coming into a synced folder.
 //!
 //! A receive downloads into a store of its own rather than the home's, so that finished files
 //! can be moved out of it (a rename, not a copy) without leaving any other share, folder or
@@ -27,9 +28,12 @@ pub fn transfer_dir(home: &Path, hash: &Hash) -> PathBuf {
 
 /// True while a receive of `hash` runs in this process.
 pub fn is_open(home: &Path, hash: &Hash) -> bool {
-    OPEN.lock()
-        .expect("not poisoned")
-        .contains(&transfer_dir(home, hash))
+    is_open_dir(&transfer_dir(home, hash))
+}
+
+/// True while the transfer store in `dir` is open in this process.
+pub fn is_open_dir(dir: &Path) -> bool {
+    OPEN.lock().expect("not poisoned").contains(dir)
 }
 
 /// An open transfer store. Dropping it without [`TransferStore::close`] (a cancelled or
@@ -42,7 +46,11 @@ pub struct TransferStore {
 impl TransferStore {
     /// Opens (or creates) the store of the transfer of `hash`.
     pub async fn open(home: &Path, hash: &Hash) -> Result<TransferStore> {
-        let dir = transfer_dir(home, hash);
+        Self::open_dir(transfer_dir(home, hash)).await
+    }
+
+    /// Opens (or creates) a transfer store in `dir`.
+    pub async fn open_dir(dir: PathBuf) -> Result<TransferStore> {
         // A store dropped by an aborted receive closes in the background: give it a moment.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while !OPEN.lock().expect("not poisoned").insert(dir.clone()) {

@@ -352,3 +352,43 @@ async fn an_edit_to_a_large_file_sends_only_the_changed_blocks() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
+
+/// A large new file is fetched into a store inside the folder's state directory and moved into
+/// place; nothing of that fetch is left behind, and the receiver can serve the file afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_arrives_through_its_own_store_and_leaves_nothing_behind() {
+    let env = Env::new();
+    let size = ferry_core::folder::incoming::INTO_PLACE_MIN as usize + 12345;
+    let big = pseudo_random(size, 11);
+    let SharedFolder {
+        b, b_dir, a: _a, ..
+    } = shared_folder(&env, false, &[("video.bin", &big)]).await;
+    let dest = b_dir.join("video.bin");
+    let hash = iroh_blobs::Hash::new(&big);
+    // Through the home's store, the file would be complete there before it appeared; moved
+    // into place, it appears first and reaches the store afterwards.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !std::fs::metadata(&dest).is_ok_and(|m| m.len() == size as u64) {
+        assert!(std::time::Instant::now() < deadline, "b never got the file");
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert!(
+        !b.store().has(hash).await.unwrap(),
+        "the file was written from the home's store, not moved into place"
+    );
+    assert!(std::fs::read(&dest).unwrap() == big, "content differs");
+    let incoming = b_dir.join(".ferry/incoming");
+    let left: Vec<_> = std::fs::read_dir(&incoming)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(!b_dir.join("video.bin.ferry-tmp").exists());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !b.store().has(hash).await.unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b's store never got the file"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}

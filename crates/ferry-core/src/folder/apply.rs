@@ -21,6 +21,7 @@ use crate::{
         decide::PathState,
         engine::FolderSync,
         ignore::TEMP_SUFFIX,
+        incoming::INTO_PLACE_MIN,
         index::Known,
         scan::{hash_if_stable, mtime_ms, Scanned},
         version::FileVersion,
@@ -52,7 +53,7 @@ impl FolderSync {
                 }
                 // A large file this device has an earlier version of: only the blocks that
                 // differ are fetched, when it is written.
-                if self.can_patch(at, v, index.get(at)) {
+                if self.can_patch(at, v, index.get(at)) || v.size >= INTO_PLACE_MIN {
                     continue;
                 }
                 if let Some(h) = v.content_hash() {
@@ -183,15 +184,22 @@ impl FolderSync {
             .content_hash()
             .ok_or_else(|| Error::BadData(format!("bad content hash for {rel:?}")))?;
         let tmp = PathBuf::from(format!("{}{TEMP_SUFFIX}", path.display()));
-        let mut patched = false;
+        let mut in_tmp = false;
         if !self.store.has(hash).await.map_err(Error::store)? {
-            patched = self.can_patch(rel, v, index.get(rel)) && self.patch(v, &path, &tmp).await?;
-            if !patched && !self.fetch(&[hash]).await {
+            in_tmp = self.can_patch(rel, v, index.get(rel)) && self.patch(v, &path, &tmp).await?;
+            if !in_tmp && v.size >= INTO_PLACE_MIN {
+                if !self.fetch_into_place(v, &tmp).await? {
+                    return Ok(Written::Unavailable);
+                }
+                in_tmp = true;
+            }
+            if !in_tmp && !self.fetch(&[hash]).await {
                 return Ok(Written::Unavailable);
             }
         }
-        // Whatever happens next, a patched file not moved into place is not left behind.
-        let tmp_guard = RemoveOnDrop(patched.then(|| tmp.clone()));
+        // Whatever happens next, content written to `tmp` and not moved into place is not left
+        // behind.
+        let tmp_guard = RemoveOnDrop(in_tmp.then(|| tmp.clone()));
         // A file that is there and is not what this device last knew is a local edit: keep it.
         if path.exists() {
             let seen = std::fs::metadata(&path)
@@ -234,7 +242,7 @@ impl FolderSync {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
         }
-        if !patched {
+        if !in_tmp {
             self.store
                 .export_with_opts(ExportOptions {
                     hash,
@@ -247,7 +255,7 @@ impl FolderSync {
         }
         std::fs::rename(&tmp, &path).map_err(|e| Error::write(&path, e))?;
         std::mem::forget(tmp_guard);
-        if patched {
+        if in_tmp {
             // Peers may ask this device for the new version too: copy it into the store in the
             // background (the file is in place and verified; this only makes it servable).
             self.import_in_background(path.clone(), hash);

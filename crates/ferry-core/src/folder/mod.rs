@@ -25,6 +25,7 @@ pub mod decide;
 mod delta;
 pub mod engine;
 pub mod ignore;
+pub mod incoming;
 mod index;
 pub mod manage;
 mod publish;

@@ -56,6 +56,7 @@ impl FolderSync {
             match self.gather(Query::all()).await {
                 Ok((all, missing)) => {
                     *states = all;
+                    self.forget_stale_incoming(&states);
                     unavailable = missing;
                     states.keys().cloned().collect()
                 }

@@ -1,0 +1,98 @@
+//! Large files coming into a folder are fetched into a store of their own inside the folder's
+//! state directory and moved into place from there: on the folder's filesystem that is a
+//! rename, where fetching into the home's store meant writing the file twice (into the store,
+//! then a copy to its place) before it appeared. The home's store gets its copy afterwards, in
+//! the background, so that this device can serve the file too. An interrupted fetch keeps its
+//! store and resumes from it. See docs/DESIGN.md, "Large files into place".
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    path::{Path, PathBuf},
+};
+
+use iroh_blobs::{
+    api::{blobs::ExportMode, blobs::ExportOptions, downloader::Shuffled},
+    HashAndFormat,
+};
+
+use crate::{
+    error::{Error, Result},
+    folder::{
+        decide::PathState,
+        engine::{FolderSync, FETCH_TIMEOUT},
+        ignore::STATE_DIR,
+        version::FileVersion,
+    },
+    transfer_store::{self, TransferStore},
+};
+
+/// Files this large are fetched into place; smaller ones through the home's store, where a
+/// store per file would cost more than the copy it saves.
+pub const INTO_PLACE_MIN: u64 = 64 * 1024 * 1024;
+
+impl FolderSync {
+    /// Fetches `v`'s content into `tmp` (verified on arrival). False if it is not complete yet
+    /// (no peer has it, or the time for one attempt ran out; what arrived is kept).
+    pub(super) async fn fetch_into_place(&self, v: &FileVersion, tmp: &Path) -> Result<bool> {
+        let Some(hash) = v.content_hash() else {
+            return Ok(false);
+        };
+        let peers = self.fetch_peers().await;
+        if peers.is_empty() {
+            return Ok(false);
+        }
+        let dir = self.incoming_dir().join(hash.to_hex());
+        let transfer = TransferStore::open_dir(dir).await?;
+        let store = transfer.store();
+        let download = store
+            .downloader(&self.endpoint)
+            .download(HashAndFormat::raw(hash), Shuffled::new(peers));
+        match tokio::time::timeout(FETCH_TIMEOUT, download).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!("blob {} not available yet: {e}", hash.fmt_short());
+                transfer.close(false).await;
+                return Ok(false);
+            }
+            Err(_) => {
+                tracing::debug!("fetching blob {} continues later", hash.fmt_short());
+                transfer.close(false).await;
+                return Ok(false);
+            }
+        }
+        let moved = store
+            .export_with_opts(ExportOptions {
+                hash,
+                target: tmp.to_path_buf(),
+                mode: ExportMode::TryReference,
+            })
+            .finish()
+            .await;
+        transfer.close(moved.is_ok()).await;
+        moved.map_err(|e| Error::write(tmp, std::io::Error::other(e.to_string())))?;
+        Ok(true)
+    }
+
+    fn incoming_dir(&self) -> PathBuf {
+        self.root.join(STATE_DIR).join("incoming")
+    }
+
+    /// Removes unfinished fetches that no version in `states` needs any more (the file was
+    /// changed or deleted again before it arrived).
+    pub(super) fn forget_stale_incoming(&self, states: &BTreeMap<String, PathState>) {
+        let Ok(entries) = std::fs::read_dir(self.incoming_dir()) else {
+            return;
+        };
+        let wanted: HashSet<&str> = states
+            .values()
+            .flat_map(|s| s.versions().iter().map(|v| v.hash.as_str()))
+            .collect();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let stale = name.to_str().is_none_or(|n| !wanted.contains(n));
+            if stale && !transfer_store::is_open_dir(&entry.path()) {
+                std::fs::remove_dir_all(entry.path()).ok();
+            }
+        }
+    }
+}
