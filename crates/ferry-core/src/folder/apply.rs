@@ -19,6 +19,7 @@ use crate::{
     folder::{
         activity::ChangeKind,
         decide::PathState,
+        delta::Patch,
         engine::FolderSync,
         ignore::TEMP_SUFFIX,
         incoming::INTO_PLACE_MIN,
@@ -186,7 +187,13 @@ impl FolderSync {
         let tmp = PathBuf::from(format!("{}{TEMP_SUFFIX}", path.display()));
         let mut in_tmp = false;
         if !self.store.has(hash).await.map_err(Error::store)? {
-            in_tmp = self.can_patch(rel, v, index.get(rel)) && self.patch(v, &path, &tmp).await?;
+            if self.can_patch(rel, v, index.get(rel)) {
+                match self.patch(v, &path, &tmp).await? {
+                    Patch::Done => in_tmp = true,
+                    Patch::NotYet => return Ok(Written::Unavailable),
+                    Patch::Impossible => {}
+                }
+            }
             if !in_tmp && v.size >= INTO_PLACE_MIN {
                 if !self.fetch_into_place(v, &tmp).await? {
                     return Ok(Written::Unavailable);

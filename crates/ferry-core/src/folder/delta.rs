@@ -26,8 +26,20 @@ use crate::{
     },
 };
 
-/// How long fetching the changed blocks may take before the whole file is fetched instead.
+/// How long one attempt at fetching the changed blocks may take.
 const PATCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What [`FolderSync::patch`] did.
+pub(super) enum Patch {
+    /// The new version is in `tmp`.
+    Done,
+    /// The block list or a changed block could not be fetched yet: try again later, rather
+    /// than fetching the whole file.
+    NotYet,
+    /// No use: the list does not match the version, or no block can be reused. Fetch the
+    /// whole file.
+    Impossible,
+}
 
 impl FolderSync {
     /// True if `v` can be written at `rel` from the file there plus the blocks that differ:
@@ -44,25 +56,23 @@ impl FolderSync {
     }
 
     /// Writes `v`'s content to `tmp`, taking every block the file at `path` already has and
-    /// fetching the others. Returns false (and leaves no `tmp`) when that is not possible:
-    /// the block list cannot be fetched or does not match `v`, or no block can be reused; the
-    /// caller then fetches the whole file.
-    pub(super) async fn patch(&self, v: &FileVersion, path: &Path, tmp: &Path) -> Result<bool> {
+    /// fetching the others. Leaves no `tmp` unless it is [`Patch::Done`].
+    pub(super) async fn patch(&self, v: &FileVersion, path: &Path, tmp: &Path) -> Result<Patch> {
         let res = self.try_patch(v, path, tmp).await;
-        if !matches!(res, Ok(true)) {
+        if !matches!(res, Ok(Patch::Done)) {
             let _ = std::fs::remove_file(tmp);
         }
         res
     }
 
-    async fn try_patch(&self, v: &FileVersion, path: &Path, tmp: &Path) -> Result<bool> {
+    async fn try_patch(&self, v: &FileVersion, path: &Path, tmp: &Path) -> Result<Patch> {
         let (Some(hash), Some(list_hash)) = (v.content_hash(), v.blocks_hash()) else {
-            return Ok(false);
+            return Ok(Patch::Impossible);
         };
         if !self.store.has(list_hash).await.map_err(Error::store)?
             && !self.fetch(&[list_hash]).await
         {
-            return Ok(false);
+            return Ok(Patch::NotYet);
         }
         let list = self
             .store
@@ -77,7 +87,7 @@ impl FolderSync {
                 path.display(),
                 v.hash
             );
-            return Ok(false);
+            return Ok(Patch::Impossible);
         };
         self.keep(list_hash).await?;
         let (src, dst, size) = (path.to_path_buf(), tmp.to_path_buf(), v.size);
@@ -86,7 +96,7 @@ impl FolderSync {
             .map_err(|e| Error::Store(e.to_string()))?
             .map_err(|e| Error::write(tmp, e))?;
         if changed.len() as u64 == blocks::block_count(v.size) {
-            return Ok(false);
+            return Ok(Patch::Impossible);
         }
         tracing::debug!(
             "{}: fetching {} of {} blocks",
@@ -95,9 +105,9 @@ impl FolderSync {
             blocks::block_count(v.size)
         );
         if !changed.is_empty() && !self.fetch_blocks(hash, &changed, v.size, tmp).await? {
-            return Ok(false);
+            return Ok(Patch::NotYet);
         }
-        Ok(true)
+        Ok(Patch::Done)
     }
 
     /// Fetches the blocks `changed` of `hash` (verified against it on arrival) and writes them
