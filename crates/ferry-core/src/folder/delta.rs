@@ -90,29 +90,104 @@ impl FolderSync {
             return Ok(Patch::Impossible);
         };
         self.keep(list_hash).await?;
-        let (src, dst, size) = (path.to_path_buf(), tmp.to_path_buf(), v.size);
-        let changed = tokio::task::spawn_blocking(move || reuse_blocks(&src, &dst, &wanted, size))
-            .await
-            .map_err(|e| Error::Store(e.to_string()))?
-            .map_err(|e| Error::write(tmp, e))?;
-        if changed.len() as u64 == blocks::block_count(v.size) {
-            return Ok(Patch::Impossible);
-        }
+        let count = blocks::block_count(v.size);
+        let planned = self
+            .plans
+            .lock()
+            .expect("plans lock")
+            .get(path)
+            .filter(|(h, _)| *h == hash)
+            .map(|(_, c)| c.clone());
+        let changed = match planned {
+            None => {
+                // First attempt: one pass writes what can be reused and finds what cannot.
+                let changed = self.reuse(path, tmp, wanted, v.size).await?;
+                if changed.len() as u64 == count {
+                    return Ok(Patch::Impossible);
+                }
+                self.plans
+                    .lock()
+                    .expect("plans lock")
+                    .insert(path.to_path_buf(), (hash, changed.clone()));
+                if !self.download_blocks(hash, &changed, v.size).await {
+                    return Ok(Patch::NotYet);
+                }
+                changed
+            }
+            Some(planned) => {
+                // A retry: the file is read again only once the blocks it lacked are here.
+                if !self.download_blocks(hash, &planned, v.size).await {
+                    return Ok(Patch::NotYet);
+                }
+                let changed = self.reuse(path, tmp, wanted, v.size).await?;
+                if !changed.iter().all(|c| planned.contains(c)) {
+                    // The file changed since the plan: plan again.
+                    self.plans
+                        .lock()
+                        .expect("plans lock")
+                        .insert(path.to_path_buf(), (hash, changed));
+                    return Ok(Patch::NotYet);
+                }
+                changed
+            }
+        };
         tracing::debug!(
-            "{}: fetching {} of {} blocks",
+            "{}: {} of {count} blocks fetched",
             path.display(),
             changed.len(),
-            blocks::block_count(v.size)
         );
-        if !changed.is_empty() && !self.fetch_blocks(hash, &changed, v.size, tmp).await? {
+        if !self.write_blocks(hash, &changed, v.size, tmp).await? {
             return Ok(Patch::NotYet);
         }
+        self.plans.lock().expect("plans lock").remove(path);
         Ok(Patch::Done)
     }
 
-    /// Fetches the blocks `changed` of `hash` (verified against it on arrival) and writes them
-    /// into `tmp` at their offsets.
-    async fn fetch_blocks(
+    /// Writes into `tmp` the blocks of `wanted` that the file at `path` has; returns the
+    /// others.
+    async fn reuse(
+        &self,
+        path: &Path,
+        tmp: &Path,
+        wanted: Vec<ChainingValue>,
+        size: u64,
+    ) -> Result<Vec<u64>> {
+        let (src, dst) = (path.to_path_buf(), tmp.to_path_buf());
+        tokio::task::spawn_blocking(move || reuse_blocks(&src, &dst, &wanted, size))
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?
+            .map_err(|e| Error::write(tmp, e))
+    }
+
+    /// Fetches the blocks `changed` of `hash` into the store, verified against it on arrival.
+    /// What arrived stays there for the next attempt.
+    async fn download_blocks(&self, hash: Hash, changed: &[u64], size: u64) -> bool {
+        if changed.is_empty() {
+            return true;
+        }
+        let mut chunks = ChunkRanges::empty();
+        for r in runs_of(changed, size) {
+            chunks |= ChunkRanges::bytes(r);
+        }
+        let peers = self.fetch_peers().await;
+        if peers.is_empty() {
+            return false;
+        }
+        let download = self
+            .downloader
+            .download(GetRequest::blob_ranges(hash, chunks), Shuffled::new(peers));
+        match tokio::time::timeout(PATCH_TIMEOUT, download).await {
+            Ok(Ok(_)) => true,
+            Ok(Err(e)) => {
+                tracing::debug!("blocks of {} not available yet: {e}", hash.fmt_short());
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Writes the blocks `changed` of `hash`, from the store, into `tmp` at their offsets.
+    async fn write_blocks(
         &self,
         hash: Hash,
         changed: &[u64],
@@ -120,25 +195,6 @@ impl FolderSync {
         tmp: &Path,
     ) -> Result<bool> {
         let runs = runs_of(changed, size);
-        let mut chunks = ChunkRanges::empty();
-        for r in &runs {
-            chunks |= ChunkRanges::bytes(r.clone());
-        }
-        let peers = self.fetch_peers().await;
-        if peers.is_empty() {
-            return Ok(false);
-        }
-        let download = self
-            .downloader
-            .download(GetRequest::blob_ranges(hash, chunks), Shuffled::new(peers));
-        match tokio::time::timeout(PATCH_TIMEOUT, download).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::debug!("blocks of {} not available yet: {e}", hash.fmt_short());
-                return Ok(false);
-            }
-            Err(_) => return Ok(false),
-        }
         let mut out = std::fs::OpenOptions::new()
             .write(true)
             .open(tmp)
@@ -173,7 +229,10 @@ impl FolderSync {
             }
             written += got;
         }
-        tracing::debug!("{}: {written} bytes fetched", tmp.display());
+        tracing::debug!(
+            "{}: {written} bytes of changed blocks written",
+            tmp.display()
+        );
         Ok(true)
     }
 }

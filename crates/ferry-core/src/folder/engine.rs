@@ -83,6 +83,9 @@ pub struct FolderSync {
     pub(super) recent: std::sync::Mutex<Recent>,
     /// Counts for people, refreshed at the end of each round.
     pub(super) summary: std::sync::Mutex<Summary>,
+    /// The blocks each large file being patched still lacks, by file, for the version (hash)
+    /// being written: a retry fetches them before reading the file again.
+    pub(super) plans: std::sync::Mutex<std::collections::HashMap<PathBuf, (Hash, Vec<u64>)>>,
     pub(super) trash: Trash,
     /// How long and how much the trash keeps: (max age in ms, max bytes).
     pub(super) trash_keep: (u64, u64),
@@ -164,6 +167,7 @@ impl FolderSync {
             }),
             peers: std::sync::Mutex::new(Default::default()),
             peer_seen: std::sync::Mutex::new(None),
+            plans: std::sync::Mutex::new(Default::default()),
         })
     }
 
