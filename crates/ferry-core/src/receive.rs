@@ -199,7 +199,14 @@ impl Node {
             c.close(0u32.into(), b"done");
         }
 
-        let saved = export_all(store, &checked, dest, events).await?;
+        // Moving files out of the transfer's store is a rename on one filesystem; elsewhere
+        // they are copied (a move across volumes is not guaranteed to fall back on every OS).
+        let mode = if can_move_between(&transfer_store::transfer_dir(self.home(), &hash), dest) {
+            ExportMode::TryReference
+        } else {
+            ExportMode::Copy
+        };
+        let saved = export_all(store, mode, &checked, dest, events).await?;
         Ok(ReceiveSummary {
             saved,
             files: checked.files.len(),
@@ -387,6 +394,7 @@ async fn download(
 /// Exports every file into a staging dir, then moves the top-level entries into place.
 async fn export_all(
     store: &Store,
+    mode: ExportMode,
     checked: &Checked,
     dest: &Path,
     events: &mpsc::UnboundedSender<ReceiveEvent>,
@@ -396,13 +404,14 @@ async fn export_all(
         std::fs::remove_dir_all(&staging).map_err(|e| Error::write(&staging, e))?;
     }
     std::fs::create_dir(&staging).map_err(|e| Error::write(&staging, e))?;
-    let result = export_into(store, checked, &staging, dest, events).await;
+    let result = export_into(store, mode, checked, &staging, dest, events).await;
     std::fs::remove_dir_all(&staging).ok();
     result
 }
 
 async fn export_into(
     store: &Store,
+    mode: ExportMode,
     checked: &Checked,
     staging: &Path,
     dest: &Path,
@@ -416,7 +425,7 @@ async fn export_into(
             .export_with_opts(ExportOptions {
                 hash: *hash,
                 target: target.clone(),
-                mode: ExportMode::TryReference,
+                mode,
             })
             .finish()
             .await
@@ -501,6 +510,27 @@ fn same_filesystem(a: &Path, b: &Path) -> bool {
 #[cfg(not(unix))]
 fn same_filesystem(_a: &Path, _b: &Path) -> bool {
     true
+}
+
+/// True if a file can be renamed from under `a` to under `b`: both are on one filesystem.
+/// Unlike [`same_filesystem`] (a space check that assumes the worst), this answers no when it
+/// cannot tell.
+#[cfg(unix)]
+fn can_move_between(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn can_move_between(a: &Path, b: &Path) -> bool {
+    // The same drive or share.
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a.components().next() == b.components().next(),
+        _ => false,
+    }
 }
 
 fn describe_get_error(e: iroh_blobs::get::GetError) -> Error {
