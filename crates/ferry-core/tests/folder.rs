@@ -140,12 +140,6 @@ async fn an_offline_conflict_is_shown_and_its_resolution_syncs() {
     };
     eventually("both peers keep both versions", || {
         let (ta, tb) = (live_tree(&a_dir), live_tree(&b_dir));
-        eprintln!(
-            "{:?} {:?} {:?}",
-            ta,
-            tb,
-            std::fs::read_to_string(b_dir.join(".ferry/index.json"))
-        );
         ta == tb && ta.len() == 2 && copy_of(&a_dir).is_some()
     })
     .await;
