@@ -19,7 +19,7 @@ use crate::{
     error::{Error, Result},
     folder::{
         blocks::{self, ChainingValue, BLOCK_BYTES, MIN_FILE},
-        engine::FolderSync,
+        engine::{downloaded, FolderSync},
         index::Known,
         scan::Scanned,
         version::FileVersion,
@@ -176,14 +176,7 @@ impl FolderSync {
         let download = self
             .downloader
             .download(GetRequest::blob_ranges(hash, chunks), Shuffled::new(peers));
-        match tokio::time::timeout(PATCH_TIMEOUT, download).await {
-            Ok(Ok(_)) => true,
-            Ok(Err(e)) => {
-                tracing::debug!("blocks of {} not available yet: {e}", hash.fmt_short());
-                false
-            }
-            Err(_) => false,
-        }
+        downloaded(hash, PATCH_TIMEOUT, download).await
     }
 
     /// Writes the blocks `changed` of `hash`, from the store, into `tmp` at their offsets.

@@ -41,6 +41,26 @@ use crate::{
     registry::Registry,
 };
 
+/// Waits up to `limit` for a download of (part of) `hash`; true if it completed. Whatever
+/// arrived stays in the store for the next attempt.
+pub(super) async fn downloaded<E: std::fmt::Display>(
+    hash: Hash,
+    limit: Duration,
+    download: impl std::future::IntoFuture<Output = std::result::Result<(), E>>,
+) -> bool {
+    match tokio::time::timeout(limit, download).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!("blob {} not available yet: {e}", hash.fmt_short());
+            false
+        }
+        Err(_) => {
+            tracing::debug!("fetching blob {} continues later", hash.fmt_short());
+            false
+        }
+    }
+}
+
 /// Prefix of file entries in a folder document.
 pub const KEY_PREFIX: &str = "f/";
 
@@ -321,19 +341,7 @@ impl FolderSync {
             .map(|hash| {
                 let fetch =
                     downloader.download(HashAndFormat::raw(hash), Shuffled::new(peers.clone()));
-                async move {
-                    match tokio::time::timeout(FETCH_TIMEOUT, fetch).await {
-                        Ok(Ok(_)) => true,
-                        Ok(Err(e)) => {
-                            tracing::debug!("blob {} not available yet: {e}", hash.fmt_short());
-                            false
-                        }
-                        Err(_) => {
-                            tracing::debug!("fetching blob {} timed out", hash.fmt_short());
-                            false
-                        }
-                    }
-                }
+                downloaded(hash, FETCH_TIMEOUT, fetch)
             })
             .collect();
         let fetched: Vec<bool> = n0_future::stream::iter(jobs)

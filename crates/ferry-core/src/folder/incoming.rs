@@ -19,7 +19,7 @@ use crate::{
     error::{Error, Result},
     folder::{
         decide::PathState,
-        engine::{FolderSync, FETCH_TIMEOUT},
+        engine::{downloaded, FolderSync, FETCH_TIMEOUT},
         ignore::STATE_DIR,
         version::FileVersion,
     },
@@ -47,18 +47,9 @@ impl FolderSync {
         let download = store
             .downloader(&self.endpoint)
             .download(HashAndFormat::raw(hash), Shuffled::new(peers));
-        match tokio::time::timeout(FETCH_TIMEOUT, download).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                tracing::debug!("blob {} not available yet: {e}", hash.fmt_short());
-                transfer.close(false).await;
-                return Ok(false);
-            }
-            Err(_) => {
-                tracing::debug!("fetching blob {} continues later", hash.fmt_short());
-                transfer.close(false).await;
-                return Ok(false);
-            }
+        if !downloaded(hash, FETCH_TIMEOUT, download).await {
+            transfer.close(false).await;
+            return Ok(false);
         }
         let moved = store
             .export_with_opts(ExportOptions {

@@ -287,15 +287,7 @@ impl FolderSync {
 
     /// Copies a file's content into the store, held only as long as the returned tag lives.
     async fn import_temp(&self, path: &Path) -> Result<TempTag> {
-        self.store
-            .add_path_with_opts(AddPathOptions {
-                path: path.to_path_buf(),
-                format: BlobFormat::Raw,
-                mode: ImportMode::Copy,
-            })
-            .temp_tag()
-            .await
-            .map_err(Error::store)
+        copy_in(&self.store, path).await
     }
 
     /// Adds a small blob (a block list) to the store as folder content.
@@ -323,15 +315,7 @@ impl FolderSync {
         let folder_id = self.folder_id.clone();
         tokio::spawn(async move {
             let res = async {
-                let tt = store
-                    .add_path_with_opts(AddPathOptions {
-                        path: path.clone(),
-                        format: BlobFormat::Raw,
-                        mode: ImportMode::Copy,
-                    })
-                    .temp_tag()
-                    .await
-                    .map_err(Error::store)?;
+                let tt = copy_in(&store, &path).await?;
                 if tt.hash() == expected {
                     keep(&store, &registry, &folder_id, expected).await?;
                 }
@@ -360,6 +344,19 @@ impl FolderSync {
             .map_err(|e| Error::Store(e.to_string()))?;
         Ok(())
     }
+}
+
+/// Copies the file at `path` into `store`, held as long as the returned tag lives.
+async fn copy_in(store: &Store, path: &Path) -> Result<TempTag> {
+    store
+        .add_path_with_opts(AddPathOptions {
+            path: path.to_path_buf(),
+            format: BlobFormat::Raw,
+            mode: ImportMode::Copy,
+        })
+        .temp_tag()
+        .await
+        .map_err(Error::store)
 }
 
 /// Tags `hash` as content of the folder `folder_id` and lets the folder's peers fetch it.
