@@ -139,10 +139,8 @@ impl Node {
         transfer
             .close(matches!(res, Ok(_) | Err(Error::BadData(_))))
             .await;
-        if res.is_ok() {
-            self.store().tags().delete(tag_name(&hash)).await.ok();
-        }
         if let Ok(summary) = &res {
+            self.store().tags().delete(tag_name(&hash)).await.ok();
             events.send(ReceiveEvent::Done(summary.clone())).ok();
         }
         res
@@ -201,7 +199,8 @@ impl Node {
 
         // Moving files out of the transfer's store is a rename on one filesystem; elsewhere
         // they are copied (a move across volumes is not guaranteed to fall back on every OS).
-        let mode = if can_move_between(&transfer_store::transfer_dir(self.home(), &hash), dest) {
+        let transfer_dir = transfer_store::transfer_dir(self.home(), &hash);
+        let mode = if same_filesystem(&transfer_dir, dest) == Some(true) {
             ExportMode::TryReference
         } else {
             ExportMode::Copy
@@ -472,7 +471,9 @@ fn current<'a>(
 }
 
 fn check_space(home: &Path, dest: &Path, total: u64, missing: u64) -> Result<()> {
-    let same_fs = same_filesystem(home, dest);
+    // Unknown counts as one filesystem: the destination must then hold both. Outside Unix the
+    // space check has always treated them as one.
+    let same_fs = !cfg!(unix) || same_filesystem(home, dest).unwrap_or(true);
     let dest_need = if same_fs { total + missing } else { total };
     let margin = 16 * 1024 * 1024;
     if let Ok(available) = fs4::available_space(dest) {
@@ -498,38 +499,23 @@ fn check_space(home: &Path, dest: &Path, total: u64, missing: u64) -> Result<()>
     Ok(())
 }
 
+/// Whether `a` and `b` are on one filesystem (a file can be renamed from one to the other);
+/// `None` when that cannot be told. Each caller decides what an unknown answer means.
 #[cfg(unix)]
-fn same_filesystem(a: &Path, b: &Path) -> bool {
+fn same_filesystem(a: &Path, b: &Path) -> Option<bool> {
     use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev(),
-        _ => true,
+        (Ok(a), Ok(b)) => Some(a.dev() == b.dev()),
+        _ => None,
     }
 }
 
 #[cfg(not(unix))]
-fn same_filesystem(_a: &Path, _b: &Path) -> bool {
-    true
-}
-
-/// True if a file can be renamed from under `a` to under `b`: both are on one filesystem.
-/// Unlike [`same_filesystem`] (a space check that assumes the worst), this answers no when it
-/// cannot tell.
-#[cfg(unix)]
-fn can_move_between(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev(),
-        _ => false,
-    }
-}
-
-#[cfg(not(unix))]
-fn can_move_between(a: &Path, b: &Path) -> bool {
+fn same_filesystem(a: &Path, b: &Path) -> Option<bool> {
     // The same drive or share.
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(a), Ok(b)) => a.components().next() == b.components().next(),
-        _ => false,
+        (Ok(a), Ok(b)) => Some(a.components().next() == b.components().next()),
+        _ => None,
     }
 }
 
