@@ -337,14 +337,7 @@ async fn an_edit_to_a_large_file_sends_only_the_changed_blocks() {
     );
     // b can serve the new version too: it is copied into b's store.
     let new_hash = iroh_blobs::Hash::new(&edited);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !b.store().has(new_hash).await.unwrap() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "b's store never got the new version"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    store_gets(&b, new_hash, "b's store never got the new version").await;
 }
 
 /// A large new file is fetched into a store inside the folder's state directory and moved into
@@ -377,12 +370,5 @@ async fn a_large_file_arrives_through_its_own_store_and_leaves_nothing_behind() 
         .unwrap_or_default();
     assert!(left.is_empty(), "left behind: {left:?}");
     assert!(!b_dir.join("video.bin.ferry-tmp").exists());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !b.store().has(hash).await.unwrap() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "b's store never got the file"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    store_gets(&b, hash, "b's store never got the file").await;
 }

@@ -157,6 +157,15 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Polls until `node`'s store holds `hash` complete, failing after 30 s with `what`.
+pub async fn store_gets(node: &Node, hash: iroh_blobs::Hash, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !node.store().has(hash).await.unwrap() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 /// A file's text, if it is there.
 pub fn read(p: &Path) -> Option<String> {
     std::fs::read_to_string(p).ok()
