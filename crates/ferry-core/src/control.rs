@@ -23,9 +23,9 @@ use tokio::{
 };
 
 use crate::{
+    atomic::write_atomic,
     error::{Error, ErrorInfo, Result},
     folder::manage::{FolderInfo, FolderStatus},
-    identity::write_private,
     node::Node,
     progress::{Offer, ReceiveEvent, ShareEvent, StreamItem},
     session::{decode, encode, local_receive, local_share, EventStream},
@@ -150,9 +150,7 @@ impl ControlServer {
             token: token.clone(),
             pid: std::process::id(),
         };
-        let tmp = node.home().join(format!("{CONTROL_FILE}.tmp"));
-        write_private(&tmp, &serde_json::to_vec(&content).expect("serializable"))
-            .and_then(|()| std::fs::rename(&tmp, &file))
+        write_atomic(&file, &serde_json::to_vec(&content).expect("serializable"))
             .map_err(|e| Error::Control(format!("cannot write {}: {e}", file.display())))?;
         let task = tokio::spawn(async move {
             loop {

@@ -13,7 +13,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::{error::ErrorInfo, identity::write_private};
+use crate::{atomic::write_atomic, error::ErrorInfo};
 
 /// File name of the history inside the home.
 pub const HISTORY_FILE: &str = "history.json";
@@ -257,9 +257,7 @@ impl History {
             let records = self.records.lock().expect("history lock");
             serde_json::to_vec_pretty(&*records).expect("serializable")
         };
-        let tmp = self.path.with_extension("json.tmp");
-        if let Err(e) = write_private(&tmp, &bytes).and_then(|()| std::fs::rename(&tmp, &self.path))
-        {
+        if let Err(e) = write_atomic(&self.path, &bytes) {
             tracing::warn!("cannot save {}: {e}", self.path.display());
         }
     }

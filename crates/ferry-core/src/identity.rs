@@ -1,11 +1,11 @@
 //! The node's persistent identity: an ed25519 secret key stored in the home, readable only by
 //! its owner. The public half is the node id that tickets carry.
 
-use std::{io::Write, path::Path};
+use std::path::Path;
 
 use iroh::SecretKey;
 
-use crate::error::Error;
+use crate::{atomic::write_atomic, error::Error};
 
 /// File name of the secret key inside the home.
 pub const KEY_FILE: &str = "secret.key";
@@ -30,33 +30,12 @@ pub fn load_or_create(home: &Path) -> Result<SecretKey, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = SecretKey::generate();
             let hex = data_encoding::HEXLOWER.encode(&key.to_bytes());
-            let tmp = home.join(format!("{KEY_FILE}.tmp"));
-            write_private(&tmp, hex.as_bytes())
-                .and_then(|()| std::fs::rename(&tmp, &path))
+            write_atomic(&path, hex.as_bytes())
                 .map_err(|e| home_err(format!("cannot write {}: {e}", path.display())))?;
             Ok(key)
         }
         Err(e) => Err(home_err(format!("cannot read {}: {e}", path.display()))),
     }
-}
-
-/// Writes a file only its owner can read (0600 on Unix).
-pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    file.write_all(data)?;
-    file.sync_all()
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 pub mod access;
+pub mod atomic;
 pub mod config;
 pub mod control;
 pub mod error;

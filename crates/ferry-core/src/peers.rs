@@ -13,7 +13,7 @@ use std::{
 
 use iroh::{address_lookup::MemoryLookup, EndpointAddr, EndpointId};
 
-use crate::identity::write_private;
+use crate::atomic::write_atomic;
 
 /// File in the home holding the address book.
 pub const PEERS_FILE: &str = "peers.json";
@@ -64,7 +64,7 @@ impl AddressBook {
             known.insert(addr.id.to_string(), addr);
             serde_json::to_vec_pretty(&*known).expect("serializable")
         };
-        if let Err(e) = write_private(&self.path, &bytes) {
+        if let Err(e) = write_atomic(&self.path, &bytes) {
             tracing::warn!("cannot save {}: {e}", self.path.display());
         }
     }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{config::RelayChoice, error::Error, identity::write_private};
+use crate::{atomic::write_atomic, config::RelayChoice, error::Error};
 
 /// File name of the settings inside the home.
 pub const SETTINGS_FILE: &str = "settings.json";
@@ -66,14 +66,11 @@ impl Settings {
             }
         }
         let path = home.join(SETTINGS_FILE);
-        let tmp = home.join(format!("{SETTINGS_FILE}.tmp"));
         let bytes = serde_json::to_vec_pretty(self).expect("serializable");
-        write_private(&tmp, &bytes)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| Error::Home {
-                path: home.to_path_buf(),
-                reason: format!("cannot save settings: {e}"),
-            })
+        write_atomic(&path, &bytes).map_err(|e| Error::Home {
+            path: home.to_path_buf(),
+            reason: format!("cannot save settings: {e}"),
+        })
     }
 
     /// The folder received files go to: the setting, else Downloads, else the home folder.

@@ -9,9 +9,9 @@ use iroh_docs::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    atomic::write_atomic,
     error::{Error, Result},
     folder::engine::FolderSync,
-    identity::write_private,
     node::Node,
     settings::Settings,
 };
@@ -104,7 +104,7 @@ fn load_list(node: &Node) -> Vec<FolderInfo> {
 
 fn save_list(node: &Node, list: &[FolderInfo]) -> Result<()> {
     let path = node.home().join(FOLDERS_FILE);
-    write_private(
+    write_atomic(
         &path,
         &serde_json::to_vec_pretty(list).expect("serializable"),
     )
