@@ -27,7 +27,7 @@ field Homepage | grep -q "^https://" || fail "no homepage"
 echo "-- .deb contents"
 listing=$(dpkg-deb -c "$deb")
 for f in usr/bin/ferry usr/bin/ferry-app usr/share/applications/Ferry.desktop \
-  usr/share/icons/hicolor/128x128/apps/ferry-app.png; do
+  usr/share/icons/hicolor/128x128/apps/ferry-app.png usr/lib/systemd/user/ferry.service; do
   grep -Eq " (\./)?$f\$" <<<"$listing" || fail "missing /$f in the .deb"
 done
 
@@ -40,6 +40,8 @@ echo "-- installed files"
 desktop=/usr/share/applications/Ferry.desktop
 grep -q '^Exec=ferry-app %u$' "$desktop" || fail "desktop entry Exec: $(grep ^Exec "$desktop")"
 grep -q 'x-scheme-handler/ferry' "$desktop" || fail "desktop entry does not register ferry://"
+unit=/usr/lib/systemd/user/ferry.service
+grep -q '^ExecStart=/usr/bin/ferry run$' "$unit" || fail "systemd unit ExecStart: $(grep ^ExecStart "$unit")"
 [ "$(/usr/bin/ferry --version)" = "ferry $version" ] || fail "installed ferry --version: $(/usr/bin/ferry --version)"
 
 echo "-- installed app opens its window"
@@ -47,7 +49,7 @@ FERRY_SMOKE_BIN=/usr/bin/ferry-app bash scripts/app-smoke.sh
 
 echo "-- removal"
 dpkg -r ferry >/dev/null
-[ ! -e /usr/bin/ferry ] && [ ! -e /usr/bin/ferry-app ] && [ ! -e "$desktop" ] || fail "files left after dpkg -r"
+[ ! -e /usr/bin/ferry ] && [ ! -e /usr/bin/ferry-app ] && [ ! -e "$desktop" ] && [ ! -e "$unit" ] || fail "files left after dpkg -r"
 trap - EXIT
 
 echo "-- .rpm"
@@ -57,7 +59,8 @@ grep -q "^Name *: ferry" <<<"$info" || fail "rpm name: $info"
 grep -q "^Version *: $version" <<<"$info" || fail "rpm version: $info"
 grep -q "^License" <<<"$info" || fail "rpm has no license"
 files=$(rpm -qlp "$rpm" 2>/dev/null)
-for f in /usr/bin/ferry /usr/bin/ferry-app /usr/share/applications/Ferry.desktop; do
+for f in /usr/bin/ferry /usr/bin/ferry-app /usr/share/applications/Ferry.desktop \
+  /usr/lib/systemd/user/ferry.service; do
   grep -qx "$f" <<<"$files" || fail "missing $f in the .rpm"
 done
 echo "packages ok: $(basename "$deb"), $(basename "$rpm")"

@@ -105,10 +105,19 @@ impl Proc {
 
     /// Sends SIGINT (as Ctrl-C would) and waits for the exit.
     pub fn interrupt(&mut self) -> std::process::ExitStatus {
+        self.signal("INT")
+    }
+
+    /// Sends SIGTERM (as `kill` and systemd do) and waits for the exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM")
+    }
+
+    fn signal(&mut self, name: &str) -> std::process::ExitStatus {
         Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
-            .expect("kill -INT");
+            .expect("kill");
         self.wait(Duration::from_secs(20))
     }
 

@@ -99,6 +99,35 @@ fn two_daemons_sync_both_ways() {
     );
 }
 
+/// systemd, `kill` and session managers stop a daemon with SIGTERM: it must stop as cleanly as
+/// on Ctrl-C (folders save their index), not die in the middle of a write.
+#[test]
+fn sigterm_stops_the_daemon_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let dir = tmp.path().join("dir");
+    write(&dir.join("notes.txt"), b"kept");
+    let mut d = daemon(&home);
+    folder(&home, &["share", dir.to_str().unwrap()]);
+    eventually("the folder has looked at its files", || {
+        folder(&home, &["status", dir.to_str().unwrap()]).contains("up to date")
+    });
+    let status = d.terminate();
+    assert!(
+        status.success(),
+        "SIGTERM ended the daemon with {status:?}; stderr:\n{}",
+        d.stderr()
+    );
+    assert!(
+        dir.join(".ferry/index.json").is_file(),
+        "the folder saved its index on the way out"
+    );
+    assert!(
+        !home.join("control.json").exists(),
+        "the control file is removed: the next command does not look for a dead node"
+    );
+}
+
 #[test]
 fn a_read_only_member_receives_but_never_sends() {
     let tmp = tempfile::tempdir().unwrap();

@@ -12,6 +12,7 @@ mod folder;
 mod output;
 mod receive;
 mod send;
+mod signal;
 
 /// Send files and folders to another machine, peer to peer, verified end to end.
 #[derive(Debug, Parser)]
@@ -99,8 +100,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("a Ferry node already runs on this data directory");
             }
             let status = session.status().await?;
-            eprintln!("ferry node {} running; Ctrl-C to stop", status.node_id);
-            tokio::signal::ctrl_c().await?;
+            eprintln!(
+                "ferry node {} running; Ctrl-C (or SIGTERM) stops it",
+                status.node_id
+            );
+            crate::signal::stop_requested().await;
             session.shutdown().await?;
             Ok(ExitCode::SUCCESS)
         }

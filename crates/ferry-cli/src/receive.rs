@@ -26,10 +26,13 @@ pub async fn run(config: NodeConfig, args: ReceiveArgs, out: Output) -> anyhow::
     let session = Session::open(config).await?;
     let mut stream = session.receive(&ticket, dest).await?;
     let mut bar: Option<ProgressBar> = None;
+    // One listener for the whole transfer: a signal between two events is not missed.
+    let stop = crate::signal::stop_requested();
+    tokio::pin!(stop);
     let result = loop {
         let item = tokio::select! {
             item = stream.next() => item,
-            _ = tokio::signal::ctrl_c() => break Err(anyhow::anyhow!("cancelled; run the same command again to resume")),
+            _ = &mut stop => break Err(anyhow::anyhow!("cancelled; run the same command again to resume")),
         };
         let event = match item {
             Some(Ok(e)) => e,

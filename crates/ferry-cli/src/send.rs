@@ -23,10 +23,13 @@ pub async fn run(config: NodeConfig, args: SendArgs, out: Output) -> anyhow::Res
     let mut stream = session.share(args.paths).await?;
     let mut import_bar: Option<ProgressBar> = None;
     let mut peers: HashMap<String, ProgressBar> = HashMap::new();
+    // One listener for the whole transfer: a signal between two events is not missed.
+    let stop = crate::signal::stop_requested();
+    tokio::pin!(stop);
     let result = loop {
         let item = tokio::select! {
             item = stream.next() => item,
-            _ = tokio::signal::ctrl_c() => break Ok(()),
+            _ = &mut stop => break Ok(()),
         };
         let event = match item {
             Some(Ok(e)) => e,
