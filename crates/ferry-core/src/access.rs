@@ -2,9 +2,10 @@
 //! into per-peer progress.
 //!
 //! Rules (see docs/DESIGN.md, "Access control"):
-//! - a whole collection (a hash-seq request) is served only for the root of a live share;
-//! - a single blob is served only if a live share offers it, or if it belongs to a synced
-//!   folder and the peer asking is one of that folder's peers;
+//! - a whole collection (a hash-seq request) is served only for the root of a live share, and
+//!   asking for it opens that share to the peer;
+//! - a single blob is served only if a share the peer opened offers it, or if it belongs to a
+//!   synced folder and the peer asking is one of that folder's peers;
 //! - get-many, push and observe requests are refused: Ferry does not use them;
 //! - one peer may hold at most [`MAX_CONNECTIONS_PER_PEER`] connections and
 //!   [`MAX_REQUESTS_PER_PEER`] requests in flight; beyond that it is told to retry later.
@@ -89,6 +90,7 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
                         *count = count.saturating_sub(1);
                         if *count == 0 {
                             open.remove(&id);
+                            registry.forget_peer(&id);
                         }
                     }
                 }
@@ -100,11 +102,11 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
             }
             ProviderMessage::GetRequestReceived(msg) => {
                 let request = &msg.inner.request;
-                let allowed = if request.ranges.is_blob() {
-                    registry.allows_blob(&request.hash, ids.get(&msg.inner.connection_id))
-                } else {
-                    registry.allows_collection(&request.hash)
-                };
+                let peer_id = ids.get(&msg.inner.connection_id);
+                // A live root, however it is asked for, opens its share to the peer; any
+                // other hash as a collection is refused.
+                let allowed = registry.open_root(&request.hash, peer_id)
+                    || (request.ranges.is_blob() && registry.allows_blob(&request.hash, peer_id));
                 if !allowed {
                     tracing::debug!(hash = %request.hash, "refused request for a hash no share offers");
                     msg.tx.send(Err(AbortReason::Permission)).await.ok();

@@ -3,6 +3,12 @@
 //! iroh-blobs serves every blob in the store to anyone by default. Ferry's provider only serves
 //! what a live share offers (see [`crate::access`]); this registry is the source of truth for
 //! that decision. Dropping a share's [`ShareGuard`] removes it at once.
+//!
+//! A hash is served only in the context the peer was given. A one-shot share's blobs go to a
+//! peer that has asked for that share's root (the ticket is the root: knowing it is the
+//! capability), not to whoever names one of its hashes: the holder of one ticket learns
+//! nothing about another live share, not even whether this node holds its files. A folder's
+//! records and content go to that folder's members only.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -18,7 +24,7 @@ use crate::progress::ShareEvent;
 #[derive(Debug)]
 struct Entry {
     root: Hash,
-    hashes: Vec<Hash>,
+    hashes: HashSet<Hash>,
     /// Payload sizes of the children, by child index (1-based in the hash seq; 0 is the meta).
     sizes: Vec<u64>,
     events: mpsc::UnboundedSender<ShareEvent>,
@@ -28,10 +34,10 @@ struct Entry {
 struct Inner {
     next_id: u64,
     shares: HashMap<u64, Entry>,
-    /// How many live shares offer each hash.
-    allowed: HashMap<Hash, usize>,
     /// Roots of live shares, to the share ids offering them.
     roots: HashMap<Hash, Vec<u64>>,
+    /// The live roots each peer has asked for: the shares whose blobs it may fetch.
+    opened: HashMap<EndpointId, HashSet<Hash>>,
     /// Records and content of synced folders, to the folders (document ids) holding them.
     folder: HashMap<Hash, HashSet<String>>,
     /// The peers of each synced folder: the only ones served its records and content.
@@ -63,15 +69,12 @@ impl Registry {
         let mut inner = self.0.lock().expect("registry lock");
         inner.next_id += 1;
         let id = inner.next_id;
-        for h in &hashes {
-            *inner.allowed.entry(*h).or_default() += 1;
-        }
         inner.roots.entry(root).or_default().push(id);
         inner.shares.insert(
             id,
             Entry {
                 root,
-                hashes,
+                hashes: hashes.into_iter().collect(),
                 sizes,
                 events,
             },
@@ -87,30 +90,61 @@ impl Registry {
         let Some(entry) = inner.shares.remove(&id) else {
             return;
         };
-        for h in &entry.hashes {
-            if let Some(n) = inner.allowed.get_mut(h) {
-                *n -= 1;
-                if *n == 0 {
-                    inner.allowed.remove(h);
-                }
-            }
-        }
         if let Some(ids) = inner.roots.get_mut(&entry.root) {
             ids.retain(|i| *i != id);
             if ids.is_empty() {
                 inner.roots.remove(&entry.root);
+                // Nobody may fetch from a share that stopped, also on an open connection.
+                inner.opened.retain(|_, roots| {
+                    roots.remove(&entry.root);
+                    !roots.is_empty()
+                });
             }
         }
     }
 
-    /// May this blob be served on its own to `peer`? Blobs of a live share go to anyone with
-    /// the ticket; records and content of a synced folder only to that folder's peers.
+    /// Is `root` the root of a live share? If so, `peer` has shown it holds the ticket and may
+    /// fetch that share's blobs from now on (until the share stops or the peer disconnects).
+    pub fn open_root(&self, root: &Hash, peer: Option<&EndpointId>) -> bool {
+        let mut inner = self.0.lock().expect("registry lock");
+        if !inner.roots.contains_key(root) {
+            return false;
+        }
+        if let Some(peer) = peer {
+            inner.opened.entry(*peer).or_default().insert(*root);
+        }
+        true
+    }
+
+    /// Forgets which shares `peer` opened: its last connection closed.
+    pub fn forget_peer(&self, peer: &EndpointId) {
+        self.0.lock().expect("registry lock").opened.remove(peer);
+    }
+
+    /// May this blob be served on its own to `peer`? A blob of a live share only to a peer that
+    /// opened that share's root; records and content of a synced folder only to that folder's
+    /// members.
     pub fn allows_blob(&self, hash: &Hash, peer: Option<&EndpointId>) -> bool {
         let inner = self.0.lock().expect("registry lock");
-        if inner.allowed.contains_key(hash) {
+        let Some(peer) = peer else {
+            return false;
+        };
+        let in_share = inner.opened.get(peer).is_some_and(|roots| {
+            roots.iter().any(|root| {
+                inner.roots.get(root).is_some_and(|ids| {
+                    ids.iter().any(|id| {
+                        inner
+                            .shares
+                            .get(id)
+                            .is_some_and(|e| e.hashes.contains(hash))
+                    })
+                })
+            })
+        });
+        if in_share {
             return true;
         }
-        let (Some(peer), Some(folders)) = (peer, inner.folder.get(hash)) else {
+        let Some(folders) = inner.folder.get(hash) else {
             return false;
         };
         folders
@@ -151,15 +185,6 @@ impl Registry {
             set.remove(folder);
             !set.is_empty()
         });
-    }
-
-    /// May this hash be served as a hash sequence (a whole collection)?
-    pub fn allows_collection(&self, root: &Hash) -> bool {
-        self.0
-            .lock()
-            .expect("registry lock")
-            .roots
-            .contains_key(root)
     }
 
     /// The newest live share with this root, for progress reporting.
@@ -208,26 +233,53 @@ impl Drop for ShareGuard {
 mod tests {
     use super::*;
 
+    fn peer(n: u8) -> EndpointId {
+        iroh::SecretKey::from_bytes(&[n; 32]).public()
+    }
+
     #[test]
     fn dropping_the_guard_revokes() {
         let r = Registry::default();
         let (tx, _rx) = mpsc::unbounded_channel();
         let root = Hash::new(b"root");
         let child = Hash::new(b"child");
+        let p = peer(1);
         let g1 = r.add(root, vec![root, child], vec![0, 1], tx.clone());
         let g2 = r.add(root, vec![root, child], vec![0, 1], tx);
-        assert!(r.allows_collection(&root) && r.allows_blob(&child, None));
+        assert!(r.open_root(&root, Some(&p)) && r.allows_blob(&child, Some(&p)));
         assert!(
-            !r.allows_collection(&child),
+            !r.open_root(&child, Some(&p)),
             "a child is never served as a collection"
         );
         drop(g1);
         assert!(
-            r.allows_blob(&child, None),
+            r.allows_blob(&child, Some(&p)),
             "still offered by the second share"
         );
         drop(g2);
-        assert!(!r.allows_blob(&child, None) && !r.allows_collection(&root));
+        assert!(!r.allows_blob(&child, Some(&p)) && !r.open_root(&root, Some(&p)));
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_share_is_served_only_to_peers_that_opened_it() {
+        let r = Registry::default();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let (root_a, file_a) = (Hash::new(b"root a"), Hash::new(b"file a"));
+        let (root_b, file_b) = (Hash::new(b"root b"), Hash::new(b"file b"));
+        let _a = r.add(root_a, vec![root_a, file_a], vec![0, 1], tx.clone());
+        let _b = r.add(root_b, vec![root_b, file_b], vec![0, 1], tx);
+        let (alice, bob) = (peer(1), peer(2));
+        assert!(!r.allows_blob(&file_a, Some(&alice)), "not before the root");
+        assert!(r.open_root(&root_a, Some(&alice)));
+        assert!(r.allows_blob(&file_a, Some(&alice)));
+        assert!(
+            !r.allows_blob(&file_b, Some(&alice)),
+            "another share's file"
+        );
+        assert!(!r.allows_blob(&file_a, Some(&bob)), "another peer");
+        assert!(!r.allows_blob(&file_a, None));
+        r.forget_peer(&alice);
+        assert!(!r.allows_blob(&file_a, Some(&alice)), "after disconnecting");
     }
 }

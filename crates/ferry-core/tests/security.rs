@@ -46,7 +46,24 @@ async fn only_live_shares_are_served_and_only_as_offered() {
     let ep = loopback_endpoint().await;
     let conn = ep.connect(node.addr(), iroh_blobs::ALPN).await.unwrap();
 
-    // A blob of a live share can be fetched on its own.
+    // A blob of a live share is not served to a peer that has not asked for its share's root
+    // (a peer that only learned the file's hash)...
+    assert!(
+        get_blob(conn.clone(), public_file).bytes().await.is_err(),
+        "a share's file served without its ticket"
+    );
+    // ...and is, once the peer has shown the ticket by asking for the root.
+    let public_root = public
+        .ticket()
+        .parse::<ferry_core::Ticket>()
+        .unwrap()
+        .blob_ticket()
+        .hash();
+    let mem = MemStore::new();
+    mem.remote()
+        .execute_get(conn.clone(), GetRequest::all(public_root))
+        .await
+        .unwrap();
     let ok = get_blob(conn.clone(), public_file).bytes().await.unwrap();
     assert_eq!(&ok[..], b"shared on purpose");
     // A blob of a stopped share cannot, nor its collection, on the same open connection.
@@ -54,7 +71,6 @@ async fn only_live_shares_are_served_and_only_as_offered() {
         get_blob(conn.clone(), private_file).bytes().await.is_err(),
         "stopped share served"
     );
-    let mem = MemStore::new();
     let res = mem
         .remote()
         .execute_get(conn.clone(), GetRequest::all(private_root))
@@ -89,6 +105,63 @@ async fn only_live_shares_are_served_and_only_as_offered() {
     assert!(
         !node.store().has(pushed.hash()).await.unwrap(),
         "a push wrote into the victim's store"
+    );
+}
+
+/// The holder of one ticket who names a file of another live share gets nothing, and the
+/// refusal looks exactly like the one for a hash the node does not hold.
+#[tokio::test]
+async fn one_ticket_does_not_open_another_live_share() {
+    let env = Env::new();
+    let src = env.dir("src");
+    write(&src.join("for-alice.txt"), b"alice's");
+    write(&src.join("for-bob.txt"), b"bob's only");
+    let node = env.node("victim").await;
+    let (alice_share, _e1) = share(&node, &[src.join("for-alice.txt")]).await;
+    let (bob_share, _e2) = share(&node, &[src.join("for-bob.txt")]).await;
+    let bobs_file = children(bob_share.ticket(), node.store()).await[1];
+    let bobs_meta = children(bob_share.ticket(), node.store()).await[0];
+
+    // Alice receives her share like anyone would, then asks for Bob's file on the same
+    // connection and on a new one.
+    let alice = loopback_endpoint().await;
+    let conn = alice.connect(node.addr(), iroh_blobs::ALPN).await.unwrap();
+    let alice_root = alice_share
+        .ticket()
+        .parse::<ferry_core::Ticket>()
+        .unwrap()
+        .blob_ticket()
+        .hash();
+    let mem = MemStore::new();
+    mem.remote()
+        .execute_get(conn.clone(), GetRequest::all(alice_root))
+        .await
+        .unwrap();
+    let refusal = |e: String| {
+        e.replace(&bobs_file.to_string(), "H")
+            .replace(&bobs_meta.to_string(), "H")
+    };
+    let for_bob = get_blob(conn.clone(), bobs_file).bytes().await;
+    let guess = get_blob(conn.clone(), Hash::new(b"nobody has this"))
+        .bytes()
+        .await;
+    assert!(for_bob.is_err(), "another live share's file was served");
+    assert!(get_blob(conn.clone(), bobs_meta).bytes().await.is_err());
+    let (a, b) = (
+        refusal(format!("{:?}", for_bob.unwrap_err())),
+        format!("{:?}", guess.unwrap_err())
+            .replace(&Hash::new(b"nobody has this").to_string(), "H"),
+    );
+    assert_eq!(a, b, "a held hash is refused like an unknown one");
+    let conn2 = alice.connect(node.addr(), iroh_blobs::ALPN).await.unwrap();
+    assert!(get_blob(conn2, bobs_file).bytes().await.is_err());
+    // Bob, with his ticket, gets his file.
+    let dest = env.dir("bob");
+    let bob = env.node("bob").await;
+    receive(&bob, bob_share.ticket(), &dest).await.unwrap();
+    assert_eq!(
+        read(&dest.join("for-bob.txt")).as_deref(),
+        Some("bob's only")
     );
 }
 
@@ -252,7 +325,13 @@ async fn connections_per_peer_are_limited() {
     write(&src.join("f.txt"), b"shared");
     let node = env.node("victim").await;
     let (shared, _events) = share(&node, &[src.join("f.txt")]).await;
-    let file = children(shared.ticket(), node.store()).await[1];
+    // The share's root: served to anyone with the ticket.
+    let file = shared
+        .ticket()
+        .parse::<ferry_core::Ticket>()
+        .unwrap()
+        .blob_ticket()
+        .hash();
     let ep = loopback_endpoint().await;
     let mut conns = Vec::new();
     for _ in 0..ferry_core::access::MAX_CONNECTIONS_PER_PEER {
