@@ -15,7 +15,19 @@ work=$(mktemp -d)
 NS="ferry-fbench-$$"
 ip netns add "$NS"
 ip netns exec "$NS" ip link set lo up
-cleanup() { ip netns del "$NS" 2>/dev/null || true; rm -rf "$work"; }
+# Every process of the run lives in the namespace: all are stopped before it goes.
+cleanup() {
+  local left
+  for _ in $(seq 50); do
+    left=$(ip netns pids "$NS" 2>/dev/null || true)
+    [ -z "$left" ] && break
+    kill $left 2>/dev/null || true
+    sleep 0.1
+  done
+  kill -9 $(ip netns pids "$NS" 2>/dev/null) 2>/dev/null || true
+  ip netns del "$NS" 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 if [ "${1:-}" = "--quick" ]; then

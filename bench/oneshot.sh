@@ -25,8 +25,21 @@ NS="ferry-bench-$$"
 ip netns add "$NS"
 ip netns exec "$NS" ip link set lo up
 pids=()
+# Every process the run started lives in the namespace: all of them are stopped, not only the
+# shells that started them (killing `ip netns exec`'s parent leaves its child running).
+stop_namespace() {
+  local left
+  for _ in $(seq 50); do
+    left=$(ip netns pids "$NS" 2>/dev/null || true)
+    [ -z "$left" ] && return 0
+    kill $left 2>/dev/null || true
+    sleep 0.1
+  done
+  kill -9 $(ip netns pids "$NS" 2>/dev/null) 2>/dev/null || true
+}
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  stop_namespace
   wait 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
   rm -rf "$work"

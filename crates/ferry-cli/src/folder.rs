@@ -103,7 +103,7 @@ pub async fn run(config: NodeConfig, args: FolderArgs, out: Output) -> anyhow::R
     };
     if keep_running && session.is_local() {
         out.note("syncing while this runs; Ctrl-C stops (or keep `ferry run` running instead)");
-        tokio::signal::ctrl_c().await?;
+        crate::signal::stop_requested().await;
     }
     session.shutdown().await?;
     Ok(ExitCode::SUCCESS)
@@ -138,6 +138,12 @@ fn print_status(f: &ferry_core::folder::manage::FolderStatus) {
             FolderState::Scanning => format!("scanning ({} of {} files)", a.scanned, a.to_scan),
             FolderState::Syncing => format!("syncing ({} files waiting)", a.waiting),
             FolderState::UpToDate => "up to date".to_string(),
+            FolderState::Incomplete => {
+                format!(
+                    "not synced ({} files cannot be synced here)",
+                    a.not_synced.len()
+                )
+            }
             FolderState::Error => format!("error: {}", a.error.as_deref().unwrap_or("")),
         };
         println!("state\t{state}");
@@ -159,6 +165,9 @@ fn print_status(f: &ferry_core::folder::manage::FolderStatus) {
         }
         for c in &a.conflicts {
             println!("conflict\t{}\t{}", c.original, c.copy);
+        }
+        for n in &a.not_synced {
+            println!("not-synced\t{}\t{}", n.path, n.reason);
         }
         for c in a.recent.iter().take(10) {
             let by = if c.by.is_empty() {

@@ -84,6 +84,9 @@ pub enum Error {
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A folder cannot be shared or joined there: it already syncs, or overlaps one that does.
+    #[error("{0}")]
+    Folder(String),
     /// The blob store failed.
     #[error("store: {0}")]
     Store(String),
@@ -114,6 +117,7 @@ pub const CODES: &[&str] = &[
     "node_unreachable",
     "control",
     "invalid_config",
+    "folder_refused",
     "store",
     "network",
 ];
@@ -136,6 +140,7 @@ impl Error {
             Error::NodeUnreachable { .. } => "node_unreachable",
             Error::Control(_) => "control",
             Error::Config(_) => "invalid_config",
+            Error::Folder(_) => "folder_refused",
             Error::Store(_) => "store",
             Error::Network(_) => "network",
             Error::Remote(info) => CODES

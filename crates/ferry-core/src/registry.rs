@@ -152,7 +152,9 @@ impl Registry {
             .any(|f| inner.members.get(f).is_some_and(|m| m.contains(peer)))
     }
 
-    /// Serves a record or file of the synced folder `folder` to its peers.
+    /// Serves a record or file of the synced folder `folder` to its peers. Called only for what
+    /// reached the folder as its own (see [`Registry::folder_holds`]), never for a hash a peer
+    /// merely named: that would let a member make this node serve another share's blob.
     pub fn allow_folder(&self, folder: &str, hash: Hash) {
         let mut inner = self.0.lock().expect("registry lock");
         if let Some(set) = inner.folder.get_mut(&hash) {
@@ -164,6 +166,17 @@ impl Registry {
         inner
             .folder
             .insert(hash, HashSet::from([folder.to_string()]));
+    }
+
+    /// True if `hash` reached the synced folder `folder` as its content (published from its
+    /// disk, or fetched from its peers for it): only then may the folder write or serve it.
+    pub fn folder_holds(&self, folder: &str, hash: &Hash) -> bool {
+        self.0
+            .lock()
+            .expect("registry lock")
+            .folder
+            .get(hash)
+            .is_some_and(|set| set.contains(folder))
     }
 
     /// Records `peer` as a peer of the synced folder `folder`.

@@ -192,21 +192,8 @@ async fn an_offline_conflict_is_shown_and_its_resolution_syncs() {
     );
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// `.ferryignore` patterns (and the built-in ones) keep files out of the folder's document on
-/// both sides: the file itself syncs, so every peer ignores the same things.
+/// `.ferryignore` patterns (and the built-in ones) keep files out of the folder's document.
+/// The file itself is each device's own choice: it does not sync.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ignored_files_never_leave_the_device() {
     use ferry_core::folder::activity::FolderState;
@@ -229,12 +216,16 @@ async fn ignored_files_never_leave_the_device() {
         ],
     )
     .await;
-    eventually("the real file and the rules reach b", || {
+    eventually("the real file reaches b", || {
         read(&b_dir.join("keep.txt")).as_deref() == Some("real work")
-            && b_dir.join(".ferryignore").exists()
     })
     .await;
-    // b ignores the same things when it writes them.
+    assert!(
+        !b_dir.join(".ferryignore").exists(),
+        "a's ignore rules are a's own"
+    );
+    // b ignores what its own rules say.
+    write(&b_dir.join(".ferryignore"), b"*.log\n");
     write(&b_dir.join("trace.log"), b"b's noise");
     write(&b_dir.join("notes.txt"), b"from b");
     eventually("b's real file reaches a", || {
@@ -271,6 +262,7 @@ async fn ignored_files_never_leave_the_device() {
             .collect()
             .await;
         for ignored in [
+            "f/.ferryignore",
             "f/debug.log",
             "f/build/out.bin",
             "f/draft.txt.part",
@@ -371,4 +363,127 @@ async fn a_large_file_arrives_through_its_own_store_and_leaves_nothing_behind() 
     assert!(left.is_empty(), "left behind: {left:?}");
     assert!(!b_dir.join("video.bin.ferry-tmp").exists());
     store_gets(&b, hash, "b's store never got the file").await;
+}
+
+/// Adding a pattern to `.ferryignore` stops syncing the matching files; it never deletes them
+/// on the other peers. And a record for a path this device ignores is not applied here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignoring_is_not_deleting() {
+    let env = Env::new();
+    let SharedFolder {
+        a,
+        a_dir,
+        b_dir,
+        b: _b,
+        ..
+    } = shared_folder(
+        &env,
+        false,
+        &[("photos/one.jpg", b"one"), ("notes.txt", b"notes")],
+    )
+    .await;
+    eventually("the files reach b", || {
+        read(&b_dir.join("photos/one.jpg")).as_deref() == Some("one")
+            && read(&b_dir.join("notes.txt")).as_deref() == Some("notes")
+    })
+    .await;
+    // a stops syncing photos/ and notes.txt; b ignores drafts/.
+    write(&a_dir.join(".ferryignore"), b"photos/\nnotes.txt\n");
+    write(&b_dir.join(".ferryignore"), b"drafts/\n");
+    // A change a makes to an ignored file stays on a.
+    write(&a_dir.join("notes.txt"), b"a's private edit");
+    // A file a publishes into a directory b ignores is not written on b.
+    write(&a_dir.join("drafts/plan.txt"), b"draft");
+    write(&a_dir.join("marker.txt"), b"first");
+    eventually("the marker reaches b", || {
+        read(&b_dir.join("marker.txt")).as_deref() == Some("first")
+    })
+    .await;
+    // a restarts: its first round is a full pass over every file and record, which must not
+    // take the newly ignored files for deleted ones.
+    a.shutdown().await.unwrap();
+    drop(a);
+    copy_dir(&env.home("a"), &env.home("a-again"));
+    let _a = env.node("a-again").await;
+    write(&a_dir.join("marker.txt"), b"after the full pass");
+    eventually("the second marker reaches b", || {
+        read(&b_dir.join("marker.txt")).as_deref() == Some("after the full pass")
+    })
+    .await;
+    // b's files are still there, unchanged, and nothing went to b's trash.
+    assert_eq!(read(&b_dir.join("photos/one.jpg")).as_deref(), Some("one"));
+    assert_eq!(read(&b_dir.join("notes.txt")).as_deref(), Some("notes"));
+    assert!(!b_dir.join("drafts").exists(), "b ignores drafts/");
+    let trashed: Vec<String> = ferry_core::folder::trash::Trash::new(&b_dir)
+        .list()
+        .into_iter()
+        .map(|e| e.original)
+        .collect();
+    assert_eq!(trashed, ["marker.txt"], "only the replaced marker");
+    assert_eq!(read(&a_dir.join("photos/one.jpg")).as_deref(), Some("one"));
+    assert_eq!(
+        read(&a_dir.join("notes.txt")).as_deref(),
+        Some("a's private edit")
+    );
+}
+
+/// One truth about which folders sync: sharing a synced path again gives its ticket again; a
+/// folder inside (or around) a synced one, a folder joined twice, or this device's own
+/// ticket are refused with a clear error, and the list stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_syncs_once() {
+    let env = Env::new();
+    let SharedFolder {
+        a,
+        b,
+        a_dir,
+        b_dir,
+        ticket,
+        ..
+    } = shared_folder(&env, false, &[("sub/x.txt", b"x")]).await;
+    let again = a.folder_share(a_dir.clone(), false).await.unwrap();
+    assert_eq!(ticket_namespace(&again), ticket_namespace(&ticket));
+    let read_only = a.folder_share(a_dir.clone(), true).await.unwrap();
+    assert!(matches!(
+        read_only
+            .parse::<iroh_docs::DocTicket>()
+            .unwrap()
+            .capability,
+        iroh_docs::Capability::Read(_)
+    ));
+    let refused = |e: ferry_core::Error, what: &str| {
+        assert_eq!(e.code(), "folder_refused", "{what}: {e}");
+    };
+    refused(
+        a.folder_share(a_dir.join("sub"), false).await.unwrap_err(),
+        "inside",
+    );
+    refused(
+        a.folder_share(env.dir.path().to_path_buf(), false)
+            .await
+            .unwrap_err(),
+        "around",
+    );
+    let err = a
+        .folder_join(&ticket, env.dir("elsewhere"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("already syncs"), "{err}");
+    refused(err, "own ticket");
+    refused(
+        b.folder_join(&ticket, env.dir("second-copy"))
+            .await
+            .unwrap_err(),
+        "joined twice",
+    );
+    refused(
+        b.folder_join(&again, b_dir.join("inner"))
+            .await
+            .unwrap_err(),
+        "joined twice, inside",
+    );
+    for node in [&a, &b] {
+        assert_eq!(node.folder_list().len(), 1);
+        assert_eq!(node.folder_statuses().len(), 1);
+    }
 }

@@ -20,6 +20,8 @@ pub enum FolderState {
     Syncing,
     /// Nothing left to do.
     UpToDate,
+    /// Everything that can be synced here is; some files cannot be (see `not_synced`).
+    Incomplete,
     /// The last round failed; see `error`.
     Error,
 }
@@ -64,6 +66,18 @@ pub struct ConflictCopy {
     pub original: String,
 }
 
+/// A file of the folder that cannot be synced on this device, and why (a link or a folder in
+/// its way, a name this file system refuses, no permission). Looked at again when the path
+/// changes and at every full pass.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotSynced {
+    /// The file, relative to the folder.
+    pub path: String,
+    /// Why, for people.
+    pub reason: String,
+}
+
 /// A peer of the folder.
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +118,8 @@ pub struct FolderActivity {
     pub recent: Vec<Change>,
     /// Conflict copies waiting for review.
     pub conflicts: Vec<ConflictCopy>,
+    /// Files that cannot be synced on this device.
+    pub not_synced: Vec<NotSynced>,
     /// What went wrong in the last round, if it failed.
     pub error: Option<String>,
 }

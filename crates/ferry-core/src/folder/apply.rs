@@ -10,7 +10,10 @@ use std::{
 };
 
 use iroh_blobs::{
-    api::blobs::{ExportMode, ExportOptions},
+    api::{
+        blobs::{ExportMode, ExportOptions},
+        proto::BlobStatus,
+    },
     Hash,
 };
 
@@ -18,12 +21,13 @@ use crate::{
     error::{Error, Result},
     folder::{
         activity::ChangeKind,
-        decide::PathState,
+        decide::{PathState, MAX_COPIES},
         delta::Patch,
         engine::FolderSync,
-        ignore::TEMP_SUFFIX,
+        ignore::{IgnoreRules, TEMP_SUFFIX},
         incoming::INTO_PLACE_MIN,
         index::Known,
+        place,
         scan::{hash_if_stable, mtime_ms, Scanned},
         version::FileVersion,
     },
@@ -33,17 +37,23 @@ use crate::{
 impl FolderSync {
     /// Makes the files at `paths` match `states`. Returns how many files it wrote or removed,
     /// the paths to look at again (content not there yet, or writing failed) and the last
-    /// failure, if any.
+    /// failure, if any. Paths this device ignores are left alone, whatever peers did to them:
+    /// ignoring stops syncing, it never deletes or overwrites.
     pub(super) async fn apply(
         &self,
+        rules: &IgnoreRules,
         states: &BTreeMap<String, PathState>,
         paths: &[String],
     ) -> Result<(usize, BTreeSet<String>, Option<Error>)> {
+        let paths: Vec<&String> = paths
+            .iter()
+            .filter(|rel| !rules.is_ignored(rel, false))
+            .collect();
         let mut index = self.index.lock().await;
         // Fetch every content this round needs at once, then write the files.
         let mut need = BTreeSet::new();
-        for rel in paths {
-            let Some(state) = states.get(rel) else {
+        for rel in &paths {
+            let Some(state) = states.get(*rel) else {
                 continue;
             };
             let out = state.outcome(rel);
@@ -57,15 +67,25 @@ impl FolderSync {
                 if self.can_patch(at, v, index.get(at)) || v.size >= INTO_PLACE_MIN {
                     continue;
                 }
+                // Content the store holds for another share or folder is not taken from there
+                // (see `ensure_file`); it is fetched when the file is written.
                 if let Some(h) = v.content_hash() {
                     if !self.store.has(h).await.map_err(Error::store)? {
-                        need.insert(h);
+                        need.insert((h, v.size));
                     }
                 }
             }
         }
         if !need.is_empty() {
-            self.fetch(&need.into_iter().collect::<Vec<_>>()).await;
+            let need: Vec<(Hash, u64)> = need.into_iter().collect();
+            self.fetch(&need).await;
+            // What arrived came from this folder's peers (the store did not have it): the
+            // folder's own, whatever else is still missing.
+            for (h, size) in need {
+                if self.stored_size(h).await == Some(size) {
+                    self.registry.allow_folder(&self.folder_id, h);
+                }
+            }
         }
         let mut changed = 0;
         let mut missing = BTreeSet::new();
@@ -77,15 +97,35 @@ impl FolderSync {
             // One path that cannot be written (permissions, a full disk) does not hold up the
             // others; it is tried again with the paths that wait for content.
             match self
-                .apply_one(rel, state, states, &mut index, &mut missing)
+                .apply_one(rules, rel, state, states, &mut index, &mut missing)
                 .await
             {
-                Ok(n) => changed += n,
+                Ok(n) => {
+                    changed += n;
+                    self.refused.lock().expect("refused lock").remove(rel);
+                }
+                // Not writable here (a link or a folder in the way, a name or a permission the
+                // file system refuses): reported, and left until the path changes.
+                Err(e) if cannot_write_here(&e) => {
+                    let reason = e.to_string();
+                    let mut refused = self.refused.lock().expect("refused lock");
+                    if refused.get(rel.as_str()) != Some(&reason) {
+                        tracing::info!("{}: not synced: {reason}", self.root.display());
+                        refused.insert(rel.clone(), reason);
+                    }
+                }
                 Err(e) => {
                     tracing::warn!("{}: {rel:?}: {e}", self.root.display());
                     missing.insert(rel.clone());
                     failed = Some(e);
                 }
+            }
+        }
+        // The renames of this batch reach the disk together: one flush per directory.
+        let dirs = std::mem::take(&mut *self.synced_dirs.lock().expect("dirs lock"));
+        for dir in dirs {
+            if let Err(e) = crate::atomic::sync_dir(&dir) {
+                tracing::debug!("flushing {}: {e}", dir.display());
             }
         }
         Ok((changed, missing, failed))
@@ -94,6 +134,7 @@ impl FolderSync {
     /// Makes the files of one path match its state; returns how many it wrote or removed.
     async fn apply_one(
         &self,
+        rules: &IgnoreRules,
         rel: &String,
         state: &PathState,
         states: &BTreeMap<String, PathState>,
@@ -101,11 +142,6 @@ impl FolderSync {
         missing: &mut BTreeSet<String>,
     ) -> Result<usize> {
         let mut changed = 0;
-        for v in state.versions() {
-            if let Some(h) = v.content_hash() {
-                self.registry.allow_folder(&self.folder_id, h);
-            }
-        }
         let out = state.outcome(rel);
         match &out.main {
             Some(v) => match self.ensure_file(rel, v, index).await? {
@@ -124,7 +160,8 @@ impl FolderSync {
                 Written::AlreadyThere | Written::LocalEdit => {}
             },
             None => {
-                let path = self.root.join(rel);
+                let path = place::inside(&self.root, rel, false)
+                    .map_err(|e| Error::write(self.root.join(rel), e))?;
                 // Unchanged: same size and time, or (touched) the same content.
                 let unchanged_here = index.get(rel).is_some_and(|k| {
                     let Ok(m) = std::fs::metadata(&path) else {
@@ -135,12 +172,16 @@ impl FolderSync {
                         || hash_if_stable(&path, &seen).ok().flatten().as_deref()
                             == Some(k.hash.as_str())
                 });
-                if index.contains_key(rel) && path.is_file() && !unchanged_here && !self.read_only {
+                if index.contains_key(rel)
+                    && place::is_file(&path)
+                    && !unchanged_here
+                    && !self.read_only
+                {
                     // Edited here since: the edit is published and wins over the delete.
                     self.mark(|d| {
                         d.disk.insert(rel.clone());
                     });
-                } else if index.contains_key(rel) && path.is_file() {
+                } else if index.contains_key(rel) && place::is_file(&path) {
                     self.trash.put(rel, now_ms())?;
                     index.remove(rel);
                     self.index_touched();
@@ -152,7 +193,10 @@ impl FolderSync {
             }
         }
         for (copy, v) in &out.copies {
-            if states.contains_key(copy) {
+            if states.contains_key(copy)
+                || rules.is_ignored(copy, false)
+                || place::record_path(copy).is_err()
+            {
                 // The copy has been published: its own records decide what is there.
                 continue;
             }
@@ -167,6 +211,14 @@ impl FolderSync {
                 Written::AlreadyThere | Written::LocalEdit => {}
             }
         }
+        if out.dropped > 0 {
+            // Reported with the path (not synced), not retried: the versions kept are written.
+            return Err(Error::BadData(format!(
+                "{} more versions of {rel:?} were made at the same time than Ferry keeps as \
+                 conflict copies ({MAX_COPIES}); the latest ones are kept",
+                out.dropped
+            )));
+        }
         Ok(changed)
     }
 
@@ -180,13 +232,20 @@ impl FolderSync {
         if index.get(rel).is_some_and(|k| k.hash == v.hash) {
             return Ok(Written::AlreadyThere);
         }
-        let path = self.root.join(rel);
+        let path = place::inside(&self.root, rel, false)
+            .map_err(|e| Error::write(self.root.join(rel), e))?;
         let hash: Hash = v
             .content_hash()
             .ok_or_else(|| Error::BadData(format!("bad content hash for {rel:?}")))?;
         let tmp = PathBuf::from(format!("{}{TEMP_SUFFIX}", path.display()));
         let mut in_tmp = false;
-        if !self.store.has(hash).await.map_err(Error::store)? {
+        // Content is taken from the store only if it reached this folder as its own. A hash the
+        // store holds for another share or folder is fetched again from this folder's peers
+        // (into a store of its own): a member who merely names it gets nothing copied into the
+        // folder (the confused deputy), and cannot tell whether this node holds it.
+        let held = self.registry.folder_holds(&self.folder_id, &hash);
+        let in_store = self.store.has(hash).await.map_err(Error::store)?;
+        if !(held && in_store) {
             if self.can_patch(rel, v, index.get(rel)) {
                 match self.patch(v, &path, &tmp).await? {
                     Patch::Done => in_tmp = true,
@@ -194,24 +253,40 @@ impl FolderSync {
                     Patch::Impossible => {}
                 }
             }
-            if !in_tmp && v.size >= INTO_PLACE_MIN {
+            if !in_tmp && (v.size >= INTO_PLACE_MIN || in_store) {
                 if !self.fetch_into_place(v, &tmp).await? {
                     return Ok(Written::Unavailable);
                 }
                 in_tmp = true;
             }
-            if !in_tmp && !self.fetch(&[hash]).await {
-                return Ok(Written::Unavailable);
+            if !in_tmp {
+                if !self.fetch(&[(hash, v.size)]).await {
+                    return Ok(Written::Unavailable);
+                }
+                self.check_size(rel, hash, v.size).await?;
+                self.registry.allow_folder(&self.folder_id, hash);
             }
+        } else {
+            self.check_size(rel, hash, v.size).await?;
         }
         // Whatever happens next, content written to `tmp` and not moved into place is not left
         // behind.
-        let tmp_guard = RemoveOnDrop(in_tmp.then(|| tmp.clone()));
+        let early_guard = RemoveOnDrop(in_tmp.then(|| tmp.clone()));
+        let mut replacing = false;
         // A file that is there and is not what this device last knew is a local edit: keep it.
-        if path.exists() {
-            let seen = std::fs::metadata(&path)
-                .ok()
-                .map(|m| Scanned::of(rel.into(), &m));
+        // A folder or a link in the file's place is never replaced: the path is not synced here.
+        if let Ok(m) = std::fs::symlink_metadata(&path) {
+            if !m.is_file() {
+                let what = if m.is_dir() { "a folder" } else { "a link" };
+                return Err(Error::write(
+                    &path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        format!("{what} is in the way of a synced file"),
+                    ),
+                ));
+            }
+            let seen = Some(Scanned::of(rel.into(), &m));
             let on_disk_known = index
                 .get(rel)
                 .zip(seen.as_ref())
@@ -243,12 +318,14 @@ impl FolderSync {
                     return Ok(Written::LocalEdit);
                 }
             }
-            self.trash.put(rel, now_ms())?;
+            replacing = true;
         }
+        std::mem::forget(early_guard);
         let replaced = index.contains_key(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
-        }
+        // The new content is complete and on the disk beside the old file before the old one
+        // moves: a full disk or a crash until then leaves the old file where it was.
+        place::inside(&self.root, rel, true).map_err(|e| Error::write(&path, e))?;
+        let tmp_guard = RemoveOnDrop(Some(tmp.clone()));
         if !in_tmp {
             self.store
                 .export_with_opts(ExportOptions {
@@ -260,8 +337,20 @@ impl FolderSync {
                 .await
                 .map_err(|e| Error::write(&tmp, std::io::Error::other(e.to_string())))?;
         }
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::write(&tmp, e))?;
+        if replacing {
+            self.trash.put(rel, now_ms())?;
+        }
         std::fs::rename(&tmp, &path).map_err(|e| Error::write(&path, e))?;
         std::mem::forget(tmp_guard);
+        if let Some(parent) = path.parent() {
+            self.synced_dirs
+                .lock()
+                .expect("dirs lock")
+                .insert(parent.to_path_buf());
+        }
         if in_tmp {
             // Peers may ask this device for the new version too: copy it into the store in the
             // background (the file is in place and verified; this only makes it servable).
@@ -280,6 +369,62 @@ impl FolderSync {
         self.index_touched();
         Ok(Written::Yes(replaced))
     }
+}
+
+impl FolderSync {
+    /// The size of `hash` if the store holds it whole.
+    pub(super) async fn stored_size(&self, hash: Hash) -> Option<u64> {
+        match self.store.blobs().status(hash).await {
+            Ok(BlobStatus::Complete { size }) => Some(size),
+            _ => None,
+        }
+    }
+
+    /// Fails unless the store holds `hash` whole with the size its record claims. A blob whose
+    /// proven size differs (the fetch asked for no more than the claim, so it stays partial)
+    /// is a record that lies: refused for good, not retried.
+    async fn check_size(&self, rel: &str, hash: Hash, size: u64) -> Result<()> {
+        match self
+            .store
+            .blobs()
+            .status(hash)
+            .await
+            .map_err(Error::store)?
+        {
+            BlobStatus::Complete { size: s } if s == size => Ok(()),
+            BlobStatus::Complete { size: s } | BlobStatus::Partial { size: Some(s) }
+                if s != size =>
+            {
+                Err(Error::BadData(format!(
+                    "the content of {rel:?} is {s} bytes, its record says {size}"
+                )))
+            }
+            _ => Err(Error::Store(format!(
+                "the content of {rel:?} is not complete"
+            ))),
+        }
+    }
+}
+
+/// True for failures that trying again will not fix until something changes on this device,
+/// or until a peer publishes another version (content that does not match its record).
+fn cannot_write_here(e: &Error) -> bool {
+    use std::io::ErrorKind;
+    if matches!(e, Error::BadData(_)) {
+        return true;
+    }
+    let Error::Write { source, .. } = e else {
+        return false;
+    };
+    matches!(
+        source.kind(),
+        ErrorKind::PermissionDenied
+            | ErrorKind::AlreadyExists
+            | ErrorKind::InvalidInput
+            | ErrorKind::ReadOnlyFilesystem
+            | ErrorKind::NotADirectory
+            | ErrorKind::IsADirectory
+    )
 }
 
 /// Removes a file when dropped, unless forgotten.

@@ -19,6 +19,17 @@ use crate::folder::{
     version::{FileVersion, Relation, VersionVector},
 };
 
+/// Most concurrent versions kept for one path. Honest devices make a handful; a member with
+/// many authors could publish thousands, making every round quadratic. Beyond the bound the
+/// versions that would lose anyway (oldest modification first) are dropped from the state: no
+/// file is touched for them, and the path is still written from the versions kept.
+pub const MAX_VERSIONS: usize = 32;
+
+/// Most conflict copies written beside one path. Beyond it, the copies of the versions that
+/// lose to the others are not written (see `Outcome::dropped`); their files stay wherever they
+/// already are, the trash included.
+pub const MAX_COPIES: usize = 8;
+
 /// The maximal versions of one path.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PathState {
@@ -32,6 +43,8 @@ pub struct Outcome {
     pub main: Option<FileVersion>,
     /// Conflict copies to keep beside it: (relative path, version whose content goes there).
     pub copies: Vec<(String, FileVersion)>,
+    /// Concurrent contents beyond [`MAX_COPIES`], not written as copies.
+    pub dropped: usize,
 }
 
 impl PathState {
@@ -52,6 +65,11 @@ impl PathState {
             (a.mtime_ms, &a.device, &a.hash, a.deleted)
                 .cmp(&(b.mtime_ms, &b.device, &b.hash, b.deleted))
         });
+        if self.versions.len() > MAX_VERSIONS {
+            // Sorted oldest first: the first ones lose to all the others.
+            let extra = self.versions.len() - MAX_VERSIONS;
+            self.versions.drain(..extra);
+        }
         true
     }
 
@@ -79,19 +97,42 @@ impl PathState {
             return Outcome {
                 main: None,
                 copies: Vec::new(),
+                dropped: 0,
             };
         };
-        let mut copies: Vec<(String, FileVersion)> = Vec::new();
-        for v in live {
-            if v.hash == winner.hash || copies.iter().any(|(_, c)| c.hash == v.hash) {
-                continue;
+        // Distinct contents other than the winner's, the ones that would win first.
+        let mut others: Vec<&FileVersion> = Vec::new();
+        for v in live.iter().rev() {
+            if v.hash != winner.hash && !others.iter().any(|c| c.hash == v.hash) {
+                others.push(v);
             }
-            copies.push((conflict_name(path, v.mtime_ms, &v.device_name), v.clone()));
+        }
+        let dropped = others.len().saturating_sub(MAX_COPIES);
+        others.truncate(MAX_COPIES);
+        // Names come from the losing version's time and device name, which two versions can
+        // share (two devices called "laptop", edits in the same second): those are told apart
+        // by their content, so every peer picks the same distinct names.
+        let mut copies: Vec<(String, FileVersion)> = others
+            .iter()
+            .map(|v| {
+                (
+                    conflict_name(path, v.mtime_ms, &v.device_name),
+                    (*v).clone(),
+                )
+            })
+            .collect();
+        let names: Vec<String> = copies.iter().map(|(n, _)| n.clone()).collect();
+        for (name, v) in &mut copies {
+            if names.iter().filter(|n| *n == name).count() > 1 || name == path {
+                let tag = format!("{}-{}", v.device_name, &v.hash[..8.min(v.hash.len())]);
+                *name = conflict_name(path, v.mtime_ms, &tag);
+            }
         }
         copies.sort_by(|a, b| a.0.cmp(&b.0));
         Outcome {
             main: Some(winner.clone()),
             copies,
+            dropped,
         }
     }
 }
@@ -158,7 +199,8 @@ mod tests {
             s.outcome("docs/plan.txt"),
             Outcome {
                 main: Some(merged),
-                copies: vec![]
+                copies: vec![],
+                dropped: 0,
             }
         );
     }
@@ -228,5 +270,44 @@ mod tests {
                 prop_assert!(kept, "content {} lost", v.hash);
             }
         }
+    }
+
+    /// Two devices with the same name editing in the same second get two copies, not one name
+    /// for two contents.
+    #[test]
+    fn conflict_copy_names_never_collide() {
+        let base = VersionVector::default().bump("a");
+        let winner = version("c", base.bump("c"), "winner", 9_000, false);
+        let mut one = version("a", base.bump("a"), "one", 1_000, false);
+        let mut two = version("b", base.bump("b"), "two", 1_400, false);
+        one.device_name = "laptop".into();
+        two.device_name = "laptop".into();
+        let mut s = PathState::default();
+        for v in [one, two, winner] {
+            s.add(v);
+        }
+        let out = s.outcome("notes.txt");
+        assert_eq!(out.copies.len(), 2);
+        assert_ne!(out.copies[0].0, out.copies[1].0, "{:?}", out.copies);
+        for (name, _) in &out.copies {
+            assert!(crate::folder::place::record_path(name).is_ok(), "{name}");
+        }
+    }
+
+    /// A member with many authors writing one path cannot make rounds quadratic or fill the
+    /// disk with conflict copies.
+    #[test]
+    fn many_concurrent_versions_are_bounded() {
+        let base = VersionVector::default().bump("a");
+        let mut s = PathState::default();
+        for i in 0..1000u64 {
+            let d = format!("author{i}");
+            s.add(version(&d, base.bump(&d), &format!("c{i}"), i, false));
+        }
+        assert_eq!(s.versions().len(), MAX_VERSIONS);
+        let out = s.outcome("x.txt");
+        assert_eq!(out.copies.len(), MAX_COPIES);
+        assert_eq!(out.dropped, MAX_VERSIONS - 1 - MAX_COPIES);
+        assert_eq!(out.main.unwrap().mtime_ms, 999, "the latest still wins");
     }
 }

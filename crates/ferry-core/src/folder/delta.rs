@@ -69,10 +69,20 @@ impl FolderSync {
         let (Some(hash), Some(list_hash)) = (v.content_hash(), v.blocks_hash()) else {
             return Ok(Patch::Impossible);
         };
+        // A list holds 32 bytes per block: nothing larger is fetched or read.
+        let list_size = blocks::block_count(v.size) * 32;
         if !self.store.has(list_hash).await.map_err(Error::store)?
-            && !self.fetch(&[list_hash]).await
+            && !self.fetch(&[(list_hash, list_size)]).await
         {
             return Ok(Patch::NotYet);
+        }
+        if self.stored_size(list_hash).await != Some(list_size) {
+            tracing::debug!(
+                "{}: block list of {} has the wrong size",
+                path.display(),
+                v.hash
+            );
+            return Ok(Patch::Impossible);
         }
         let list = self
             .store

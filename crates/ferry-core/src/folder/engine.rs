@@ -18,8 +18,9 @@ use std::{
 
 use iroh::EndpointId;
 use iroh_blobs::{
-    api::{downloader::Shuffled, Store},
-    Hash, HashAndFormat,
+    api::{downloader::Shuffled, proto::BlobStatus, Store},
+    protocol::{ChunkRanges, ChunkRangesExt, GetRequest},
+    Hash,
 };
 use iroh_docs::{api::Doc, store::Query, AuthorId};
 use n0_future::{BufferedStreamExt, StreamExt};
@@ -29,15 +30,15 @@ use crate::{
     error::{Error, Result},
     folder::{
         activity::{
-            Change, ChangeKind, ConflictCopy, FolderActivity, FolderPeer, FolderState, Recent,
+            Change, ChangeKind, ConflictCopy, FolderActivity, FolderPeer, FolderState, NotSynced,
+            Recent,
         },
         decide::PathState,
-        ignore::{STATE_DIR, TEMP_SUFFIX},
         index::Known,
+        place,
         trash::Trash,
-        version::FileVersion,
+        version::{FileVersion, MAX_RECORD_SIZE},
     },
-    names::validate_name,
     registry::Registry,
 };
 
@@ -59,6 +60,22 @@ pub(super) async fn downloaded<E: std::fmt::Display>(
             false
         }
     }
+}
+
+/// A request for at most `max` bytes of `hash`, and its last chunk, whose proof gives the
+/// blob's real size: a blob larger than claimed stays partial, with that size known.
+pub(super) fn bounded(hash: Hash, max: u64) -> GetRequest {
+    GetRequest::blob_ranges(hash, ChunkRanges::bytes(0..max) | ChunkRanges::last_chunk())
+}
+
+/// A record read from the store.
+pub(super) enum Record {
+    /// Decoded.
+    Ready(FileVersion),
+    /// Not (wholly) here yet.
+    Missing,
+    /// Too large or malformed: never acted on.
+    Refused,
 }
 
 /// Prefix of file entries in a folder document.
@@ -107,6 +124,11 @@ pub struct FolderSync {
     /// being written: a retry fetches them before reading the file again.
     pub(super) plans: std::sync::Mutex<std::collections::HashMap<PathBuf, (Hash, Vec<u64>)>>,
     pub(super) trash: Trash,
+    /// Paths that cannot be written here, and why: reported, and not retried until the path
+    /// changes or the next full pass.
+    pub(super) refused: std::sync::Mutex<BTreeMap<String, String>>,
+    /// Directories files were renamed into since their entries were last flushed to disk.
+    pub(super) synced_dirs: std::sync::Mutex<BTreeSet<PathBuf>>,
     /// How long and how much the trash keeps: (max age in ms, max bytes).
     pub(super) trash_keep: (u64, u64),
 }
@@ -152,6 +174,12 @@ impl FolderSync {
         // while it was not running.
         let folder_id = doc.id().to_string();
         let index = super::index::load_index(&root, &folder_id);
+        // The files this folder holds are its own content: servable to its members.
+        for known in index.values() {
+            if let Some(h) = super::version::parse_hash(&known.hash) {
+                registry.allow_folder(&folder_id, h);
+            }
+        }
         let downloader = store.downloader(&endpoint);
         Arc::new(FolderSync {
             downloader,
@@ -188,6 +216,8 @@ impl FolderSync {
             peers: std::sync::Mutex::new(Default::default()),
             peer_seen: std::sync::Mutex::new(None),
             plans: std::sync::Mutex::new(Default::default()),
+            refused: std::sync::Mutex::new(BTreeMap::new()),
+            synced_dirs: std::sync::Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -232,11 +262,22 @@ impl FolderSync {
             })
             .collect();
         peers.sort_by(|a, b| (!a.connected, &a.id).cmp(&(!b.connected, &b.id)));
+        let not_synced: Vec<NotSynced> = self
+            .refused
+            .lock()
+            .expect("refused lock")
+            .iter()
+            .map(|(path, reason)| NotSynced {
+                path: path.clone(),
+                reason: reason.clone(),
+            })
+            .collect();
         let state = match (summary.busy, &summary.error) {
             (2, _) => FolderState::Scanning,
             (_, Some(_)) => FolderState::Error,
             (1, _) => FolderState::Syncing,
             _ if summary.waiting > 0 => FolderState::Syncing,
+            _ if !not_synced.is_empty() => FolderState::Incomplete,
             _ => FolderState::UpToDate,
         };
         FolderActivity {
@@ -250,6 +291,7 @@ impl FolderSync {
             peers,
             recent: self.recent.lock().expect("recent lock").list(),
             conflicts: summary.conflicts,
+            not_synced,
             error: summary.error,
         }
     }
@@ -292,18 +334,44 @@ impl FolderSync {
             let Some(rel) = key_path(entry.key()) else {
                 continue;
             };
-            // Members fetch records from each other, not only from their authors.
-            self.registry
-                .allow_folder(&self.folder_id, entry.content_hash());
-            let Ok(bytes) = self.store.get_bytes(entry.content_hash()).await else {
-                missing.push((rel, entry.content_hash()));
+            if entry.content_len() > MAX_RECORD_SIZE as u64 {
                 continue;
-            };
-            if let Some(v) = decode_record(&rel, &bytes) {
-                out.entry(rel).or_default().add(v);
+            }
+            match self.record(&rel, entry.content_hash()).await {
+                Record::Ready(v) => {
+                    out.entry(rel).or_default().add(v);
+                }
+                Record::Missing => missing.push((rel, entry.content_hash())),
+                Record::Refused => {}
             }
         }
         Ok((out, missing))
+    }
+
+    /// The record stored as `hash`, read only if it is complete and within the size limit: a
+    /// record's blob is named by a peer and may be anything. A record that decodes is servable
+    /// to the folder's members from then on (they fetch records from each other).
+    pub(super) async fn record(&self, rel: &str, hash: Hash) -> Record {
+        match self.store.blobs().status(hash).await {
+            Ok(BlobStatus::Complete { size }) if size <= MAX_RECORD_SIZE as u64 => {}
+            Ok(BlobStatus::Complete { size } | BlobStatus::Partial { size: Some(size) })
+                if size > MAX_RECORD_SIZE as u64 =>
+            {
+                tracing::debug!("ignoring a record of {size} bytes for {rel:?}");
+                return Record::Refused;
+            }
+            _ => return Record::Missing,
+        }
+        let Ok(bytes) = self.store.get_bytes(hash).await else {
+            return Record::Missing;
+        };
+        match decode_record(rel, &bytes) {
+            Some(v) => {
+                self.registry.allow_folder(&self.folder_id, hash);
+                Record::Ready(v)
+            }
+            None => Record::Refused,
+        }
     }
 
     /// The peers content is fetched from: those met in the folder's swarm and those the
@@ -327,20 +395,21 @@ impl FolderSync {
         peers
     }
 
-    /// Fetches blobs from the folder's peers; true if all arrived.
-    pub(super) async fn fetch(&self, hashes: &[Hash]) -> bool {
+    /// Fetches blobs from the folder's peers, each `(hash, at most this many bytes)`: a peer
+    /// names hashes and sizes, so no more than the size it claimed is ever fetched (plus the
+    /// last chunk, which proves the real size). True if all arrived whole.
+    pub(super) async fn fetch(&self, wants: &[(Hash, u64)]) -> bool {
         let peers = self.fetch_peers().await;
         if peers.is_empty() {
             return false;
         }
         let downloader = &self.downloader;
         // Many small files are many round trips: keep several in flight.
-        let jobs: Vec<_> = hashes
+        let jobs: Vec<_> = wants
             .iter()
             .copied()
-            .map(|hash| {
-                let fetch =
-                    downloader.download(HashAndFormat::raw(hash), Shuffled::new(peers.clone()));
+            .map(|(hash, max)| {
+                let fetch = downloader.download(bounded(hash, max), Shuffled::new(peers.clone()));
                 downloaded(hash, FETCH_TIMEOUT, fetch)
             })
             .collect();
@@ -362,8 +431,11 @@ impl FolderSync {
         if missing.is_empty() {
             return Ok((states, BTreeSet::new()));
         }
-        let hashes: Vec<Hash> = missing.iter().map(|(_, h)| *h).collect();
-        self.fetch(&hashes).await;
+        let wants: Vec<(Hash, u64)> = missing
+            .iter()
+            .map(|(_, h)| (*h, MAX_RECORD_SIZE as u64))
+            .collect();
+        self.fetch(&wants).await;
         let (states, missing) = self.read_records(query).await?;
         Ok((states, missing.into_iter().map(|(rel, _)| rel).collect()))
     }
@@ -444,11 +516,10 @@ impl FolderSync {
                     LiveEvent::InsertRemote { from, entry, .. } => {
                         me.add_peer(*from);
                         if let Some(rel) = key_path(entry.key()) {
-                            let hash = entry.content_hash();
-                            // Servable at once: the other members may ask this node for it
-                            // as soon as it announces having it.
-                            me.registry.allow_folder(&me.folder_id, hash);
-                            me.mark(|d| d.records.push((rel, hash)));
+                            if entry.content_len() <= MAX_RECORD_SIZE as u64 {
+                                let hash = entry.content_hash();
+                                me.mark(|d| d.records.push((rel, hash)));
+                            }
                         }
                     }
                     // This device's own records are in the cache already (see `publish`).
@@ -549,21 +620,18 @@ impl Dirty {
 /// Ferry's temporary files (its own writes need no second look).
 fn relative(root: &Path, path: &Path) -> Option<String> {
     let rel = super::scan::rel_string(path.strip_prefix(root).ok()?)?;
-    if rel.is_empty() || rel == STATE_DIR || rel.starts_with(&format!("{STATE_DIR}/")) {
-        return None;
-    }
-    if rel.ends_with(TEMP_SUFFIX) {
+    if rel.is_empty() || place::is_state_path(&rel) {
         return None;
     }
     Some(rel)
 }
 
-/// The file path of a document key, if it is a file entry with a safe path (checked with
-/// the same rules as one-shot names before anything is written).
+/// The file path of a document key, if it is a file entry with a safe path: checked with the
+/// same rules as one-shot names, and never naming Ferry's own state ([`place::record_path`]).
 pub(super) fn key_path(key: &[u8]) -> Option<String> {
     let rel = std::str::from_utf8(key).ok()?.strip_prefix(KEY_PREFIX)?;
-    if validate_name(rel).is_err() {
-        tracing::warn!("ignoring a record with an unsafe path {rel:?}");
+    if let Err(why) = place::record_path(rel) {
+        tracing::warn!("ignoring a record: {why}");
         return None;
     }
     Some(rel.to_string())

@@ -17,8 +17,13 @@ pub const IGNORE_FILE: &str = ".ferryignore";
 pub const TEMP_SUFFIX: &str = ".ferry-tmp";
 
 const BUILT_IN: &[&str] = &[
-    "/.ferry/",
+    // Ferry's own state at any depth, its temporary files and one-shot staging directories
+    // (see `place::is_state_path`).
+    ".ferry/",
     "*.ferry-tmp",
+    ".ferry-partial-*/",
+    // Each device's own choice of what it syncs (see docs/DESIGN.md, "Trash, ignores").
+    "/.ferryignore",
     // Partial downloads and editor scratch files.
     "*.part",
     "*.partial",
@@ -49,6 +54,7 @@ impl IgnoreRules {
     /// valid patterns are skipped; the rest still apply.
     pub fn load(root: &Path) -> IgnoreRules {
         let mut b = GitignoreBuilder::new(root);
+        b.case_insensitive(true).expect("a setting, not a pattern");
         for rule in BUILT_IN {
             b.add_line(None, rule).expect("built-in rules are valid");
         }
@@ -85,6 +91,10 @@ mod tests {
         let r = IgnoreRules::load(dir.path());
         for ignored in [
             ".ferry/trash/x",
+            "sub/.ferry/index.json",
+            ".FERRY/x",
+            ".ferry-partial-0123abcd/a.txt",
+            ".ferryignore",
             "a/report.docx.ferry-tmp",
             "movie.mkv.part",
             "notes.txt.swp",
@@ -102,7 +112,7 @@ mod tests {
             "keep.log",
             "building.txt",
             "src/main.rs",
-            ".ferryignore",
+            "sub/.ferryignore",
             "a.ferry",
         ] {
             assert!(!r.is_ignored(kept, false), "{kept} should be synced");

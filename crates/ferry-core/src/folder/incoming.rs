@@ -10,18 +10,17 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use iroh_blobs::{
-    api::{blobs::ExportMode, blobs::ExportOptions, downloader::Shuffled},
-    HashAndFormat,
+use iroh_blobs::api::{
+    blobs::ExportMode, blobs::ExportOptions, downloader::Shuffled, proto::BlobStatus,
 };
 
 use crate::{
     error::{Error, Result},
     folder::{
         decide::PathState,
-        engine::{downloaded, FolderSync, FETCH_TIMEOUT},
+        engine::{bounded, downloaded, FolderSync, FETCH_TIMEOUT},
         ignore::STATE_DIR,
-        version::FileVersion,
+        version::{parse_hash, FileVersion},
     },
     transfer_store::{self, TransferStore},
 };
@@ -44,12 +43,28 @@ impl FolderSync {
         let dir = self.incoming_dir().join(hash.to_hex());
         let transfer = TransferStore::open_dir(dir).await?;
         let store = transfer.store();
+        // No more than the record's size is fetched (see `engine::bounded`).
         let download = store
             .downloader(&self.endpoint)
-            .download(HashAndFormat::raw(hash), Shuffled::new(peers));
+            .download(bounded(hash, v.size), Shuffled::new(peers));
         if !downloaded(hash, FETCH_TIMEOUT, download).await {
             transfer.close(false).await;
             return Ok(false);
+        }
+        match store.blobs().status(hash).await {
+            Ok(BlobStatus::Complete { size }) if size == v.size => {}
+            Ok(BlobStatus::Complete { size } | BlobStatus::Partial { size: Some(size) }) => {
+                transfer.close(true).await;
+                return Err(Error::BadData(format!(
+                    "content {} is {size} bytes, its record says {}",
+                    hash.fmt_short(),
+                    v.size
+                )));
+            }
+            _ => {
+                transfer.close(false).await;
+                return Ok(false);
+            }
         }
         let moved = store
             .export_with_opts(ExportOptions {
@@ -80,8 +95,11 @@ impl FolderSync {
             .collect();
         for entry in entries.flatten() {
             let name = entry.file_name();
-            let stale = name.to_str().is_none_or(|n| !wanted.contains(n));
-            if stale && !transfer_store::is_open_dir(&entry.path()) {
+            // Only the stores this folder made (named by a hash) are its to remove.
+            let Some(name) = name.to_str().filter(|n| parse_hash(n).is_some()) else {
+                continue;
+            };
+            if !wanted.contains(name) && !transfer_store::is_open_dir(&entry.path()) {
                 std::fs::remove_dir_all(entry.path()).ok();
             }
         }

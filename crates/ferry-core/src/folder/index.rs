@@ -10,7 +10,10 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::folder::{engine::FolderSync, ignore::STATE_DIR, scan::Scanned, version::VersionVector};
+use crate::{
+    atomic::write_atomic,
+    folder::{engine::FolderSync, ignore::STATE_DIR, place, scan::Scanned, version::VersionVector},
+};
 
 /// What this device last saw of a file it manages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,14 +49,17 @@ fn index_path(root: &Path) -> PathBuf {
 }
 
 /// The saved index of the folder at `root` for document `doc` (empty if none or another
-/// document's).
+/// document's). Paths are checked again as they are read: the index names files Ferry may
+/// later move to the trash.
 pub(super) fn load_index(root: &Path, doc: &str) -> BTreeMap<String, Known> {
-    std::fs::read(index_path(root))
+    let mut files = std::fs::read(index_path(root))
         .ok()
         .and_then(|b| serde_json::from_slice::<SavedIndex>(&b).ok())
         .filter(|saved| saved.doc == doc)
         .map(|saved| saved.files)
-        .unwrap_or_default()
+        .unwrap_or_default();
+    files.retain(|rel, _| place::record_path(rel).is_ok());
+    files
 }
 
 impl FolderSync {
@@ -78,10 +84,8 @@ impl FolderSync {
         };
         drop(index);
         let path = index_path(&self.root);
-        let tmp = path.with_extension("json.tmp");
         let written = std::fs::create_dir_all(path.parent().expect("in the state dir"))
-            .and_then(|_| std::fs::write(&tmp, serde_json::to_vec(&saved).expect("serializable")))
-            .and_then(|_| std::fs::rename(&tmp, &path));
+            .and_then(|_| write_atomic(&path, &serde_json::to_vec(&saved).expect("serializable")));
         if let Err(e) = written {
             tracing::warn!("cannot save {}: {e}", path.display());
             self.index_touched();

@@ -4,6 +4,7 @@ use std::{path::PathBuf, str::FromStr, sync::Arc};
 
 use iroh_docs::{
     api::protocol::{AddrInfoOptions, ShareMode},
+    store::DownloadPolicy,
     DocTicket, NamespaceId,
 };
 use serde::{Deserialize, Serialize};
@@ -102,6 +103,28 @@ fn load_list(node: &Node) -> Vec<FolderInfo> {
         .unwrap_or_default()
 }
 
+/// Refuses a folder inside a synced folder, or one holding a synced folder: both would sync the
+/// same files twice, each side taking the other's writes for local edits.
+fn refuse_overlap(list: &[FolderInfo], path: &std::path::Path) -> Result<()> {
+    for f in list {
+        if path.starts_with(&f.path) {
+            return Err(Error::Folder(format!(
+                "{} is inside the synced folder {}",
+                path.display(),
+                f.path.display()
+            )));
+        }
+        if f.path.starts_with(path) {
+            return Err(Error::Folder(format!(
+                "{} holds the synced folder {}",
+                path.display(),
+                f.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn save_list(node: &Node, list: &[FolderInfo]) -> Result<()> {
     let path = node.home().join(FOLDERS_FILE);
     write_atomic(
@@ -125,6 +148,12 @@ impl Node {
                 source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a folder"),
             });
         }
+        let list = load_list(self);
+        if let Some(existing) = list.iter().find(|f| f.path == path) {
+            // Already synced: its ticket again (receive-only if this device only receives).
+            return self.folder_ticket(existing, read_only).await;
+        }
+        refuse_overlap(&list, &path)?;
         let docs = self.docs();
         let doc = docs
             .create()
@@ -168,11 +197,28 @@ impl Node {
         for node in &ticket_nodes {
             self.inner.book.remember(node.clone());
         }
+        let list = load_list(self);
+        let id = ticket.capability.id().to_string();
+        if let Some(existing) = list.iter().find(|f| f.id == id) {
+            return Err(Error::Folder(format!(
+                "this folder already syncs on this device, in {}",
+                existing.path.display()
+            )));
+        }
         std::fs::create_dir_all(&path).map_err(|e| Error::write(&path, e))?;
         let path = std::fs::canonicalize(&path).map_err(|e| Error::write(&path, e))?;
+        if list.iter().any(|f| f.path == path) {
+            return Err(Error::Folder(format!(
+                "{} already syncs another folder; join into a new folder",
+                path.display()
+            )));
+        }
+        refuse_overlap(&list, &path)?;
+        // Imported without syncing first: the folder sets what the document may download
+        // (`start_folder`) before any peer's entry arrives.
         let doc = self
             .docs()
-            .import(ticket)
+            .import_namespace(ticket.capability)
             .await
             .map_err(|e| Error::Connect(e.to_string()))?;
         let info = FolderInfo {
@@ -181,10 +227,13 @@ impl Node {
             read_only,
             peers: ticket_peers.iter().map(|p| p.to_string()).collect(),
         };
-        let folder = self.start_folder(&info, doc).await?;
+        let folder = self.start_folder(&info, doc.clone()).await?;
         for p in ticket_peers {
             folder.add_peer(p);
         }
+        doc.start_sync(ticket_nodes)
+            .await
+            .map_err(|e| Error::Connect(e.to_string()))?;
         let mut list = load_list(self);
         list.retain(|f| f.id != info.id);
         list.push(info.clone());
@@ -242,6 +291,28 @@ impl Node {
         Ok(info)
     }
 
+    /// A ticket for a folder this device syncs: read-write unless `read_only` or this device
+    /// only receives it.
+    async fn folder_ticket(&self, info: &FolderInfo, read_only: bool) -> Result<String> {
+        let id = NamespaceId::from_str(&info.id).map_err(|e| Error::Store(e.to_string()))?;
+        let doc = self
+            .docs()
+            .open(id)
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?
+            .ok_or_else(|| Error::Store(format!("folder {} has no document", info.id)))?;
+        let mode = if read_only || info.read_only {
+            ShareMode::Read
+        } else {
+            ShareMode::Write
+        };
+        let ticket = doc
+            .share(mode, AddrInfoOptions::RelayAndAddresses)
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?;
+        Ok(ticket.to_string())
+    }
+
     /// Starts every folder of the list (at node start).
     pub(crate) async fn start_folders(&self) {
         for info in load_list(self) {
@@ -287,6 +358,12 @@ impl Node {
         let author = self
             .docs()
             .author_default()
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?;
+        // iroh-docs would download the blob of every entry, of any size a peer names. The folder
+        // fetches records itself, bounded (`FolderSync::record`), so the document downloads
+        // nothing on its own.
+        doc.set_download_policy(DownloadPolicy::NothingExcept(Vec::new()))
             .await
             .map_err(|e| Error::Store(e.to_string()))?;
         let settings = Settings::load(self.home());

@@ -5,6 +5,8 @@
 //! those records mean for the files on disk lives here and is tested without a network:
 //!
 //! - [`ignore`]: which paths are never synced (`.ferryignore` plus built-in rules);
+//! - [`place`]: which paths are Ferry's own, and writing a peer's path without leaving the
+//!   folder (never through a link);
 //! - [`scan`]: what is on disk, hashed only once a file has stopped changing;
 //! - [`blocks`]: block lists, so that an edit to a large file sends only what changed;
 //! - [`version`]: version vectors and the record stored per path;
@@ -28,6 +30,7 @@ pub mod ignore;
 pub mod incoming;
 mod index;
 pub mod manage;
+pub mod place;
 mod publish;
 mod round;
 pub mod scan;

@@ -198,7 +198,19 @@ impl FolderSync {
             index.insert(rel.clone(), known);
             published.push(rel);
         }
-        // Files this device knew that are no longer there.
+        // Files this device knew that are no longer there. A file that is still there but is
+        // ignored now merely stops syncing: it leaves the index, and no deletion is published
+        // (ignoring is not deleting).
+        let ignored: Vec<String> = index
+            .keys()
+            .filter(|k| !present.contains(*k) && rules.is_ignored(k, false))
+            .filter(|k| only.is_none_or(|rels| rels.iter().any(|r| is_at_or_under(k, r))))
+            .cloned()
+            .collect();
+        for rel in ignored {
+            index.remove(&rel);
+            self.index_touched();
+        }
         let gone: Vec<String> = match only {
             None => index
                 .keys()
@@ -257,12 +269,6 @@ impl FolderSync {
     /// of this device to the path, and nothing else: a remote version this device has not
     /// written to disk stays concurrent, so both are kept.
     pub(super) fn local_vector(&self, state: &PathState, base: Option<&Known>) -> VersionVector {
-        let mine = state
-            .versions()
-            .iter()
-            .filter_map(|v| v.version.0.get(&self.device).copied())
-            .max()
-            .unwrap_or(0);
         let mut vector = base.map(|k| k.vector.clone()).unwrap_or_default();
         // Other devices' records of the very content this file had were seen too (peers that
         // wrote the same conflict copy each publish it).
@@ -271,8 +277,8 @@ impl FolderSync {
                 vector = vector.merge(&v.version);
             }
         }
-        let own = vector.0.entry(self.device.clone()).or_default();
-        *own = (*own).max(mine);
+        // Whatever peers claimed about this device's counters, its change counts above them.
+        vector.raise_own(&self.device, state.versions().iter().map(|v| &v.version));
         vector.bump(&self.device)
     }
 
@@ -344,6 +350,14 @@ impl FolderSync {
             .map_err(|e| Error::Store(e.to_string()))?;
         Ok(())
     }
+}
+
+/// True if `path` is `dir` or below it.
+fn is_at_or_under(path: &str, dir: &str) -> bool {
+    path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Copies the file at `path` into `store`, held as long as the returned tag lives.

@@ -10,8 +10,9 @@ use iroh_docs::store::Query;
 use crate::folder::{
     activity::ConflictCopy,
     conflict::{is_conflict_copy, original_of},
-    engine::{decode_record, Dirty, FolderSync, Summary, KEYS_PER_QUERY_MAX, KEY_PREFIX},
+    engine::{Dirty, FolderSync, Record, Summary, KEYS_PER_QUERY_MAX, KEY_PREFIX},
     ignore::IgnoreRules,
+    version::MAX_RECORD_SIZE,
 };
 
 impl FolderSync {
@@ -57,6 +58,11 @@ impl FolderSync {
                 Ok((all, missing)) => {
                     *states = all;
                     self.forget_stale_incoming(&states);
+                    // Paths no longer in the document, or ignored now, are not reported.
+                    self.refused
+                        .lock()
+                        .expect("refused lock")
+                        .retain(|rel, _| states.contains_key(rel) && !rules.is_ignored(rel, false));
                     unavailable = missing;
                     states.keys().cloned().collect()
                 }
@@ -74,12 +80,11 @@ impl FolderSync {
             let mut paths = Vec::new();
             // New records named by document events: added to the cached versions directly,
             // without asking the document again.
-            let missing: Vec<Hash> = {
+            let missing: Vec<(Hash, u64)> = {
                 let mut missing = Vec::new();
                 for (_, hash) in &work.records {
-                    self.registry.allow_folder(&self.folder_id, *hash);
                     if !self.store.has(*hash).await.unwrap_or(false) {
-                        missing.push(*hash);
+                        missing.push((*hash, MAX_RECORD_SIZE as u64));
                     }
                 }
                 missing
@@ -89,14 +94,16 @@ impl FolderSync {
             }
             // Their paths were checked when the events arrived (`key_path`).
             for (rel, hash) in &work.records {
-                let Ok(bytes) = self.store.get_bytes(*hash).await else {
+                match self.record(rel, *hash).await {
+                    Record::Ready(v) => {
+                        states.entry(rel.clone()).or_default().add(v);
+                        paths.push(rel.clone());
+                    }
                     // Looked at again, from the document, with the wanted paths.
-                    unavailable.insert(rel.clone());
-                    continue;
-                };
-                if let Some(v) = decode_record(rel, &bytes) {
-                    states.entry(rel.clone()).or_default().add(v);
-                    paths.push(rel.clone());
+                    Record::Missing => {
+                        unavailable.insert(rel.clone());
+                    }
+                    Record::Refused => {}
                 }
             }
             for rel in &work.keys {
@@ -128,7 +135,7 @@ impl FolderSync {
             .into_iter()
             .filter(|p| !unavailable.contains(p))
             .collect();
-        match self.apply(&states, &paths).await {
+        match self.apply(&rules, &states, &paths).await {
             Ok((_, missing, failed)) => {
                 unavailable.extend(missing);
                 if let Some(e) = failed {
@@ -150,7 +157,7 @@ impl FolderSync {
                     .filter(|rel| states.get(rel).is_some_and(|s| s.versions().len() > 1))
                     .collect();
                 if !conflicted.is_empty() {
-                    match self.apply(&states, &conflicted).await {
+                    match self.apply(&rules, &states, &conflicted).await {
                         Ok((_, missing, failed)) => {
                             unavailable.extend(missing);
                             if let Some(e) = failed {

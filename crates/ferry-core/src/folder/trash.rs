@@ -9,7 +9,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{error::Error, export::move_into_place, folder::ignore::STATE_DIR};
+use crate::{
+    atomic::write_atomic,
+    error::Error,
+    export::move_into_place,
+    folder::{ignore::STATE_DIR, place},
+};
 
 /// One trashed file.
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -43,10 +48,12 @@ impl Trash {
         self.root.join(STATE_DIR).join("trash")
     }
 
-    /// Moves `rel` (a file relative to the folder) into the trash.
+    /// Moves `rel` (a file relative to the folder) into the trash. Never reaches through a link.
     pub fn put(&self, rel: &str, now_ms: u64) -> Result<TrashEntry, Error> {
-        let src = self.root.join(rel);
-        let size = std::fs::metadata(&src)
+        place::record_path(rel).map_err(Error::BadData)?;
+        let src = place::inside(&self.root, rel, false)
+            .map_err(|e| Error::write(self.root.join(rel), e))?;
+        let size = std::fs::symlink_metadata(&src)
             .map_err(|e| Error::write(&src, e))?
             .len();
         let id = format!(
@@ -64,20 +71,29 @@ impl Trash {
             size,
         };
         let meta = self.dir().join(format!("{id}.json"));
-        std::fs::write(&meta, serde_json::to_vec(&entry).expect("serializable"))
+        write_atomic(&meta, &serde_json::to_vec(&entry).expect("serializable"))
             .map_err(|e| Error::write(&meta, e))?;
         Ok(entry)
     }
 
-    /// Everything in the trash, oldest first.
+    /// Everything in the trash, oldest first. An entry whose description does not match its
+    /// file name, or whose id or path could lead anywhere else, is skipped: what is read back
+    /// from disk is checked like anything else.
     pub fn list(&self) -> Vec<TrashEntry> {
         let mut out: Vec<TrashEntry> = std::fs::read_dir(self.dir())
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .filter_map(|e| std::fs::read(e.path()).ok())
-            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .filter_map(|e| {
+                let name = e.file_name();
+                let id = name.to_str()?.strip_suffix(".json")?;
+                if !valid_id(id) {
+                    return None;
+                }
+                let entry: TrashEntry =
+                    serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
+                (entry.id == id && place::record_path(&entry.original).is_ok()).then_some(entry)
+            })
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         out
@@ -92,9 +108,9 @@ impl Trash {
             .find(|e| e.id == id)
             .ok_or_else(|| Error::Config(format!("nothing in the trash with id {id:?}")))?;
         let stored = self.dir().join(&entry.id).join(&entry.original);
-        let original = self.root.join(&entry.original);
+        let original = place::inside(&self.root, &entry.original, true)
+            .map_err(|e| Error::write(self.root.join(&entry.original), e))?;
         let parent = original.parent().expect("has a parent").to_path_buf();
-        std::fs::create_dir_all(&parent).map_err(|e| Error::write(&parent, e))?;
         let name = Path::new(&entry.original)
             .file_name()
             .and_then(|n| n.to_str())
@@ -105,14 +121,18 @@ impl Trash {
     }
 
     /// Deletes entries older than `max_age_ms`, then the oldest until the trash holds at most
-    /// `max_bytes`. Returns how many were deleted.
+    /// `max_bytes`, but never, for size, an entry trashed less than [`KEEP_AT_LEAST_MS`] ago:
+    /// a deleted 4 GB video is still recoverable tomorrow, whatever the size cap. Returns how
+    /// many were deleted.
     pub fn prune(&self, now_ms: u64, max_age_ms: u64, max_bytes: u64) -> usize {
         let entries = self.list();
         let mut total: u64 = entries.iter().map(|e| e.size).sum();
         let mut removed = 0;
         for e in entries {
-            let too_old = now_ms.saturating_sub(e.trashed_at_ms) > max_age_ms;
-            if too_old || total > max_bytes {
+            let age = now_ms.saturating_sub(e.trashed_at_ms);
+            let too_old = age > max_age_ms;
+            let too_big = total > max_bytes && age >= KEEP_AT_LEAST_MS;
+            if too_old || too_big {
                 total = total.saturating_sub(e.size);
                 self.forget(&e.id);
                 removed += 1;
@@ -122,9 +142,27 @@ impl Trash {
     }
 
     fn forget(&self, id: &str) {
+        if !valid_id(id) {
+            return;
+        }
         std::fs::remove_dir_all(self.dir().join(id)).ok();
         std::fs::remove_file(self.dir().join(format!("{id}.json"))).ok();
     }
+}
+
+/// How long a trashed file is kept whatever the trash's size limit: a day.
+pub const KEEP_AT_LEAST_MS: u64 = 86_400_000;
+
+/// True for ids [`Trash::put`] makes: 13 digits, a dash, 8 lowercase hex digits. Nothing else
+/// is ever joined to the trash directory.
+fn valid_id(id: &str) -> bool {
+    let Some((time, rand)) = id.split_once('-') else {
+        return false;
+    };
+    time.len() == 13
+        && time.bytes().all(|b| b.is_ascii_digit())
+        && rand.len() == 8
+        && rand.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]
@@ -158,15 +196,72 @@ mod tests {
 
     #[test]
     fn prune_by_age_and_size() {
+        const DAY: u64 = KEEP_AT_LEAST_MS;
         let dir = tempfile::tempdir().unwrap();
         let t = Trash::new(dir.path());
-        for (i, size) in [10usize, 20, 30].iter().enumerate() {
+        for (i, size) in [10usize, 20, 30, 40].iter().enumerate() {
             std::fs::write(dir.path().join(format!("f{i}")), vec![0u8; *size]).unwrap();
-            t.put(&format!("f{i}"), 1_000 * (i as u64 + 1)).unwrap();
+            t.put(&format!("f{i}"), DAY * (i as u64 + 1)).unwrap();
         }
-        assert_eq!(t.prune(3_500, 2_000, u64::MAX), 1, "f0 is older than 2 s");
-        assert_eq!(t.prune(3_500, u64::MAX, 35), 1, "f1 goes to fit 35 bytes");
+        let now = 4 * DAY + DAY / 2;
+        assert_eq!(
+            t.prune(now, 3 * DAY, u64::MAX),
+            1,
+            "f0 is older than 3 days"
+        );
+        assert_eq!(t.prune(now, u64::MAX, 75), 1, "f1 goes to fit 75 bytes");
+        // f3 was trashed half a day ago: kept, although the trash is over its size.
+        assert_eq!(
+            t.prune(now, u64::MAX, 0),
+            1,
+            "only f2 is old enough to go for size"
+        );
         let left: Vec<String> = t.list().into_iter().map(|e| e.original).collect();
-        assert_eq!(left, ["f2"]);
+        assert_eq!(left, ["f3"]);
+    }
+
+    /// The trash's descriptions are read back from disk: one that names another id, an id
+    /// that climbs out, or a path outside the folder is never acted on.
+    #[test]
+    fn forged_descriptions_are_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("folder");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(root.join(".ferry/trash")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("precious.txt"), b"keep me").unwrap();
+        let forged = |name: &str, id: &str, original: &str| {
+            let e = TrashEntry {
+                id: id.into(),
+                original: original.into(),
+                trashed_at_ms: 0,
+                size: 1 << 40,
+            };
+            std::fs::write(
+                root.join(".ferry/trash").join(name),
+                serde_json::to_vec(&e).unwrap(),
+            )
+            .unwrap();
+        };
+        forged("0000000000001-aaaaaaaa.json", "../../../outside", "x");
+        forged(
+            "0000000000002-bbbbbbbb.json",
+            "0000000000002-bbbbbbbb",
+            "../outside",
+        );
+        forged(
+            "0000000000003-cccccccc.json",
+            "0000000000003-cccccccc",
+            ".ferry/index.json",
+        );
+        forged("..%2f..%2foutside.json", "..%2f..%2foutside", "x");
+        let t = Trash::new(&root);
+        assert!(t.list().is_empty(), "{:?}", t.list());
+        assert_eq!(t.prune(u64::MAX, 0, 0), 0);
+        assert!(t.restore("../../../outside").is_err());
+        assert_eq!(
+            std::fs::read(outside.join("precious.txt")).unwrap(),
+            b"keep me"
+        );
     }
 }

@@ -13,6 +13,13 @@ use serde::{Deserialize, Serialize};
 /// Largest accepted encoded record; records come from peers and are checked before decoding.
 pub const MAX_RECORD_SIZE: usize = 64 * 1024;
 
+/// Largest counter a record may carry. Far above any real count of edits (one a millisecond
+/// for 285,000 years), and exact in every JSON implementation (2^53).
+pub const MAX_COUNTER: u64 = 1 << 53;
+
+/// Most devices (counter slots) one version vector may name.
+pub const MAX_DEVICES: usize = 256;
+
 /// Changes per device.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionVector(pub BTreeMap<String, u64>);
@@ -31,11 +38,55 @@ pub enum Relation {
 }
 
 impl VersionVector {
-    /// The vector of a new change by `device` on top of `self`.
+    /// The vector of a new change by `device` on top of `self`: it dominates `self`, always.
+    ///
+    /// A device counts its changes in its own slot. Peers may claim any counter for it (a
+    /// record is a stranger's input), up to [`MAX_COUNTER`]; once its slot is there, the device
+    /// counts on in a fresh slot of its own (`<device>.1`, `<device>.2`, ...), so no claim can
+    /// make its next change compare as older or equal. Never overflows.
     pub fn bump(&self, device: &str) -> VersionVector {
         let mut v = self.clone();
-        *v.0.entry(device.to_string()).or_default() += 1;
-        v
+        for slot in own_slots(device) {
+            let n = v.0.entry(slot).or_default();
+            if *n < MAX_COUNTER {
+                *n += 1;
+                return v;
+            }
+        }
+        unreachable!("a vector has fewer than u64::MAX slots")
+    }
+
+    /// Raises this device's slots to the highest counters any of `others` claims for them: a
+    /// change made on top cannot then be dominated by what peers said about this device.
+    pub fn raise_own<'a>(
+        &mut self,
+        device: &str,
+        others: impl IntoIterator<Item = &'a VersionVector>,
+    ) {
+        for other in others {
+            for (slot, n) in &other.0 {
+                if is_slot_of(slot, device) {
+                    let e = self.0.entry(slot.clone()).or_default();
+                    *e = (*e).max(*n);
+                }
+            }
+        }
+    }
+
+    /// Why a vector received from a peer is refused, if it is.
+    pub fn check(&self) -> Result<(), String> {
+        if self.0.len() > MAX_DEVICES {
+            return Err(format!("a version vector names {} devices", self.0.len()));
+        }
+        for (slot, n) in &self.0 {
+            if *n > MAX_COUNTER {
+                return Err(format!("a version counter of {n} is out of range"));
+            }
+            if !is_slot(slot) {
+                return Err(format!("{slot:?} is not a device"));
+            }
+        }
+        Ok(())
     }
 
     /// The smallest vector that dominates or equals both.
@@ -68,6 +119,30 @@ impl VersionVector {
             (true, true) => Relation::Concurrent,
         }
     }
+}
+
+/// The slots a device counts in, in order: its id, then `<id>.1`, `<id>.2`, ...
+fn own_slots(device: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(device.to_string()).chain((1u64..).map(move |k| format!("{device}.{k}")))
+}
+
+/// True if `slot` is one of `device`'s slots.
+fn is_slot_of(slot: &str, device: &str) -> bool {
+    slot.strip_prefix(device).is_some_and(|rest| {
+        rest.is_empty()
+            || rest
+                .strip_prefix('.')
+                .is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// True if `slot` is a device id (64 hex digits) or one of its further slots.
+fn is_slot(slot: &str) -> bool {
+    let (id, rest) = slot.split_at(slot.len().min(64));
+    id.len() == 64
+        && id.bytes().all(|b| b.is_ascii_hexdigit())
+        && is_slot_of(slot, id)
+        && rest.len() <= 20
 }
 
 /// One version of one path, as stored in the folder document.
@@ -105,6 +180,10 @@ impl FileVersion {
             return Err(format!("record of {} bytes is too large", bytes.len()));
         }
         let v: FileVersion = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        v.version.check()?;
+        if v.device_name.chars().count() > 64 {
+            return Err("record has a device name over 64 characters".into());
+        }
         if !v.deleted && parse_hash(&v.hash).is_none() {
             return Err("record has no valid content hash".into());
         }
@@ -165,14 +244,15 @@ mod tests {
 
     #[test]
     fn records_roundtrip_and_hostile_input_is_refused() {
+        let d = "d".repeat(64);
         let v = FileVersion {
             hash: "a".repeat(64),
             size: 3,
             mtime_ms: 5,
             deleted: false,
-            device: "d".into(),
+            device: d.clone(),
             device_name: "laptop".into(),
-            version: vv(&[("d", 2)]),
+            version: vv(&[(&d, 2)]),
             blocks: None,
         };
         assert_eq!(FileVersion::decode(&v.encode()).unwrap(), v);
@@ -193,5 +273,70 @@ mod tests {
         tomb.deleted = true;
         tomb.hash.clear();
         assert!(FileVersion::decode(&tomb.encode()).is_ok());
+    }
+
+    #[test]
+    fn vectors_from_peers_are_bounded() {
+        let d = "d".repeat(64);
+        let record = |version: VersionVector| FileVersion {
+            hash: "a".repeat(64),
+            size: 3,
+            mtime_ms: 5,
+            deleted: false,
+            device: d.clone(),
+            device_name: "laptop".into(),
+            version,
+            blocks: None,
+        };
+        let ok = vv(&[(&d, MAX_COUNTER), (&format!("{d}.1"), 3)]);
+        assert!(FileVersion::decode(&record(ok).encode()).is_ok());
+        for bad in [
+            vv(&[(&d, MAX_COUNTER + 1)]),
+            vv(&[(&d, u64::MAX)]),
+            vv(&[("not a device", 1)]),
+            vv(&[(&format!("{d}.x"), 1)]),
+            VersionVector(
+                (0..=MAX_DEVICES)
+                    .map(|i| (format!("{i:064x}"), 1))
+                    .collect(),
+            ),
+        ] {
+            assert!(
+                FileVersion::decode(&record(bad.clone()).encode()).is_err(),
+                "{bad:?}"
+            );
+        }
+        let mut long_name = record(VersionVector::default());
+        long_name.device_name = "x".repeat(65);
+        assert!(FileVersion::decode(&long_name.encode()).is_err());
+    }
+
+    /// Whatever a peer claims about this device's counter, up to the largest accepted, the
+    /// device's next change dominates the claim; nothing overflows.
+    #[test]
+    fn a_devices_next_change_dominates_any_claim_about_it() {
+        let me = "e".repeat(64);
+        let them = "f".repeat(64);
+        for claimed in [0, 1, 1000, MAX_COUNTER - 1, MAX_COUNTER] {
+            let claim = vv(&[(&me, claimed), (&them, 7)]);
+            let mut mine = vv(&[(&me, 3)]);
+            mine.raise_own(&me, [&claim]);
+            let next = mine.bump(&me);
+            assert_ne!(
+                next.relation(&claim),
+                Relation::DominatedBy,
+                "claim {claimed}"
+            );
+            assert_ne!(next.relation(&claim), Relation::Equal, "claim {claimed}");
+            assert!(next.check().is_ok(), "{next:?}");
+            // And on top of everything seen, it dominates.
+            let on_top = claim.merge(&mine).bump(&me);
+            assert_eq!(on_top.relation(&claim), Relation::Dominates);
+        }
+        // Slots already full are skipped too.
+        let full = vv(&[(&me, MAX_COUNTER), (&format!("{me}.1"), MAX_COUNTER)]);
+        let next = full.bump(&me);
+        assert_eq!(next.0.get(&format!("{me}.2")), Some(&1));
+        assert_eq!(next.relation(&full), Relation::Dominates);
     }
 }

@@ -166,6 +166,21 @@ pub async fn store_gets(node: &Node, hash: iroh_blobs::Hash, what: &str) {
     }
 }
 
+/// Copies a directory tree (a node's home, to restart it in the same process: the old node's
+/// home stays locked until the process ends).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
 /// A file's text, if it is there.
 pub fn read(p: &Path) -> Option<String> {
     std::fs::read_to_string(p).ok()
