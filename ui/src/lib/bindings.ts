@@ -150,6 +150,8 @@ export type FolderActivity_Deserialize = {
 	recent: Change[],
 	/**  Conflict copies waiting for review. */
 	conflicts: ConflictCopy[],
+	/**  Files that cannot be synced on this device. */
+	not_synced: NotSynced[],
 	/**  What went wrong in the last round, if it failed. */
 	error?: string | null,
 };
@@ -176,6 +178,8 @@ export type FolderActivity_Serialize = {
 	recent: Change[],
 	/**  Conflict copies waiting for review. */
 	conflicts: ConflictCopy[],
+	/**  Files that cannot be synced on this device. */
+	not_synced: NotSynced[],
 	/**  What went wrong in the last round, if it failed. */
 	error: string | null,
 };
@@ -223,6 +227,8 @@ export type FolderState =
 "syncing" | 
 /**  Nothing left to do. */
 "up_to_date" | 
+/**  Everything that can be synced here is; some files cannot be (see `not_synced`). */
+"incomplete" | 
 /**  The last round failed; see `error`. */
 "error";
 
@@ -265,6 +271,18 @@ export type Keep =
 "copy" | 
 /**  Both: the copy is renamed `name (n).ext` and is no longer a conflict. */
 "both";
+
+/**
+ *  A file of the folder that cannot be synced on this device, and why (a link or a folder in
+ *  its way, a name this file system refuses, no permission). Looked at again when the path
+ *  changes and at every full pass.
+ */
+export type NotSynced = {
+	/**  The file, relative to the folder. */
+	path: string,
+	/**  Why, for people. */
+	reason: string,
+};
 
 /**  What a ticket offers: the preview a receiver sees before accepting. */
 export type Offer = {

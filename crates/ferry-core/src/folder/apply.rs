@@ -321,11 +321,11 @@ impl FolderSync {
             replacing = true;
         }
         std::mem::forget(early_guard);
+        let tmp_guard = RemoveOnDrop(Some(tmp.clone()));
         let replaced = index.contains_key(rel);
         // The new content is complete and on the disk beside the old file before the old one
         // moves: a full disk or a crash until then leaves the old file where it was.
         place::inside(&self.root, rel, true).map_err(|e| Error::write(&path, e))?;
-        let tmp_guard = RemoveOnDrop(Some(tmp.clone()));
         if !in_tmp {
             self.store
                 .export_with_opts(ExportOptions {
@@ -337,11 +337,16 @@ impl FolderSync {
                 .await
                 .map_err(|e| Error::write(&tmp, std::io::Error::other(e.to_string())))?;
         }
-        std::fs::File::open(&tmp)
+        // Opened for writing: Windows refuses to flush a read-only handle.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(|e| Error::write(&tmp, e))?;
+        // The old file gets a second name in the trash, then the new one takes its name in one
+        // rename: at no moment is the path empty.
         if replacing {
-            self.trash.put(rel, now_ms())?;
+            self.trash.put_linked(rel, now_ms())?;
         }
         std::fs::rename(&tmp, &path).map_err(|e| Error::write(&path, e))?;
         std::mem::forget(tmp_guard);

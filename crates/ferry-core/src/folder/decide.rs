@@ -124,8 +124,15 @@ impl PathState {
         let names: Vec<String> = copies.iter().map(|(n, _)| n.clone()).collect();
         for (name, v) in &mut copies {
             if names.iter().filter(|n| *n == name).count() > 1 || name == path {
-                let tag = format!("{}-{}", v.device_name, &v.hash[..8.min(v.hash.len())]);
-                *name = conflict_name(path, v.mtime_ms, &tag);
+                // The content's first digits go right before the extension, after the device
+                // name (which `conflict_name` shortens), so they are never cut off.
+                let ext = path
+                    .rsplit('/')
+                    .next()
+                    .and_then(|f| f.rfind('.').filter(|i| *i > 0).map(|i| &f[i..]))
+                    .unwrap_or("");
+                let base = &name[..name.len() - ext.len()];
+                *name = format!("{base}-{}{ext}", &v.hash[..8.min(v.hash.len())]);
             }
         }
         copies.sort_by(|a, b| a.0.cmp(&b.0));
@@ -280,8 +287,8 @@ mod tests {
         let winner = version("c", base.bump("c"), "winner", 9_000, false);
         let mut one = version("a", base.bump("a"), "one", 1_000, false);
         let mut two = version("b", base.bump("b"), "two", 1_400, false);
-        one.device_name = "laptop".into();
-        two.device_name = "laptop".into();
+        one.device_name = "a-very-long-device-name-that-is-cut-short".into();
+        two.device_name = "a-very-long-device-name-that-is-cut-short".into();
         let mut s = PathState::default();
         for v in [one, two, winner] {
             s.add(v);

@@ -29,6 +29,9 @@ use crate::{
 /// How long one attempt at fetching the changed blocks may take.
 const PATCH_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Largest block list fetched and read: 8 MiB, the list of a 64 GiB file.
+const MAX_LIST: u64 = 8 << 20;
+
 /// What [`FolderSync::patch`] did.
 pub(super) enum Patch {
     /// The new version is in `tmp`.
@@ -45,7 +48,12 @@ impl FolderSync {
     /// True if `v` can be written at `rel` from the file there plus the blocks that differ:
     /// `v` has a block list and the file on disk is a version this device knows.
     pub(super) fn can_patch(&self, rel: &str, v: &FileVersion, known: Option<&Known>) -> bool {
-        if v.blocks_hash().is_none() || v.size < MIN_FILE {
+        // The list is read whole: a size claimed by a peer must not make it huge. Files over
+        // 64 GiB (lists over 8 MiB) are fetched whole.
+        if v.blocks_hash().is_none()
+            || v.size < MIN_FILE
+            || blocks::block_count(v.size) * 32 > MAX_LIST
+        {
             return false;
         }
         let Some(known) = known.filter(|k| k.hash != v.hash) else {

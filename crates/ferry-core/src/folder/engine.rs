@@ -320,6 +320,7 @@ impl FolderSync {
     async fn read_records(
         &self,
         query: Query,
+        fetched: &std::collections::HashSet<Hash>,
     ) -> Result<(BTreeMap<String, PathState>, Vec<(String, Hash)>)> {
         let mut out: BTreeMap<String, PathState> = BTreeMap::new();
         let mut missing = Vec::new();
@@ -337,7 +338,8 @@ impl FolderSync {
             if entry.content_len() > MAX_RECORD_SIZE as u64 {
                 continue;
             }
-            match self.record(&rel, entry.content_hash()).await {
+            let hash = entry.content_hash();
+            match self.record(&rel, hash, fetched.contains(&hash)).await {
                 Record::Ready(v) => {
                     out.entry(rel).or_default().add(v);
                 }
@@ -349,9 +351,11 @@ impl FolderSync {
     }
 
     /// The record stored as `hash`, read only if it is complete and within the size limit: a
-    /// record's blob is named by a peer and may be anything. A record that decodes is servable
-    /// to the folder's members from then on (they fetch records from each other).
-    pub(super) async fn record(&self, rel: &str, hash: Hash) -> Record {
+    /// record's blob is named by a peer and may be anything. Members fetch records from each
+    /// other: a record becomes servable to them if it is this folder's, that is if it was
+    /// `fetched` from its peers for it, written by this device, or describes content the folder
+    /// holds; not merely because a member named a blob the store had for something else.
+    pub(super) async fn record(&self, rel: &str, hash: Hash, fetched: bool) -> Record {
         match self.store.blobs().status(hash).await {
             Ok(BlobStatus::Complete { size }) if size <= MAX_RECORD_SIZE as u64 => {}
             Ok(BlobStatus::Complete { size } | BlobStatus::Partial { size: Some(size) })
@@ -367,7 +371,13 @@ impl FolderSync {
         };
         match decode_record(rel, &bytes) {
             Some(v) => {
-                self.registry.allow_folder(&self.folder_id, hash);
+                let ours = fetched
+                    || v.device == self.device
+                    || v.content_hash()
+                        .is_some_and(|h| self.registry.folder_holds(&self.folder_id, &h));
+                if ours {
+                    self.registry.allow_folder(&self.folder_id, hash);
+                }
                 Record::Ready(v)
             }
             None => Record::Refused,
@@ -427,7 +437,9 @@ impl FolderSync {
         query: impl Into<Query>,
     ) -> Result<(BTreeMap<String, PathState>, BTreeSet<String>)> {
         let query: Query = query.into();
-        let (states, missing) = self.read_records(query.clone()).await?;
+        let (states, missing) = self
+            .read_records(query.clone(), &Default::default())
+            .await?;
         if missing.is_empty() {
             return Ok((states, BTreeSet::new()));
         }
@@ -436,7 +448,8 @@ impl FolderSync {
             .map(|(_, h)| (*h, MAX_RECORD_SIZE as u64))
             .collect();
         self.fetch(&wants).await;
-        let (states, missing) = self.read_records(query).await?;
+        let fetched = missing.iter().map(|(_, h)| *h).collect();
+        let (states, missing) = self.read_records(query, &fetched).await?;
         Ok((states, missing.into_iter().map(|(rel, _)| rel).collect()))
     }
 

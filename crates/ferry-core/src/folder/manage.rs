@@ -231,13 +231,15 @@ impl Node {
         for p in ticket_peers {
             folder.add_peer(p);
         }
-        doc.start_sync(ticket_nodes)
-            .await
-            .map_err(|e| Error::Connect(e.to_string()))?;
+        // Listed as soon as it runs: what syncs and what is listed are the same set.
         let mut list = load_list(self);
         list.retain(|f| f.id != info.id);
         list.push(info.clone());
         save_list(self, &list)?;
+        // A peer that cannot be reached now is tried again with every resync.
+        if let Err(e) = doc.start_sync(ticket_nodes).await {
+            tracing::debug!("first sync of {}: {e}", info.path.display());
+        }
         Ok(info)
     }
 

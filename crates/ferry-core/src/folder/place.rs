@@ -25,8 +25,18 @@ pub fn is_state_path(rel: &str) -> bool {
     let lower = rel.to_lowercase();
     lower
         .split('/')
-        .any(|c| c == STATE_DIR || c.starts_with(PARTIAL_PREFIX))
+        .any(|c| c == STATE_DIR || c.starts_with(PARTIAL_PREFIX) || is_short_state_name(c))
         || lower.ends_with(TEMP_SUFFIX)
+}
+
+/// True for the 8.3 short names Windows may give `.ferry` (`FERRY~1`) or a staging directory
+/// (`FERRY-~1`): on such a volume they open the same directory.
+fn is_short_state_name(lower: &str) -> bool {
+    ["ferry~", "ferry-~"].iter().any(|p| {
+        lower
+            .strip_prefix(p)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// Why a path named by a peer is refused.
@@ -117,6 +127,8 @@ mod tests {
             "docs/report.pdf.FERRY-TMP",
             ".ferry-partial-0123abcd/x",
             "in/.ferry-partial-0123abcd",
+            "FERRY~1/index.json",
+            "a/ferry-~12/x",
         ] {
             assert!(is_state_path(state), "{state}");
             assert!(record_path(state).is_err(), "{state}");

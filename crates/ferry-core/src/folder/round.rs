@@ -94,7 +94,8 @@ impl FolderSync {
             }
             // Their paths were checked when the events arrived (`key_path`).
             for (rel, hash) in &work.records {
-                match self.record(rel, *hash).await {
+                let fetched = missing.iter().any(|(h, _)| h == hash);
+                match self.record(rel, *hash, fetched).await {
                     Record::Ready(v) => {
                         states.entry(rel.clone()).or_default().add(v);
                         paths.push(rel.clone());

@@ -50,6 +50,10 @@ impl Trash {
 
     /// Moves `rel` (a file relative to the folder) into the trash. Never reaches through a link.
     pub fn put(&self, rel: &str, now_ms: u64) -> Result<TrashEntry, Error> {
+        self.file(rel, now_ms, false)
+    }
+
+    fn file(&self, rel: &str, now_ms: u64, link: bool) -> Result<TrashEntry, Error> {
         place::record_path(rel).map_err(Error::BadData)?;
         let src = place::inside(&self.root, rel, false)
             .map_err(|e| Error::write(self.root.join(rel), e))?;
@@ -63,7 +67,10 @@ impl Trash {
         let target = self.dir().join(&id).join(rel);
         std::fs::create_dir_all(target.parent().expect("has a parent"))
             .map_err(|e| Error::write(&target, e))?;
-        std::fs::rename(&src, &target).map_err(|e| Error::write(&src, e))?;
+        let linked = link && std::fs::hard_link(&src, &target).is_ok();
+        if !linked {
+            std::fs::rename(&src, &target).map_err(|e| Error::write(&src, e))?;
+        }
         let entry = TrashEntry {
             id: id.clone(),
             original: rel.to_string(),
@@ -74,6 +81,13 @@ impl Trash {
         write_atomic(&meta, &serde_json::to_vec(&entry).expect("serializable"))
             .map_err(|e| Error::write(&meta, e))?;
         Ok(entry)
+    }
+
+    /// Keeps a copy of `rel` in the trash without removing it: a second name for the same file
+    /// (a hard link), which the caller then replaces at `rel` with one rename. Where the file
+    /// system has no hard links, the file is moved as by [`Trash::put`].
+    pub fn put_linked(&self, rel: &str, now_ms: u64) -> Result<TrashEntry, Error> {
+        self.file(rel, now_ms, true)
     }
 
     /// Everything in the trash, oldest first. An entry whose description does not match its

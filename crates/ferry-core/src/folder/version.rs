@@ -138,11 +138,11 @@ fn is_slot_of(slot: &str, device: &str) -> bool {
 
 /// True if `slot` is a device id (64 hex digits) or one of its further slots.
 fn is_slot(slot: &str) -> bool {
-    let (id, rest) = slot.split_at(slot.len().min(64));
-    id.len() == 64
-        && id.bytes().all(|b| b.is_ascii_hexdigit())
-        && is_slot_of(slot, id)
-        && rest.len() <= 20
+    // `get`, not slicing: byte 64 may fall inside a character of a hostile key.
+    let Some(id) = slot.get(..64) else {
+        return false;
+    };
+    id.bytes().all(|b| b.is_ascii_hexdigit()) && is_slot_of(slot, id) && slot.len() <= 84
 }
 
 /// One version of one path, as stored in the folder document.
@@ -295,6 +295,7 @@ mod tests {
             vv(&[(&d, u64::MAX)]),
             vv(&[("not a device", 1)]),
             vv(&[(&format!("{d}.x"), 1)]),
+            vv(&[(&"€".repeat(22), 1)]),
             VersionVector(
                 (0..=MAX_DEVICES)
                     .map(|i| (format!("{i:064x}"), 1))
