@@ -35,7 +35,8 @@ pub fn ferry(home: &Path) -> Command {
     cmd.arg("--home")
         .arg(home)
         .args(["--relay", "disabled", "--bind", "127.0.0.1:0"])
-        .env("FERRY_LOG", "warn")
+        // The default log level, as users get it.
+        .env_remove("FERRY_LOG")
         .stdin(Stdio::null());
     cmd
 }
