@@ -23,7 +23,7 @@ use crate::{
         activity::ChangeKind,
         decide::{PathState, MAX_COPIES},
         delta::Patch,
-        engine::FolderSync,
+        engine::{holds_whole, FolderSync},
         ignore::{IgnoreRules, TEMP_SUFFIX},
         incoming::INTO_PLACE_MIN,
         index::Known,
@@ -385,28 +385,14 @@ impl FolderSync {
         }
     }
 
-    /// Fails unless the store holds `hash` whole with the size its record claims. A blob whose
-    /// proven size differs (the fetch asked for no more than the claim, so it stays partial)
-    /// is a record that lies: refused for good, not retried.
+    /// Fails unless the store holds `hash` whole with the size its record claims (see
+    /// [`holds_whole`]).
     async fn check_size(&self, rel: &str, hash: Hash, size: u64) -> Result<()> {
-        match self
-            .store
-            .blobs()
-            .status(hash)
-            .await
-            .map_err(Error::store)?
-        {
-            BlobStatus::Complete { size: s } if s == size => Ok(()),
-            BlobStatus::Complete { size: s } | BlobStatus::Partial { size: Some(s) }
-                if s != size =>
-            {
-                Err(Error::BadData(format!(
-                    "the content of {rel:?} is {s} bytes, its record says {size}"
-                )))
-            }
-            _ => Err(Error::Store(format!(
-                "the content of {rel:?} is not complete"
-            ))),
+        let what = format!("the content of {rel:?}");
+        if holds_whole(&self.store, hash, size, &what).await? {
+            Ok(())
+        } else {
+            Err(Error::Store(format!("{what} is not complete")))
         }
     }
 }

@@ -68,6 +68,22 @@ pub(super) fn bounded(hash: Hash, max: u64) -> GetRequest {
     GetRequest::blob_ranges(hash, ChunkRanges::bytes(0..max) | ChunkRanges::last_chunk())
 }
 
+/// Whether `store` holds `hash` whole at the `size` a record claims: `Ok(true)` if so,
+/// `Ok(false)` while it is incomplete with its size not known yet. A proven size that is
+/// another one (a [`bounded`] fetch of a larger blob stays partial, its size known) means the
+/// record lies: refused for good, naming `what`.
+pub(super) async fn holds_whole(store: &Store, hash: Hash, size: u64, what: &str) -> Result<bool> {
+    match store.blobs().status(hash).await.map_err(Error::store)? {
+        BlobStatus::Complete { size: s } if s == size => Ok(true),
+        BlobStatus::Complete { size: s } | BlobStatus::Partial { size: Some(s) } if s != size => {
+            Err(Error::BadData(format!(
+                "{what} is {s} bytes, its record says {size}"
+            )))
+        }
+        _ => Ok(false),
+    }
+}
+
 /// A record read from the store.
 pub(super) enum Record {
     /// Decoded.

@@ -10,15 +10,13 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use iroh_blobs::api::{
-    blobs::ExportMode, blobs::ExportOptions, downloader::Shuffled, proto::BlobStatus,
-};
+use iroh_blobs::api::{blobs::ExportMode, blobs::ExportOptions, downloader::Shuffled};
 
 use crate::{
     error::{Error, Result},
     folder::{
         decide::PathState,
-        engine::{bounded, downloaded, FolderSync, FETCH_TIMEOUT},
+        engine::{bounded, downloaded, holds_whole, FolderSync, FETCH_TIMEOUT},
         ignore::STATE_DIR,
         version::{parse_hash, FileVersion},
     },
@@ -51,19 +49,17 @@ impl FolderSync {
             transfer.close(false).await;
             return Ok(false);
         }
-        match store.blobs().status(hash).await {
-            Ok(BlobStatus::Complete { size }) if size == v.size => {}
-            Ok(BlobStatus::Complete { size } | BlobStatus::Partial { size: Some(size) }) => {
-                transfer.close(true).await;
-                return Err(Error::BadData(format!(
-                    "content {} is {size} bytes, its record says {}",
-                    hash.fmt_short(),
-                    v.size
-                )));
-            }
-            _ => {
+        let what = format!("content {}", hash.fmt_short());
+        match holds_whole(store, hash, v.size, &what).await {
+            Ok(true) => {}
+            Ok(false) => {
                 transfer.close(false).await;
                 return Ok(false);
+            }
+            Err(e) => {
+                // A blob that is not what its record says is of no use to a later attempt.
+                transfer.close(matches!(e, Error::BadData(_))).await;
+                return Err(e);
             }
         }
         let moved = store

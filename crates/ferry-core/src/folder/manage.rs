@@ -103,6 +103,20 @@ fn load_list(node: &Node) -> Vec<FolderInfo> {
         .unwrap_or_default()
 }
 
+/// A ticket for the folder document `doc`: read-only or read-write.
+async fn ticket_of(doc: &iroh_docs::api::Doc, read_only: bool) -> Result<String> {
+    let mode = if read_only {
+        ShareMode::Read
+    } else {
+        ShareMode::Write
+    };
+    let ticket = doc
+        .share(mode, AddrInfoOptions::RelayAndAddresses)
+        .await
+        .map_err(|e| Error::Store(e.to_string()))?;
+    Ok(ticket.to_string())
+}
+
 /// Refuses a folder inside a synced folder, or one holding a synced folder: both would sync the
 /// same files twice, each side taking the other's writes for local edits.
 fn refuse_overlap(list: &[FolderInfo], path: &std::path::Path) -> Result<()> {
@@ -169,19 +183,11 @@ impl Node {
         // folder of 100,000 files takes a while, and the ticket is useful at once (joiners
         // receive files as they are published; the folder shows "Scanning" meanwhile).
         self.start_folder(&info, doc.clone()).await?;
-        let mode = if read_only {
-            ShareMode::Read
-        } else {
-            ShareMode::Write
-        };
-        let ticket = doc
-            .share(mode, AddrInfoOptions::RelayAndAddresses)
-            .await
-            .map_err(|e| Error::Store(e.to_string()))?;
+        let ticket = ticket_of(&doc, read_only).await?;
         let mut list = load_list(self);
         list.push(info);
         save_list(self, &list)?;
-        Ok(ticket.to_string())
+        Ok(ticket)
     }
 
     /// Joins a folder by ticket into `path` (created if missing; existing files are merged).
@@ -303,16 +309,7 @@ impl Node {
             .await
             .map_err(|e| Error::Store(e.to_string()))?
             .ok_or_else(|| Error::Store(format!("folder {} has no document", info.id)))?;
-        let mode = if read_only || info.read_only {
-            ShareMode::Read
-        } else {
-            ShareMode::Write
-        };
-        let ticket = doc
-            .share(mode, AddrInfoOptions::RelayAndAddresses)
-            .await
-            .map_err(|e| Error::Store(e.to_string()))?;
-        Ok(ticket.to_string())
+        ticket_of(&doc, read_only || info.read_only).await
     }
 
     /// Starts every folder of the list (at node start).

@@ -242,19 +242,24 @@ mod tests {
         assert_eq!(VersionVector::default().relation(&a), Relation::DominatedBy);
     }
 
-    #[test]
-    fn records_roundtrip_and_hostile_input_is_refused() {
-        let d = "d".repeat(64);
-        let v = FileVersion {
+    /// A record of a 3-byte file by device `d`.
+    fn record(d: &str, version: VersionVector) -> FileVersion {
+        FileVersion {
             hash: "a".repeat(64),
             size: 3,
             mtime_ms: 5,
             deleted: false,
-            device: d.clone(),
+            device: d.into(),
             device_name: "laptop".into(),
-            version: vv(&[(&d, 2)]),
+            version,
             blocks: None,
-        };
+        }
+    }
+
+    #[test]
+    fn records_roundtrip_and_hostile_input_is_refused() {
+        let d = "d".repeat(64);
+        let v = record(&d, vv(&[(&d, 2)]));
         assert_eq!(FileVersion::decode(&v.encode()).unwrap(), v);
         assert!(FileVersion::decode(&vec![b' '; MAX_RECORD_SIZE + 1]).is_err());
         assert!(FileVersion::decode(b"{not json").is_err());
@@ -278,16 +283,7 @@ mod tests {
     #[test]
     fn vectors_from_peers_are_bounded() {
         let d = "d".repeat(64);
-        let record = |version: VersionVector| FileVersion {
-            hash: "a".repeat(64),
-            size: 3,
-            mtime_ms: 5,
-            deleted: false,
-            device: d.clone(),
-            device_name: "laptop".into(),
-            version,
-            blocks: None,
-        };
+        let record = |version: VersionVector| record(&d, version);
         let ok = vv(&[(&d, MAX_COUNTER), (&format!("{d}.1"), 3)]);
         assert!(FileVersion::decode(&record(ok).encode()).is_ok());
         for bad in [
