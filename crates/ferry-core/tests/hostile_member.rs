@@ -23,6 +23,12 @@ struct Attacker {
 }
 
 impl Attacker {
+    /// Joins the folder `victim` shares at `dir`, with write access.
+    async fn member_of(victim: &Node, dir: &Path) -> Attacker {
+        let ticket = victim.folder_share(dir.to_path_buf(), false).await.unwrap();
+        Attacker::join(&ticket).await
+    }
+
     async fn join(ticket: &str) -> Attacker {
         let endpoint = loopback_endpoint().await;
         let store = MemStore::new();
@@ -119,8 +125,7 @@ async fn records_cannot_reach_ferrys_own_state() {
     let dir = env.dir("victim-folder");
     write(&dir.join("hello.txt"), b"hello");
     let victim = env.node("victim").await;
-    let ticket = victim.folder_share(dir.clone(), false).await.unwrap();
-    let mallory = Attacker::join(&ticket).await;
+    let mallory = Attacker::member_of(&victim, &dir).await;
 
     // The victim's trash prunes entries older than its limit: this one is, and its id climbs
     // from the trash directory to `outside`.
@@ -197,8 +202,7 @@ async fn writes_never_follow_a_link_out_of_the_folder() {
     std::os::unix::fs::symlink(&outside, dir.join("link")).unwrap();
     std::os::unix::fs::symlink(&outside, dir.join("real/deeper")).unwrap();
     let victim = env.node("victim").await;
-    let ticket = victim.folder_share(dir.clone(), false).await.unwrap();
-    let mallory = Attacker::join(&ticket).await;
+    let mallory = Attacker::member_of(&victim, &dir).await;
 
     mallory.put("link/escape.txt", b"escaped", |_| {}).await;
     mallory
@@ -249,8 +253,7 @@ async fn a_member_cannot_pull_another_shares_file_through_the_folder() {
     let victim = env.node("victim").await;
     // A one-shot share to someone else is live on the same node.
     let (_share, _events) = share(&victim, &[src.join("secret.txt")]).await;
-    let ticket = victim.folder_share(dir.clone(), false).await.unwrap();
-    let mallory = Attacker::join(&ticket).await;
+    let mallory = Attacker::member_of(&victim, &dir).await;
     mallory.claim("stolen.txt", &secret, |_| {}).await;
     mallory.put("marker.txt", b"after everything", |_| {}).await;
     eventually("the marker arrives", || dir.join("marker.txt").exists()).await;
@@ -294,8 +297,7 @@ async fn a_record_cannot_make_the_victim_fetch_more_than_it_claims() {
     let dir = env.dir("victim-folder");
     write(&dir.join("hello.txt"), b"hello");
     let victim = env.node("victim").await;
-    let ticket = victim.folder_share(dir.clone(), false).await.unwrap();
-    let mallory = Attacker::join(&ticket).await;
+    let mallory = Attacker::member_of(&victim, &dir).await;
     let huge = pseudo_random(32 * 1024 * 1024, 9);
     let received = || victim.endpoint().metrics().socket.recv_data_ipv4.get();
     let before = received();

@@ -12,10 +12,18 @@ use iroh_blobs::{
     Hash,
 };
 
+/// The root of a share: the hash its ticket names.
+fn root(ticket: &str) -> Hash {
+    ticket
+        .parse::<ferry_core::Ticket>()
+        .unwrap()
+        .blob_ticket()
+        .hash()
+}
+
 /// The hashes a share's collection lists: the metadata blob, then one per file.
 async fn children(ticket: &str, node_store: &Store) -> Vec<Hash> {
-    let t: ferry_core::Ticket = ticket.parse().unwrap();
-    let bytes = node_store.get_bytes(t.blob_ticket().hash()).await.unwrap();
+    let bytes = node_store.get_bytes(root(ticket)).await.unwrap();
     iroh_blobs::hashseq::HashSeq::try_from(bytes)
         .unwrap()
         .iter()
@@ -33,12 +41,7 @@ async fn only_live_shares_are_served_and_only_as_offered() {
     let (private, _e2) = share(&node, &[src.join("private.txt")]).await;
     let public_children = children(public.ticket(), node.store()).await;
     let private_children = children(private.ticket(), node.store()).await;
-    let private_root = private
-        .ticket()
-        .parse::<ferry_core::Ticket>()
-        .unwrap()
-        .blob_ticket()
-        .hash();
+    let private_root = root(private.ticket());
     let public_file = public_children[1];
     let private_file = private_children[1];
     private.stop();
@@ -53,12 +56,7 @@ async fn only_live_shares_are_served_and_only_as_offered() {
         "a share's file served without its ticket"
     );
     // ...and is, once the peer has shown the ticket by asking for the root.
-    let public_root = public
-        .ticket()
-        .parse::<ferry_core::Ticket>()
-        .unwrap()
-        .blob_ticket()
-        .hash();
+    let public_root = root(public.ticket());
     let mem = MemStore::new();
     mem.remote()
         .execute_get(conn.clone(), GetRequest::all(public_root))
@@ -126,12 +124,7 @@ async fn one_ticket_does_not_open_another_live_share() {
     // connection and on a new one.
     let alice = loopback_endpoint().await;
     let conn = alice.connect(node.addr(), iroh_blobs::ALPN).await.unwrap();
-    let alice_root = alice_share
-        .ticket()
-        .parse::<ferry_core::Ticket>()
-        .unwrap()
-        .blob_ticket()
-        .hash();
+    let alice_root = root(alice_share.ticket());
     let mem = MemStore::new();
     mem.remote()
         .execute_get(conn.clone(), GetRequest::all(alice_root))
@@ -326,12 +319,7 @@ async fn connections_per_peer_are_limited() {
     let node = env.node("victim").await;
     let (shared, _events) = share(&node, &[src.join("f.txt")]).await;
     // The share's root: served to anyone with the ticket.
-    let file = shared
-        .ticket()
-        .parse::<ferry_core::Ticket>()
-        .unwrap()
-        .blob_ticket()
-        .hash();
+    let file = root(shared.ticket());
     let ep = loopback_endpoint().await;
     let mut conns = Vec::new();
     for _ in 0..ferry_core::access::MAX_CONNECTIONS_PER_PEER {
