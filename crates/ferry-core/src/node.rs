@@ -169,9 +169,12 @@ impl Node {
             reason: format!("cannot create {}: {e}", store_dir.display()),
         })?;
         let mut options = Options::new(&store_dir);
+        // The records the running folders' documents name are kept through `records_kept`;
+        // everything else the store keeps is tagged (folder content, shares, transfers).
+        let inner_for_gc: Arc<std::sync::OnceLock<std::sync::Weak<Inner>>> = Default::default();
         options.gc = Some(GcConfig {
             interval: Duration::from_secs(300),
-            add_protected: None,
+            add_protected: Some(records_kept(inner_for_gc.clone())),
         });
         let store = FsStore::load_with_opts(store_dir.join("blobs.db"), options)
             .await
@@ -211,6 +214,7 @@ impl Node {
                 _lock: lock.file,
             }),
         };
+        inner_for_gc.set(Arc::downgrade(&node.inner)).ok();
         node.start_folders().await;
         Ok(node)
     }
@@ -290,4 +294,52 @@ impl Node {
         }
         Ok(())
     }
+}
+
+/// Keeps, at each garbage collection, the records the running folders' documents name: the
+/// documents do not tag what they store. (iroh-docs' own protect handler keeps a handle to
+/// its sync actor in a task whose drop joins that actor's thread from inside the runtime,
+/// which stalled other nodes of the same process on shutdown.) A failure skips the run.
+fn records_kept(
+    inner: Arc<std::sync::OnceLock<std::sync::Weak<Inner>>>,
+) -> iroh_blobs::store::ProtectCb {
+    use iroh_blobs::store::ProtectOutcome;
+    Arc::new(move |live| {
+        let docs: Option<Vec<iroh_docs::api::Doc>> =
+            inner.get().and_then(|w| w.upgrade()).map(|i| {
+                i.folders
+                    .lock()
+                    .expect("folders lock")
+                    .iter()
+                    .map(|r| r.folder.doc.clone())
+                    .collect()
+            });
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let mut hashes = Vec::new();
+            for doc in docs.unwrap_or_default() {
+                let entries = match doc.get_many(iroh_docs::store::Query::all()).await {
+                    Ok(entries) => entries,
+                    Err(_) => return,
+                };
+                let mut entries = std::pin::pin!(entries);
+                while let Some(entry) = n0_future::StreamExt::next(&mut entries).await {
+                    match entry {
+                        Ok(entry) => hashes.push(entry.content_hash()),
+                        Err(_) => return,
+                    }
+                }
+            }
+            tx.send(hashes).ok();
+        });
+        Box::pin(async move {
+            match rx.await {
+                Ok(hashes) => {
+                    live.extend(hashes);
+                    ProtectOutcome::Continue
+                }
+                Err(_) => ProtectOutcome::Abort,
+            }
+        })
+    })
 }

@@ -487,3 +487,54 @@ async fn a_folder_syncs_once() {
         assert_eq!(node.folder_statuses().len(), 1);
     }
 }
+
+/// Ferry keeps no second copy of a synced file and no version that no record names any more:
+/// after four 1 MiB edits of a large file (each written as editors do, a new file renamed over
+/// the old), what Ferry itself uses on disk stays far below the file's size on both peers.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synced_files_cost_no_second_copy_and_old_versions_go() {
+    const SIZE: usize = 8 << 20;
+    let env = Env::new();
+    let mut data = pseudo_random(SIZE, 1);
+    let SharedFolder {
+        a, b, a_dir, b_dir, ..
+    } = shared_folder(&env, false, &[("big.bin", &data)]).await;
+    let arrived =
+        |dir: &Path, data: &[u8]| std::fs::read(dir.join("big.bin")).is_ok_and(|d| d == data);
+    eventually("b gets the file", || arrived(&b_dir, &data)).await;
+    let at_start = [
+        own_disk_use(&env.home("a"), &a_dir),
+        own_disk_use(&env.home("b"), &b_dir),
+    ];
+    for (i, start) in [1usize, 3, 5, 7].into_iter().enumerate() {
+        let edit = pseudo_random(1 << 20, 10 + i as u64);
+        data[start << 20..(start + 1) << 20].copy_from_slice(&edit);
+        let tmp = a_dir.join("big.bin.new");
+        write(&tmp, &data);
+        std::fs::rename(&tmp, a_dir.join("big.bin")).unwrap();
+        eventually("b gets the edit", || arrived(&b_dir, &data)).await;
+    }
+    a.folder_rescan(a_dir.clone()).unwrap();
+    b.folder_rescan(b_dir.clone()).unwrap();
+    let limit = (SIZE / 8) as u64;
+    let mut used = [0, 0];
+    let settled = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        loop {
+            used = [
+                own_disk_use(&env.home("a"), &a_dir),
+                own_disk_use(&env.home("b"), &b_dir),
+            ];
+            if used.iter().all(|u| *u < limit) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        settled.is_ok(),
+        "Ferry's own disk use (a, b): {used:?} bytes after four edits, {at_start:?} at the \
+         start; a {SIZE}-byte file"
+    );
+}

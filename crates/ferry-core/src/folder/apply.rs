@@ -9,13 +9,7 @@ use std::{
     path::PathBuf,
 };
 
-use iroh_blobs::{
-    api::{
-        blobs::{ExportMode, ExportOptions},
-        proto::BlobStatus,
-    },
-    Hash,
-};
+use iroh_blobs::{api::proto::BlobStatus, Hash};
 
 use crate::{
     error::{Error, Result},
@@ -326,16 +320,13 @@ impl FolderSync {
         // The new content is complete and on the disk beside the old file before the old one
         // moves: a full disk or a crash until then leaves the old file where it was.
         place::inside(&self.root, rel, true).map_err(|e| Error::write(&path, e))?;
-        if !in_tmp {
-            self.store
-                .export_with_opts(ExportOptions {
-                    hash,
-                    target: tmp.clone(),
-                    mode: ExportMode::Copy,
-                })
-                .finish()
-                .await
-                .map_err(|e| Error::write(&tmp, std::io::Error::other(e.to_string())))?;
+        // From the store: no copy where the file system allows (see `content`). What this
+        // device kept may have been edited in place since; then it is fetched again.
+        if !in_tmp
+            && !self.content.place(hash, v.size, &tmp).await?
+            && !self.fetch_into_place(v, &tmp).await?
+        {
+            return Ok(Written::Unavailable);
         }
         // Opened for writing: Windows refuses to flush a read-only handle.
         std::fs::OpenOptions::new()
@@ -356,11 +347,14 @@ impl FolderSync {
                 .expect("dirs lock")
                 .insert(parent.to_path_buf());
         }
-        if in_tmp {
-            // Peers may ask this device for the new version too: copy it into the store in the
-            // background (the file is in place and verified; this only makes it servable).
-            self.import_in_background(path.clone(), hash);
-        }
+        // Peers may ask this device for the new version too (the file is in place and
+        // verified; this only makes it servable).
+        let (content, at) = (self.content.clone(), path.clone());
+        tokio::spawn(async move {
+            if let Err(e) = content.keep_file(&at, hash).await {
+                tracing::debug!("keeping {}: {e}", at.display());
+            }
+        });
         let m = std::fs::metadata(&path).map_err(|e| Error::write(&path, e))?;
         index.insert(
             rel.into(),

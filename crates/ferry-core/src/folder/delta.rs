@@ -9,7 +9,7 @@ use std::{
 };
 
 use iroh_blobs::{
-    api::{downloader::Shuffled, proto::ExportRangesItem},
+    api::{downloader::Shuffled, proto::ExportRangesItem, Store},
     protocol::{ChunkRanges, ChunkRangesExt, GetRequest},
     Hash,
 };
@@ -24,6 +24,7 @@ use crate::{
         scan::Scanned,
         version::FileVersion,
     },
+    transfer_store::TransferStore,
 };
 
 /// How long one attempt at fetching the changed blocks may take.
@@ -107,7 +108,27 @@ impl FolderSync {
             );
             return Ok(Patch::Impossible);
         };
-        self.keep(list_hash).await?;
+        self.content.keep(list_hash).await?;
+        // The changed blocks arrive in a store of their own beside the folder's other incoming
+        // content, kept between attempts and removed once the new version is written: in the
+        // home's store they would stay behind as a partial copy.
+        let transfer = TransferStore::open_dir(self.incoming_dir().join(hash.to_hex())).await?;
+        let res = self
+            .patch_from(transfer.store(), v, hash, wanted, path, tmp)
+            .await;
+        transfer.close(matches!(res, Ok(Patch::Done))).await;
+        res
+    }
+
+    async fn patch_from(
+        &self,
+        store: &Store,
+        v: &FileVersion,
+        hash: Hash,
+        wanted: Vec<ChainingValue>,
+        path: &Path,
+        tmp: &Path,
+    ) -> Result<Patch> {
         let count = blocks::block_count(v.size);
         let planned = self
             .plans
@@ -127,14 +148,14 @@ impl FolderSync {
                     .lock()
                     .expect("plans lock")
                     .insert(path.to_path_buf(), (hash, changed.clone()));
-                if !self.download_blocks(hash, &changed, v.size).await {
+                if !self.download_blocks(store, hash, &changed, v.size).await {
                     return Ok(Patch::NotYet);
                 }
                 changed
             }
             Some(planned) => {
                 // A retry: the file is read again only once the blocks it lacked are here.
-                if !self.download_blocks(hash, &planned, v.size).await {
+                if !self.download_blocks(store, hash, &planned, v.size).await {
                     return Ok(Patch::NotYet);
                 }
                 let changed = self.reuse(path, tmp, wanted, v.size).await?;
@@ -154,7 +175,10 @@ impl FolderSync {
             path.display(),
             changed.len(),
         );
-        if !self.write_blocks(hash, &changed, v.size, tmp).await? {
+        if !self
+            .write_blocks(store, hash, &changed, v.size, tmp)
+            .await?
+        {
             return Ok(Patch::NotYet);
         }
         self.plans.lock().expect("plans lock").remove(path);
@@ -177,9 +201,9 @@ impl FolderSync {
             .map_err(|e| Error::write(tmp, e))
     }
 
-    /// Fetches the blocks `changed` of `hash` into the store, verified against it on arrival.
+    /// Fetches the blocks `changed` of `hash` into `store`, verified against it on arrival.
     /// What arrived stays there for the next attempt.
-    async fn download_blocks(&self, hash: Hash, changed: &[u64], size: u64) -> bool {
+    async fn download_blocks(&self, store: &Store, hash: Hash, changed: &[u64], size: u64) -> bool {
         if changed.is_empty() {
             return true;
         }
@@ -191,15 +215,16 @@ impl FolderSync {
         if peers.is_empty() {
             return false;
         }
-        let download = self
-            .downloader
+        let download = store
+            .downloader(&self.endpoint)
             .download(GetRequest::blob_ranges(hash, chunks), Shuffled::new(peers));
         downloaded(hash, PATCH_TIMEOUT, download).await
     }
 
-    /// Writes the blocks `changed` of `hash`, from the store, into `tmp` at their offsets.
+    /// Writes the blocks `changed` of `hash`, from `store`, into `tmp` at their offsets.
     async fn write_blocks(
         &self,
+        store: &Store,
         hash: Hash,
         changed: &[u64],
         size: u64,
@@ -213,7 +238,7 @@ impl FolderSync {
         let mut written = 0u64;
         for r in runs {
             let want = r.end - r.start;
-            let mut items = self.store.export_ranges(hash, r.clone()).stream();
+            let mut items = store.export_ranges(hash, r.clone()).stream();
             let mut got = 0u64;
             while let Some(item) = items.next().await {
                 match item {

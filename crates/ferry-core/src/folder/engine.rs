@@ -33,6 +33,7 @@ use crate::{
             Change, ChangeKind, ConflictCopy, FolderActivity, FolderPeer, FolderState, NotSynced,
             Recent,
         },
+        content::Content,
         decide::PathState,
         index::Known,
         place,
@@ -140,6 +141,8 @@ pub struct FolderSync {
     /// being written: a retry fetches them before reading the file again.
     pub(super) plans: std::sync::Mutex<std::collections::HashMap<PathBuf, (Hash, Vec<u64>)>>,
     pub(super) trash: Trash,
+    /// The content peers may fetch from this device.
+    pub(super) content: Content,
     /// Paths that cannot be written here, and why: reported, and not retried until the path
     /// changes or the next full pass.
     pub(super) refused: std::sync::Mutex<BTreeMap<String, String>>,
@@ -199,6 +202,7 @@ impl FolderSync {
         let downloader = store.downloader(&endpoint);
         Arc::new(FolderSync {
             downloader,
+            content: Content::new(&root, store.clone(), registry.clone(), &folder_id),
             folder_id,
             doc,
             trash: Trash::new(&root),

@@ -1,8 +1,9 @@
 //! Large files coming into a folder are fetched into a store of their own inside the folder's
 //! state directory and moved into place from there: on the folder's filesystem that is a
 //! rename, where fetching into the home's store meant writing the file twice (into the store,
-//! then a copy to its place) before it appeared. The home's store gets its copy afterwards, in
-//! the background, so that this device can serve the file too. An interrupted fetch keeps its
+//! then a copy to its place) before it appeared. The content moves to its private name and
+//! the file becomes a second name of it; the home's store then references it in place, so that
+//! this device can serve the file too (see [`content`](super::content)). An interrupted fetch keeps its
 //! store and resumes from it. See docs/DESIGN.md, "Large files into place".
 
 use std::{
@@ -62,20 +63,27 @@ impl FolderSync {
                 return Err(e);
             }
         }
+        // Moved (renamed) to its private name, of which `tmp` becomes a second name: the
+        // content is written once (see `content`).
+        let name = self.content.name_of(&hash);
+        if let Some(parent) = name.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
+        }
         let moved = store
             .export_with_opts(ExportOptions {
                 hash,
-                target: tmp.to_path_buf(),
+                target: name.clone(),
                 mode: ExportMode::TryReference,
             })
             .finish()
             .await;
         transfer.close(moved.is_ok()).await;
-        moved.map_err(|e| Error::write(tmp, std::io::Error::other(e.to_string())))?;
+        moved.map_err(|e| Error::write(&name, std::io::Error::other(e.to_string())))?;
+        self.content.link_out(&name, tmp)?;
         Ok(true)
     }
 
-    fn incoming_dir(&self) -> PathBuf {
+    pub(super) fn incoming_dir(&self) -> PathBuf {
         self.root.join(STATE_DIR).join("incoming")
     }
 

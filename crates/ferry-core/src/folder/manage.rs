@@ -268,6 +268,25 @@ impl Node {
             .collect()
     }
 
+    /// Looks at every file and every record of the folder at `path` now, as the periodic full
+    /// pass does: what the watcher may have missed is published, what peers changed is
+    /// written, and versions no longer named are no longer kept.
+    pub fn folder_rescan(&self, path: PathBuf) -> Result<()> {
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        let id = load_list(self)
+            .into_iter()
+            .find(|f| f.path == path)
+            .map(|f| f.id)
+            .ok_or_else(|| Error::Config(format!("{} is not a synced folder", path.display())))?;
+        let running = self.inner.folders.lock().expect("folders lock");
+        let folder = running
+            .iter()
+            .find(|r| r.folder.folder_id == id)
+            .ok_or_else(|| Error::Config(format!("{} is not running", path.display())))?;
+        folder.folder.mark(|d| d.full = true);
+        Ok(())
+    }
+
     /// Stops syncing the folder at `path` and forgets it. Its files (and its trash) stay where
     /// they are; other members are not affected.
     pub async fn folder_leave(&self, path: PathBuf) -> Result<FolderInfo> {
@@ -314,6 +333,14 @@ impl Node {
 
     /// Starts every folder of the list (at node start).
     pub(crate) async fn start_folders(&self) {
+        // Content kept for all folders at once by earlier versions: each folder keeps what it
+        // holds under its own tags, then the old tags go (see `content`).
+        let legacy = super::content::legacy_tags(self.store())
+            .await
+            .unwrap_or_default();
+        let legacy_hashes: std::collections::HashSet<iroh_blobs::Hash> =
+            legacy.iter().map(|(_, h)| *h).collect();
+        let mut adopted = true;
         for info in load_list(self) {
             let Ok(id) = NamespaceId::from_str(&info.id) else {
                 continue;
@@ -328,6 +355,9 @@ impl Node {
                         .collect();
                     match self.start_folder(&info, doc.clone()).await {
                         Ok(folder) => {
+                            if !legacy_hashes.is_empty() {
+                                adopted &= folder.adopt_legacy(&legacy_hashes).await.is_ok();
+                            }
                             for p in &peers {
                                 folder.add_peer(p.id);
                             }
@@ -340,11 +370,20 @@ impl Node {
                             }
                         }
                         Err(e) => {
+                            adopted = false;
                             tracing::warn!("cannot start folder {}: {e}", info.path.display())
                         }
                     }
                 }
-                _ => tracing::warn!("folder {} has no document", info.path.display()),
+                _ => {
+                    adopted = false;
+                    tracing::warn!("folder {} has no document", info.path.display())
+                }
+            }
+        }
+        if adopted && !legacy.is_empty() {
+            if let Err(e) = super::content::drop_legacy_tags(self.store(), legacy).await {
+                tracing::debug!("dropping legacy content tags: {e}");
             }
         }
     }

@@ -13,6 +13,7 @@
 //! - [`decide`]: what a peer does with a remote record (apply, ignore, keep both);
 //! - [`conflict`]: the name of the copy that keeps the losing side of a conflict, and its review;
 //! - [`activity`]: what a running folder is doing, for people;
+//! - `content`: the versions peers may fetch from this device, kept without a second copy;
 //! - [`trash`]: where deleted and overwritten files go, and how they come back.
 //!
 //! The running side: [`engine`] (a synced folder: watcher, document events, the loop), its
@@ -23,6 +24,7 @@ pub mod activity;
 mod apply;
 pub mod blocks;
 pub mod conflict;
+mod content;
 pub mod decide;
 mod delta;
 pub mod engine;

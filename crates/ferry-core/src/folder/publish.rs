@@ -1,19 +1,10 @@
-//! From the disk to the document: a changed file becomes a record. The content is copied into
-//! the store, then the record (with a version vector built on the version the file was) is
-//! inserted; many files at once. See docs/DESIGN.md, "From a local change to an entry".
+//! From the disk to the document: a changed file becomes a record. The content is kept for the
+//! folder's peers (see [`content`](super::content)), then the record (with a version vector
+//! built on the version the file was) is inserted; many files at once. See docs/DESIGN.md, "From a local change to an entry".
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    path::{Path, PathBuf},
-};
+use std::collections::{BTreeMap, BTreeSet};
 
-use iroh_blobs::{
-    api::{
-        blobs::{AddPathOptions, ImportMode},
-        Store, TempTag,
-    },
-    BlobFormat, Hash, HashAndFormat,
-};
+use iroh_blobs::Hash;
 use n0_future::{BufferedStreamExt, StreamExt};
 
 use crate::{
@@ -29,11 +20,7 @@ use crate::{
         version::{FileVersion, VersionVector},
     },
     history::now_ms,
-    registry::Registry,
 };
-
-/// How long a large file written a moment ago is left to settle before it is copied.
-const SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl FolderSync {
     /// Publishes local changes on top of the versions in `states`: of the whole folder, or only
@@ -59,17 +46,6 @@ impl FolderSync {
         let mut to_publish: Vec<(String, FileVersion, Known, ChangeKind)> = Vec::new();
         // Block lists of the large files among them, by path.
         let mut lists: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-        // Large files already copied into the store while they were hashed.
-        let mut copies: BTreeMap<String, TempTag> = BTreeMap::new();
-        // A large file is copied into the store while it is hashed (below), so a file still
-        // being written would cost a wasted copy, not just a wasted read: large files written
-        // very recently get a moment to settle first, and are left for later if they moved.
-        if scanned
-            .iter()
-            .any(|s| s.size >= blocks::MIN_FILE && now_ms().saturating_sub(s.mtime_ms) < 1000)
-        {
-            tokio::time::sleep(SETTLE).await;
-        }
         let total = scanned.len() as u64;
         for (i, s) in scanned.iter().enumerate() {
             if only.is_none() && i % 256 == 0 {
@@ -88,21 +64,6 @@ impl FolderSync {
                 || std::fs::metadata(&path).is_ok_and(|m| Scanned::of(s.rel.clone(), &m) == *s);
             let content = if s.size >= blocks::MIN_FILE && !settled() {
                 Ok(None)
-            } else if s.size >= blocks::MIN_FILE {
-                // A large file is copied into the store while it is hashed, not after: the
-                // two reads overlap. The copy is kept only if it is of the content hashed.
-                let (p, seen) = (path.clone(), s.clone());
-                let hashing = tokio::task::spawn_blocking(move || content_if_stable(&p, &seen));
-                let (hashed, copied) = tokio::join!(hashing, self.import_temp(&path));
-                let hashed = hashed.map_err(|e| Error::Store(e.to_string()))?;
-                match (hashed, copied) {
-                    (Ok(Some((hash, list))), Ok(tt)) if tt.hash().to_hex() == hash => {
-                        copies.insert(s.rel.clone(), tt);
-                        Ok(Some((hash, list)))
-                    }
-                    (Ok(Some(_)), Ok(_)) => Ok(None), // changed between the two reads
-                    (hashed, _) => hashed,
-                }
             } else {
                 content_if_stable(&path, s)
             };
@@ -161,17 +122,14 @@ impl FolderSync {
             .map(|(rel, v, _, _)| {
                 let (rel, v) = (rel.clone(), v.clone());
                 let list = lists.remove(&rel);
-                let copied = copies.remove(&rel);
                 async move {
                     let res = async {
-                        match copied {
-                            Some(tt) => self.keep(tt.hash()).await?,
-                            None => {
-                                self.import(&self.root.join(&rel)).await?;
-                            }
+                        let hash = v.content_hash().expect("a hash this device computed");
+                        if !self.content.keep_file(&self.root.join(&rel), hash).await? {
+                            return Err(Error::Store(format!("{rel:?} changed while read")));
                         }
                         if let Some(list) = list {
-                            self.keep_bytes(list).await?;
+                            self.content.keep_bytes(list).await?;
                         }
                         self.put(&rel, &v).await
                     }
@@ -282,57 +240,6 @@ impl FolderSync {
         vector.bump(&self.device)
     }
 
-    /// Copies a file's content into the store. Not by reference: the store's copy is what
-    /// peers are served and what conflict copies and replaced files are written from, so it must
-    /// not change or vanish when the user edits, renames or deletes the file (see DESIGN.md).
-    pub(super) async fn import(&self, path: &Path) -> Result<Hash> {
-        let tt = self.import_temp(path).await?;
-        self.keep(tt.hash()).await?;
-        Ok(tt.hash())
-    }
-
-    /// Copies a file's content into the store, held only as long as the returned tag lives.
-    async fn import_temp(&self, path: &Path) -> Result<TempTag> {
-        copy_in(&self.store, path).await
-    }
-
-    /// Adds a small blob (a block list) to the store as folder content.
-    pub(super) async fn keep_bytes(&self, bytes: Vec<u8>) -> Result<Hash> {
-        let tt = self
-            .store
-            .add_bytes(bytes)
-            .temp_tag()
-            .await
-            .map_err(Error::store)?;
-        self.keep(tt.hash()).await?;
-        Ok(tt.hash())
-    }
-
-    /// Keeps `hash` in the store as this folder's content and serves it to the folder's peers.
-    pub(super) async fn keep(&self, hash: Hash) -> Result<()> {
-        keep(&self.store, &self.registry, &self.folder_id, hash).await
-    }
-
-    /// Copies the file at `path`, expected to hold `expected`, into the store without waiting
-    /// for it. If the file changed in the meantime nothing is kept (the change is published
-    /// like any other).
-    pub(super) fn import_in_background(&self, path: PathBuf, expected: Hash) {
-        let (store, registry) = (self.store.clone(), self.registry.clone());
-        let folder_id = self.folder_id.clone();
-        tokio::spawn(async move {
-            let res = async {
-                let tt = copy_in(&store, &path).await?;
-                if tt.hash() == expected {
-                    keep(&store, &registry, &folder_id, expected).await?;
-                }
-                Ok::<(), Error>(())
-            };
-            if let Err(e) = res.await {
-                tracing::debug!("copying {} into the store: {e}", path.display());
-            }
-        });
-    }
-
     pub(super) async fn put(&self, rel: &str, v: &FileVersion) -> Result<()> {
         tracing::debug!(
             "{}: publishing {rel:?} {:?}{}",
@@ -358,28 +265,4 @@ fn is_at_or_under(path: &str, dir: &str) -> bool {
         || path
             .strip_prefix(dir)
             .is_some_and(|rest| rest.starts_with('/'))
-}
-
-/// Copies the file at `path` into `store`, held as long as the returned tag lives.
-async fn copy_in(store: &Store, path: &Path) -> Result<TempTag> {
-    store
-        .add_path_with_opts(AddPathOptions {
-            path: path.to_path_buf(),
-            format: BlobFormat::Raw,
-            mode: ImportMode::Copy,
-        })
-        .temp_tag()
-        .await
-        .map_err(Error::store)
-}
-
-/// Tags `hash` as content of the folder `folder_id` and lets the folder's peers fetch it.
-async fn keep(store: &Store, registry: &Registry, folder_id: &str, hash: Hash) -> Result<()> {
-    store
-        .tags()
-        .set(format!("ferry/folder/{hash}"), HashAndFormat::raw(hash))
-        .await
-        .map_err(Error::store)?;
-    registry.allow_folder(folder_id, hash);
-    Ok(())
 }

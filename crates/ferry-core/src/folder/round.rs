@@ -2,7 +2,7 @@
 //! (from the records that arrived, or from the document), write what peers changed, publish
 //! what changed on disk, and leave a summary for people.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use iroh_blobs::Hash;
 use iroh_docs::store::Query;
@@ -10,9 +10,11 @@ use iroh_docs::store::Query;
 use crate::folder::{
     activity::ConflictCopy,
     conflict::{is_conflict_copy, original_of},
+    decide::PathState,
     engine::{Dirty, FolderSync, Record, Summary, KEYS_PER_QUERY_MAX, KEY_PREFIX},
     ignore::IgnoreRules,
-    version::MAX_RECORD_SIZE,
+    index::Known,
+    version::{parse_hash, MAX_RECORD_SIZE},
 };
 
 impl FolderSync {
@@ -183,6 +185,9 @@ impl FolderSync {
             wanted.clone()
         };
         let index = self.index.lock().await;
+        if full {
+            self.prune_content(&states, &index).await;
+        }
         let summary = Summary {
             files: index.len() as u64,
             bytes: index.values().map(|k| k.size).sum(),
@@ -206,5 +211,38 @@ impl FolderSync {
             error,
         };
         *self.summary.lock().expect("summary lock") = summary;
+    }
+
+    /// Stops keeping content that no record of the folder names any more, nor this device's
+    /// index (see [`content`](super::content)).
+    async fn prune_content(
+        &self,
+        states: &BTreeMap<String, PathState>,
+        index: &BTreeMap<String, Known>,
+    ) {
+        let mut live = HashSet::new();
+        for v in states.values().flat_map(|s| s.versions()) {
+            live.extend(v.content_hash());
+            live.extend(v.blocks_hash());
+        }
+        live.extend(index.values().filter_map(|k| parse_hash(&k.hash)));
+        match self.content.prune(&live).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!("{}: {n} versions no longer kept", self.root.display()),
+            Err(e) => tracing::debug!("{}: pruning content: {e}", self.root.display()),
+        }
+    }
+
+    /// Keeps, under this folder's own tags, what the legacy tags `legacy` kept of the files in
+    /// its index (see `content::legacy_tags`).
+    pub(crate) async fn adopt_legacy(&self, legacy: &HashSet<Hash>) -> crate::error::Result<()> {
+        let hashes: Vec<Hash> = self
+            .index
+            .lock()
+            .await
+            .values()
+            .filter_map(|k| parse_hash(&k.hash))
+            .collect();
+        self.content.adopt_legacy(legacy, hashes).await
     }
 }

@@ -220,3 +220,38 @@ pub fn ticket_namespace(ticket: &str) -> iroh_docs::NamespaceId {
     let t: iroh_docs::DocTicket = ticket.parse().unwrap();
     t.capability.id()
 }
+
+/// What Ferry itself uses on disk for a folder: its home and the folder's `.ferry/` (the trash
+/// left out, as the user's own versioning), each file counted once however many names it has,
+/// and a file that is also one of the folder's own files not counted (a second name of it
+/// costs nothing).
+#[cfg(unix)]
+pub fn own_disk_use(home: &Path, folder: &Path) -> u64 {
+    use std::{collections::HashSet, os::unix::fs::MetadataExt};
+    fn walk(dir: &Path, skip: &dyn Fn(&Path) -> bool, out: &mut Vec<std::fs::Metadata>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if skip(&path) {
+                continue;
+            }
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => walk(&path, skip, out),
+                Ok(m) => out.push(m),
+                Err(_) => {}
+            }
+        }
+    }
+    let state = folder.join(".ferry");
+    let mut users = Vec::new();
+    walk(folder, &|p| p == state, &mut users);
+    let users: HashSet<(u64, u64)> = users.iter().map(|m| (m.dev(), m.ino())).collect();
+    let mut own = Vec::new();
+    walk(home, &|_| false, &mut own);
+    let trash = state.join("trash");
+    walk(&state, &|p| p == trash, &mut own);
+    let mut seen = HashSet::new();
+    own.iter()
+        .filter(|m| !users.contains(&(m.dev(), m.ino())) && seen.insert((m.dev(), m.ino())))
+        .map(|m| m.blocks() * 512)
+        .sum()
+}

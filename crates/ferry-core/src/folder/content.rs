@@ -1,0 +1,354 @@
+//! The versions of a folder's files that its peers may fetch from this device, kept without a
+//! second copy of them.
+//!
+//! Peers fetch content by hash from the node's blob store. Copying every synced file into that
+//! store doubled the folder's cost on disk and kept every version ever published. Instead, each
+//! version a record of the folder still names has a *private name* in `.ferry/content/`, and the
+//! store references that name in place (it keeps only the BLAKE3 tree, ~0.4% of the size):
+//!
+//! - a reflink where the file system has them (Btrfs, XFS, APFS): no space, and untouched by
+//!   any later edit of the file;
+//! - else a hard link: no space while the file is unchanged. An edit that writes a new file
+//!   under the name (what editors, and Ferry itself, do) leaves the linked version intact; an
+//!   edit in place changes it too, and then the receiver's verification refuses what is served
+//!   until the edit is published, which the watcher does next;
+//! - else (a file system without links) a copy in the store, as before.
+//!
+//! A version stops being kept when no record of the folder names it any more
+//! ([`Content::prune`], on each full pass): its private name goes and the store forgets it.
+//! A replaced or deleted file keeps its own name in the trash, so a trashed version costs its
+//! space once. Files up to [`INLINE_MAX`] are kept in the store's database itself.
+//!
+//! Content read back from a private name is verified before it is written into the folder: a
+//! hard-linked name may have been edited in place since.
+
+use std::{
+    collections::HashSet,
+    io,
+    path::{Path, PathBuf},
+};
+
+use iroh_blobs::{
+    api::{
+        blobs::{AddPathOptions, ExportMode, ExportOptions, ImportMode},
+        Store,
+    },
+    BlobFormat, Hash, HashAndFormat,
+};
+use n0_future::StreamExt;
+
+use crate::{
+    error::{Error, Result},
+    folder::{
+        ignore::{STATE_DIR, TEMP_SUFFIX},
+        version::parse_hash,
+    },
+    registry::Registry,
+};
+
+/// Files up to this size are kept in the store's database: iroh-blobs' inline limit.
+pub(super) const INLINE_MAX: u64 = 16 * 1024;
+
+/// Prefix of the store tags that keep folder content; followed by `<folder id>/<hash>`.
+/// Tags named `ferry/folder/<hash>` are from before content was kept per folder.
+const TAG_PREFIX: &str = "ferry/folder/";
+
+/// The content one folder keeps for its peers. See the module docs.
+#[derive(Debug, Clone)]
+pub(super) struct Content {
+    root: PathBuf,
+    store: Store,
+    registry: Registry,
+    folder_id: String,
+}
+
+impl Content {
+    pub(super) fn new(root: &Path, store: Store, registry: Registry, folder_id: &str) -> Content {
+        Content {
+            root: root.to_path_buf(),
+            store,
+            registry,
+            folder_id: folder_id.to_string(),
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.join(STATE_DIR).join("content")
+    }
+
+    /// Where the private name of `hash` lives: `.ferry/content/<2 hex>/<hex>`.
+    pub(super) fn name_of(&self, hash: &Hash) -> PathBuf {
+        let hex = hash.to_hex();
+        self.dir().join(&hex[..2]).join(hex.as_str())
+    }
+
+    fn tag(&self, hash: &Hash) -> String {
+        format!("{TAG_PREFIX}{}/{hash}", self.folder_id)
+    }
+
+    /// Keeps `hash`, which the store holds, as this folder's content: kept by the store and
+    /// served to the folder's members.
+    pub(super) async fn keep(&self, hash: Hash) -> Result<()> {
+        self.store
+            .tags()
+            .set(self.tag(&hash), HashAndFormat::raw(hash))
+            .await
+            .map_err(Error::store)?;
+        self.registry.allow_folder(&self.folder_id, hash);
+        Ok(())
+    }
+
+    /// Adds a small blob (a block list) as this folder's content.
+    pub(super) async fn keep_bytes(&self, bytes: Vec<u8>) -> Result<Hash> {
+        let tt = self
+            .store
+            .add_bytes(bytes)
+            .temp_tag()
+            .await
+            .map_err(Error::store)?;
+        self.keep(tt.hash()).await?;
+        Ok(tt.hash())
+    }
+
+    /// Keeps the file at `path`, which held `expected` when it was hashed, servable to the
+    /// folder's peers. False if it no longer holds it (it changed since: it is published
+    /// again once it settles).
+    pub(super) async fn keep_file(&self, path: &Path, expected: Hash) -> Result<bool> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::write(path, e))?;
+        let name = self.name_of(&expected);
+        if (meta.len() <= INLINE_MAX || same_file(&meta, &name))
+            && self.store.has(expected).await.map_err(Error::store)?
+        {
+            // Already here: small content in the store itself, or kept under this name (a file
+            // this device just wrote from it).
+            self.keep(expected).await?;
+            return Ok(true);
+        }
+        let (source, mode) = if meta.len() <= INLINE_MAX {
+            (path.to_path_buf(), ImportMode::Copy)
+        } else {
+            match private_name(path, &name) {
+                Ok(()) => (name.clone(), ImportMode::TryReference),
+                Err(e) => {
+                    tracing::debug!("no private name for {}: {e}", path.display());
+                    (path.to_path_buf(), ImportMode::Copy)
+                }
+            }
+        };
+        let tt = self
+            .store
+            .add_path_with_opts(AddPathOptions {
+                path: source.clone(),
+                format: BlobFormat::Raw,
+                mode,
+            })
+            .temp_tag()
+            .await
+            .map_err(Error::store)?;
+        if tt.hash() != expected {
+            if source == name {
+                std::fs::remove_file(&name).ok();
+            }
+            return Ok(false);
+        }
+        self.keep(expected).await?;
+        Ok(true)
+    }
+
+    /// Writes the content `hash` (`size` bytes), which the store holds, to `tmp` without
+    /// copying it where the file system allows: the store's own copy moves to the private name
+    /// (a rename), and `tmp` becomes a second name of it. False if the content is not here
+    /// whole, or what is here no longer matches it (checked before anything is written).
+    pub(super) async fn place(&self, hash: Hash, size: u64, tmp: &Path) -> Result<bool> {
+        if size <= INLINE_MAX {
+            // Inline content lives in the store's database, verified when it arrived.
+            return Ok(self
+                .store
+                .export_with_opts(ExportOptions {
+                    hash,
+                    target: tmp.to_path_buf(),
+                    mode: ExportMode::Copy,
+                })
+                .finish()
+                .await
+                .is_ok());
+        }
+        let name = self.name_of(&hash);
+        if std::fs::symlink_metadata(&name).is_err() {
+            if let Some(parent) = name.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
+            }
+            let moved = self
+                .store
+                .export_with_opts(ExportOptions {
+                    hash,
+                    target: name.clone(),
+                    mode: ExportMode::TryReference,
+                })
+                .finish()
+                .await;
+            if let Err(e) = moved {
+                tracing::debug!("{}: {e}", name.display());
+                return Ok(false);
+            }
+        }
+        self.link_out(&name, tmp)?;
+        let (check, expect) = (tmp.to_path_buf(), hash);
+        let matches = tokio::task::spawn_blocking(move || hash_of(&check).map(|h| h == expect))
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?
+            .map_err(|e| Error::write(tmp, e))?;
+        if !matches {
+            tracing::debug!("{}: no longer holds {}", name.display(), hash.fmt_short());
+            std::fs::remove_file(tmp).ok();
+            std::fs::remove_file(&name).ok();
+        }
+        Ok(matches)
+    }
+
+    /// Makes `tmp` a name of the content at the private name `name`: a reflink, a hard link,
+    /// or (neither possible) a copy.
+    pub(super) fn link_out(&self, name: &Path, tmp: &Path) -> Result<()> {
+        std::fs::remove_file(tmp).ok();
+        if reflink_copy::reflink(name, tmp).is_ok() || std::fs::hard_link(name, tmp).is_ok() {
+            return Ok(());
+        }
+        std::fs::remove_file(tmp).ok();
+        std::fs::copy(name, tmp)
+            .map(|_| ())
+            .map_err(|e| Error::write(tmp, e))
+    }
+
+    /// Keeps, under this folder's own tags, the hashes of `hashes` that the legacy tags
+    /// `legacy` kept.
+    pub(super) async fn adopt_legacy(
+        &self,
+        legacy: &HashSet<Hash>,
+        hashes: impl IntoIterator<Item = Hash>,
+    ) -> Result<()> {
+        for hash in hashes {
+            if legacy.contains(&hash) {
+                self.keep(hash).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops keeping what no record of the folder names any more: `live` holds every hash a
+    /// current record (or this device's index) names. Returns how many were dropped. Run while
+    /// nothing else of this folder keeps content (between the steps of a round).
+    pub(super) async fn prune(&self, live: &HashSet<Hash>) -> Result<usize> {
+        let mut dropped = 0;
+        let mut stale = Vec::new();
+        let own = format!("{TAG_PREFIX}{}/", self.folder_id);
+        let mut tags = self
+            .store
+            .tags()
+            .list_prefix(own.as_bytes())
+            .await
+            .map_err(Error::store)?;
+        while let Some(tag) = tags.next().await {
+            let tag = tag.map_err(Error::store)?;
+            if !live.contains(&tag.hash) {
+                stale.push(tag.name);
+            }
+        }
+        for name in stale {
+            self.store.tags().delete(name).await.map_err(Error::store)?;
+            dropped += 1;
+        }
+        // Private names: only names of hashes are this part's to remove.
+        for shard in std::fs::read_dir(self.dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for entry in std::fs::read_dir(shard.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = entry.file_name();
+                let name = name.to_str().unwrap_or_default();
+                // A name being made right now (`private_name`) is this process's to finish.
+                let own_tmp = format!(".{}{TEMP_SUFFIX}", std::process::id());
+                let keep =
+                    name.ends_with(&own_tmp) || parse_hash(name).is_some_and(|h| live.contains(&h));
+                if !keep {
+                    std::fs::remove_file(entry.path()).ok();
+                }
+            }
+        }
+        Ok(dropped)
+    }
+}
+
+/// The tags that kept folder content for every folder at once, before content was kept per
+/// folder: each folder keeps what its index names under its own tag
+/// ([`Content::adopt_legacy`]), then [`drop_legacy_tags`] removes them.
+pub(crate) async fn legacy_tags(store: &Store) -> Result<Vec<(iroh_blobs::api::Tag, Hash)>> {
+    let mut tags = store
+        .tags()
+        .list_prefix(TAG_PREFIX)
+        .await
+        .map_err(Error::store)?;
+    let mut legacy = Vec::new();
+    while let Some(tag) = tags.next().await {
+        let tag = tag.map_err(Error::store)?;
+        if tag.name.as_ref().len() == TAG_PREFIX.len() + 64 {
+            legacy.push((tag.name, tag.hash));
+        }
+    }
+    Ok(legacy)
+}
+
+/// Removes the tags [`legacy_tags`] found.
+pub(crate) async fn drop_legacy_tags(
+    store: &Store,
+    legacy: Vec<(iroh_blobs::api::Tag, Hash)>,
+) -> Result<()> {
+    for (name, _) in legacy {
+        store.tags().delete(name).await.map_err(Error::store)?;
+    }
+    Ok(())
+}
+
+/// Gives the file at `path` the private name `name`: a reflink, else a hard link. The name is
+/// replaced in one rename, so a reader of the old name never sees it missing.
+fn private_name(path: &Path, name: &Path) -> io::Result<()> {
+    let dir = name.parent().expect("a private name has a parent");
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        "{}.{}{}",
+        name.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
+        std::process::id(),
+        TEMP_SUFFIX
+    ));
+    std::fs::remove_file(&tmp).ok();
+    if reflink_copy::reflink(path, &tmp).is_err() {
+        std::fs::remove_file(&tmp).ok();
+        std::fs::hard_link(path, &tmp)?;
+    }
+    std::fs::rename(&tmp, name).inspect_err(|_| {
+        std::fs::remove_file(&tmp).ok();
+    })
+}
+
+/// True if `name` is the same file as the one `meta` describes.
+#[cfg(unix)]
+fn same_file(meta: &std::fs::Metadata, name: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(name).is_ok_and(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(_meta: &std::fs::Metadata, _name: &Path) -> bool {
+    false
+}
+
+/// The BLAKE3 hash of the file at `path`.
+fn hash_of(path: &Path) -> io::Result<Hash> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::fs::File::open(path)?)?;
+    Ok(Hash::from_bytes(*hasher.finalize().as_bytes()))
+}
