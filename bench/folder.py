@@ -12,9 +12,14 @@ introduced by explicit 127.0.0.1 addresses), alternating Ferry and Syncthing. Wo
   big       DATA/big/big.bin (1 GiB) copied into A until complete on B
   edit      1 MiB overwritten in the middle of that file: time until B has the new content, and
             bytes on the loopback interface meanwhile
+  disk      a folder of one 100 MiB file (64 MiB with --quick) and 1,000 small files, then four
+            1 MiB edits of the large file: each tool's own disk use on A and on B (its home, and
+            its state inside the folder; Ferry's trash left out), as a share of the folder's size.
+            A file counted once however many names it has, and not at all if it is one of the
+            folder's own files.
 
 Meant to run inside a private network namespace with only loopback (bench/folder.sh does).
-usage: bench/folder.py DATA OUT.tsv [--quick]     (env: RUNS=n, ONLY=latency,small,big)
+usage: bench/folder.py DATA OUT.tsv [--quick]     (env: RUNS=n, ONLY=latency,small,big,disk)
 """
 import hashlib, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
 
@@ -109,6 +114,15 @@ class FerryPair:
     def cmd(self, home, *args):
         return [FERRY, "--home", os.path.join(self.work, home), *self.base, *args]
 
+    # For the disk workload: each side's home, and its state inside the folder.
+    homes = ("ha", "hb")
+    state, skip = ".ferry", ".ferry/trash"
+
+    def settle(self):
+        # A full pass now (it also runs every five minutes): versions no record names go.
+        for home, path in zip(self.homes, (self.a, self.b)):
+            subprocess.run(self.cmd(home, "folder", "rescan", path), capture_output=True, check=True)
+
     def pids(self):
         return [p.pid for p in self.procs]
 
@@ -166,6 +180,12 @@ class SyncthingPair:
             self.procs.append(subprocess.Popen([SYNCTHING, "serve", f"--home={h}", "--no-browser", "--no-restart", "--no-upgrade"], stdout=log, stderr=subprocess.STDOUT, env=env))
         # Ready when each sees the other connected.
         wait_until("syncthing peers connect", lambda: all(self.connected(g) for g in self.guis), 60)
+
+    homes = ("sa", "sb")
+    state, skip = ".stfolder", None
+
+    def settle(self):
+        pass
 
     def connected(self, gui):
         try:
@@ -253,6 +273,73 @@ def mid_edit(pair):
     return took, wire
 
 
+def own_disk_use(home, folder, state, skip):
+    """Bytes a tool itself holds for `folder`: see the module docs (workload `disk`)."""
+    def files(root, leave_out=None):
+        for d, dirs, fs in os.walk(root):
+            if leave_out:
+                dirs[:] = [x for x in dirs if os.path.join(d, x) != leave_out]
+            for f in fs:
+                try:
+                    yield os.lstat(os.path.join(d, f))
+                except OSError:
+                    pass
+    users = {(m.st_dev, m.st_ino) for m in files(folder, os.path.join(folder, state))}
+    seen, total = set(), 0
+    own = list(files(home)) + list(files(os.path.join(folder, state), skip and os.path.join(folder, skip)))
+    for m in own:
+        key = (m.st_dev, m.st_ino)
+        if key not in users and key not in seen:
+            seen.add(key)
+            total += m.st_blocks * 512
+    return total
+
+
+def disk(pair):
+    root_a, root_b = os.path.join(pair.a, "disk"), os.path.join(pair.b, "disk")
+    os.makedirs(root_a)
+    big = os.path.join(root_a, "big.bin")
+    with open(os.path.join(DATA, "big", "big.bin"), "rb") as src, open(big, "wb") as dst:
+        dst.write(src.read(100 << 20))
+    small = os.path.join(DATA, "small")
+    rels = sorted(os.path.relpath(os.path.join(d, f), small) for d, _, fs in os.walk(small) for f in fs)[:1000]
+    for rel in rels:
+        os.makedirs(os.path.join(root_a, "small", os.path.dirname(rel)), exist_ok=True)
+        shutil.copyfile(os.path.join(small, rel), os.path.join(root_a, "small", rel))
+    rels = ["big.bin"] + [os.path.join("small", r) for r in rels]
+    wait_until(f"{pair.name}: disk folder arrives", lambda: complete(root_a, root_b, rels), 900)
+    size = os.path.getsize(big)
+    for i in range(4):
+        patch = os.urandom(1 << 20)
+        at = (2 * i + 1) * size // 9
+        with open(big, "r+b") as f:
+            f.seek(at)
+            f.write(patch)
+
+        def arrived():
+            try:
+                with open(os.path.join(root_b, "big.bin"), "rb") as f:
+                    f.seek(at)
+                    return f.read(len(patch)) == patch
+            except OSError:
+                return False
+
+        wait_until(f"{pair.name}: edit {i + 1} arrives", arrived, 900)
+    folder_bytes = sum(os.path.getsize(os.path.join(root_a, r)) for r in rels)
+    pair.settle()
+    sides = list(zip(pair.homes, (pair.a, pair.b)))
+    # Settled when two readings 2 s apart agree (a full pass takes a moment to start).
+    last = None
+    for _ in range(30):
+        used = [own_disk_use(os.path.join(pair.work, h), p, pair.state, pair.skip) for h, p in sides]
+        if used == last:
+            break
+        last = used
+        time.sleep(2)
+    for side, u in zip("ab", used):
+        record(f"disk-{side}", pair.name, 100 * u / folder_bytes, "% of folder")
+
+
 def run_pair(make, workloads):
     work = tempfile.mkdtemp(dir=os.environ.get("BENCH_WORK"))
     pair = make(work)
@@ -283,14 +370,19 @@ def big_workload(pair):
     record("edit-1m-wire", pair.name, wire / (1 << 20), "MiB")
 
 
-# ONLY=big (or latency, small; comma-separated) runs a subset while working on one of them.
+# ONLY=big (or latency, small, disk; comma-separated) runs a subset while working on one of them.
 ONLY = set(filter(None, os.environ.get("ONLY", "").split(",")))
 chosen = [w for n, w in (("latency", lat_workload), ("small", small_workload), ("big", big_workload))
           if not ONLY or n in ONLY]
 makers = [FerryPair, lambda w: SyncthingPair(w, 1)]
 for run in range(RUNS):
     for make in makers:
-        run_pair(make, chosen)
+        if chosen:
+            run_pair(make, chosen)
+# Disk use is measured once, on fresh peers holding only that folder.
+if not ONLY or "disk" in ONLY:
+    for make in makers:
+        run_pair(make, [disk])
 if lat_workload in chosen:
     run_pair(lambda w: SyncthingPair(w, 10), [lat_workload])
 

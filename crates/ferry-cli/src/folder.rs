@@ -37,6 +37,12 @@ enum FolderCommand {
         /// The folder.
         path: PathBuf,
     },
+    /// Look at every file of a folder now (the watcher may miss changes on some file
+    /// systems), and stop keeping versions no peer needs any more.
+    Rescan {
+        /// The folder.
+        path: PathBuf,
+    },
     /// Stop syncing a folder; its files stay where they are.
     Leave {
         /// The folder.
@@ -91,6 +97,12 @@ pub async fn run(config: NodeConfig, args: FolderArgs, out: Output) -> anyhow::R
             };
             print_status(&f);
             false
+        }
+        FolderCommand::Rescan { path } => {
+            session.folder_rescan(path.clone()).await?;
+            out.note(format!("looking at every file of {}", path.display()));
+            // A node started just for this command would stop before the pass ran.
+            session.is_local()
         }
         FolderCommand::Leave { path } => {
             let info = session.folder_leave(path).await?;

@@ -91,6 +91,11 @@ pub enum Request {
     FolderList,
     /// The synced folders with their activity; a list of [`FolderStatus`] comes back.
     FolderStatus,
+    /// Look at every file and record of a folder now; `true` comes back.
+    FolderRescan {
+        /// The folder (absolute).
+        path: PathBuf,
+    },
     /// Stop syncing a folder; its [`FolderInfo`] comes back.
     FolderLeave {
         /// The folder (absolute).
@@ -235,6 +240,13 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
         }
         Request::FolderStatus => {
             write_item(&mut write, &StreamItem::Event(node.folder_statuses())).await?;
+        }
+        Request::FolderRescan { path } => {
+            let item = match node.folder_rescan(path) {
+                Ok(()) => StreamItem::Event(true),
+                Err(e) => StreamItem::Error((&e).into()),
+            };
+            write_item(&mut write, &item).await?;
         }
         Request::FolderLeave { path } => {
             let item = match node.folder_leave(path).await {
@@ -451,6 +463,13 @@ impl ControlClient {
     /// The remote node's synced folders with their activity.
     pub async fn folder_statuses(&self) -> Result<Vec<FolderStatus>> {
         self.call(&Request::FolderStatus).await
+    }
+
+    /// Makes the remote node look at every file and record of a folder now.
+    pub async fn folder_rescan(&self, path: PathBuf) -> Result<()> {
+        let path = absolute(path)?;
+        let _: bool = self.call(&Request::FolderRescan { path }).await?;
+        Ok(())
     }
 
     /// Stops syncing a folder on the remote node.

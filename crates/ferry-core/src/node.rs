@@ -169,6 +169,9 @@ impl Node {
             reason: format!("cannot create {}: {e}", store_dir.display()),
         })?;
         let mut options = Options::new(&store_dir);
+        // Small files are kept in the database, larger ones referenced where they are (see
+        // `folder::content`).
+        options.inline.max_data_inlined = crate::folder::content::INLINE_MAX;
         // The records the running folders' documents name are kept through `records_kept`;
         // everything else the store keeps is tagged (folder content, shares, transfers).
         let inner_for_gc: Arc<std::sync::OnceLock<std::sync::Weak<Inner>>> = Default::default();

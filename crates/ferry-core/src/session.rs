@@ -166,6 +166,14 @@ impl Session {
         }
     }
 
+    /// Looks at every file and record of the folder at `path` now.
+    pub async fn folder_rescan(&self, path: PathBuf) -> Result<()> {
+        match self {
+            Session::Local { node, .. } => node.folder_rescan(path),
+            Session::Remote(c) => c.folder_rescan(path).await,
+        }
+    }
+
     /// Stops syncing the folder at `path` (its files stay).
     pub async fn folder_leave(&self, path: PathBuf) -> Result<FolderInfo> {
         match self {

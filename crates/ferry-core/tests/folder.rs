@@ -497,12 +497,29 @@ async fn synced_files_cost_no_second_copy_and_old_versions_go() {
     const SIZE: usize = 8 << 20;
     let env = Env::new();
     let mut data = pseudo_random(SIZE, 1);
+    let small: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| {
+            (
+                format!("small/{i}.bin"),
+                pseudo_random(2048 + 97 * i, 100 + i as u64),
+            )
+        })
+        .collect();
+    let mut files: Vec<(&str, &[u8])> = vec![("big.bin", &data)];
+    files.extend(small.iter().map(|(n, d)| (n.as_str(), d.as_slice())));
     let SharedFolder {
         a, b, a_dir, b_dir, ..
-    } = shared_folder(&env, false, &[("big.bin", &data)]).await;
+    } = shared_folder(&env, false, &files).await;
+    drop(files);
     let arrived =
         |dir: &Path, data: &[u8]| std::fs::read(dir.join("big.bin")).is_ok_and(|d| d == data);
-    eventually("b gets the file", || arrived(&b_dir, &data)).await;
+    eventually("b gets the files", || {
+        arrived(&b_dir, &data)
+            && small
+                .iter()
+                .all(|(n, d)| std::fs::read(b_dir.join(n)).is_ok_and(|x| x == *d))
+    })
+    .await;
     let at_start = [
         own_disk_use(&env.home("a"), &a_dir),
         own_disk_use(&env.home("b"), &b_dir),

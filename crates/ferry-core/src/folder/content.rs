@@ -17,7 +17,7 @@
 //! A version stops being kept when no record of the folder names it any more
 //! ([`Content::prune`], on each full pass): its private name goes and the store forgets it.
 //! A replaced or deleted file keeps its own name in the trash, so a trashed version costs its
-//! space once. Files up to [`INLINE_MAX`] are kept in the store's database itself.
+//! space once. Files up to [`INLINE_MAX`] (1 KiB) are kept in the store's database itself.
 //!
 //! Content read back from a private name is verified before it is written into the folder: a
 //! hard-linked name may have been edited in place since.
@@ -26,6 +26,10 @@ use std::{
     collections::HashSet,
     io,
     path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicU8, Ordering},
+        Arc,
+    },
 };
 
 use iroh_blobs::{
@@ -46,8 +50,10 @@ use crate::{
     registry::Registry,
 };
 
-/// Files up to this size are kept in the store's database: iroh-blobs' inline limit.
-pub(super) const INLINE_MAX: u64 = 16 * 1024;
+/// Files up to this size are kept in the store's database; larger ones get a private name.
+/// The node sets the store's inline limit to this (iroh-blobs' default, 16 KiB, would copy
+/// every small file of a folder into the database). Records stay below it.
+pub(crate) const INLINE_MAX: u64 = 1024;
 
 /// Prefix of the store tags that keep folder content; followed by `<folder id>/<hash>`.
 /// Tags named `ferry/folder/<hash>` are from before content was kept per folder.
@@ -60,7 +66,14 @@ pub(super) struct Content {
     store: Store,
     registry: Registry,
     folder_id: String,
+    /// Whether this folder's file system makes reflinks: not known yet, yes, or no (then
+    /// only hard links are tried, saving a failed attempt per file).
+    reflinks: Arc<AtomicU8>,
 }
+
+const UNKNOWN: u8 = 0;
+const YES: u8 = 1;
+const NO: u8 = 2;
 
 impl Content {
     pub(super) fn new(root: &Path, store: Store, registry: Registry, folder_id: &str) -> Content {
@@ -69,6 +82,7 @@ impl Content {
             store,
             registry,
             folder_id: folder_id.to_string(),
+            reflinks: Arc::new(AtomicU8::new(UNKNOWN)),
         }
     }
 
@@ -127,7 +141,7 @@ impl Content {
         let (source, mode) = if meta.len() <= INLINE_MAX {
             (path.to_path_buf(), ImportMode::Copy)
         } else {
-            match private_name(path, &name) {
+            match self.private_name(path, &name) {
                 Ok(()) => (name.clone(), ImportMode::TryReference),
                 Err(e) => {
                     tracing::debug!("no private name for {}: {e}", path.display());
@@ -210,7 +224,7 @@ impl Content {
     /// or (neither possible) a copy.
     pub(super) fn link_out(&self, name: &Path, tmp: &Path) -> Result<()> {
         std::fs::remove_file(tmp).ok();
-        if reflink_copy::reflink(name, tmp).is_ok() || std::fs::hard_link(name, tmp).is_ok() {
+        if self.reflink(name, tmp) || std::fs::hard_link(name, tmp).is_ok() {
             return Ok(());
         }
         std::fs::remove_file(tmp).ok();
@@ -232,6 +246,47 @@ impl Content {
             }
         }
         Ok(())
+    }
+
+    /// Gives the file at `path` the private name `name`: a reflink, else a hard link. The
+    /// name is replaced in one rename, so a reader of the old name never sees it missing.
+    fn private_name(&self, path: &Path, name: &Path) -> io::Result<()> {
+        let dir = name.parent().expect("a private name has a parent");
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(
+            "{}.{}{}",
+            name.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
+            std::process::id(),
+            TEMP_SUFFIX
+        ));
+        std::fs::remove_file(&tmp).ok();
+        if !self.reflink(path, &tmp) {
+            std::fs::hard_link(path, &tmp)?;
+        }
+        let renamed = std::fs::rename(&tmp, name);
+        // A rename between two names of one file does nothing: the temporary name stays.
+        std::fs::remove_file(&tmp).ok();
+        renamed
+    }
+
+    /// Makes `to` a reflink of `from` where the file system can; false otherwise (nothing
+    /// left at `to`).
+    fn reflink(&self, from: &Path, to: &Path) -> bool {
+        if self.reflinks.load(Ordering::Relaxed) == NO {
+            return false;
+        }
+        let made = reflink_copy::reflink(from, to).is_ok();
+        if !made {
+            std::fs::remove_file(to).ok();
+        }
+        // Learnt once per folder: a file system either makes them or not.
+        let _ = self.reflinks.compare_exchange(
+            UNKNOWN,
+            if made { YES } else { NO },
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        made
     }
 
     /// Stops keeping what no record of the folder names any more: `live` holds every hash a
@@ -311,27 +366,6 @@ pub(crate) async fn drop_legacy_tags(
         store.tags().delete(name).await.map_err(Error::store)?;
     }
     Ok(())
-}
-
-/// Gives the file at `path` the private name `name`: a reflink, else a hard link. The name is
-/// replaced in one rename, so a reader of the old name never sees it missing.
-fn private_name(path: &Path, name: &Path) -> io::Result<()> {
-    let dir = name.parent().expect("a private name has a parent");
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        "{}.{}{}",
-        name.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
-        std::process::id(),
-        TEMP_SUFFIX
-    ));
-    std::fs::remove_file(&tmp).ok();
-    if reflink_copy::reflink(path, &tmp).is_err() {
-        std::fs::remove_file(&tmp).ok();
-        std::fs::hard_link(path, &tmp)?;
-    }
-    std::fs::rename(&tmp, name).inspect_err(|_| {
-        std::fs::remove_file(&tmp).ok();
-    })
 }
 
 /// True if `name` is the same file as the one `meta` describes.

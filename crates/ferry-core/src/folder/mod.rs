@@ -24,7 +24,7 @@ pub mod activity;
 mod apply;
 pub mod blocks;
 pub mod conflict;
-mod content;
+pub(crate) mod content;
 pub mod decide;
 mod delta;
 pub mod engine;
