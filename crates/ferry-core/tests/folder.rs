@@ -555,3 +555,34 @@ async fn synced_files_cost_no_second_copy_and_old_versions_go() {
          start; a {SIZE}-byte file"
     );
 }
+
+/// Two files that arrive with the same content are two files: an edit in place of one never
+/// changes the other (content is written as a second name of a private copy only while no
+/// other file of the folder has that name).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_with_the_same_content_stay_separate_files() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let same = pseudo_random(64 * 1024, 5);
+    let SharedFolder {
+        b_dir,
+        a: _a,
+        b: _b,
+        ..
+    } = shared_folder(&env, false, &[("x.bin", &same), ("y.bin", &same)]).await;
+    eventually("b gets both", || {
+        ["x.bin", "y.bin"]
+            .iter()
+            .all(|n| std::fs::read(b_dir.join(n)).is_ok_and(|d| d == same))
+    })
+    .await;
+    let (x, y) = (b_dir.join("x.bin"), b_dir.join("y.bin"));
+    assert_ne!(
+        std::fs::metadata(&x).unwrap().ino(),
+        std::fs::metadata(&y).unwrap().ino(),
+        "two files of the folder share one inode"
+    );
+    std::fs::write(&y, b"edited in place").unwrap();
+    assert_eq!(std::fs::read(&x).unwrap(), same, "editing y changed x");
+}

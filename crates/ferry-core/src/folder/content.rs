@@ -27,7 +27,7 @@ use std::{
     io,
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicU8, Ordering},
+        atomic::{AtomicU64, AtomicU8, Ordering},
         Arc,
     },
 };
@@ -221,10 +221,12 @@ impl Content {
     }
 
     /// Makes `tmp` a name of the content at the private name `name`: a reflink, a hard link,
-    /// or (neither possible) a copy.
+    /// or (neither possible) a copy. A hard link only while the private name is the file's
+    /// only other name: two files of the folder never share one (an edit in place of one
+    /// would change the other).
     pub(super) fn link_out(&self, name: &Path, tmp: &Path) -> Result<()> {
         std::fs::remove_file(tmp).ok();
-        if self.reflink(name, tmp) || std::fs::hard_link(name, tmp).is_ok() {
+        if self.reflink(name, tmp) || (sole_name(name) && std::fs::hard_link(name, tmp).is_ok()) {
             return Ok(());
         }
         std::fs::remove_file(tmp).ok();
@@ -253,10 +255,13 @@ impl Content {
     fn private_name(&self, path: &Path, name: &Path) -> io::Result<()> {
         let dir = name.parent().expect("a private name has a parent");
         std::fs::create_dir_all(dir)?;
+        // Unique per call: two files with the same content may be kept at the same time.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
         let tmp = dir.join(format!(
-            "{}.{}{}",
+            "{}.{}-{}{}",
             name.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
             std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
             TEMP_SUFFIX
         ));
         std::fs::remove_file(&tmp).ok();
@@ -326,9 +331,9 @@ impl Content {
                 let name = entry.file_name();
                 let name = name.to_str().unwrap_or_default();
                 // A name being made right now (`private_name`) is this process's to finish.
-                let own_tmp = format!(".{}{TEMP_SUFFIX}", std::process::id());
-                let keep =
-                    name.ends_with(&own_tmp) || parse_hash(name).is_some_and(|h| live.contains(&h));
+                let own_tmp = format!(".{}-", std::process::id());
+                let keep = (name.contains(&own_tmp) && name.ends_with(TEMP_SUFFIX))
+                    || parse_hash(name).is_some_and(|h| live.contains(&h));
                 if !keep {
                     std::fs::remove_file(entry.path()).ok();
                 }
@@ -377,6 +382,18 @@ fn same_file(meta: &std::fs::Metadata, name: &Path) -> bool {
 
 #[cfg(not(unix))]
 fn same_file(_meta: &std::fs::Metadata, _name: &Path) -> bool {
+    false
+}
+
+/// True if `name` is its file's only name.
+#[cfg(unix)]
+fn sole_name(name: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(name).is_ok_and(|m| m.nlink() == 1)
+}
+
+#[cfg(not(unix))]
+fn sole_name(_name: &Path) -> bool {
     false
 }
 
