@@ -189,20 +189,8 @@ impl Content {
         }
         let name = self.name_of(&hash);
         if std::fs::symlink_metadata(&name).is_err() {
-            if let Some(parent) = name.parent() {
-                std::fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
-            }
-            let moved = self
-                .store
-                .export_with_opts(ExportOptions {
-                    hash,
-                    target: name.clone(),
-                    mode: ExportMode::TryReference,
-                })
-                .finish()
-                .await;
-            if let Err(e) = moved {
-                tracing::debug!("{}: {e}", name.display());
+            if let Err(e) = self.move_in(&self.store, hash).await {
+                tracing::debug!("{e}");
                 return Ok(false);
             }
         }
@@ -218,6 +206,25 @@ impl Content {
             std::fs::remove_file(&name).ok();
         }
         Ok(matches)
+    }
+
+    /// Moves the whole content `hash` out of `store` to its private name (a rename where the
+    /// store is on the folder's file system, else a copy) and returns that name.
+    pub(super) async fn move_in(&self, store: &Store, hash: Hash) -> Result<PathBuf> {
+        let name = self.name_of(&hash);
+        if let Some(parent) = name.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
+        }
+        store
+            .export_with_opts(ExportOptions {
+                hash,
+                target: name.clone(),
+                mode: ExportMode::TryReference,
+            })
+            .finish()
+            .await
+            .map_err(|e| Error::write(&name, io::Error::other(e.to_string())))?;
+        Ok(name)
     }
 
     /// Makes `tmp` a name of the content at the private name `name`: a reflink, a hard link,
@@ -317,7 +324,9 @@ impl Content {
             self.store.tags().delete(name).await.map_err(Error::store)?;
             dropped += 1;
         }
-        // Private names: only names of hashes are this part's to remove.
+        // Private names: only names of hashes are this part's to remove, and a name being made
+        // right now (`private_name`) is this process's to finish.
+        let own_tmp = format!(".{}-", std::process::id());
         for shard in std::fs::read_dir(self.dir())
             .into_iter()
             .flatten()
@@ -330,8 +339,6 @@ impl Content {
             {
                 let name = entry.file_name();
                 let name = name.to_str().unwrap_or_default();
-                // A name being made right now (`private_name`) is this process's to finish.
-                let own_tmp = format!(".{}-", std::process::id());
                 let keep = (name.contains(&own_tmp) && name.ends_with(TEMP_SUFFIX))
                     || parse_hash(name).is_some_and(|h| live.contains(&h));
                 if !keep {

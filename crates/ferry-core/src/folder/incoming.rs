@@ -11,7 +11,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use iroh_blobs::api::{blobs::ExportMode, blobs::ExportOptions, downloader::Shuffled};
+use iroh_blobs::api::downloader::Shuffled;
 
 use crate::{
     error::{Error, Result},
@@ -65,20 +65,9 @@ impl FolderSync {
         }
         // Moved (renamed) to its private name, of which `tmp` becomes a second name: the
         // content is written once (see `content`).
-        let name = self.content.name_of(&hash);
-        if let Some(parent) = name.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::write(parent, e))?;
-        }
-        let moved = store
-            .export_with_opts(ExportOptions {
-                hash,
-                target: name.clone(),
-                mode: ExportMode::TryReference,
-            })
-            .finish()
-            .await;
+        let moved = self.content.move_in(store, hash).await;
         transfer.close(moved.is_ok()).await;
-        moved.map_err(|e| Error::write(&name, std::io::Error::other(e.to_string())))?;
+        let name = moved?;
         self.content.link_out(&name, tmp)?;
         Ok(true)
     }
