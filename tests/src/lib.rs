@@ -31,10 +31,16 @@ pub fn ferry_bin() -> PathBuf {
 
 /// A `ferry` command for a home, offline and on loopback.
 pub fn ferry(home: &Path) -> Command {
+    ferry_at(home, "127.0.0.1:0")
+}
+
+/// A `ferry` command for a home, offline, bound to `bind` (a loopback address: a fixed port
+/// lets a node restarted by a test be found again where its peers last saw it).
+pub fn ferry_at(home: &Path, bind: &str) -> Command {
     let mut cmd = Command::new(ferry_bin());
     cmd.arg("--home")
         .arg(home)
-        .args(["--relay", "disabled", "--bind", "127.0.0.1:0"])
+        .args(["--relay", "disabled", "--bind", bind])
         // The default log level, as users get it.
         .env_remove("FERRY_LOG")
         .stdin(Stdio::null());

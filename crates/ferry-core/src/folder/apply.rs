@@ -20,7 +20,7 @@ use crate::{
         engine::{holds_whole, FolderSync},
         ignore::{IgnoreRules, TEMP_SUFFIX},
         incoming::INTO_PLACE_MIN,
-        index::Known,
+        index::{Index, Known, Source},
         place,
         scan::{hash_if_stable, mtime_ms, Scanned},
         version::FileVersion,
@@ -74,10 +74,11 @@ impl FolderSync {
             let need: Vec<(Hash, u64)> = need.into_iter().collect();
             self.fetch(&need).await;
             // What arrived came from this folder's peers (the store did not have it): the
-            // folder's own, whatever else is still missing.
+            // folder's own, whatever else is still missing. Kept as such, so that after a
+            // restart it is still known to be (and is not fetched again before it is written).
             for (h, size) in need {
                 if self.stored_size(h).await == Some(size) {
-                    self.registry.allow_folder(&self.folder_id, h);
+                    self.content.keep(h).await?;
                 }
             }
         }
@@ -115,7 +116,9 @@ impl FolderSync {
                 }
             }
         }
-        // The renames of this batch reach the disk together: one flush per directory.
+        // The renames of this batch reach the disk together: one flush per directory, after
+        // the index entries that announce them.
+        index.flush();
         let dirs = std::mem::take(&mut *self.synced_dirs.lock().expect("dirs lock"));
         for dir in dirs {
             if let Err(e) = crate::atomic::sync_dir(&dir) {
@@ -132,13 +135,13 @@ impl FolderSync {
         rel: &String,
         state: &PathState,
         states: &BTreeMap<String, PathState>,
-        index: &mut BTreeMap<String, Known>,
+        index: &mut Index,
         missing: &mut BTreeSet<String>,
     ) -> Result<usize> {
         let mut changed = 0;
         let out = state.outcome(rel);
         match &out.main {
-            Some(v) => match self.ensure_file(rel, v, index).await? {
+            Some(v) => match self.ensure_file(rel, v, Source::Record, index).await? {
                 Written::Yes(replaced) => {
                     let kind = if replaced {
                         ChangeKind::Updated
@@ -176,9 +179,13 @@ impl FolderSync {
                         d.disk.insert(rel.clone());
                     });
                 } else if index.contains_key(rel) && place::is_file(&path) {
-                    self.trash.put(rel, now_ms())?;
-                    index.remove(rel);
-                    self.index_touched();
+                    // Entered before the file moves: a crash in between keeps the entry (the
+                    // file is still there when the journal is replayed).
+                    let before = index.remove(rel);
+                    if let Err(e) = self.trash.put(rel, now_ms()) {
+                        index.restore(rel, before);
+                        return Err(e);
+                    }
                     if let Some(by) = state.versions().iter().find(|v| v.deleted) {
                         self.note(rel, ChangeKind::Deleted, by);
                     }
@@ -194,7 +201,7 @@ impl FolderSync {
                 // The copy has been published: its own records decide what is there.
                 continue;
             }
-            match self.ensure_file(copy, v, index).await? {
+            match self.ensure_file(copy, v, Source::Copy, index).await? {
                 Written::Yes(_) => {
                     self.note(copy, ChangeKind::Conflict, v);
                     changed += 1
@@ -216,12 +223,14 @@ impl FolderSync {
         Ok(changed)
     }
 
-    /// Writes `v`'s content at `rel` unless it is there already.
+    /// Writes `v`'s content at `rel` unless it is there already: `rel`'s own version, or
+    /// (`source` [`Source::Copy`]) a conflict copy of a version of another path.
     async fn ensure_file(
         &self,
         rel: &str,
         v: &FileVersion,
-        index: &mut BTreeMap<String, Known>,
+        source: Source,
+        index: &mut Index,
     ) -> Result<Written> {
         if index.get(rel).is_some_and(|k| k.hash == v.hash) {
             return Ok(Written::AlreadyThere);
@@ -258,7 +267,7 @@ impl FolderSync {
                     return Ok(Written::Unavailable);
                 }
                 self.check_size(rel, hash, v.size).await?;
-                self.registry.allow_folder(&self.folder_id, hash);
+                self.content.keep(hash).await?;
             }
         } else {
             self.check_size(rel, hash, v.size).await?;
@@ -291,15 +300,15 @@ impl FolderSync {
                         == Some(v.hash.as_str())
                     {
                         index.insert(
-                            rel.into(),
+                            rel,
                             Known {
                                 size: seen.size,
                                 mtime_ms: seen.mtime_ms,
                                 hash: v.hash.clone(),
                                 vector: v.version.clone(),
+                                source,
                             },
                         );
-                        self.index_touched();
                         return Ok(Written::AlreadyThere);
                     }
                 }
@@ -329,17 +338,36 @@ impl FolderSync {
             return Ok(Written::Unavailable);
         }
         // Opened for writing: Windows refuses to flush a read-only handle.
-        std::fs::OpenOptions::new()
+        let m = std::fs::OpenOptions::new()
             .write(true)
             .open(&tmp)
-            .and_then(|f| f.sync_all())
+            .and_then(|f| f.sync_all().and_then(|()| f.metadata()))
             .map_err(|e| Error::write(&tmp, e))?;
+        // The index learns the file before it takes its name (the rename keeps its size and
+        // time): after a crash right behind the rename, the file is known as this version
+        // rather than taken for a local edit.
+        let before = index.insert(
+            rel,
+            Known {
+                size: m.len(),
+                mtime_ms: mtime_ms(&m),
+                hash: v.hash.clone(),
+                vector: v.version.clone(),
+                source,
+            },
+        );
         // The old file gets a second name in the trash, then the new one takes its name in one
         // rename: at no moment is the path empty.
-        if replacing {
-            self.trash.put_linked(rel, now_ms())?;
+        let moved = if replacing {
+            self.trash.put_linked(rel, now_ms()).map(drop)
+        } else {
+            Ok(())
         }
-        std::fs::rename(&tmp, &path).map_err(|e| Error::write(&path, e))?;
+        .and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| Error::write(&path, e)));
+        if let Err(e) = moved {
+            index.restore(rel, before);
+            return Err(e);
+        }
         std::mem::forget(tmp_guard);
         if let Some(parent) = path.parent() {
             self.synced_dirs
@@ -355,17 +383,6 @@ impl FolderSync {
                 tracing::debug!("keeping {}: {e}", at.display());
             }
         });
-        let m = std::fs::metadata(&path).map_err(|e| Error::write(&path, e))?;
-        index.insert(
-            rel.into(),
-            Known {
-                size: m.len(),
-                mtime_ms: mtime_ms(&m),
-                hash: v.hash.clone(),
-                vector: v.version.clone(),
-            },
-        );
-        self.index_touched();
         Ok(Written::Yes(replaced))
     }
 }

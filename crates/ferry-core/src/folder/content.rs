@@ -112,6 +112,23 @@ impl Content {
         Ok(())
     }
 
+    /// Tells the registry what this folder kept before it last stopped: its own content,
+    /// which it may use and serve again.
+    pub(super) async fn allow_kept(&self) -> Result<()> {
+        let own = format!("{TAG_PREFIX}{}/", self.folder_id);
+        let mut tags = self
+            .store
+            .tags()
+            .list_prefix(own.as_bytes())
+            .await
+            .map_err(Error::store)?;
+        while let Some(tag) = tags.next().await {
+            self.registry
+                .allow_folder(&self.folder_id, tag.map_err(Error::store)?.hash);
+        }
+        Ok(())
+    }
+
     /// Adds a small blob (a block list) as this folder's content.
     pub(super) async fn keep_bytes(&self, bytes: Vec<u8>) -> Result<Hash> {
         let tt = self

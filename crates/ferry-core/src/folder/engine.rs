@@ -35,7 +35,7 @@ use crate::{
         },
         content::Content,
         decide::PathState,
-        index::Known,
+        index::Index,
         place,
         trash::Trash,
         version::{FileVersion, MAX_RECORD_SIZE},
@@ -115,9 +115,7 @@ pub struct FolderSync {
     pub(super) downloader: iroh_blobs::api::downloader::Downloader,
     pub(super) registry: Registry,
     /// Files as this device last wrote or published them, by path.
-    pub(super) index: Mutex<BTreeMap<String, Known>>,
-    /// True when the index changed since it was last saved.
-    pub(super) index_changed: std::sync::atomic::AtomicBool,
+    pub(super) index: Mutex<Index>,
     /// The maximal versions of every path in the document.
     pub(super) states: Mutex<BTreeMap<String, PathState>>,
     /// What the next round has to look at.
@@ -192,7 +190,7 @@ impl FolderSync {
         // Loaded before anything runs: it tells files this device wrote from files changed
         // while it was not running.
         let folder_id = doc.id().to_string();
-        let index = super::index::load_index(&root, &folder_id);
+        let index = Index::load(&root, &folder_id);
         // The files this folder holds are its own content: servable to its members.
         for known in index.values() {
             if let Some(h) = super::version::parse_hash(&known.hash) {
@@ -219,7 +217,6 @@ impl FolderSync {
             endpoint,
             registry,
             index: Mutex::new(index),
-            index_changed: std::sync::atomic::AtomicBool::new(false),
             states: Mutex::new(BTreeMap::new()),
             dirty: std::sync::Mutex::new(Dirty {
                 full: true,
@@ -508,6 +505,9 @@ impl FolderSync {
 
     /// Runs the folder until `stop` fires: watches the disk and the document.
     pub async fn run(self: Arc<Self>, mut stop: tokio::sync::oneshot::Receiver<()>) {
+        if let Err(e) = self.content.allow_kept().await {
+            tracing::warn!("{}: reading what the folder kept: {e}", self.root.display());
+        }
         let me = self.clone();
         let root = self.root.clone();
         let mut watcher =

@@ -1,10 +1,19 @@
 //! The folder's index: for each file this device holds, its size, modification time, content
-//! hash and the version it is. Saved in `<folder>/.ferry/index.json` (at most every few
-//! seconds, and when the folder stops) so that after a restart a file changed or deleted while
-//! the node was not running is told apart from one it wrote itself.
+//! hash and the version it is. After a restart it tells files this device wrote from files
+//! changed or deleted while the node was not running.
+//!
+//! It is kept in two files of `<folder>/.ferry/`: `index.json`, a whole snapshot written
+//! atomically every few seconds and when the folder stops, and `index.journal`, one line per
+//! change since the snapshot. A file the applier writes is entered in the journal *before* it
+//! is renamed into place, so a crash (SIGKILL, power cut) right after the rename cannot leave a
+//! file on disk that the index does not know: that file would otherwise look like a local edit
+//! and meet the next remote version as a conflict. Loading replays the journal over the snapshot
+//! and keeps an entry only if the disk agrees with it (the file it names has its size and time,
+//! or a removal's file is gone), so an entry whose rename never happened is simply dropped.
 
 use std::{
     collections::BTreeMap,
+    io::{BufRead, Write},
     path::{Path, PathBuf},
 };
 
@@ -12,7 +21,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     atomic::write_atomic,
-    folder::{engine::FolderSync, ignore::STATE_DIR, place, scan::Scanned, version::VersionVector},
+    folder::{
+        engine::FolderSync,
+        ignore::STATE_DIR,
+        place,
+        scan::{mtime_ms, Scanned},
+        version::VersionVector,
+    },
 };
 
 /// What this device last saw of a file it manages.
@@ -26,6 +41,30 @@ pub(super) struct Known {
     /// overwrite.
     #[serde(default)]
     pub(super) vector: VersionVector,
+    /// Where this version came from, which says what to do when the document does not hold
+    /// it (see [`Source`]).
+    #[serde(default)]
+    pub(super) source: Source,
+}
+
+/// Where the version of a file this device holds came from.
+///
+/// The document store commits its writes in batches (iroh-docs: within half a second), so a
+/// crash can take the newest records out of the document while the files they wrote or that
+/// were published stay on disk. What then happens depends on where the version came from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Source {
+    /// Written from a record of this path. Its record comes back from the peer that made it:
+    /// until then the file is left alone (taking it for a new local file would make it meet
+    /// the newer versions of that peer as a conflict with itself).
+    #[default]
+    Record,
+    /// Published by this device. A document that lost the record gets it again (the same
+    /// content, as a newer version).
+    Published,
+    /// Written as a conflict copy: no record names this path yet, so it is published.
+    Copy,
 }
 
 impl Known {
@@ -35,60 +74,369 @@ impl Known {
     }
 }
 
-/// The index as saved in `<folder>/.ferry/index.json`, so a restarted node can tell files it
-/// wrote from files changed or deleted while it was not running.
+/// The index as saved in `index.json`.
 #[derive(Serialize, Deserialize)]
 struct SavedIndex {
     doc: String,
     files: BTreeMap<String, Known>,
 }
 
-/// Where the index is saved.
-fn index_path(root: &Path) -> PathBuf {
-    root.join(STATE_DIR).join("index.json")
+/// One line of the journal: the entry a path has from now on (`None`: none).
+#[derive(Serialize, Deserialize)]
+struct Change {
+    #[serde(rename = "p")]
+    path: String,
+    #[serde(rename = "k")]
+    known: Option<Known>,
 }
 
-/// The saved index of the folder at `root` for document `doc` (empty if none or another
-/// document's). Paths are checked again as they are read: the index names files Ferry may
-/// later move to the trash.
-pub(super) fn load_index(root: &Path, doc: &str) -> BTreeMap<String, Known> {
-    let mut files = std::fs::read(index_path(root))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<SavedIndex>(&b).ok())
-        .filter(|saved| saved.doc == doc)
-        .map(|saved| saved.files)
-        .unwrap_or_default();
-    files.retain(|rel, _| place::record_path(rel).is_ok());
-    files
+/// The first line of a journal: the document it belongs to.
+#[derive(Serialize, Deserialize)]
+struct Header {
+    doc: String,
+}
+
+/// The files this device wrote or published, by path, kept on disk as described above.
+///
+/// Reading goes through `Deref` to the map; every change goes through [`Index::insert`] or
+/// [`Index::remove`], which enter it in the journal.
+pub(super) struct Index {
+    files: BTreeMap<String, Known>,
+    /// `<folder>/.ferry`.
+    dir: PathBuf,
+    doc: String,
+    /// The journal open for appending, once something was entered since the last rotation.
+    journal: Option<std::fs::File>,
+    /// True when the map changed since the last snapshot.
+    changed: bool,
+}
+
+impl std::ops::Deref for Index {
+    type Target = BTreeMap<String, Known>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.files
+    }
+}
+
+/// A copy of the index taken for saving, written by [`Snapshot::write`] without the index lock.
+pub(super) struct Snapshot {
+    path: PathBuf,
+    prev: PathBuf,
+    data: Vec<u8>,
+}
+
+impl Snapshot {
+    /// Writes the snapshot; the journal it replaces is then no longer needed.
+    pub(super) fn write(self) -> std::io::Result<()> {
+        std::fs::create_dir_all(self.path.parent().expect("in the state dir"))?;
+        write_atomic(&self.path, &self.data)?;
+        match std::fs::remove_file(&self.prev) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Index {
+    /// The index of the folder at `root` for document `doc`: its snapshot (empty if none or
+    /// another document's) with the journals replayed over it. Paths are checked again as they
+    /// are read: the index names files Ferry may later move to the trash.
+    pub(super) fn load(root: &Path, doc: &str) -> Index {
+        let dir = root.join(STATE_DIR);
+        let mut files = std::fs::read(dir.join("index.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<SavedIndex>(&b).ok())
+            .filter(|saved| saved.doc == doc)
+            .map(|saved| saved.files)
+            .unwrap_or_default();
+        // The journal set aside by a snapshot that may not have been written, then the current.
+        let mut replayed = 0;
+        for name in ["index.journal.prev", "index.journal"] {
+            replayed += replay(root, &dir.join(name), doc, &mut files);
+        }
+        files.retain(|rel, _| place::record_path(rel).is_ok());
+        Index {
+            files,
+            dir,
+            doc: doc.to_string(),
+            journal: None,
+            changed: replayed > 0,
+        }
+    }
+
+    /// Records that the file at `rel` is now (or is about to be) `known`; returns what the
+    /// entry was. Entered in the journal before it returns: call it before renaming a file
+    /// into place.
+    pub(super) fn insert(&mut self, rel: &str, known: Known) -> Option<Known> {
+        self.enter(rel, Some(&known));
+        self.files.insert(rel.to_string(), known)
+    }
+
+    /// Records that this device no longer has a file at `rel`; returns what the entry was.
+    pub(super) fn remove(&mut self, rel: &str) -> Option<Known> {
+        if !self.files.contains_key(rel) {
+            return None;
+        }
+        self.enter(rel, None);
+        self.files.remove(rel)
+    }
+
+    /// Puts back the entry [`insert`](Self::insert) or [`remove`](Self::remove) returned, after
+    /// the change on disk it announced did not happen.
+    pub(super) fn restore(&mut self, rel: &str, before: Option<Known>) {
+        match before {
+            Some(k) => {
+                self.insert(rel, k);
+            }
+            None => {
+                self.remove(rel);
+            }
+        }
+    }
+
+    /// Flushes the journal to the disk (once per batch of writes rather than per file).
+    pub(super) fn flush(&mut self) {
+        if let Some(f) = &self.journal {
+            if let Err(e) = f.sync_data() {
+                tracing::debug!("flushing the index journal: {e}");
+            }
+        }
+    }
+
+    /// A snapshot to write if the index changed since the last one. The journal is set aside
+    /// with it (and removed once the snapshot is written); changes from now on go to a new one.
+    pub(super) fn snapshot(&mut self) -> Option<Snapshot> {
+        if !std::mem::take(&mut self.changed) || self.dir.as_os_str().is_empty() {
+            return None;
+        }
+        let (journal, prev) = (
+            self.dir.join("index.journal"),
+            self.dir.join("index.journal.prev"),
+        );
+        // A journal set aside earlier whose snapshot was not written stays; the current one
+        // then goes on, and is replayed too (replaying what a snapshot holds changes nothing).
+        if !prev.exists() {
+            self.journal = None;
+            if let Err(e) = std::fs::rename(&journal, &prev) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::debug!("setting the index journal aside: {e}");
+                }
+            }
+        }
+        let saved = SavedIndex {
+            doc: self.doc.clone(),
+            files: self.files.clone(),
+        };
+        Some(Snapshot {
+            path: self.dir.join("index.json"),
+            prev,
+            data: serde_json::to_vec(&saved).expect("serializable"),
+        })
+    }
+
+    /// Notes that a snapshot was not written: the next call to `snapshot` tries again.
+    pub(super) fn unsaved(&mut self) {
+        self.changed = true;
+    }
+
+    /// Appends one change to the journal. A journal that cannot be written leaves the change
+    /// to the next snapshot (the state before this journal existed).
+    fn enter(&mut self, rel: &str, known: Option<&Known>) {
+        self.changed = true;
+        if self.dir.as_os_str().is_empty() {
+            return;
+        }
+        let line = serde_json::to_vec(&Change {
+            path: rel.to_string(),
+            known: known.cloned(),
+        })
+        .expect("serializable");
+        if let Err(e) = self.append(&line) {
+            tracing::debug!("writing the index journal: {e}");
+            self.journal = None;
+        }
+    }
+
+    fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
+        if self.journal.is_none() {
+            std::fs::create_dir_all(&self.dir)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.append(true).create(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let path = self.dir.join("index.journal");
+            let mut file = options.open(&path)?;
+            if file.metadata()?.len() == 0 {
+                let header = serde_json::to_vec(&Header {
+                    doc: self.doc.clone(),
+                })
+                .expect("serializable");
+                file.write_all(&[header.as_slice(), b"\n"].concat())?;
+            }
+            self.journal = Some(file);
+        }
+        let file = self.journal.as_mut().expect("opened above");
+        // One write per line: a crash leaves at most the last line torn, which loading skips.
+        file.write_all(&[line, b"\n"].concat())
+    }
+}
+
+/// Replays the journal at `path` (if it is `doc`'s) over `files`; returns how many changes
+/// it applied. A change is taken only where the disk agrees with it.
+fn replay(root: &Path, path: &Path, doc: &str, files: &mut BTreeMap<String, Known>) -> usize {
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let mut lines = std::io::BufReader::new(file).lines();
+    let ours = lines
+        .next()
+        .and_then(|l| l.ok())
+        .and_then(|l| serde_json::from_str::<Header>(&l).ok())
+        .is_some_and(|h| h.doc == doc);
+    if !ours {
+        return 0;
+    }
+    let mut applied = 0;
+    for line in lines {
+        let Ok(line) = line else { break };
+        let Ok(change) = serde_json::from_str::<Change>(&line) else {
+            continue;
+        };
+        if place::record_path(&change.path).is_err() {
+            continue;
+        }
+        let on_disk = std::fs::symlink_metadata(root.join(&change.path)).ok();
+        match change.known {
+            Some(k) => {
+                let there = on_disk.is_some_and(|m| {
+                    m.is_file() && m.len() == k.size && mtime_ms(&m) == k.mtime_ms
+                });
+                if there {
+                    files.insert(change.path, k);
+                    applied += 1;
+                }
+            }
+            None => {
+                if on_disk.is_none() && files.remove(&change.path).is_some() {
+                    applied += 1;
+                }
+            }
+        }
+    }
+    applied
 }
 
 impl FolderSync {
-    /// Notes that the index changed and is to be saved.
-    pub(super) fn index_touched(&self) {
-        self.index_changed
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+    /// Saves the index if it changed since it was last saved.
+    pub(super) async fn save_index(&self) {
+        let Some(snapshot) = self.index.lock().await.snapshot() else {
+            return;
+        };
+        if let Err(e) = snapshot.write() {
+            tracing::warn!(
+                "cannot save the index of {}: {e}",
+                self.root.join(STATE_DIR).display()
+            );
+            self.index.lock().await.unsaved();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(root: &Path, rel: &str, hash: &str) -> Known {
+        let m = std::fs::metadata(root.join(rel)).unwrap();
+        Known {
+            size: m.len(),
+            mtime_ms: mtime_ms(&m),
+            hash: hash.into(),
+            vector: VersionVector::default(),
+            source: Source::Record,
+        }
     }
 
-    /// Saves the index if it changed.
-    pub(super) async fn save_index(&self) {
-        if !self
-            .index_changed
-            .swap(false, std::sync::atomic::Ordering::Relaxed)
-        {
-            return;
-        }
-        let index = self.index.lock().await;
-        let saved = SavedIndex {
-            doc: self.folder_id.clone(),
-            files: index.clone(),
-        };
+    #[test]
+    fn a_change_after_the_last_snapshot_survives_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.txt"), b"one").unwrap();
+        let mut index = Index::load(root, "doc");
+        index.insert("a.txt", known(root, "a.txt", "h1"));
+        index.snapshot().unwrap().write().unwrap();
+        // Written after the snapshot, then the process dies without saving again.
+        std::fs::write(root.join("b.txt"), b"two").unwrap();
+        index.insert("b.txt", known(root, "b.txt", "h2"));
+        index.remove("a.txt");
+        std::fs::remove_file(root.join("a.txt")).unwrap();
         drop(index);
-        let path = index_path(&self.root);
-        let written = std::fs::create_dir_all(path.parent().expect("in the state dir"))
-            .and_then(|_| write_atomic(&path, &serde_json::to_vec(&saved).expect("serializable")));
-        if let Err(e) = written {
-            tracing::warn!("cannot save {}: {e}", path.display());
-            self.index_touched();
-        }
+        let loaded = Index::load(root, "doc");
+        assert_eq!(loaded.keys().collect::<Vec<_>>(), ["b.txt"]);
+        assert_eq!(loaded["b.txt"].hash, "h2");
+    }
+
+    #[test]
+    fn an_entry_whose_rename_never_happened_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.txt"), b"old").unwrap();
+        let mut index = Index::load(root, "doc");
+        index.insert("a.txt", known(root, "a.txt", "old"));
+        // The new version is entered, then the crash comes before its rename: the old file
+        // stays, and so does its entry.
+        let mut next = known(root, "a.txt", "new");
+        next.size = 5;
+        index.insert("a.txt", next);
+        // A removal entered before the file was moved away: the file is still there.
+        std::fs::write(root.join("c.txt"), b"kept").unwrap();
+        index.insert("c.txt", known(root, "c.txt", "c"));
+        index.remove("c.txt");
+        drop(index);
+        let loaded = Index::load(root, "doc");
+        assert_eq!(loaded["a.txt"].hash, "old");
+        assert_eq!(loaded["c.txt"].hash, "c");
+    }
+
+    #[test]
+    fn a_journal_of_another_document_or_a_torn_line_is_not_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.txt"), b"one").unwrap();
+        let mut index = Index::load(root, "other");
+        index.insert("a.txt", known(root, "a.txt", "h"));
+        drop(index);
+        assert!(Index::load(root, "doc").is_empty());
+        let journal = root.join(STATE_DIR).join("index.journal");
+        let mut text = std::fs::read(&journal).unwrap();
+        text.extend_from_slice(b"{\"p\":\"../escape\",\"k\":null}\n{\"p\":\"a.t");
+        std::fs::write(&journal, text).unwrap();
+        let loaded = Index::load(root, "other");
+        assert_eq!(loaded.keys().collect::<Vec<_>>(), ["a.txt"]);
+    }
+
+    #[test]
+    fn a_snapshot_that_was_not_written_keeps_its_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.txt"), b"one").unwrap();
+        let mut index = Index::load(root, "doc");
+        index.insert("a.txt", known(root, "a.txt", "h1"));
+        // Taken (the journal is set aside) but the process dies before writing it.
+        let lost = index.snapshot().unwrap();
+        drop(lost);
+        std::fs::write(root.join("b.txt"), b"two").unwrap();
+        index.insert("b.txt", known(root, "b.txt", "h2"));
+        drop(index);
+        let mut loaded = Index::load(root, "doc");
+        assert_eq!(loaded.len(), 2);
+        // The next snapshot holds both; the set-aside journal goes once it is written.
+        loaded.snapshot().unwrap().write().unwrap();
+        assert!(!root.join(STATE_DIR).join("index.journal.prev").exists());
+        assert_eq!(Index::load(root, "doc").len(), 2);
     }
 }

@@ -15,12 +15,31 @@ use crate::{
         decide::PathState,
         engine::{FolderSync, KEY_PREFIX, PUBLISH_PARALLEL},
         ignore::IgnoreRules,
-        index::Known,
+        index::{Known, Source},
         scan::{content_if_stable, scan, scan_some, Scanned},
-        version::{FileVersion, VersionVector},
+        version::{FileVersion, Relation, VersionVector},
     },
     history::now_ms,
 };
+
+/// Whether the document holds what the index says a file unchanged since is, or need not:
+/// a file written from a record waits for that record to come back after a crash took it out
+/// of the document; a version this device published is published again; a conflict copy is
+/// published once.
+fn in_document(known: &Known, state: Option<&PathState>) -> bool {
+    match known.source {
+        Source::Record => true,
+        Source::Copy => state.is_some(),
+        Source::Published => state.is_some_and(|st| {
+            st.versions().iter().any(|v| {
+                matches!(
+                    v.version.relation(&known.vector),
+                    Relation::Equal | Relation::Dominates
+                )
+            })
+        }),
+    }
+}
 
 impl FolderSync {
     /// Publishes local changes on top of the versions in `states`: of the whole folder, or only
@@ -52,10 +71,9 @@ impl FolderSync {
                 self.scan_progress(i as u64, total);
             }
             present.insert(s.rel.clone());
-            // A file with no record yet (a conflict copy this device wrote) is published too,
-            // so that deleting or editing it later reaches the other peers.
-            let unchanged =
-                states.contains_key(&s.rel) && index.get(&s.rel).is_some_and(|k| k.describes(s));
+            let unchanged = index
+                .get(&s.rel)
+                .is_some_and(|k| k.describes(s) && in_document(k, states.get(&s.rel)));
             if unchanged {
                 continue;
             }
@@ -75,7 +93,6 @@ impl FolderSync {
                 continue;
             };
             let state = states.get(&s.rel).cloned().unwrap_or_default();
-            self.index_touched();
             let main = state.outcome(&s.rel).main;
             if let Some(main) = main.as_ref().filter(|c| c.hash == hash) {
                 let known = Known {
@@ -83,16 +100,27 @@ impl FolderSync {
                     mtime_ms: s.mtime_ms,
                     hash,
                     vector: main.version.clone(),
+                    source: Source::Record,
                 };
-                index.insert(s.rel.clone(), known);
+                index.insert(&s.rel, known);
                 continue;
             }
-            let vector = self.local_vector(&state, index.get(&s.rel));
+            let vector = match index.get(&s.rel) {
+                // A conflict copy this device wrote and nobody has published yet is published
+                // as the very version it is a copy of: every peer that wrote it publishes the
+                // same version (no conflict between them), and an edit or a deletion of the
+                // copy by anyone follows that version, so it wins everywhere.
+                Some(k) if k.source == Source::Copy && k.hash == hash && main.is_none() => {
+                    k.vector.clone()
+                }
+                base => self.local_vector(&state, base),
+            };
             let known = Known {
                 size: s.size,
                 mtime_ms: s.mtime_ms,
                 hash: hash.clone(),
                 vector: vector.clone(),
+                source: Source::Published,
             };
             let list = list.map(|l| blocks::encode(&l));
             let v = FileVersion {
@@ -153,7 +181,7 @@ impl FolderSync {
             }
             self.note(&rel, kind, &v);
             states.entry(rel.clone()).or_default().add(v);
-            index.insert(rel.clone(), known);
+            index.insert(&rel, known);
             published.push(rel);
         }
         // Files this device knew that are no longer there. A file that is still there but is
@@ -167,7 +195,6 @@ impl FolderSync {
             .collect();
         for rel in ignored {
             index.remove(&rel);
-            self.index_touched();
         }
         let gone: Vec<String> = match only {
             None => index
@@ -199,9 +226,11 @@ impl FolderSync {
         };
         for rel in gone {
             let base = index.remove(&rel);
-            self.index_touched();
             let state = states.get(&rel).cloned().unwrap_or_default();
-            if state.outcome(&rel).main.is_none() {
+            // Nothing to delete for peers, unless it is a conflict copy they may have written
+            // too (and may publish yet): the deletion follows the copy's version, so it wins.
+            let copy = base.as_ref().is_some_and(|k| k.source == Source::Copy);
+            if state.outcome(&rel).main.is_none() && !copy {
                 continue;
             }
             let v = FileVersion {

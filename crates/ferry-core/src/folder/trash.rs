@@ -67,10 +67,8 @@ impl Trash {
         let target = self.dir().join(&id).join(rel);
         std::fs::create_dir_all(target.parent().expect("has a parent"))
             .map_err(|e| Error::write(&target, e))?;
-        let linked = link && std::fs::hard_link(&src, &target).is_ok();
-        if !linked {
-            std::fs::rename(&src, &target).map_err(|e| Error::write(&src, e))?;
-        }
+        // The description is written first: the moment the file leaves its place it is listed
+        // (an entry whose file never arrived is not), and a crash in between loses nothing.
         let entry = TrashEntry {
             id: id.clone(),
             original: rel.to_string(),
@@ -80,6 +78,13 @@ impl Trash {
         let meta = self.dir().join(format!("{id}.json"));
         write_atomic(&meta, &serde_json::to_vec(&entry).expect("serializable"))
             .map_err(|e| Error::write(&meta, e))?;
+        let linked = link && std::fs::hard_link(&src, &target).is_ok();
+        if !linked {
+            if let Err(e) = std::fs::rename(&src, &target) {
+                std::fs::remove_file(&meta).ok();
+                return Err(Error::write(&src, e));
+            }
+        }
         Ok(entry)
     }
 
@@ -94,7 +99,15 @@ impl Trash {
     /// file name, or whose id or path could lead anywhere else, is skipped: what is read back
     /// from disk is checked like anything else.
     pub fn list(&self) -> Vec<TrashEntry> {
-        let mut out: Vec<TrashEntry> = std::fs::read_dir(self.dir())
+        self.entries()
+            .into_iter()
+            .filter_map(|(entry, present)| present.then_some(entry))
+            .collect()
+    }
+
+    /// Every valid description, oldest first, with whether its file is there.
+    fn entries(&self) -> Vec<(TrashEntry, bool)> {
+        let mut out: Vec<(TrashEntry, bool)> = std::fs::read_dir(self.dir())
             .into_iter()
             .flatten()
             .flatten()
@@ -106,10 +119,15 @@ impl Trash {
                 }
                 let entry: TrashEntry =
                     serde_json::from_slice(&std::fs::read(e.path()).ok()?).ok()?;
-                (entry.id == id && place::record_path(&entry.original).is_ok()).then_some(entry)
+                if entry.id != id || place::record_path(&entry.original).is_err() {
+                    return None;
+                }
+                let present = std::fs::symlink_metadata(self.dir().join(id).join(&entry.original))
+                    .is_ok_and(|m| m.is_file());
+                Some((entry, present))
             })
             .collect();
-        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         out
     }
 
@@ -139,7 +157,18 @@ impl Trash {
     /// a deleted 4 GB video is still recoverable tomorrow, whatever the size cap. Returns how
     /// many were deleted.
     pub fn prune(&self, now_ms: u64, max_age_ms: u64, max_bytes: u64) -> usize {
-        let entries = self.list();
+        let (entries, orphans): (Vec<_>, Vec<_>) = self
+            .entries()
+            .into_iter()
+            .partition(|(_, present)| *present);
+        // A description whose file never arrived (a crash between the two) goes once it is
+        // clearly not a move in progress.
+        for (e, _) in orphans {
+            if now_ms.saturating_sub(e.trashed_at_ms) > 60_000 {
+                self.forget(&e.id);
+            }
+        }
+        let entries: Vec<TrashEntry> = entries.into_iter().map(|(e, _)| e).collect();
         let mut total: u64 = entries.iter().map(|e| e.size).sum();
         let mut removed = 0;
         for e in entries {
@@ -206,6 +235,32 @@ mod tests {
         );
         assert!(t.list().is_empty());
         assert!(t.restore("nope").is_err());
+    }
+
+    /// A crash between writing an entry's description and moving its file: the entry is not
+    /// listed (nothing to restore), the file is still in its place, and the description goes
+    /// with the next prune once it is clearly not a move in progress.
+    #[test]
+    fn a_description_whose_file_never_arrived_is_not_listed_and_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Trash::new(dir.path());
+        std::fs::write(dir.path().join("kept.txt"), b"still here").unwrap();
+        let entry = t.put("kept.txt", 1_000).unwrap();
+        // Undo the move only: what a crash right after the description was written leaves.
+        std::fs::rename(
+            t.dir().join(&entry.id).join("kept.txt"),
+            dir.path().join("kept.txt"),
+        )
+        .unwrap();
+        assert!(t.list().is_empty());
+        assert_eq!(t.prune(1_000 + 30_000, u64::MAX, u64::MAX), 0);
+        assert!(t.dir().join(format!("{}.json", entry.id)).exists());
+        t.prune(1_000 + 120_000, u64::MAX, u64::MAX);
+        assert!(!t.dir().join(format!("{}.json", entry.id)).exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("kept.txt")).unwrap(),
+            b"still here"
+        );
     }
 
     #[test]
