@@ -67,6 +67,61 @@ async fn create_modify_delete_flow_both_ways() {
     .await;
 }
 
+/// The executable bit travels with a file, also when it is the only thing that changed (a
+/// chmod does not move the modification time); a file replaced by a peer's version keeps the
+/// other permissions it had here.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_executable_bit_syncs_and_a_replaced_file_keeps_its_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0)
+    };
+    let chmod =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let env = Env::new();
+    let SharedFolder {
+        a_dir,
+        b_dir,
+        a: _a,
+        b: _b,
+        ..
+    } = shared_folder(&env, false, &[("notes.txt", b"v1")]).await;
+    eventually("notes reach b", || {
+        read(&b_dir.join("notes.txt")).as_deref() == Some("v1")
+    })
+    .await;
+
+    write(&a_dir.join("run.sh"), b"#!/bin/sh\necho hi\n");
+    chmod(&a_dir.join("run.sh"), 0o755);
+    eventually("an executable arrives executable", || {
+        read(&b_dir.join("run.sh")).is_some() && mode(&b_dir.join("run.sh")) & 0o100 != 0
+    })
+    .await;
+    // The bit alone changes on b: a follows.
+    chmod(&b_dir.join("run.sh"), 0o644);
+    eventually("clearing the bit reaches a", || {
+        mode(&a_dir.join("run.sh")) & 0o111 == 0
+    })
+    .await;
+    assert_eq!(
+        read(&a_dir.join("run.sh")).as_deref(),
+        Some("#!/bin/sh\necho hi\n")
+    );
+
+    // b keeps its notes private; a's edit replaces the file and the permissions stay.
+    chmod(&b_dir.join("notes.txt"), 0o600);
+    write(&a_dir.join("notes.txt"), b"v2");
+    eventually("a's edit reaches b", || {
+        read(&b_dir.join("notes.txt")).as_deref() == Some("v2")
+    })
+    .await;
+    assert_eq!(mode(&b_dir.join("notes.txt")), 0o600);
+    assert_eq!(mode(&b_dir.join("run.sh")) & 0o111, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_edits_lose_nothing_and_converge() {
     let env = Env::new();

@@ -73,6 +73,7 @@ impl Attacker {
             device_name: "mallory".into(),
             version: Default::default(),
             blocks: None,
+            exec: false,
         };
         v.version = v.version.bump(&self.device);
         edit(&mut v);

@@ -279,6 +279,7 @@ async fn a_read_only_members_forged_entry_is_not_accepted() {
             1000,
         )])),
         blocks: None,
+        exec: false,
     };
     let doc = b
         .docs()

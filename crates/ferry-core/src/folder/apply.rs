@@ -22,7 +22,7 @@ use crate::{
         incoming::INTO_PLACE_MIN,
         index::{Index, Known, Source},
         place,
-        scan::{hash_if_stable, mtime_ms, Scanned},
+        scan::{copy_permissions, hash_if_stable, mtime_ms, set_exec, Scanned},
         version::FileVersion,
     },
     history::now_ms,
@@ -232,11 +232,28 @@ impl FolderSync {
         source: Source,
         index: &mut Index,
     ) -> Result<Written> {
-        if index.get(rel).is_some_and(|k| k.hash == v.hash) {
-            return Ok(Written::AlreadyThere);
-        }
         let path = place::inside(&self.root, rel, false)
             .map_err(|e| Error::write(self.root.join(rel), e))?;
+        if let Some(k) = index.get(rel).filter(|k| k.hash == v.hash) {
+            if k.exec == v.exec {
+                return Ok(Written::AlreadyThere);
+            }
+            // Only the executable bit changed: set on the file as it is, unless the file was
+            // edited here since (then it is a local edit, below).
+            let unchanged = std::fs::symlink_metadata(&path)
+                .is_ok_and(|m| m.is_file() && k.describes(&Scanned::of(rel.into(), &m)));
+            if unchanged {
+                set_exec(&path, v.exec).map_err(|e| Error::write(&path, e))?;
+                let known = Known {
+                    vector: v.version.clone(),
+                    source,
+                    exec: v.exec,
+                    ..k.clone()
+                };
+                index.insert(rel, known);
+                return Ok(Written::Yes(true));
+            }
+        }
         let hash: Hash = v
             .content_hash()
             .ok_or_else(|| Error::BadData(format!("bad content hash for {rel:?}")))?;
@@ -299,6 +316,7 @@ impl FolderSync {
                     if hash_if_stable(&path, &seen).ok().flatten().as_deref()
                         == Some(v.hash.as_str())
                     {
+                        set_exec(&path, v.exec).map_err(|e| Error::write(&path, e))?;
                         index.insert(
                             rel,
                             Known {
@@ -307,6 +325,7 @@ impl FolderSync {
                                 hash: v.hash.clone(),
                                 vector: v.version.clone(),
                                 source,
+                                exec: v.exec,
                             },
                         );
                         return Ok(Written::AlreadyThere);
@@ -343,6 +362,12 @@ impl FolderSync {
             .open(&tmp)
             .and_then(|f| f.sync_all().and_then(|()| f.metadata()))
             .map_err(|e| Error::write(&tmp, e))?;
+        // A replaced file keeps its permissions (set after the flush: they may make the file
+        // read-only); the executable bit is the version's.
+        if replacing {
+            copy_permissions(&path, &tmp).map_err(|e| Error::write(&tmp, e))?;
+        }
+        set_exec(&tmp, v.exec).map_err(|e| Error::write(&tmp, e))?;
         // The index learns the file before it takes its name (the rename keeps its size and
         // time): after a crash right behind the rename, the file is known as this version
         // rather than taken for a local edit.
@@ -354,6 +379,7 @@ impl FolderSync {
                 hash: v.hash.clone(),
                 vector: v.version.clone(),
                 source,
+                exec: v.exec,
             },
         );
         // The old file gets a second name in the trash, then the new one takes its name in one

@@ -169,6 +169,7 @@ mod tests {
             device_name: format!("{device}-name"),
             version: vv,
             blocks: None,
+            exec: false,
         }
     }
 

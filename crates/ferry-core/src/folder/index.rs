@@ -21,13 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     atomic::write_atomic,
-    folder::{
-        engine::FolderSync,
-        ignore::STATE_DIR,
-        place,
-        scan::{mtime_ms, Scanned},
-        version::VersionVector,
-    },
+    folder::{engine::FolderSync, ignore::STATE_DIR, place, scan::Scanned, version::VersionVector},
 };
 
 /// What this device last saw of a file it manages.
@@ -45,6 +39,9 @@ pub(super) struct Known {
     /// it (see [`Source`]).
     #[serde(default)]
     pub(super) source: Source,
+    /// Whether the file is executable.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) exec: bool,
 }
 
 /// Where the version of a file this device holds came from.
@@ -68,9 +65,13 @@ pub(super) enum Source {
 }
 
 impl Known {
-    /// True if the file the scan saw has the size and modification time this entry records.
+    /// True if the file the scan saw has the size, modification time and (where the file
+    /// system has one) executable bit this entry records. A change of the bit alone does not
+    /// move the modification time.
     pub(super) fn describes(&self, seen: &Scanned) -> bool {
-        self.size == seen.size && self.mtime_ms == seen.mtime_ms
+        self.size == seen.size
+            && self.mtime_ms == seen.mtime_ms
+            && seen.exec.is_none_or(|x| x == self.exec)
     }
 }
 
@@ -313,7 +314,7 @@ fn replay(root: &Path, path: &Path, doc: &str, files: &mut BTreeMap<String, Know
         match change.known {
             Some(k) => {
                 let there = on_disk.is_some_and(|m| {
-                    m.is_file() && m.len() == k.size && mtime_ms(&m) == k.mtime_ms
+                    m.is_file() && k.describes(&Scanned::of(change.path.clone(), &m))
                 });
                 if there {
                     files.insert(change.path, k);
@@ -349,6 +350,7 @@ impl FolderSync {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::folder::scan::mtime_ms;
 
     fn known(root: &Path, rel: &str, hash: &str) -> Known {
         let m = std::fs::metadata(root.join(rel)).unwrap();
@@ -358,6 +360,7 @@ mod tests {
             hash: hash.into(),
             vector: VersionVector::default(),
             source: Source::Record,
+            exec: false,
         }
     }
 

@@ -94,13 +94,23 @@ impl FolderSync {
             };
             let state = states.get(&s.rel).cloned().unwrap_or_default();
             let main = state.outcome(&s.rel).main;
-            if let Some(main) = main.as_ref().filter(|c| c.hash == hash) {
+            // Where the file system has no executable bit, a change keeps the bit of the
+            // version it follows.
+            let exec = s.exec.unwrap_or_else(|| {
+                index
+                    .get(&s.rel)
+                    .map(|k| k.exec)
+                    .or(main.as_ref().map(|m| m.exec))
+                    .unwrap_or(false)
+            });
+            if let Some(main) = main.as_ref().filter(|c| c.hash == hash && c.exec == exec) {
                 let known = Known {
                     size: s.size,
                     mtime_ms: s.mtime_ms,
                     hash,
                     vector: main.version.clone(),
                     source: Source::Record,
+                    exec,
                 };
                 index.insert(&s.rel, known);
                 continue;
@@ -110,7 +120,12 @@ impl FolderSync {
                 // as the very version it is a copy of: every peer that wrote it publishes the
                 // same version (no conflict between them), and an edit or a deletion of the
                 // copy by anyone follows that version, so it wins everywhere.
-                Some(k) if k.source == Source::Copy && k.hash == hash && main.is_none() => {
+                Some(k)
+                    if k.source == Source::Copy
+                        && k.hash == hash
+                        && k.exec == exec
+                        && main.is_none() =>
+                {
                     k.vector.clone()
                 }
                 base => self.local_vector(&state, base),
@@ -121,6 +136,7 @@ impl FolderSync {
                 hash: hash.clone(),
                 vector: vector.clone(),
                 source: Source::Published,
+                exec,
             };
             let list = list.map(|l| blocks::encode(&l));
             let v = FileVersion {
@@ -132,6 +148,7 @@ impl FolderSync {
                 device_name: self.device_name.clone(),
                 version: vector,
                 blocks: list.as_ref().map(|l| blake3::hash(l).to_hex().to_string()),
+                exec,
             };
             if let Some(list) = list {
                 lists.insert(s.rel.clone(), list);
@@ -242,6 +259,7 @@ impl FolderSync {
                 device_name: self.device_name.clone(),
                 version: self.local_vector(&state, base.as_ref()),
                 blocks: None,
+                exec: false,
             };
             self.put(&rel, &v).await?;
             self.note(&rel, ChangeKind::Deleted, &v);

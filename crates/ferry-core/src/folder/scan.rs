@@ -21,6 +21,8 @@ pub struct Scanned {
     pub size: u64,
     /// Modification time, Unix milliseconds.
     pub mtime_ms: u64,
+    /// Whether the file is executable; `None` where the file system has no such bit.
+    pub exec: Option<bool>,
 }
 
 impl Scanned {
@@ -30,8 +32,51 @@ impl Scanned {
             rel,
             size: meta.len(),
             mtime_ms: mtime_ms(meta),
+            exec: exec_bit(meta),
         }
     }
+}
+
+/// Whether the file `meta` describes is executable by its owner; `None` off Unix, where a
+/// file has no such bit (a peer there keeps the bit of the version it edits).
+pub fn exec_bit(meta: &std::fs::Metadata) -> Option<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        Some(meta.permissions().mode() & 0o100 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// Gives the file at `path` the executable bits `exec` asks for (where the file can be read,
+/// it can be executed), leaving its other permissions as they are. Nothing off Unix.
+pub fn set_exec(path: &Path, exec: bool) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::symlink_metadata(path)?.permissions().mode() & 0o7777;
+        let want = if exec {
+            mode | ((mode & 0o444) >> 2)
+        } else {
+            mode & !0o111
+        };
+        if want != mode {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(want))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, exec);
+    Ok(())
+}
+
+/// Gives `to` the permissions of `from` (the file it replaces keeps its permissions).
+pub fn copy_permissions(from: &Path, to: &Path) -> std::io::Result<()> {
+    let perms = std::fs::symlink_metadata(from)?.permissions();
+    std::fs::set_permissions(to, perms)
 }
 
 /// Lists the files of the folder at `root` that are not ignored, sorted by path. Symbolic links

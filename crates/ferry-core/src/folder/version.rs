@@ -166,6 +166,10 @@ pub struct FileVersion {
     /// ([`blocks`](super::blocks)); absent in records of small files and deletions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocks: Option<String>,
+    /// True if the file is executable (Unix: its owner may execute it). Absent in records of
+    /// other files, so records from before it existed decode as not executable.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub exec: bool,
 }
 
 impl FileVersion {
@@ -253,6 +257,7 @@ mod tests {
             device_name: "laptop".into(),
             version,
             blocks: None,
+            exec: false,
         }
     }
 
