@@ -122,6 +122,47 @@ async fn the_executable_bit_syncs_and_a_replaced_file_keeps_its_permissions() {
     assert_eq!(mode(&b_dir.join("run.sh")) & 0o111, 0);
 }
 
+/// Directories sync as well as files: an empty one is created and removed on the peers, and a
+/// tree removed on one side goes on the other, directories and all (its files to the trash).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_directories_sync_created_and_removed() {
+    let env = Env::new();
+    let SharedFolder {
+        a_dir,
+        b_dir,
+        a: _a,
+        b: _b,
+        ..
+    } = shared_folder(&env, false, &[("tree/sub/deep.txt", b"deep")]).await;
+    eventually("the tree reaches b", || {
+        read(&b_dir.join("tree/sub/deep.txt")).as_deref() == Some("deep")
+    })
+    .await;
+
+    std::fs::create_dir_all(a_dir.join("empty")).unwrap();
+    std::fs::create_dir_all(a_dir.join("nested/deeper")).unwrap();
+    eventually("empty directories reach b", || {
+        b_dir.join("empty").is_dir() && b_dir.join("nested/deeper").is_dir()
+    })
+    .await;
+    std::fs::remove_dir(b_dir.join("empty")).unwrap();
+    std::fs::remove_dir(b_dir.join("nested/deeper")).unwrap();
+    eventually("removing them on b reaches a", || {
+        !a_dir.join("empty").exists() && !a_dir.join("nested/deeper").exists()
+    })
+    .await;
+    assert!(a_dir.join("nested").is_dir(), "only what b removed goes");
+
+    std::fs::remove_dir_all(a_dir.join("tree")).unwrap();
+    eventually("a removed tree goes on b", || !b_dir.join("tree").exists()).await;
+    assert!(trashed_contents(&b_dir).contains(&b"deep".to_vec()));
+    // Nothing comes back on either side.
+    std::fs::create_dir_all(a_dir.join("marker")).unwrap();
+    eventually("a later change arrives", || b_dir.join("marker").is_dir()).await;
+    assert!(!a_dir.join("tree").exists() && !b_dir.join("tree").exists());
+    assert!(!a_dir.join("empty").exists() && !b_dir.join("empty").exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_edits_lose_nothing_and_converge() {
     let env = Env::new();

@@ -144,8 +144,12 @@ async fn wait_converged(dirs: &[PathBuf], what: &str, seed: u64) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let trees: Vec<_> = dirs.iter().map(|d| live_tree(d)).collect();
-        if trees.windows(2).all(|w| w[0] == w[1]) {
+        let folders: Vec<_> = dirs.iter().map(|d| dirs_tree(d)).collect();
+        if trees.windows(2).all(|w| w[0] == w[1]) && folders.windows(2).all(|w| w[0] == w[1]) {
             return;
+        }
+        if Instant::now() > deadline && trees.windows(2).all(|w| w[0] == w[1]) {
+            panic!("seed {seed}: directories did not converge {what}: {folders:#?}");
         }
         if Instant::now() > deadline {
             let all: BTreeSet<&String> = trees.iter().flat_map(|t| t.keys()).collect();

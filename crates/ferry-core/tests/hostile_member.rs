@@ -74,6 +74,7 @@ impl Attacker {
             version: Default::default(),
             blocks: None,
             exec: false,
+            dir: false,
         };
         v.version = v.version.bump(&self.device);
         edit(&mut v);

@@ -280,6 +280,7 @@ async fn a_read_only_members_forged_entry_is_not_accepted() {
         )])),
         blocks: None,
         exec: false,
+        dir: false,
     };
     let doc = b
         .docs()

@@ -39,11 +39,27 @@ impl FolderSync {
         states: &BTreeMap<String, PathState>,
         paths: &[String],
     ) -> Result<(usize, BTreeSet<String>, Option<Error>)> {
-        let paths: Vec<&String> = paths
-            .iter()
-            .filter(|rel| !rules.is_ignored(rel, false))
-            .collect();
         let mut index = self.index.lock().await;
+        // A directory is removed once what was in it is gone: directories to remove come
+        // last, the deepest first.
+        let dir_removal = |rel: &String| {
+            index.get(rel).is_some_and(|k| k.dir)
+                && states
+                    .get(rel)
+                    .is_some_and(|st| st.outcome(rel).main.is_none())
+        };
+        let (mut later, mut paths): (Vec<&String>, Vec<&String>) = paths
+            .iter()
+            .filter(|rel| {
+                let dir = states
+                    .get(*rel)
+                    .and_then(|st| st.outcome(rel).main)
+                    .is_some_and(|v| v.dir);
+                !rules.is_ignored(rel, dir)
+            })
+            .partition(|rel| dir_removal(rel));
+        later.sort_by(|a, b| b.cmp(a));
+        paths.extend(later);
         // Fetch every content this round needs at once, then write the files.
         let mut need = BTreeSet::new();
         for rel in &paths {
@@ -141,6 +157,20 @@ impl FolderSync {
         let mut changed = 0;
         let out = state.outcome(rel);
         match &out.main {
+            Some(v) if v.dir => {
+                if self.ensure_dir(rel, v, index)? {
+                    self.note(rel, ChangeKind::Added, v);
+                    changed += 1;
+                }
+            }
+            None if index.get(rel).is_some_and(|k| k.dir) => {
+                if self.remove_dir(rel, index)? {
+                    if let Some(by) = state.versions().iter().find(|v| v.deleted) {
+                        self.note(rel, ChangeKind::Deleted, by);
+                    }
+                    changed += 1;
+                }
+            }
             Some(v) => match self.ensure_file(rel, v, Source::Record, index).await? {
                 Written::Yes(replaced) => {
                     let kind = if replaced {
@@ -186,6 +216,18 @@ impl FolderSync {
                         index.restore(rel, before);
                         return Err(e);
                     }
+                    // Directories peers deleted that waited for this file to go.
+                    let mut at = rel.as_str();
+                    while let Some((parent, _)) = at.rsplit_once('/') {
+                        let deleted = index.get(parent).is_some_and(|k| k.dir)
+                            && states
+                                .get(parent)
+                                .is_some_and(|st| st.outcome(parent).main.is_none());
+                        if !deleted || !self.remove_dir(parent, index)? {
+                            break;
+                        }
+                        at = parent;
+                    }
                     if let Some(by) = state.versions().iter().find(|v| v.deleted) {
                         self.note(rel, ChangeKind::Deleted, by);
                     }
@@ -221,6 +263,70 @@ impl FolderSync {
             )));
         }
         Ok(changed)
+    }
+
+    /// Makes the directory `rel` of version `v` exist; true if it was created. A file or a
+    /// link in its place is never replaced: the path is not synced here.
+    fn ensure_dir(&self, rel: &str, v: &FileVersion, index: &mut Index) -> Result<bool> {
+        if index.get(rel).is_some_and(|k| k.dir) {
+            return Ok(false);
+        }
+        let path = place::inside(&self.root, rel, true)
+            .map_err(|e| Error::write(self.root.join(rel), e))?;
+        let created = match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => false,
+            Ok(m) => {
+                let what = if m.is_file() { "a file" } else { "a link" };
+                return Err(Error::write(
+                    &path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        format!("{what} is in the way of a synced folder"),
+                    ),
+                ));
+            }
+            Err(_) => {
+                std::fs::create_dir(&path).map_err(|e| Error::write(&path, e))?;
+                if let Some(parent) = path.parent() {
+                    self.synced_dirs
+                        .lock()
+                        .expect("dirs lock")
+                        .insert(parent.to_path_buf());
+                }
+                true
+            }
+        };
+        index.insert(rel, Known::dir(v.version.clone(), Source::Record));
+        Ok(created)
+    }
+
+    /// Removes the directory `rel`, which peers deleted, if it is empty; true if it went. One
+    /// that still holds something (a file not synced, or ignored here) stays, and stays known:
+    /// it is not published again as a new directory, and is looked at again on later passes.
+    fn remove_dir(&self, rel: &str, index: &mut Index) -> Result<bool> {
+        let path = place::inside(&self.root, rel, false)
+            .map_err(|e| Error::write(self.root.join(rel), e))?;
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => match std::fs::remove_dir(&path) {
+                Ok(()) => {
+                    index.remove(rel);
+                    Ok(true)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    index.remove(rel);
+                    Ok(false)
+                }
+                Err(e) => {
+                    tracing::debug!("{}: keeping {rel:?}: {e}", self.root.display());
+                    Ok(false)
+                }
+            },
+            // Gone, or something else took its place (published by the scan as a change).
+            _ => {
+                index.remove(rel);
+                Ok(false)
+            }
+        }
     }
 
     /// Writes `v`'s content at `rel` unless it is there already: `rel`'s own version, or
@@ -326,6 +432,7 @@ impl FolderSync {
                                 vector: v.version.clone(),
                                 source,
                                 exec: v.exec,
+                                dir: false,
                             },
                         );
                         return Ok(Written::AlreadyThere);
@@ -380,6 +487,7 @@ impl FolderSync {
                 vector: v.version.clone(),
                 source,
                 exec: v.exec,
+                dir: false,
             },
         );
         // The old file gets a second name in the trash, then the new one takes its name in one

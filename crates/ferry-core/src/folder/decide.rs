@@ -103,6 +103,11 @@ impl PathState {
         // Distinct contents other than the winner's, the ones that would win first.
         let mut others: Vec<&FileVersion> = Vec::new();
         for v in live.iter().rev() {
+            // A directory has no content to keep: one that loses to a file is not copied
+            // (what is in it has records of its own).
+            if v.dir {
+                continue;
+            }
             if v.hash != winner.hash && !others.iter().any(|c| c.hash == v.hash) {
                 others.push(v);
             }
@@ -170,6 +175,7 @@ mod tests {
             version: vv,
             blocks: None,
             exec: false,
+            dir: false,
         }
     }
 

@@ -42,6 +42,9 @@ pub(super) struct Known {
     /// Whether the file is executable.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) exec: bool,
+    /// True for a directory (size and time 0, no hash).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) dir: bool,
 }
 
 /// Where the version of a file this device holds came from.
@@ -65,11 +68,25 @@ pub(super) enum Source {
 }
 
 impl Known {
+    /// The entry of a directory of version `vector`.
+    pub(super) fn dir(vector: VersionVector, source: Source) -> Known {
+        Known {
+            size: 0,
+            mtime_ms: 0,
+            hash: String::new(),
+            vector,
+            source,
+            exec: false,
+            dir: true,
+        }
+    }
+
     /// True if the file the scan saw has the size, modification time and (where the file
     /// system has one) executable bit this entry records. A change of the bit alone does not
     /// move the modification time.
     pub(super) fn describes(&self, seen: &Scanned) -> bool {
-        self.size == seen.size
+        self.dir == seen.dir
+            && self.size == seen.size
             && self.mtime_ms == seen.mtime_ms
             && seen.exec.is_none_or(|x| x == self.exec)
     }
@@ -314,7 +331,8 @@ fn replay(root: &Path, path: &Path, doc: &str, files: &mut BTreeMap<String, Know
         match change.known {
             Some(k) => {
                 let there = on_disk.is_some_and(|m| {
-                    m.is_file() && k.describes(&Scanned::of(change.path.clone(), &m))
+                    (m.is_file() || m.is_dir())
+                        && k.describes(&Scanned::of(change.path.clone(), &m))
                 });
                 if there {
                     files.insert(change.path, k);
@@ -361,6 +379,7 @@ mod tests {
             vector: VersionVector::default(),
             source: Source::Record,
             exec: false,
+            dir: false,
         }
     }
 

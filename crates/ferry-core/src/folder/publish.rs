@@ -15,7 +15,7 @@ use crate::{
         decide::PathState,
         engine::{FolderSync, KEY_PREFIX, PUBLISH_PARALLEL},
         ignore::IgnoreRules,
-        index::{Known, Source},
+        index::{Index, Known, Source},
         scan::{content_if_stable, scan, scan_some, Scanned},
         version::{FileVersion, Relation, VersionVector},
     },
@@ -77,6 +77,16 @@ impl FolderSync {
             if unchanged {
                 continue;
             }
+            if s.dir {
+                if let Some(d) = self.dir_version(s, states, &index) {
+                    to_publish.push(d);
+                } else if let Some(main) = states.get(&s.rel).and_then(|st| st.outcome(&s.rel).main)
+                {
+                    // A directory peers have too: known from now on.
+                    index.insert(&s.rel, Known::dir(main.version, Source::Record));
+                }
+                continue;
+            }
             let path = root.join(&s.rel);
             let settled =
                 || std::fs::metadata(&path).is_ok_and(|m| Scanned::of(s.rel.clone(), &m) == *s);
@@ -111,6 +121,7 @@ impl FolderSync {
                     vector: main.version.clone(),
                     source: Source::Record,
                     exec,
+                    dir: false,
                 };
                 index.insert(&s.rel, known);
                 continue;
@@ -137,6 +148,7 @@ impl FolderSync {
                 vector: vector.clone(),
                 source: Source::Published,
                 exec,
+                dir: false,
             };
             let list = list.map(|l| blocks::encode(&l));
             let v = FileVersion {
@@ -149,6 +161,7 @@ impl FolderSync {
                 version: vector,
                 blocks: list.as_ref().map(|l| blake3::hash(l).to_hex().to_string()),
                 exec,
+                dir: false,
             };
             if let Some(list) = list {
                 lists.insert(s.rel.clone(), list);
@@ -169,6 +182,9 @@ impl FolderSync {
                 let list = lists.remove(&rel);
                 async move {
                     let res = async {
+                        if v.dir {
+                            return self.put(&rel, &v).await;
+                        }
                         let hash = v.content_hash().expect("a hash this device computed");
                         if !self.content.keep_file(&self.root.join(&rel), hash).await? {
                             return Err(Error::Store(format!("{rel:?} changed while read")));
@@ -223,17 +239,20 @@ impl FolderSync {
                 let mut gone = BTreeSet::new();
                 for rel in rels {
                     let under = format!("{rel}/");
-                    let candidates = index
-                        .get_key_value(rel)
-                        .into_iter()
-                        .chain(
-                            index
-                                .range(under.clone()..)
-                                .take_while(|(k, _)| k.starts_with(&under)),
-                        )
-                        .map(|(k, _)| k);
-                    for k in candidates {
-                        if !present.contains(k) && !root.join(k).is_file() {
+                    let candidates = index.get_key_value(rel).into_iter().chain(
+                        index
+                            .range(under.clone()..)
+                            .take_while(|(k, _)| k.starts_with(&under)),
+                    );
+                    for (k, known) in candidates {
+                        let there = std::fs::symlink_metadata(root.join(k)).is_ok_and(|m| {
+                            if known.dir {
+                                m.is_dir()
+                            } else {
+                                m.is_file()
+                            }
+                        });
+                        if !present.contains(k) && !there {
                             gone.insert(k.clone());
                         }
                     }
@@ -260,6 +279,7 @@ impl FolderSync {
                 version: self.local_vector(&state, base.as_ref()),
                 blocks: None,
                 exec: false,
+                dir: false,
             };
             self.put(&rel, &v).await?;
             self.note(&rel, ChangeKind::Deleted, &v);
@@ -267,6 +287,36 @@ impl FolderSync {
             published.push(rel);
         }
         Ok(published)
+    }
+
+    /// The record to publish for the directory `s` found on disk, if it needs one: a new
+    /// directory, or one whose record a crash took out of the document. `None` when peers
+    /// already have it.
+    fn dir_version(
+        &self,
+        s: &Scanned,
+        states: &BTreeMap<String, PathState>,
+        index: &Index,
+    ) -> Option<(String, FileVersion, Known, ChangeKind)> {
+        let state = states.get(&s.rel).cloned().unwrap_or_default();
+        if state.outcome(&s.rel).main.is_some_and(|m| m.dir) {
+            return None;
+        }
+        let vector = self.local_vector(&state, index.get(&s.rel));
+        let v = FileVersion {
+            hash: String::new(),
+            size: 0,
+            mtime_ms: now_ms(),
+            deleted: false,
+            device: self.device.clone(),
+            device_name: self.device_name.clone(),
+            version: vector.clone(),
+            blocks: None,
+            exec: false,
+            dir: true,
+        };
+        let known = Known::dir(vector, Source::Published);
+        Some((s.rel.clone(), v, known, ChangeKind::Added))
     }
 
     /// The version vector of a local change to a path whose file was `base` (`None`: a file

@@ -189,7 +189,7 @@ impl FolderSync {
             self.prune_content(&states, &index).await;
         }
         let summary = Summary {
-            files: index.len() as u64,
+            files: index.values().filter(|k| !k.dir).count() as u64,
             bytes: index.values().map(|k| k.size).sum(),
             waiting: wanted.len() as u64,
             waiting_bytes: wanted

@@ -23,16 +23,28 @@ pub struct Scanned {
     pub mtime_ms: u64,
     /// Whether the file is executable; `None` where the file system has no such bit.
     pub exec: Option<bool>,
+    /// True for a directory (size and time 0: only its existence syncs).
+    pub dir: bool,
 }
 
 impl Scanned {
     /// `rel` as its metadata describes it.
     pub fn of(rel: String, meta: &std::fs::Metadata) -> Scanned {
+        if meta.is_dir() {
+            return Scanned {
+                rel,
+                size: 0,
+                mtime_ms: 0,
+                exec: None,
+                dir: true,
+            };
+        }
         Scanned {
             rel,
             size: meta.len(),
             mtime_ms: mtime_ms(meta),
             exec: exec_bit(meta),
+            dir: false,
         }
     }
 }
@@ -79,8 +91,9 @@ pub fn copy_permissions(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::set_permissions(to, perms)
 }
 
-/// Lists the files of the folder at `root` that are not ignored, sorted by path. Symbolic links
-/// are not followed; directories that are ignored are not entered.
+/// Lists the files and directories of the folder at `root` that are not ignored, sorted by
+/// path (the root itself is not listed). Symbolic links are not followed; directories that are
+/// ignored are not entered.
 pub fn scan(root: &Path, rules: &IgnoreRules) -> Vec<Scanned> {
     let mut out = Vec::new();
     walk(root, root, rules, &mut out);
@@ -89,7 +102,8 @@ pub fn scan(root: &Path, rules: &IgnoreRules) -> Vec<Scanned> {
 }
 
 /// Like [`scan`], limited to the given paths (relative to `root`): a file is listed itself, a
-/// directory with everything under it, a path that is gone or ignored contributes nothing.
+/// directory itself and with everything under it, a path that is gone or ignored contributes
+/// nothing.
 /// This is how a batch of watcher events is looked at without walking the whole folder.
 pub fn scan_some<'a>(
     root: &Path,
@@ -108,6 +122,7 @@ pub fn scan_some<'a>(
         if meta.is_file() {
             out.push(Scanned::of(rel.clone(), &meta));
         } else if meta.is_dir() {
+            // `walk` lists the directory itself first.
             walk(root, &path, rules, &mut out);
         }
     }
@@ -148,7 +163,8 @@ fn walk(root: &Path, from: &Path, rules: &IgnoreRules, out: &mut Vec<Scanned>) {
     });
     for entry in it {
         let Ok(entry) = entry else { continue };
-        if !entry.file_type().is_file() {
+        let kind = entry.file_type();
+        if !kind.is_file() && !kind.is_dir() || entry.path() == root {
             continue;
         }
         let Ok(meta) = entry.metadata() else { continue };
@@ -229,8 +245,8 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
         let rules = IgnoreRules::load(root);
         let rels: Vec<String> = scan(root, &rules).into_iter().map(|s| s.rel).collect();
-        // `.ferryignore` is each device's own: not synced.
-        assert_eq!(rels, ["a.txt", "sub/b.txt"]);
+        // `.ferryignore` is each device's own: not synced. Directories are listed too.
+        assert_eq!(rels, ["a.txt", "sub", "sub/b.txt"]);
     }
 
     #[test]
@@ -264,7 +280,16 @@ mod tests {
             .into_iter()
             .map(|s| s.rel)
             .collect();
-        assert_eq!(rels, ["a.txt", "sub/c.txt", "sub/deeper/d.txt"]);
+        assert_eq!(
+            rels,
+            [
+                "a.txt",
+                "sub",
+                "sub/c.txt",
+                "sub/deeper",
+                "sub/deeper/d.txt"
+            ]
+        );
     }
 
     #[test]

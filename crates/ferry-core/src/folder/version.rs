@@ -170,6 +170,10 @@ pub struct FileVersion {
     /// other files, so records from before it existed decode as not executable.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exec: bool,
+    /// True if the path is a directory (no content: `hash` empty, `size` 0). Directories have
+    /// records of their own so that empty ones sync, created and removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dir: bool,
 }
 
 impl FileVersion {
@@ -188,7 +192,11 @@ impl FileVersion {
         if v.device_name.chars().count() > 64 {
             return Err("record has a device name over 64 characters".into());
         }
-        if !v.deleted && parse_hash(&v.hash).is_none() {
+        if v.dir {
+            if !v.hash.is_empty() || v.size != 0 || v.blocks.is_some() {
+                return Err("directory record with content".into());
+            }
+        } else if !v.deleted && parse_hash(&v.hash).is_none() {
             return Err("record has no valid content hash".into());
         }
         if v.blocks.as_deref().is_some_and(|b| parse_hash(b).is_none()) {
@@ -258,6 +266,7 @@ mod tests {
             version,
             blocks: None,
             exec: false,
+            dir: false,
         }
     }
 

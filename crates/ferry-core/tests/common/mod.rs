@@ -130,10 +130,21 @@ pub fn live_tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let rules = ferry_core::folder::ignore::IgnoreRules::load(root);
     ferry_core::folder::scan::scan(root, &rules)
         .into_iter()
+        .filter(|s| !s.dir)
         .map(|s| {
             let data = std::fs::read(root.join(&s.rel)).unwrap_or_default();
             (s.rel, data)
         })
+        .collect()
+}
+
+/// The synced directories of a folder.
+pub fn dirs_tree(root: &Path) -> std::collections::BTreeSet<String> {
+    let rules = ferry_core::folder::ignore::IgnoreRules::load(root);
+    ferry_core::folder::scan::scan(root, &rules)
+        .into_iter()
+        .filter(|s| s.dir)
+        .map(|s| s.rel)
         .collect()
 }
 
