@@ -163,6 +163,97 @@ async fn empty_directories_sync_created_and_removed() {
     assert!(!a_dir.join("empty").exists() && !b_dir.join("empty").exists());
 }
 
+/// On a file system that folds names (macOS, Windows; here a folder switched to behave so),
+/// names that differ only in case or accents, and names Windows cannot hold, are not written:
+/// the spelling that was there first keeps its place, the others are listed as not synced with
+/// the reason, and nothing is overwritten, trashed or published back (no loop). The peer whose
+/// file system holds them all keeps them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_a_file_system_cannot_hold_apart_are_listed_not_overwritten() {
+    use ferry_core::folder::activity::FolderState;
+    let env = Env::new();
+    let a_dir = env.dir("a-folder");
+    let b_dir = env.dir("b-folder");
+    write(&a_dir.join("Readme.md"), b"first spelling");
+    write(&a_dir.join("Docs/a.txt"), b"in Docs");
+    write(&a_dir.join("caf\u{e9}.txt"), b"composed");
+    write(
+        &b_dir.join(".ferry/names.json"),
+        br#"{"fold": true, "windows": true}"#,
+    );
+    let a = env.node("a").await;
+    let b = env.node("b").await;
+    let ticket = a.folder_share(a_dir.clone(), false).await.unwrap();
+    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
+    eventually("the first spellings reach b", || {
+        read(&b_dir.join("Readme.md")).as_deref() == Some("first spelling")
+            && read(&b_dir.join("Docs/a.txt")).as_deref() == Some("in Docs")
+            && read(&b_dir.join("caf\u{e9}.txt")).is_some()
+    })
+    .await;
+
+    let clashes = [
+        ("README.md", "second spelling"),
+        ("docs/b.txt", "in docs"),
+        ("cafe\u{301}.txt", "decomposed"),
+        ("what?.txt", "a question"),
+    ];
+    for (name, data) in clashes {
+        write(&a_dir.join(name), data.as_bytes());
+    }
+    write(&a_dir.join("fine.txt"), b"fine");
+    // A name no peer takes (Windows' device names, also refused between Linux peers to keep a
+    // folder portable) is listed where it is.
+    write(&a_dir.join("aux.c"), b"a device name");
+    eventually("a lists the name it does not publish", || {
+        let act = a.folder_statuses().remove(0).activity.expect("running");
+        act.not_synced
+            .iter()
+            .any(|x| x.path == "aux.c" && x.reason.contains("device name"))
+    })
+    .await;
+    let listed = || {
+        let act = b.folder_statuses().remove(0).activity.expect("running");
+        let ok = clashes.iter().all(|(n, _)| {
+            act.not_synced
+                .iter()
+                .any(|x| x.path == *n && !x.reason.is_empty())
+        });
+        ok.then_some(act)
+    };
+    eventually("b lists what it cannot hold", || listed().is_some()).await;
+    assert_eq!(listed().unwrap().state, FolderState::Incomplete);
+    assert_eq!(read(&b_dir.join("fine.txt")).as_deref(), Some("fine"));
+
+    // Stable: a full pass on b and a later change change nothing of it.
+    b.folder_rescan(b_dir.clone()).unwrap();
+    write(&a_dir.join("later.txt"), b"later");
+    eventually("a later file reaches b", || {
+        read(&b_dir.join("later.txt")).as_deref() == Some("later")
+    })
+    .await;
+    assert_eq!(
+        read(&b_dir.join("Readme.md")).as_deref(),
+        Some("first spelling")
+    );
+    for (name, _) in clashes {
+        assert!(!b_dir.join(name).exists(), "{name} written on b");
+    }
+    assert!(trashed_contents(&b_dir).is_empty(), "nothing trashed on b");
+    assert!(trashed_contents(&a_dir).is_empty(), "nothing trashed on a");
+    for (name, data) in clashes {
+        assert_eq!(
+            read(&a_dir.join(name)).as_deref(),
+            Some(data),
+            "{name} on a"
+        );
+    }
+    assert_eq!(
+        read(&a_dir.join("Readme.md")).as_deref(),
+        Some("first spelling")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simultaneous_edits_lose_nothing_and_converge() {
     let env = Env::new();

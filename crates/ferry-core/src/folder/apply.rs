@@ -21,6 +21,7 @@ use crate::{
         ignore::{IgnoreRules, TEMP_SUFFIX},
         incoming::INTO_PLACE_MIN,
         index::{Index, Known, Source},
+        names::Spellings,
         place,
         scan::{copy_permissions, hash_if_stable, mtime_ms, set_exec, Scanned},
         version::FileVersion,
@@ -40,15 +41,15 @@ impl FolderSync {
         paths: &[String],
     ) -> Result<(usize, BTreeSet<String>, Option<Error>)> {
         let mut index = self.index.lock().await;
-        // A directory is removed once what was in it is gone: directories to remove come
-        // last, the deepest first.
-        let dir_removal = |rel: &String| {
-            index.get(rel).is_some_and(|k| k.dir)
-                && states
-                    .get(rel)
-                    .is_some_and(|st| st.outcome(rel).main.is_none())
+        // Removals first (a name freed here may be taken by another spelling of it in the
+        // same batch), files before directories, the deepest directories first (a directory
+        // is removed once what was in it is gone); then what is written.
+        let removal = |rel: &String| {
+            states
+                .get(rel)
+                .is_none_or(|st| st.outcome(rel).main.is_none())
         };
-        let (mut later, mut paths): (Vec<&String>, Vec<&String>) = paths
+        let (mut removals, writes): (Vec<&String>, Vec<&String>) = paths
             .iter()
             .filter(|rel| {
                 let dir = states
@@ -57,9 +58,15 @@ impl FolderSync {
                     .is_some_and(|v| v.dir);
                 !rules.is_ignored(rel, dir)
             })
-            .partition(|rel| dir_removal(rel));
-        later.sort_by(|a, b| b.cmp(a));
-        paths.extend(later);
+            .partition(|rel| removal(rel));
+        removals.sort_by_key(|rel| {
+            let dir = index.get(*rel).is_some_and(|k| k.dir);
+            (dir, dir.then(|| std::cmp::Reverse((*rel).clone())))
+        });
+        // Which spelling of a name holds it, on a file system that folds names (see `names`).
+        let mut spellings =
+            Spellings::of(self.names, index.keys().filter(|k| !removals.contains(k)));
+        let paths: Vec<&String> = removals.into_iter().chain(writes).collect();
         // Fetch every content this round needs at once, then write the files.
         let mut need = BTreeSet::new();
         for rel in &paths {
@@ -105,26 +112,51 @@ impl FolderSync {
             let Some(state) = states.get(rel) else {
                 continue;
             };
+            // A name this file system cannot hold, or holds under another spelling already.
+            if state.outcome(rel).main.is_some() && !index.contains_key(rel) {
+                if let Some(reason) = spellings.refuse(rel) {
+                    self.not_synced(rel, reason);
+                    continue;
+                }
+            }
             // One path that cannot be written (permissions, a full disk) does not hold up the
             // others; it is tried again with the paths that wait for content.
             match self
-                .apply_one(rules, rel, state, states, &mut index, &mut missing)
+                .apply_one(
+                    rules,
+                    rel,
+                    state,
+                    states,
+                    &mut index,
+                    &mut missing,
+                    &mut spellings,
+                )
                 .await
             {
                 Ok(n) => {
                     changed += n;
+                    if index.contains_key(rel) {
+                        spellings.hold(rel);
+                    } else if self.names.fold {
+                        // A name freed: another spelling of it waiting may take it now.
+                        let key = self.names.key(rel);
+                        let waiting: Vec<String> = self
+                            .refused
+                            .lock()
+                            .expect("refused lock")
+                            .keys()
+                            .filter(|r| self.names.key(r) == key)
+                            .cloned()
+                            .collect();
+                        if !waiting.is_empty() {
+                            self.mark(|d| d.keys.extend(waiting));
+                        }
+                    }
                     self.refused.lock().expect("refused lock").remove(rel);
                 }
                 // Not writable here (a link or a folder in the way, a name or a permission the
                 // file system refuses): reported, and left until the path changes.
-                Err(e) if cannot_write_here(&e) => {
-                    let reason = e.to_string();
-                    let mut refused = self.refused.lock().expect("refused lock");
-                    if refused.get(rel.as_str()) != Some(&reason) {
-                        tracing::info!("{}: not synced: {reason}", self.root.display());
-                        refused.insert(rel.clone(), reason);
-                    }
-                }
+                Err(e) if cannot_write_here(&e) => self.not_synced(rel, e.to_string()),
                 Err(e) => {
                     tracing::warn!("{}: {rel:?}: {e}", self.root.display());
                     missing.insert(rel.clone());
@@ -144,7 +176,18 @@ impl FolderSync {
         Ok((changed, missing, failed))
     }
 
+    /// Lists `rel` as not synced here, for `reason`; it is looked at again when it changes or
+    /// at the next full pass.
+    pub(super) fn not_synced(&self, rel: &str, reason: String) {
+        let mut refused = self.refused.lock().expect("refused lock");
+        if refused.get(rel) != Some(&reason) {
+            tracing::info!("{}: not synced: {reason}", self.root.display());
+            refused.insert(rel.to_string(), reason);
+        }
+    }
+
     /// Makes the files of one path match its state; returns how many it wrote or removed.
+    #[allow(clippy::too_many_arguments)]
     async fn apply_one(
         &self,
         rules: &IgnoreRules,
@@ -153,6 +196,7 @@ impl FolderSync {
         states: &BTreeMap<String, PathState>,
         index: &mut Index,
         missing: &mut BTreeSet<String>,
+        spellings: &mut Spellings,
     ) -> Result<usize> {
         let mut changed = 0;
         let out = state.outcome(rel);
@@ -242,6 +286,13 @@ impl FolderSync {
             {
                 // The copy has been published: its own records decide what is there.
                 continue;
+            }
+            if !index.contains_key(copy) {
+                if let Some(reason) = spellings.refuse(copy) {
+                    self.not_synced(copy, reason);
+                    continue;
+                }
+                spellings.hold(copy);
             }
             match self.ensure_file(copy, v, Source::Copy, index).await? {
                 Written::Yes(_) => {

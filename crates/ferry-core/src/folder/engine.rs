@@ -148,6 +148,8 @@ pub struct FolderSync {
     pub(super) synced_dirs: std::sync::Mutex<BTreeSet<PathBuf>>,
     /// How long and how much the trash keeps: (max age in ms, max bytes).
     pub(super) trash_keep: (u64, u64),
+    /// Which names the folder's file system holds apart, and which it cannot hold.
+    pub(super) names: super::names::NameRules,
 }
 
 /// What a round leaves for [`FolderSync::activity`].
@@ -204,6 +206,7 @@ impl FolderSync {
             folder_id,
             doc,
             trash: Trash::new(&root),
+            names: super::names::NameRules::detect(&root),
             root,
             read_only,
             author,

@@ -7,6 +7,8 @@
 //! - [`ignore`]: which paths are never synced (`.ferryignore` plus built-in rules);
 //! - [`place`]: which paths are Ferry's own, and writing a peer's path without leaving the
 //!   folder (never through a link);
+//! - [`names`]: which names the file system holds apart (case, accents) and which it cannot
+//!   hold (Windows);
 //! - [`scan`]: what is on disk, hashed only once a file has stopped changing;
 //! - [`blocks`]: block lists, so that an edit to a large file sends only what changed;
 //! - [`version`]: version vectors and the record stored per path;
@@ -32,6 +34,7 @@ pub mod ignore;
 pub mod incoming;
 mod index;
 pub mod manage;
+pub mod names;
 pub mod place;
 mod publish;
 mod round;

@@ -16,6 +16,8 @@ use crate::{
         engine::{FolderSync, KEY_PREFIX, PUBLISH_PARALLEL},
         ignore::IgnoreRules,
         index::{Index, Known, Source},
+        names::NameRules,
+        place,
         scan::{content_if_stable, scan, scan_some, Scanned},
         version::{FileVersion, Relation, VersionVector},
     },
@@ -69,6 +71,20 @@ impl FolderSync {
         for (i, s) in scanned.iter().enumerate() {
             if only.is_none() && i % 256 == 0 {
                 self.scan_progress(i as u64, total);
+            }
+            // A name that peers refuse (one Windows cannot hold, say): not published, and
+            // listed here so that its owner knows.
+            if let Err(why) = place::record_path(&s.rel) {
+                let windows = NameRules {
+                    fold: false,
+                    windows: true,
+                };
+                let reason = windows.cannot_hold(&s.rel).unwrap_or(why);
+                self.not_synced(
+                    &s.rel,
+                    format!("not synced, so that every peer can hold it: {reason}"),
+                );
+                continue;
             }
             present.insert(s.rel.clone());
             let unchanged = index
