@@ -4,7 +4,8 @@
 //! destination (`.ferry-partial-<hash>`), which lives on the same filesystem so that moving out
 //! of it is a rename. Once every file is written, each top-level entry is moved into place under
 //! a name that does not exist yet: `report.pdf`, else `report (1).pdf`, `report (2).pdf`, ...
-//! A crash leaves at most the staging directory, which the next attempt removes and rebuilds.
+//! A crash leaves at most the staging directory, which the next attempt finishes (see
+//! `receive.rs`, "Export").
 
 use std::path::{Path, PathBuf};
 

@@ -10,6 +10,10 @@
 //! 3. **Export.** Verified files are moved out of that store into a staging directory inside the
 //!    destination (renamed, not copied, when both are on one filesystem) and moved into place
 //!    without overwriting anything ([`crate::export`]). The transfer's store is then removed.
+//!    An export cut short (cancel, full disk, crash) resumes: the staging directory is kept
+//!    (it may hold the only copy of a file already moved out of the store) and its files are
+//!    kept if they hash right; the entries already moved into place are noted in the
+//!    transfer's directory (`moved.json`) and not moved or saved again.
 //!    A store of its own is what makes moving safe: the files leave a store nothing else uses,
 //!    so no other share, folder or transfer can be left pointing at a moved file.
 //!
@@ -205,7 +209,8 @@ impl Node {
         } else {
             ExportMode::Copy
         };
-        let saved = export_all(store, mode, &checked, dest, events).await?;
+        let moved = transfer_dir.join("moved.json");
+        let saved = export_all(store, mode, &checked, dest, &moved, events).await?;
         Ok(ReceiveSummary {
             saved,
             files: checked.files.len(),
@@ -391,21 +396,51 @@ async fn download(
 }
 
 /// Exports every file into a staging dir, then moves the top-level entries into place.
+///
+/// An attempt cancelled or failed in the middle resumes from where it stopped: exporting out
+/// of the transfer's store moves a file (on one file system), so the staging directory may
+/// hold the only copy of a file, and the top-level entries already moved into place are noted
+/// in `moved` (in the transfer's directory). The staging directory is therefore kept until
+/// everything is in place; a file found in it is kept if it has its verified content.
 async fn export_all(
     store: &Store,
     mode: ExportMode,
     checked: &Checked,
     dest: &Path,
+    moved: &Path,
     events: &mpsc::UnboundedSender<ReceiveEvent>,
 ) -> Result<Vec<PathBuf>> {
     let staging = export::staging_dir(dest, &checked.offer.hash);
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(|e| Error::write(&staging, e))?;
-    }
-    std::fs::create_dir(&staging).map_err(|e| Error::write(&staging, e))?;
-    let result = export_into(store, mode, checked, &staging, dest, events).await;
+    std::fs::create_dir_all(&staging).map_err(|e| Error::write(&staging, e))?;
+    let saved = export_into(store, mode, checked, &staging, dest, moved, events).await?;
     std::fs::remove_dir_all(&staging).ok();
-    result
+    Ok(saved)
+}
+
+/// Top-level entries already moved into place by an earlier attempt, and where they went.
+fn moved_so_far(moved: &Path, dest: &Path) -> std::collections::BTreeMap<String, PathBuf> {
+    std::fs::read(moved)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<std::collections::BTreeMap<String, String>>(&b).ok())
+        .unwrap_or_default()
+        .into_iter()
+        // Only names directly in the destination: the file is read back from disk.
+        .filter(|(_, name)| names::validate_name(name).is_ok() && !name.contains('/'))
+        .map(|(top, name)| (top, dest.join(name)))
+        .collect()
+}
+
+/// True if `path` is a file whose content is `hash`.
+async fn holds(path: &Path, hash: Hash) -> bool {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = blake3::Hasher::new();
+        std::fs::File::open(&path)
+            .and_then(|f| hasher.update_reader(f).map(drop))
+            .is_ok_and(|()| Hash::from_bytes(*hasher.finalize().as_bytes()) == hash)
+    })
+    .await
+    .unwrap_or(false)
 }
 
 async fn export_into(
@@ -414,12 +449,28 @@ async fn export_into(
     checked: &Checked,
     staging: &Path,
     dest: &Path,
+    moved: &Path,
     events: &mpsc::UnboundedSender<ReceiveEvent>,
 ) -> Result<Vec<PathBuf>> {
     let files_total = checked.files.len();
     let mut throttle = Throttle::new();
+    let mut done = moved_so_far(moved, dest);
     for (i, (rel, hash, _, _)) in checked.files.iter().enumerate() {
+        let top = rel
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if done.contains_key(&top) {
+            continue;
+        }
         let target = export::create_parents(staging, rel)?;
+        if std::fs::symlink_metadata(&target).is_ok() {
+            if holds(&target, *hash).await {
+                continue;
+            }
+            std::fs::remove_file(&target).map_err(|e| Error::write(&target, e))?;
+        }
         store
             .export_with_opts(ExportOptions {
                 hash: *hash,
@@ -445,7 +496,28 @@ async fn export_into(
     }
     let mut saved = Vec::new();
     for top in checked.offer.top_level() {
-        saved.push(export::move_into_place(&staging.join(&top), dest, &top)?);
+        if let Some(at) = done.get(&top) {
+            saved.push(at.clone());
+            continue;
+        }
+        let at = export::move_into_place(&staging.join(&top), dest, &top)?;
+        done.insert(top, at.clone());
+        // Noted at once: a retry must not move (or save again) what is in place already.
+        let record: std::collections::BTreeMap<&String, String> = done
+            .iter()
+            .map(|(t, p)| {
+                (
+                    t,
+                    p.file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            })
+            .collect();
+        crate::atomic::write_atomic(moved, &serde_json::to_vec(&record).expect("serializable"))
+            .map_err(|e| Error::write(moved, e))?;
+        saved.push(at);
     }
     Ok(saved)
 }

@@ -196,6 +196,71 @@ async fn resume_fetches_only_what_was_missing() {
     );
 }
 
+/// A receive cancelled while it moves verified files out of its store into place resumes:
+/// the next attempt finishes the files already moved or staged instead of failing on them, and
+/// nothing is saved twice (`photos (1)`). Regression: the next attempt removed the staging
+/// directory, which held the only copy of what had been moved out of the store.
+#[tokio::test]
+async fn a_receive_cancelled_while_moving_files_into_place_resumes() {
+    let env = Env::new();
+    let src = env.dir("src");
+    for i in 0..24 {
+        write(
+            &src.join(format!("photos/p{i}.jpg")),
+            &pseudo_random(40_000, i),
+        );
+    }
+    write(&src.join("notes.txt"), &pseudo_random(50_000, 99));
+    let (sender, receiver) = (env.node("a").await, env.node("b").await);
+    let (share, _events) = share(&sender, &[src.join("photos"), src.join("notes.txt")]).await;
+    let ticket: ferry_core::Ticket = share.ticket().parse().unwrap();
+    let dest = env.dir("dest");
+
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let attempt = {
+        let receiver = receiver.clone();
+        let (ticket, dest, cancel) = (ticket.clone(), dest.clone(), cancel.clone());
+        tokio::spawn(async move { receiver.receive(&ticket, &dest, tx, cancel).await })
+    };
+    while let Some(event) = rx.recv().await {
+        if let ReceiveEvent::Exporting { .. } = event {
+            cancel.cancel();
+            break;
+        }
+    }
+    let first = attempt.await.unwrap();
+    assert!(matches!(first, Err(Error::Cancelled)), "{first:?}");
+
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let summary = receiver
+        .receive(&ticket, &dest, tx, CancellationToken::new())
+        .await
+        .unwrap();
+    assert_eq!(summary.files, 25);
+    for i in 0..24 {
+        assert_eq!(
+            std::fs::read(dest.join(format!("photos/p{i}.jpg"))).unwrap(),
+            pseudo_random(40_000, i),
+            "p{i}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(dest.join("notes.txt")).unwrap(),
+        pseudo_random(50_000, 99)
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&dest)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["notes.txt", "photos"],
+        "saved once, nothing left over"
+    );
+}
+
 #[tokio::test]
 async fn cancel_stops_and_writes_nothing() {
     let env = Env::new();
