@@ -30,13 +30,13 @@ use crate::{
     error::{Error, Result},
     folder::{
         activity::{
-            Change, ChangeKind, ConflictCopy, FolderActivity, FolderPeer, FolderState, NotSynced,
-            Recent,
+            Change, ChangeKind, ConflictCopy, FolderActivity, FolderState, NotSynced, Recent,
         },
         content::Content,
         decide::PathState,
         index::Index,
         place,
+        swarm::Swarm,
         trash::Trash,
         version::{FileVersion, MAX_RECORD_SIZE},
     },
@@ -99,6 +99,19 @@ pub(super) enum Record {
 pub const KEY_PREFIX: &str = "f/";
 
 /// A running synced folder.
+///
+/// Its parts keep their own state behind a narrow API, each tested through it: the on-disk
+/// index (`Index`), the trash ([`Trash`]), the content peers may fetch (`Content`), the
+/// peers (`Swarm`) and the file system's name rules ([`NameRules`](super::names::NameRules)). What remains here is the state the loop shares
+/// between its steps: the cached versions, the work queued for the next round, and the
+/// summaries for people.
+///
+/// Locks, in the order they are taken: `states` (a round holds it throughout), then `index`
+/// (held while applying or publishing, and to summarise). Both are async locks, held across
+/// awaits; neither is ever taken while a later one in this order is held. Every other lock
+/// (`dirty`, `wanted`, `recent`, `summary`, `plans`, `refused`, `synced_dirs`, and the parts'
+/// own) is a leaf: held for a few statements, never across an await, never while another
+/// lock is taken.
 pub struct FolderSync {
     pub(crate) doc: Doc,
     /// The document id, as text: the folder's name in the registry.
@@ -125,12 +138,8 @@ pub struct FolderSync {
     /// Paths whose record or content could not be fetched yet: looked at again when a peer
     /// connects, when content arrives, and shortly after each round that left them.
     pub(super) wanted: std::sync::Mutex<BTreeSet<String>>,
-    /// Peers seen in this folder's swarm: where content is fetched from.
-    pub(super) peers: std::sync::Mutex<std::collections::HashSet<EndpointId>>,
-    /// Told about every newly seen peer.
-    pub(super) peer_seen: std::sync::Mutex<Option<mpsc::UnboundedSender<EndpointId>>>,
-    /// Peers currently connected for this folder.
-    pub(super) connected: std::sync::Mutex<std::collections::HashSet<EndpointId>>,
+    /// The peers met (content is fetched from them) and which are connected.
+    pub(super) swarm: Swarm,
     /// Recent changes, for people.
     pub(super) recent: std::sync::Mutex<Recent>,
     /// Counts for people, refreshed at the end of each round.
@@ -227,14 +236,12 @@ impl FolderSync {
             }),
             wake: tokio::sync::Notify::new(),
             wanted: std::sync::Mutex::new(BTreeSet::new()),
-            connected: std::sync::Mutex::new(Default::default()),
             recent: std::sync::Mutex::new(Recent::default()),
             summary: std::sync::Mutex::new(Summary {
                 busy: 2,
                 ..Default::default()
             }),
-            peers: std::sync::Mutex::new(Default::default()),
-            peer_seen: std::sync::Mutex::new(None),
+            swarm: Swarm::new(device),
             plans: std::sync::Mutex::new(Default::default()),
             refused: std::sync::Mutex::new(BTreeMap::new()),
             synced_dirs: std::sync::Mutex::new(BTreeSet::new()),
@@ -243,7 +250,7 @@ impl FolderSync {
 
     /// Reports every newly seen peer on `tx`.
     pub fn on_peer(&self, tx: mpsc::UnboundedSender<EndpointId>) {
-        *self.peer_seen.lock().expect("peer lock") = Some(tx);
+        self.swarm.on_new(tx);
     }
 
     /// Remembers a peer of this folder (from the ticket, or seen in the swarm).
@@ -253,35 +260,13 @@ impl FolderSync {
         }
         // Only the folder's peers are served its records and content.
         self.registry.add_member(&self.folder_id, peer);
-        if self.peers.lock().expect("peers lock").insert(peer) {
-            if let Some(tx) = self.peer_seen.lock().expect("peer lock").as_ref() {
-                tx.send(peer).ok();
-            }
-        }
-    }
-
-    fn known_peers(&self) -> Vec<EndpointId> {
-        self.peers
-            .lock()
-            .expect("peers lock")
-            .iter()
-            .copied()
-            .collect()
+        self.swarm.meet(peer);
     }
 
     /// What the folder is doing, for people. Cheap: read from memory.
     pub fn activity(&self) -> FolderActivity {
         let summary = self.summary.lock().expect("summary lock").clone();
-        let connected = self.connected.lock().expect("connected lock").clone();
-        let mut peers: Vec<FolderPeer> = self
-            .known_peers()
-            .into_iter()
-            .map(|id| FolderPeer {
-                id: id.to_string(),
-                connected: connected.contains(&id),
-            })
-            .collect();
-        peers.sort_by(|a, b| (!a.connected, &a.id).cmp(&(!b.connected, &b.id)));
+        let peers = self.swarm.list();
         let not_synced: Vec<NotSynced> = self
             .refused
             .lock()
@@ -407,7 +392,7 @@ impl FolderSync {
     /// The peers content is fetched from: those met in the folder's swarm and those the
     /// document syncs with.
     pub(super) async fn fetch_peers(&self) -> Vec<EndpointId> {
-        let mut peers = self.known_peers();
+        let mut peers = self.swarm.known();
         for p in self
             .doc
             .get_sync_peers()
@@ -486,7 +471,8 @@ impl FolderSync {
     /// few small messages.
     async fn resync(&self) {
         let peers: Vec<iroh::EndpointAddr> = self
-            .known_peers()
+            .swarm
+            .known()
             .into_iter()
             .map(iroh::EndpointAddr::new)
             .collect();
@@ -562,12 +548,12 @@ impl FolderSync {
                     LiveEvent::InsertLocal { .. } => {}
                     LiveEvent::NeighborUp(peer) => {
                         me.add_peer(*peer);
-                        me.connected.lock().expect("connected lock").insert(*peer);
+                        me.swarm.set_connected(*peer, true);
                         me.retry_wanted();
                     }
                     LiveEvent::SyncFinished(sync) => me.add_peer(sync.peer),
                     LiveEvent::NeighborDown(peer) => {
-                        me.connected.lock().expect("connected lock").remove(peer);
+                        me.swarm.set_connected(*peer, false);
                     }
                     LiveEvent::ContentReady { .. } | LiveEvent::PendingContentReady => {
                         me.retry_wanted()

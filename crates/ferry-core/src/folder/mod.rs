@@ -39,5 +39,6 @@ pub mod place;
 mod publish;
 mod round;
 pub mod scan;
+mod swarm;
 pub mod trash;
 pub mod version;

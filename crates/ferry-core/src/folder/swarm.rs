@@ -1,0 +1,125 @@
+//! The peers of one folder: every peer met (from the ticket, in the document's sync or its
+//! gossip), which of them are connected now, and who is told about a new one (the node, which
+//! keeps the list across restarts). Only met peers are served the folder's records and content
+//! (the registry learns them from [`FolderSync::add_peer`](super::engine::FolderSync::add_peer)).
+
+use std::collections::HashSet;
+
+use iroh::EndpointId;
+use tokio::sync::mpsc;
+
+use crate::folder::activity::FolderPeer;
+
+/// See the module docs.
+pub(super) struct Swarm {
+    me: EndpointId,
+    inner: std::sync::Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    known: HashSet<EndpointId>,
+    connected: HashSet<EndpointId>,
+    on_new: Option<mpsc::UnboundedSender<EndpointId>>,
+}
+
+impl Swarm {
+    /// The swarm of a folder on the device `me` (never a peer of itself).
+    pub(super) fn new(me: EndpointId) -> Swarm {
+        Swarm {
+            me,
+            inner: std::sync::Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("swarm lock")
+    }
+
+    /// Tells `tx` about every peer met from now on.
+    pub(super) fn on_new(&self, tx: mpsc::UnboundedSender<EndpointId>) {
+        self.lock().on_new = Some(tx);
+    }
+
+    /// Notes a peer met; true if it is new.
+    pub(super) fn meet(&self, peer: EndpointId) -> bool {
+        if peer == self.me {
+            return false;
+        }
+        let mut inner = self.lock();
+        if !inner.known.insert(peer) {
+            return false;
+        }
+        if let Some(tx) = &inner.on_new {
+            tx.send(peer).ok();
+        }
+        true
+    }
+
+    /// Notes that a met peer is connected (`true`) or no longer is.
+    pub(super) fn set_connected(&self, peer: EndpointId, up: bool) {
+        let mut inner = self.lock();
+        if up {
+            inner.connected.insert(peer);
+        } else {
+            inner.connected.remove(&peer);
+        }
+    }
+
+    /// Every peer met.
+    pub(super) fn known(&self) -> Vec<EndpointId> {
+        self.lock().known.iter().copied().collect()
+    }
+
+    /// Every peer met, for people: the connected ones first.
+    pub(super) fn list(&self) -> Vec<FolderPeer> {
+        let inner = self.lock();
+        let mut peers: Vec<FolderPeer> = inner
+            .known
+            .iter()
+            .map(|id| FolderPeer {
+                id: id.to_string(),
+                connected: inner.connected.contains(id),
+            })
+            .collect();
+        peers.sort_by(|a, b| (!a.connected, &a.id).cmp(&(!b.connected, &b.id)));
+        peers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> EndpointId {
+        iroh::SecretKey::from_bytes(&[n; 32]).public()
+    }
+
+    #[test]
+    fn a_peer_is_met_once_and_never_itself() {
+        let swarm = Swarm::new(id(0));
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        swarm.on_new(tx);
+        assert!(!swarm.meet(id(0)), "not a peer of itself");
+        assert!(swarm.meet(id(1)));
+        assert!(!swarm.meet(id(1)));
+        assert_eq!(rx.try_recv().unwrap(), id(1));
+        assert!(rx.try_recv().is_err(), "told once");
+        assert_eq!(swarm.known(), [id(1)]);
+    }
+
+    #[test]
+    fn connected_peers_come_first_and_go_down() {
+        let swarm = Swarm::new(id(0));
+        for n in 1..=3 {
+            swarm.meet(id(n));
+        }
+        swarm.set_connected(id(2), true);
+        let list = swarm.list();
+        assert_eq!(list[0].id, id(2).to_string());
+        assert!(list[0].connected);
+        assert_eq!(list.iter().filter(|p| p.connected).count(), 1);
+        swarm.set_connected(id(2), false);
+        assert!(swarm.list().iter().all(|p| !p.connected));
+    }
+}
