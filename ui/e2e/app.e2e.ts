@@ -1,6 +1,6 @@
 // The real app window, driven through tauri-driver and WebKitWebDriver.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { env, exit, ferry, firstLine, makeTree, openApp, sameTree, screenshot, type Browser } from "./harness";
 
@@ -164,6 +164,19 @@ describe("folders", () => {
       expect(await text("folder-recent")).toContain("from-cli.txt");
       await (await browser.$('[data-testid="folder-recent"] summary')).click();
       await screenshot(browser, "folders");
+
+      // A name other devices could not hold is listed with its reason, and the folder is not
+      // called up to date while it is there.
+      writeFileSync(join(dir, "aux.c"), "a device name on Windows");
+      const notSynced = await browser.$('[data-testid="folder-not-synced"]');
+      await notSynced.waitForDisplayed({ timeout: 30_000 });
+      await (await browser.$('[data-testid="folder-not-synced"] summary')).click();
+      expect(await text("folder-not-synced")).toContain("aux.c");
+      expect(await text("folder-not-synced")).toContain("device name");
+      expect(await text("folder-state")).not.toBe("Up to date");
+      await screenshot(browser, "folders-not-synced");
+      rmSync(join(dir, "aux.c"));
+      await notSynced.waitForDisplayed({ timeout: 30_000, reverse: true });
 
       // A conflict copy is listed for review; keeping the first version moves the copy to the
       // trash (and the CLI side follows).

@@ -417,17 +417,41 @@ async fn export_all(
     Ok(saved)
 }
 
-/// Top-level entries already moved into place by an earlier attempt, and where they went.
-fn moved_so_far(moved: &Path, dest: &Path) -> std::collections::BTreeMap<String, PathBuf> {
+/// What `moved.json` holds: the destination, and for each top-level entry the name it is
+/// (or is being) moved to there.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Moved {
+    dest: PathBuf,
+    names: std::collections::BTreeMap<String, String>,
+}
+
+/// Top-level entries an earlier attempt into `dest` moved (or was moving) into place, and the
+/// name each has there. Another destination's record is not used.
+fn moved_so_far(moved: &Path, dest: &Path) -> std::collections::BTreeMap<String, String> {
     std::fs::read(moved)
         .ok()
-        .and_then(|b| serde_json::from_slice::<std::collections::BTreeMap<String, String>>(&b).ok())
+        .and_then(|b| serde_json::from_slice::<Moved>(&b).ok())
+        .filter(|m| m.dest == dest)
         .unwrap_or_default()
+        .names
         .into_iter()
         // Only names directly in the destination: the file is read back from disk.
         .filter(|(_, name)| names::validate_name(name).is_ok() && !name.contains('/'))
-        .map(|(top, name)| (top, dest.join(name)))
         .collect()
+}
+
+/// Notes in `moved` the names the top-level entries have (or are getting) in `dest`.
+fn note_moved(
+    moved: &Path,
+    dest: &Path,
+    names: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    let record = Moved {
+        dest: dest.to_path_buf(),
+        names: names.clone(),
+    };
+    crate::atomic::write_atomic(moved, &serde_json::to_vec(&record).expect("serializable"))
+        .map_err(|e| Error::write(moved, e))
 }
 
 /// True if `path` is a file whose content is `hash`.
@@ -461,7 +485,8 @@ async fn export_into(
             .next()
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .unwrap_or_default();
-        if done.contains_key(&top) {
+        // Moved into place by an earlier attempt (its staged copy is gone).
+        if done.contains_key(&top) && !staging.join(&top).exists() {
             continue;
         }
         let target = export::create_parents(staging, rel)?;
@@ -496,27 +521,34 @@ async fn export_into(
     }
     let mut saved = Vec::new();
     for top in checked.offer.top_level() {
-        if let Some(at) = done.get(&top) {
-            saved.push(at.clone());
-            continue;
+        let staged = staging.join(&top);
+        if let Some(name) = done.get(&top) {
+            if !staged.exists() {
+                saved.push(dest.join(name));
+                continue;
+            }
         }
-        let at = export::move_into_place(&staging.join(&top), dest, &top)?;
-        done.insert(top, at.clone());
-        // Noted at once: a retry must not move (or save again) what is in place already.
-        let record: std::collections::BTreeMap<&String, String> = done
-            .iter()
-            .map(|(t, p)| {
-                (
-                    t,
-                    p.file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .into_owned(),
-                )
-            })
-            .collect();
-        crate::atomic::write_atomic(moved, &serde_json::to_vec(&record).expect("serializable"))
-            .map_err(|e| Error::write(moved, e))?;
+        // The name is noted before the move: a crash right after it finds the entry there
+        // (and its staged copy gone) instead of saving it a second time.
+        let name = done.get(&top).cloned().unwrap_or_else(|| {
+            export::free_name(dest, &top)
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        });
+        done.insert(top.clone(), name.clone());
+        note_moved(moved, dest, &done)?;
+        let at = export::move_into_place(&staged, dest, &name)?;
+        let landed = at
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if landed != name {
+            done.insert(top, landed);
+            note_moved(moved, dest, &done)?;
+        }
         saved.push(at);
     }
     Ok(saved)

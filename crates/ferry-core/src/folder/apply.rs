@@ -23,7 +23,7 @@ use crate::{
         index::{Index, Known, Source},
         names::Spellings,
         place,
-        scan::{copy_permissions, hash_if_stable, mtime_ms, set_exec, Scanned},
+        scan::{copy_permissions, hash_if_stable, mtime_ms, set_exec},
         version::FileVersion,
     },
     history::now_ms,
@@ -55,7 +55,8 @@ impl FolderSync {
                 let dir = states
                     .get(*rel)
                     .and_then(|st| st.outcome(rel).main)
-                    .is_some_and(|v| v.dir);
+                    .is_some_and(|v| v.dir)
+                    || index.get(*rel).is_some_and(|k| k.dir);
                 !rules.is_ignored(rel, dir)
             })
             .partition(|rel| removal(rel));
@@ -64,8 +65,9 @@ impl FolderSync {
             (dir, dir.then(|| std::cmp::Reverse((*rel).clone())))
         });
         // Which spelling of a name holds it, on a file system that folds names (see `names`).
+        let removed: std::collections::HashSet<&String> = removals.iter().copied().collect();
         let mut spellings =
-            Spellings::of(self.names, index.keys().filter(|k| !removals.contains(k)));
+            Spellings::of(self.names, index.keys().filter(|k| !removed.contains(k)));
         let paths: Vec<&String> = removals.into_iter().chain(writes).collect();
         // Fetch every content this round needs at once, then write the files.
         let mut need = BTreeSet::new();
@@ -121,7 +123,7 @@ impl FolderSync {
             }
             // One path that cannot be written (permissions, a full disk) does not hold up the
             // others; it is tried again with the paths that wait for content.
-            match self
+            let applied = self
                 .apply_one(
                     rules,
                     rel,
@@ -131,13 +133,16 @@ impl FolderSync {
                     &mut missing,
                     &mut spellings,
                 )
-                .await
-            {
+                .await;
+            // Whatever happened, a name still held here stays taken (a removal that failed
+            // keeps it from another spelling).
+            if index.contains_key(rel) {
+                spellings.hold(rel);
+            }
+            match applied {
                 Ok(n) => {
                     changed += n;
-                    if index.contains_key(rel) {
-                        spellings.hold(rel);
-                    } else if self.names.fold {
+                    if !index.contains_key(rel) && self.names.fold {
                         // A name freed: another spelling of it waiting may take it now.
                         let key = self.names.key(rel);
                         let waiting: Vec<String> = self
@@ -238,7 +243,7 @@ impl FolderSync {
                     let Ok(m) = std::fs::metadata(&path) else {
                         return false;
                     };
-                    let seen = Scanned::of(rel.clone(), &m);
+                    let seen = self.seen(rel.clone(), &m);
                     k.describes(&seen)
                         || hash_if_stable(&path, &seen).ok().flatten().as_deref()
                             == Some(k.hash.as_str())
@@ -395,10 +400,21 @@ impl FolderSync {
             if k.exec == v.exec {
                 return Ok(Written::AlreadyThere);
             }
+            if !self.names.exec {
+                // Nothing to set where the file system keeps no bit: the version is this one.
+                let known = Known {
+                    vector: v.version.clone(),
+                    source,
+                    exec: v.exec,
+                    ..k.clone()
+                };
+                index.insert(rel, known);
+                return Ok(Written::AlreadyThere);
+            }
             // Only the executable bit changed: set on the file as it is, unless the file was
             // edited here since (then it is a local edit, below).
             let unchanged = std::fs::symlink_metadata(&path)
-                .is_ok_and(|m| m.is_file() && k.describes(&Scanned::of(rel.into(), &m)));
+                .is_ok_and(|m| m.is_file() && k.describes(&self.seen(rel.into(), &m)));
             if unchanged {
                 set_exec(&path, v.exec).map_err(|e| Error::write(&path, e))?;
                 let known = Known {
@@ -463,7 +479,7 @@ impl FolderSync {
                     ),
                 ));
             }
-            let seen = Some(Scanned::of(rel.into(), &m));
+            let seen = Some(self.seen(rel.into(), &m));
             let on_disk_known = index
                 .get(rel)
                 .zip(seen.as_ref())
@@ -473,7 +489,9 @@ impl FolderSync {
                     if hash_if_stable(&path, &seen).ok().flatten().as_deref()
                         == Some(v.hash.as_str())
                     {
-                        set_exec(&path, v.exec).map_err(|e| Error::write(&path, e))?;
+                        if self.names.exec {
+                            set_exec(&path, v.exec).map_err(|e| Error::write(&path, e))?;
+                        }
                         index.insert(
                             rel,
                             Known {
@@ -525,7 +543,9 @@ impl FolderSync {
         if replacing {
             copy_permissions(&path, &tmp).map_err(|e| Error::write(&tmp, e))?;
         }
-        set_exec(&tmp, v.exec).map_err(|e| Error::write(&tmp, e))?;
+        if self.names.exec {
+            set_exec(&tmp, v.exec).map_err(|e| Error::write(&tmp, e))?;
+        }
         // The index learns the file before it takes its name (the rename keeps its size and
         // time): after a crash right behind the rename, the file is known as this version
         // rather than taken for a local edit.

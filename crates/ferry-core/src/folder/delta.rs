@@ -21,7 +21,6 @@ use crate::{
         blocks::{self, ChainingValue, BLOCK_BYTES, MIN_FILE},
         engine::{downloaded, FolderSync},
         index::Known,
-        scan::Scanned,
         version::FileVersion,
     },
     transfer_store::TransferStore,
@@ -61,7 +60,7 @@ impl FolderSync {
             return false;
         };
         std::fs::metadata(self.root.join(rel))
-            .is_ok_and(|m| m.is_file() && known.describes(&Scanned::of(rel.into(), &m)))
+            .is_ok_and(|m| m.is_file() && known.describes(&self.seen(rel.into(), &m)))
     }
 
     /// Writes `v`'s content to `tmp`, taking every block the file at `path` already has and

@@ -36,6 +36,7 @@ use crate::{
         decide::PathState,
         index::Index,
         place,
+        scan::Scanned,
         swarm::Swarm,
         trash::Trash,
         version::{FileVersion, MAX_RECORD_SIZE},
@@ -201,7 +202,8 @@ impl FolderSync {
         // Loaded before anything runs: it tells files this device wrote from files changed
         // while it was not running.
         let folder_id = doc.id().to_string();
-        let index = Index::load(&root, &folder_id);
+        let names = super::names::NameRules::detect(&root);
+        let index = Index::load(&root, &folder_id, names.exec);
         // The files this folder holds are its own content: servable to its members.
         for known in index.values() {
             if let Some(h) = super::version::parse_hash(&known.hash) {
@@ -215,7 +217,7 @@ impl FolderSync {
             folder_id,
             doc,
             trash: Trash::new(&root),
-            names: super::names::NameRules::detect(&root),
+            names,
             root,
             read_only,
             author,
@@ -246,6 +248,16 @@ impl FolderSync {
             refused: std::sync::Mutex::new(BTreeMap::new()),
             synced_dirs: std::sync::Mutex::new(BTreeSet::new()),
         })
+    }
+
+    /// What the folder's file system says of `rel`, whose metadata is `meta`: the executable
+    /// bit only where the file system keeps one.
+    pub(super) fn seen(&self, rel: String, meta: &std::fs::Metadata) -> Scanned {
+        let mut seen = Scanned::of(rel, meta);
+        if !self.names.exec {
+            seen.exec = None;
+        }
+        seen
     }
 
     /// Reports every newly seen peer on `tx`.

@@ -5,15 +5,17 @@
 //! It is kept in two files of `<folder>/.ferry/`: `index.json`, a whole snapshot written
 //! atomically every few seconds and when the folder stops, and `index.journal`, one line per
 //! change since the snapshot. A file the applier writes is entered in the journal *before* it
-//! is renamed into place, so a crash (SIGKILL, power cut) right after the rename cannot leave a
-//! file on disk that the index does not know: that file would otherwise look like a local edit
-//! and meet the next remote version as a conflict. Loading replays the journal over the snapshot
+//! is renamed into place, so a crash of the process right after the rename cannot leave a file
+//! on disk that the index does not know: that file would otherwise look like a local edit and
+//! meet the next remote version as a conflict. (The journal reaches the disk itself with the
+//! batch's directory flush, so after a power cut a rename can have outlived its line: then the
+//! file meets the next version as a conflict, both kept.) Loading replays the journal over the snapshot
 //! and keeps an entry only if the disk agrees with it (the file it names has its size and time,
 //! or a removal's file is gone), so an entry whose rename never happened is simply dropped.
 
 use std::{
     collections::BTreeMap,
-    io::{BufRead, Write},
+    io::{BufRead, Read, Seek, Write},
     path::{Path, PathBuf},
 };
 
@@ -160,7 +162,7 @@ impl Index {
     /// The index of the folder at `root` for document `doc`: its snapshot (empty if none or
     /// another document's) with the journals replayed over it. Paths are checked again as they
     /// are read: the index names files Ferry may later move to the trash.
-    pub(super) fn load(root: &Path, doc: &str) -> Index {
+    pub(super) fn load(root: &Path, doc: &str, exec: bool) -> Index {
         let dir = root.join(STATE_DIR);
         let mut files = std::fs::read(dir.join("index.json"))
             .ok()
@@ -171,7 +173,7 @@ impl Index {
         // The journal set aside by a snapshot that may not have been written, then the current.
         let mut replayed = 0;
         for name in ["index.journal.prev", "index.journal"] {
-            replayed += replay(root, &dir.join(name), doc, &mut files);
+            replayed += replay(root, &dir.join(name), doc, exec, &mut files);
         }
         files.retain(|rel, _| place::record_path(rel).is_ok());
         Index {
@@ -280,7 +282,7 @@ impl Index {
         if self.journal.is_none() {
             std::fs::create_dir_all(&self.dir)?;
             let mut options = std::fs::OpenOptions::new();
-            options.append(true).create(true);
+            options.read(true).append(true).create(true);
             #[cfg(unix)]
             {
                 use std::os::unix::fs::OpenOptionsExt;
@@ -288,12 +290,26 @@ impl Index {
             }
             let path = self.dir.join("index.journal");
             let mut file = options.open(&path)?;
-            if file.metadata()?.len() == 0 {
+            // A journal of another document (a folder left and joined again) starts over; one
+            // whose last line a crash tore gets that line ended, so the next one stands alone.
+            let mut first = String::new();
+            std::io::BufReader::new(&file).read_line(&mut first)?;
+            let ours =
+                serde_json::from_str::<Header>(first.trim_end()).is_ok_and(|h| h.doc == self.doc);
+            if !ours {
+                file.set_len(0)?;
                 let header = serde_json::to_vec(&Header {
                     doc: self.doc.clone(),
                 })
                 .expect("serializable");
                 file.write_all(&[header.as_slice(), b"\n"].concat())?;
+            } else {
+                let mut last = [0u8; 1];
+                file.seek(std::io::SeekFrom::End(-1))?;
+                file.read_exact(&mut last)?;
+                if last[0] != b'\n' {
+                    file.write_all(b"\n")?;
+                }
             }
             self.journal = Some(file);
         }
@@ -305,7 +321,13 @@ impl Index {
 
 /// Replays the journal at `path` (if it is `doc`'s) over `files`; returns how many changes
 /// it applied. A change is taken only where the disk agrees with it.
-fn replay(root: &Path, path: &Path, doc: &str, files: &mut BTreeMap<String, Known>) -> usize {
+fn replay(
+    root: &Path,
+    path: &Path,
+    doc: &str,
+    exec: bool,
+    files: &mut BTreeMap<String, Known>,
+) -> usize {
     let Ok(file) = std::fs::File::open(path) else {
         return 0;
     };
@@ -331,8 +353,11 @@ fn replay(root: &Path, path: &Path, doc: &str, files: &mut BTreeMap<String, Know
         match change.known {
             Some(k) => {
                 let there = on_disk.is_some_and(|m| {
-                    (m.is_file() || m.is_dir())
-                        && k.describes(&Scanned::of(change.path.clone(), &m))
+                    let mut seen = Scanned::of(change.path.clone(), &m);
+                    if !exec {
+                        seen.exec = None;
+                    }
+                    (m.is_file() || m.is_dir()) && k.describes(&seen)
                 });
                 if there {
                     files.insert(change.path, k);
@@ -388,7 +413,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::write(root.join("a.txt"), b"one").unwrap();
-        let mut index = Index::load(root, "doc");
+        let mut index = Index::load(root, "doc", true);
         index.insert("a.txt", known(root, "a.txt", "h1"));
         index.snapshot().unwrap().write().unwrap();
         // Written after the snapshot, then the process dies without saving again.
@@ -397,7 +422,7 @@ mod tests {
         index.remove("a.txt");
         std::fs::remove_file(root.join("a.txt")).unwrap();
         drop(index);
-        let loaded = Index::load(root, "doc");
+        let loaded = Index::load(root, "doc", true);
         assert_eq!(loaded.keys().collect::<Vec<_>>(), ["b.txt"]);
         assert_eq!(loaded["b.txt"].hash, "h2");
     }
@@ -407,7 +432,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::write(root.join("a.txt"), b"old").unwrap();
-        let mut index = Index::load(root, "doc");
+        let mut index = Index::load(root, "doc", true);
         index.insert("a.txt", known(root, "a.txt", "old"));
         // The new version is entered, then the crash comes before its rename: the old file
         // stays, and so does its entry.
@@ -419,7 +444,7 @@ mod tests {
         index.insert("c.txt", known(root, "c.txt", "c"));
         index.remove("c.txt");
         drop(index);
-        let loaded = Index::load(root, "doc");
+        let loaded = Index::load(root, "doc", true);
         assert_eq!(loaded["a.txt"].hash, "old");
         assert_eq!(loaded["c.txt"].hash, "c");
     }
@@ -429,16 +454,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::write(root.join("a.txt"), b"one").unwrap();
-        let mut index = Index::load(root, "other");
+        let mut index = Index::load(root, "other", true);
         index.insert("a.txt", known(root, "a.txt", "h"));
         drop(index);
-        assert!(Index::load(root, "doc").is_empty());
+        assert!(Index::load(root, "doc", true).is_empty());
         let journal = root.join(STATE_DIR).join("index.journal");
         let mut text = std::fs::read(&journal).unwrap();
         text.extend_from_slice(b"{\"p\":\"../escape\",\"k\":null}\n{\"p\":\"a.t");
         std::fs::write(&journal, text).unwrap();
-        let loaded = Index::load(root, "other");
+        let loaded = Index::load(root, "other", true);
         assert_eq!(loaded.keys().collect::<Vec<_>>(), ["a.txt"]);
+    }
+
+    #[test]
+    fn a_line_after_a_torn_one_or_in_another_documents_journal_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.txt"), b"one").unwrap();
+        std::fs::write(root.join("b.txt"), b"two").unwrap();
+        let mut index = Index::load(root, "doc", true);
+        index.insert("a.txt", known(root, "a.txt", "h1"));
+        drop(index);
+        let journal = root.join(STATE_DIR).join("index.journal");
+        let mut text = std::fs::read(&journal).unwrap();
+        text.extend_from_slice(b"{\"p\":\"a.t");
+        std::fs::write(&journal, text).unwrap();
+        let mut index = Index::load(root, "doc", true);
+        index.insert("b.txt", known(root, "b.txt", "h2"));
+        drop(index);
+        assert_eq!(Index::load(root, "doc", true).len(), 2);
+        // Another document's journal at the same place: started over, not appended to.
+        let mut other = Index::load(root, "other", true);
+        other.insert("b.txt", known(root, "b.txt", "h3"));
+        drop(other);
+        assert_eq!(Index::load(root, "other", true)["b.txt"].hash, "h3");
     }
 
     #[test]
@@ -446,7 +495,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::write(root.join("a.txt"), b"one").unwrap();
-        let mut index = Index::load(root, "doc");
+        let mut index = Index::load(root, "doc", true);
         index.insert("a.txt", known(root, "a.txt", "h1"));
         // Taken (the journal is set aside) but the process dies before writing it.
         let lost = index.snapshot().unwrap();
@@ -454,11 +503,11 @@ mod tests {
         std::fs::write(root.join("b.txt"), b"two").unwrap();
         index.insert("b.txt", known(root, "b.txt", "h2"));
         drop(index);
-        let mut loaded = Index::load(root, "doc");
+        let mut loaded = Index::load(root, "doc", true);
         assert_eq!(loaded.len(), 2);
         // The next snapshot holds both; the set-aside journal goes once it is written.
         loaded.snapshot().unwrap().write().unwrap();
         assert!(!root.join(STATE_DIR).join("index.journal.prev").exists());
-        assert_eq!(Index::load(root, "doc").len(), 2);
+        assert_eq!(Index::load(root, "doc", true).len(), 2);
     }
 }

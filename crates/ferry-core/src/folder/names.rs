@@ -27,31 +27,45 @@ use unicode_normalization::UnicodeNormalization;
 
 use crate::folder::ignore::STATE_DIR;
 
-/// The file system's rules for names, as they matter to a synced folder.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+/// The file system's rules for names (and its executable bit), as they matter to a synced
+/// folder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NameRules {
     /// Names that differ only in case or Unicode normalisation are one name.
-    #[serde(default)]
     pub fold: bool,
     /// Windows' rules: reserved device names, `<>:"|?*\`, control characters, a trailing dot
     /// or space.
-    #[serde(default)]
     pub windows: bool,
+    /// Files keep an executable bit of their own. Not on Windows, nor on file systems that
+    /// make every file look executable and ignore chmod (vfat, exFAT, many SMB mounts): there
+    /// the bit a file shows says nothing and is neither published nor compared.
+    pub exec: bool,
+}
+
+/// What `.ferry/names.json` may set; what it leaves out is probed.
+#[derive(Default, Deserialize)]
+struct Override {
+    fold: Option<bool>,
+    windows: Option<bool>,
+    exec: Option<bool>,
 }
 
 impl NameRules {
     /// The rules of the file system the folder at `root` is on.
     pub fn detect(root: &Path) -> NameRules {
         let state = root.join(STATE_DIR);
-        if let Some(rules) = std::fs::read(state.join("names.json"))
+        let o: Override = std::fs::read(override_path(root))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
-        {
-            return rules;
-        }
+            .unwrap_or_default();
         NameRules {
-            fold: probe_folds(&state).unwrap_or(cfg!(any(windows, target_os = "macos"))),
-            windows: cfg!(windows),
+            fold: o.fold.unwrap_or_else(|| {
+                probe_folds(&state).unwrap_or(cfg!(any(windows, target_os = "macos")))
+            }),
+            windows: o.windows.unwrap_or(cfg!(windows)),
+            exec: o
+                .exec
+                .unwrap_or_else(|| probe_exec(&state).unwrap_or(cfg!(unix))),
         }
     }
 
@@ -111,6 +125,63 @@ fn probe_folds(dir: &Path) -> Option<bool> {
     let folds = std::fs::symlink_metadata(dir.join(name.to_uppercase())).is_ok();
     std::fs::remove_file(&lower).ok();
     Some(folds)
+}
+
+/// Whether paths are on disk under exactly the spelling asked for. Where names fold, a
+/// lookup of `Readme.md` finds `README.md`: a file renamed only in case would seem to be still
+/// there under its old name. Directory listings tell; each is read once per check.
+#[derive(Default)]
+pub(super) struct ExactSpelling {
+    listed: HashMap<PathBuf, std::collections::HashSet<std::ffi::OsString>>,
+}
+
+impl ExactSpelling {
+    /// True if every component of `rel` under `root` is spelt on disk as in `rel`.
+    pub(super) fn holds(&mut self, root: &Path, rel: &str) -> bool {
+        let mut dir = root.to_path_buf();
+        for part in rel.split('/') {
+            let names = self.listed.entry(dir.clone()).or_insert_with(|| {
+                std::fs::read_dir(&dir)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.file_name())
+                    .collect()
+            });
+            if !names.contains(std::ffi::OsStr::new(part)) {
+                return false;
+            }
+            dir.push(part);
+        }
+        true
+    }
+}
+
+/// True if a file in `dir` keeps the executable bit it is given (and only that one).
+fn probe_exec(dir: &Path) -> Option<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(dir).ok()?;
+        let path = dir.join(format!(
+            "exec-probe-{}",
+            data_encoding::HEXLOWER.encode(&rand::random::<[u8; 4]>())
+        ));
+        std::fs::write(&path, b"").ok()?;
+        let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode());
+        let set = |m: u32| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m));
+        let kept = set(0o644).is_ok()
+            && mode(&path).is_ok_and(|m| m & 0o111 == 0)
+            && set(0o744).is_ok()
+            && mode(&path).is_ok_and(|m| m & 0o100 != 0);
+        std::fs::remove_file(&path).ok();
+        Some(kept)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Some(false)
+    }
 }
 
 /// Which spelling holds each folded name in a folder: the paths it holds and every directory
@@ -193,7 +264,7 @@ mod tests {
     fn folded_spellings_are_one_name_and_the_first_keeps_it() {
         let rules = NameRules {
             fold: true,
-            windows: false,
+            ..NameRules::default()
         };
         let held = ["Docs/Readme.md".to_string(), "caf\u{e9}.txt".to_string()];
         let s = Spellings::of(rules, held.iter());
@@ -210,10 +281,21 @@ mod tests {
     }
 
     #[test]
+    fn the_exact_spelling_is_told_from_another() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("Docs")).unwrap();
+        std::fs::write(dir.path().join("Docs/Readme.md"), b"").unwrap();
+        let mut exact = ExactSpelling::default();
+        assert!(exact.holds(dir.path(), "Docs/Readme.md"));
+        assert!(!exact.holds(dir.path(), "docs/Readme.md"));
+        assert!(!exact.holds(dir.path(), "Docs/README.md"));
+    }
+
+    #[test]
     fn windows_names() {
         let rules = NameRules {
-            fold: false,
             windows: true,
+            ..NameRules::default()
         };
         for bad in [
             "a:b.txt", "aux.c", "dir/CON", "com1.log", "trail.", "sp ", "q?",
@@ -231,7 +313,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // The tests run on Linux file systems, which tell case apart.
         #[cfg(target_os = "linux")]
-        assert!(!NameRules::detect(dir.path()).fold);
+        {
+            let rules = NameRules::detect(dir.path());
+            assert!(!rules.fold);
+            assert!(rules.exec, "this file system keeps the executable bit");
+        }
         std::fs::create_dir_all(dir.path().join(STATE_DIR)).unwrap();
         std::fs::write(override_path(dir.path()), br#"{"fold":true}"#).unwrap();
         assert!(NameRules::detect(dir.path()).fold);

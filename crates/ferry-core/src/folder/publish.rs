@@ -16,7 +16,7 @@ use crate::{
         engine::{FolderSync, KEY_PREFIX, PUBLISH_PARALLEL},
         ignore::IgnoreRules,
         index::{Index, Known, Source},
-        names::NameRules,
+        names::{ExactSpelling, NameRules},
         place,
         scan::{content_if_stable, scan, scan_some, Scanned},
         version::{FileVersion, Relation, VersionVector},
@@ -56,10 +56,35 @@ impl FolderSync {
             return Ok(Vec::new());
         }
         let root = self.root.clone();
-        let scanned = match only {
+        let mut scanned = match only {
             None => scan(&root, rules),
             Some(rels) => scan_some(&root, rules, rels),
         };
+        // Where the file system keeps no executable bit, what a file shows says nothing.
+        if !self.names.exec {
+            for s in &mut scanned {
+                s.exec = None;
+            }
+        }
+        // Where names fold, a path looked up by name may be found under another spelling (a
+        // file renamed only in case): only the spelling on disk counts.
+        let mut exact = ExactSpelling::default();
+        if self.names.fold && only.is_some() {
+            scanned.retain(|s| exact.holds(&root, &s.rel));
+        }
+        // A file of this device listed as not published that is gone (renamed, deleted) is no
+        // longer listed. (What peers have and this device cannot write is in `states`.)
+        if let Some(rels) = only {
+            let mut refused = self.refused.lock().expect("refused lock");
+            for rel in rels {
+                if refused.contains_key(rel)
+                    && !states.contains_key(rel)
+                    && std::fs::symlink_metadata(root.join(rel)).is_err()
+                {
+                    refused.remove(rel);
+                }
+            }
+        }
         let mut index = self.index.lock().await;
         let mut published = Vec::new();
         let mut present = BTreeSet::new();
@@ -76,8 +101,8 @@ impl FolderSync {
             // listed here so that its owner knows.
             if let Err(why) = place::record_path(&s.rel) {
                 let windows = NameRules {
-                    fold: false,
                     windows: true,
+                    ..NameRules::default()
                 };
                 let reason = windows.cannot_hold(&s.rel).unwrap_or(why);
                 self.not_synced(
@@ -105,7 +130,7 @@ impl FolderSync {
             }
             let path = root.join(&s.rel);
             let settled =
-                || std::fs::metadata(&path).is_ok_and(|m| Scanned::of(s.rel.clone(), &m) == *s);
+                || std::fs::metadata(&path).is_ok_and(|m| self.seen(s.rel.clone(), &m) == *s);
             let content = if s.size >= blocks::MIN_FILE && !settled() {
                 Ok(None)
             } else {
@@ -237,8 +262,9 @@ impl FolderSync {
         // ignored now merely stops syncing: it leaves the index, and no deletion is published
         // (ignoring is not deleting).
         let ignored: Vec<String> = index
-            .keys()
-            .filter(|k| !present.contains(*k) && rules.is_ignored(k, false))
+            .iter()
+            .filter(|(k, known)| !present.contains(*k) && rules.is_ignored(k, known.dir))
+            .map(|(k, _)| k)
             .filter(|k| only.is_none_or(|rels| rels.iter().any(|r| is_at_or_under(k, r))))
             .cloned()
             .collect();
@@ -267,7 +293,7 @@ impl FolderSync {
                             } else {
                                 m.is_file()
                             }
-                        });
+                        }) && (!self.names.fold || exact.holds(&root, k));
                         if !present.contains(k) && !there {
                             gone.insert(k.clone());
                         }
@@ -277,12 +303,13 @@ impl FolderSync {
             }
         };
         for rel in gone {
-            let base = index.remove(&rel);
+            let base = index.get(&rel).cloned();
             let state = states.get(&rel).cloned().unwrap_or_default();
             // Nothing to delete for peers, unless it is a conflict copy they may have written
             // too (and may publish yet): the deletion follows the copy's version, so it wins.
             let copy = base.as_ref().is_some_and(|k| k.source == Source::Copy);
             if state.outcome(&rel).main.is_none() && !copy {
+                index.remove(&rel);
                 continue;
             }
             let v = FileVersion {
@@ -297,7 +324,10 @@ impl FolderSync {
                 exec: false,
                 dir: false,
             };
+            // The entry goes once the deletion is in the document: a crash or a failure before
+            // leaves it, and the deletion is found (and published) again.
             self.put(&rel, &v).await?;
+            index.remove(&rel);
             self.note(&rel, ChangeKind::Deleted, &v);
             states.entry(rel.clone()).or_default().add(v);
             published.push(rel);

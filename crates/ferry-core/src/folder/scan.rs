@@ -70,7 +70,8 @@ pub fn set_exec(path: &Path, exec: bool) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::symlink_metadata(path)?.permissions().mode() & 0o7777;
+        // Only the permission bits: setuid, setgid and sticky never come from a peer's file.
+        let mode = std::fs::symlink_metadata(path)?.permissions().mode() & 0o777;
         let want = if exec {
             mode | ((mode & 0o444) >> 2)
         } else {
@@ -87,8 +88,17 @@ pub fn set_exec(path: &Path, exec: bool) -> std::io::Result<()> {
 
 /// Gives `to` the permissions of `from` (the file it replaces keeps its permissions).
 pub fn copy_permissions(from: &Path, to: &Path) -> std::io::Result<()> {
-    let perms = std::fs::symlink_metadata(from)?.permissions();
-    std::fs::set_permissions(to, perms)
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::symlink_metadata(from)?.permissions().mode() & 0o777;
+        std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        let perms = std::fs::symlink_metadata(from)?.permissions();
+        std::fs::set_permissions(to, perms)
+    }
 }
 
 /// Lists the files and directories of the folder at `root` that are not ignored, sorted by
