@@ -107,7 +107,7 @@ impl FolderSync {
                 let reason = windows.cannot_hold(&s.rel).unwrap_or(why);
                 self.not_synced(
                     &s.rel,
-                    format!("not synced, so that every peer can hold it: {reason}"),
+                    format!("{reason}: kept on this device only, so that every device can hold the folder"),
                 );
                 continue;
             }
