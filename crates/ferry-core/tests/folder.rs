@@ -161,6 +161,13 @@ async fn empty_directories_sync_created_and_removed() {
     eventually("a later change arrives", || b_dir.join("marker").is_dir()).await;
     assert!(!a_dir.join("tree").exists() && !b_dir.join("tree").exists());
     assert!(!a_dir.join("empty").exists() && !b_dir.join("empty").exists());
+    // A directory turned into a file on one side becomes a file on the other.
+    std::fs::remove_dir(a_dir.join("marker")).unwrap();
+    write(&a_dir.join("marker"), b"now a file");
+    eventually("the file takes the directory's place", || {
+        read(&b_dir.join("marker")).as_deref() == Some("now a file")
+    })
+    .await;
 }
 
 /// On a file system that folds names (macOS, Windows; here a folder switched to behave so),

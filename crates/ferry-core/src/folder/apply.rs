@@ -468,7 +468,17 @@ impl FolderSync {
         let mut replacing = false;
         // A file that is there and is not what this device last knew is a local edit: keep it.
         // A folder or a link in the file's place is never replaced: the path is not synced here.
-        if let Ok(m) = std::fs::symlink_metadata(&path) {
+        let mut there = std::fs::symlink_metadata(&path).ok();
+        // A directory this device holds as synced, which peers turned into a file: it makes way
+        // if it is empty (what is in it has records of its own).
+        if there.as_ref().is_some_and(|m| m.is_dir())
+            && index.get(rel).is_some_and(|k| k.dir)
+            && std::fs::remove_dir(&path).is_ok()
+        {
+            index.remove(rel);
+            there = None;
+        }
+        if let Some(m) = there {
             if !m.is_file() {
                 let what = if m.is_dir() { "a folder" } else { "a link" };
                 return Err(Error::write(
