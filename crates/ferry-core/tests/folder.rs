@@ -259,6 +259,13 @@ async fn names_a_file_system_cannot_hold_apart_are_listed_not_overwritten() {
         read(&a_dir.join("Readme.md")).as_deref(),
         Some("first spelling")
     );
+    // Once the spelling that holds a name goes, the one waiting for it takes it.
+    std::fs::remove_file(a_dir.join("Readme.md")).unwrap();
+    eventually("the waiting spelling takes the name", || {
+        read(&b_dir.join("README.md")).as_deref() == Some("second spelling")
+            && !b_dir.join("Readme.md").exists()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

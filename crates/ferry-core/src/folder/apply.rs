@@ -150,7 +150,10 @@ impl FolderSync {
                             .lock()
                             .expect("refused lock")
                             .keys()
-                            .filter(|r| self.names.key(r) == key)
+                            .filter(|r| {
+                                let k = self.names.key(r);
+                                k == key || k.starts_with(&format!("{key}/"))
+                            })
                             .cloned()
                             .collect();
                         if !waiting.is_empty() {

@@ -72,7 +72,11 @@ impl NameRules {
     /// The spelling under which this file system finds `rel`.
     pub fn key(&self, rel: &str) -> String {
         if self.fold {
-            rel.nfc().collect::<String>().to_lowercase()
+            // Lowercase, with the one contextual form folded too (a final sigma is a sigma).
+            rel.nfc()
+                .collect::<String>()
+                .to_lowercase()
+                .replace('\u{3c2}', "\u{3c3}")
         } else {
             rel.to_string()
         }
@@ -276,6 +280,11 @@ mod tests {
         );
         assert!(s.refuse("Docs/other.txt").is_none());
         assert!(s.refuse("cafe\u{301}.txt").is_some(), "decomposed é");
+        let greek = Spellings::of(rules, ["\u{3c3}\u{3b1}\u{3c2}".to_string()].iter());
+        assert!(
+            greek.refuse("\u{3c3}\u{3b1}\u{3c3}").is_some(),
+            "final sigma"
+        );
         let plain = Spellings::of(NameRules::default(), held.iter());
         assert!(plain.refuse("Docs/README.md").is_none());
     }
