@@ -440,6 +440,23 @@ fn moved_so_far(moved: &Path, dest: &Path) -> std::collections::BTreeMap<String,
         .collect()
 }
 
+/// True if `a` and `b` are two names of one file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
+            (Ok(a), Ok(b)) => a.is_file() && a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        false
+    }
+}
+
 /// Notes in `moved` the names the top-level entries have (or are getting) in `dest`.
 fn note_moved(
     moved: &Path,
@@ -523,8 +540,12 @@ async fn export_into(
     for top in checked.offer.top_level() {
         let staged = staging.join(&top);
         if let Some(name) = done.get(&top) {
-            if !staged.exists() {
-                saved.push(dest.join(name));
+            // Moved (a file is linked under its name, then its staged name removed): the staged
+            // name is gone, or is a second name of the very file in place.
+            let placed = dest.join(name);
+            if !staged.exists() || same_file(&staged, &placed) {
+                std::fs::remove_file(&staged).ok();
+                saved.push(placed);
                 continue;
             }
         }

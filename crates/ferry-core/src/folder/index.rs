@@ -297,12 +297,15 @@ impl Index {
             let ours =
                 serde_json::from_str::<Header>(first.trim_end()).is_ok_and(|h| h.doc == self.doc);
             if !ours {
-                file.set_len(0)?;
+                // Rewritten through a handle of its own: an appending handle cannot truncate
+                // everywhere (Windows).
+                drop(file);
                 let header = serde_json::to_vec(&Header {
                     doc: self.doc.clone(),
                 })
                 .expect("serializable");
-                file.write_all(&[header.as_slice(), b"\n"].concat())?;
+                crate::atomic::write_private(&path, &[header.as_slice(), b"\n"].concat())?;
+                file = options.open(&path)?;
             } else {
                 let mut last = [0u8; 1];
                 file.seek(std::io::SeekFrom::End(-1))?;
@@ -331,11 +334,12 @@ fn replay(
     let Ok(file) = std::fs::File::open(path) else {
         return 0;
     };
-    let mut lines = std::io::BufReader::new(file).lines();
+    // Lines as bytes: a line torn inside a character is skipped, not the end of the journal.
+    let mut lines = std::io::BufReader::new(file).split(b'\n');
     let ours = lines
         .next()
         .and_then(|l| l.ok())
-        .and_then(|l| serde_json::from_str::<Header>(&l).ok())
+        .and_then(|l| serde_json::from_slice::<Header>(&l).ok())
         .is_some_and(|h| h.doc == doc);
     if !ours {
         return 0;
@@ -343,7 +347,7 @@ fn replay(
     let mut applied = 0;
     for line in lines {
         let Ok(line) = line else { break };
-        let Ok(change) = serde_json::from_str::<Change>(&line) else {
+        let Ok(change) = serde_json::from_slice::<Change>(&line) else {
             continue;
         };
         if place::record_path(&change.path).is_err() {
@@ -477,7 +481,8 @@ mod tests {
         drop(index);
         let journal = root.join(STATE_DIR).join("index.journal");
         let mut text = std::fs::read(&journal).unwrap();
-        text.extend_from_slice(b"{\"p\":\"a.t");
+        // Torn inside a character: not even UTF-8.
+        text.extend_from_slice(b"{\"p\":\"caf\xc3");
         std::fs::write(&journal, text).unwrap();
         let mut index = Index::load(root, "doc", true);
         index.insert("b.txt", known(root, "b.txt", "h2"));

@@ -63,20 +63,22 @@ impl NameRules {
                 probe_folds(&state).unwrap_or(cfg!(any(windows, target_os = "macos")))
             }),
             windows: o.windows.unwrap_or(cfg!(windows)),
+            // A probe that cannot run says nothing: the bit is then left alone (a file system
+            // that shows every file executable must not make every peer's files so).
             exec: o
                 .exec
-                .unwrap_or_else(|| probe_exec(&state).unwrap_or(cfg!(unix))),
+                .unwrap_or_else(|| probe_exec(&state).unwrap_or(false)),
         }
     }
 
     /// The spelling under which this file system finds `rel`.
     pub fn key(&self, rel: &str) -> String {
         if self.fold {
-            // Lowercase, with the one contextual form folded too (a final sigma is a sigma).
-            rel.nfc()
-                .collect::<String>()
-                .to_lowercase()
-                .replace('\u{3c2}', "\u{3c3}")
+            // Full Unicode case folding (µ and μ, ſ and s, a final sigma and a sigma are one),
+            // on the composed form and composed again.
+            caseless::default_case_fold_str(&rel.nfc().collect::<String>())
+                .nfc()
+                .collect()
         } else {
             rel.to_string()
         }
@@ -136,7 +138,7 @@ fn probe_folds(dir: &Path) -> Option<bool> {
 /// there under its old name. Directory listings tell; each is read once per check.
 #[derive(Default)]
 pub(super) struct ExactSpelling {
-    listed: HashMap<PathBuf, std::collections::HashSet<std::ffi::OsString>>,
+    listed: HashMap<PathBuf, Option<std::collections::HashSet<std::ffi::OsString>>>,
 }
 
 impl ExactSpelling {
@@ -146,12 +148,13 @@ impl ExactSpelling {
         for part in rel.split('/') {
             let names = self.listed.entry(dir.clone()).or_insert_with(|| {
                 std::fs::read_dir(&dir)
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .map(|e| e.file_name())
-                    .collect()
+                    .ok()
+                    .map(|entries| entries.flatten().map(|e| e.file_name()).collect())
             });
+            // A directory that cannot be listed tells nothing: the lookup by name decides.
+            let Some(names) = names else {
+                return true;
+            };
             if !names.contains(std::ffi::OsStr::new(part)) {
                 return false;
             }
@@ -285,6 +288,8 @@ mod tests {
             greek.refuse("\u{3c3}\u{3b1}\u{3c3}").is_some(),
             "final sigma"
         );
+        let micro = Spellings::of(rules, ["\u{b5}.txt".to_string()].iter());
+        assert!(micro.refuse("\u{3bc}.txt").is_some(), "micro sign and mu");
         let plain = Spellings::of(NameRules::default(), held.iter());
         assert!(plain.refuse("Docs/README.md").is_none());
     }
