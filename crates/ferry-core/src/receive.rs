@@ -475,10 +475,7 @@ fn note_moved(
 async fn holds(path: &Path, hash: Hash) -> bool {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let mut hasher = blake3::Hasher::new();
-        std::fs::File::open(&path)
-            .and_then(|f| hasher.update_reader(f).map(drop))
-            .is_ok_and(|()| Hash::from_bytes(*hasher.finalize().as_bytes()) == hash)
+        crate::folder::content::hash_of(&path).is_ok_and(|h| h == hash)
     })
     .await
     .unwrap_or(false)

@@ -44,34 +44,37 @@ impl FolderSync {
         // Removals first (a name freed here may be taken by another spelling of it in the
         // same batch), files before directories, the deepest directories first (a directory
         // is removed once what was in it is gone); then what is written.
-        let removal = |rel: &String| {
-            states
-                .get(rel)
-                .is_none_or(|st| st.outcome(rel).main.is_none())
-        };
-        let (mut removals, writes): (Vec<&String>, Vec<&String>) = paths
-            .iter()
-            .filter(|rel| {
-                let dir = states
-                    .get(*rel)
-                    .and_then(|st| st.outcome(rel).main)
-                    .is_some_and(|v| v.dir)
-                    || index.get(*rel).is_some_and(|k| k.dir);
-                !rules.is_ignored(rel, dir)
-            })
-            .partition(|rel| removal(rel));
-        removals.sort_by_key(|rel| {
-            let dir = index.get(*rel).is_some_and(|k| k.dir);
-            (dir, dir.then(|| std::cmp::Reverse((*rel).clone())))
+        let (mut removals, mut writes): (Vec<&String>, Vec<&String>) = (Vec::new(), Vec::new());
+        for rel in paths {
+            let main = states.get(rel).and_then(|st| st.outcome(rel).main);
+            let dir = main.as_ref().is_some_and(|v| v.dir) || index.get(rel).is_some_and(|k| k.dir);
+            if rules.is_ignored(rel, dir) {
+                continue;
+            }
+            if main.is_some() {
+                writes.push(rel);
+            } else {
+                removals.push(rel);
+            }
+        }
+        let is_dir = |rel: &String| index.get(rel).is_some_and(|k| k.dir);
+        removals.sort_by(|a, b| match (is_dir(a), is_dir(b)) {
+            (true, true) => b.cmp(a),
+            (da, db) => da.cmp(&db),
         });
         // Which spelling of a name holds it, on a file system that folds names (see `names`).
         let removed: std::collections::HashSet<&String> = removals.iter().copied().collect();
         let mut spellings =
             Spellings::of(self.names, index.keys().filter(|k| !removed.contains(k)));
-        let paths: Vec<&String> = removals.into_iter().chain(writes).collect();
+        // Each path with whether it is written (else removed).
+        let paths: Vec<(&String, bool)> = removals
+            .into_iter()
+            .map(|rel| (rel, false))
+            .chain(writes.into_iter().map(|rel| (rel, true)))
+            .collect();
         // Fetch every content this round needs at once, then write the files.
         let mut need = BTreeSet::new();
-        for rel in &paths {
+        for (rel, _) in &paths {
             let Some(state) = states.get(*rel) else {
                 continue;
             };
@@ -110,12 +113,12 @@ impl FolderSync {
         let mut changed = 0;
         let mut missing = BTreeSet::new();
         let mut failed = None;
-        for rel in paths {
+        for (rel, written) in paths {
             let Some(state) = states.get(rel) else {
                 continue;
             };
             // A name this file system cannot hold, or holds under another spelling already.
-            if state.outcome(rel).main.is_some() && !index.contains_key(rel) {
+            if written && !index.contains_key(rel) {
                 if let Some(reason) = spellings.refuse(rel) {
                     self.not_synced(rel, reason);
                     continue;
@@ -403,14 +406,14 @@ impl FolderSync {
             if k.exec == v.exec {
                 return Ok(Written::AlreadyThere);
             }
+            let known = Known {
+                vector: v.version.clone(),
+                source,
+                exec: v.exec,
+                ..k.clone()
+            };
+            // Nothing to set where the file system keeps no bit: the version is this one.
             if !self.names.exec {
-                // Nothing to set where the file system keeps no bit: the version is this one.
-                let known = Known {
-                    vector: v.version.clone(),
-                    source,
-                    exec: v.exec,
-                    ..k.clone()
-                };
                 index.insert(rel, known);
                 return Ok(Written::AlreadyThere);
             }
@@ -420,12 +423,6 @@ impl FolderSync {
                 .is_ok_and(|m| m.is_file() && k.describes(&self.seen(rel.into(), &m)));
             if unchanged {
                 set_exec(&path, v.exec).map_err(|e| Error::write(&path, e))?;
-                let known = Known {
-                    vector: v.version.clone(),
-                    source,
-                    exec: v.exec,
-                    ..k.clone()
-                };
                 index.insert(rel, known);
                 return Ok(Written::Yes(true));
             }

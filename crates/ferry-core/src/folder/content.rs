@@ -115,6 +115,14 @@ impl Content {
     /// Tells the registry what this folder kept before it last stopped: its own content,
     /// which it may use and serve again.
     pub(super) async fn allow_kept(&self) -> Result<()> {
+        for (_, hash) in self.own_tags().await? {
+            self.registry.allow_folder(&self.folder_id, hash);
+        }
+        Ok(())
+    }
+
+    /// The tags by which this folder keeps content, with the hash each keeps.
+    async fn own_tags(&self) -> Result<Vec<(iroh_blobs::api::Tag, Hash)>> {
         let own = format!("{TAG_PREFIX}{}/", self.folder_id);
         let mut tags = self
             .store
@@ -122,11 +130,12 @@ impl Content {
             .list_prefix(own.as_bytes())
             .await
             .map_err(Error::store)?;
+        let mut out = Vec::new();
         while let Some(tag) = tags.next().await {
-            self.registry
-                .allow_folder(&self.folder_id, tag.map_err(Error::store)?.hash);
+            let tag = tag.map_err(Error::store)?;
+            out.push((tag.name, tag.hash));
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Adds a small blob (a block list) as this folder's content.
@@ -323,20 +332,12 @@ impl Content {
     /// nothing else of this folder keeps content (between the steps of a round).
     pub(super) async fn prune(&self, live: &HashSet<Hash>) -> Result<usize> {
         let mut dropped = 0;
-        let mut stale = Vec::new();
-        let own = format!("{TAG_PREFIX}{}/", self.folder_id);
-        let mut tags = self
-            .store
-            .tags()
-            .list_prefix(own.as_bytes())
-            .await
-            .map_err(Error::store)?;
-        while let Some(tag) = tags.next().await {
-            let tag = tag.map_err(Error::store)?;
-            if !live.contains(&tag.hash) {
-                stale.push(tag.name);
-            }
-        }
+        let stale = self
+            .own_tags()
+            .await?
+            .into_iter()
+            .filter(|(_, hash)| !live.contains(hash))
+            .map(|(name, _)| name);
         for name in stale {
             self.store.tags().delete(name).await.map_err(Error::store)?;
             dropped += 1;
@@ -422,7 +423,7 @@ fn sole_name(_name: &Path) -> bool {
 }
 
 /// The BLAKE3 hash of the file at `path`.
-fn hash_of(path: &Path) -> io::Result<Hash> {
+pub(crate) fn hash_of(path: &Path) -> io::Result<Hash> {
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(std::fs::File::open(path)?)?;
     Ok(Hash::from_bytes(*hasher.finalize().as_bytes()))

@@ -253,11 +253,7 @@ impl FolderSync {
     /// What the folder's file system says of `rel`, whose metadata is `meta`: the executable
     /// bit only where the file system keeps one.
     pub(super) fn seen(&self, rel: String, meta: &std::fs::Metadata) -> Scanned {
-        let mut seen = Scanned::of(rel, meta);
-        if !self.names.exec {
-            seen.exec = None;
-        }
-        seen
+        Scanned::of(rel, meta).trusting_exec(self.names.exec)
     }
 
     /// Reports every newly seen peer on `tx`.

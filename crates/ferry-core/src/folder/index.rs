@@ -357,10 +357,7 @@ fn replay(
         match change.known {
             Some(k) => {
                 let there = on_disk.is_some_and(|m| {
-                    let mut seen = Scanned::of(change.path.clone(), &m);
-                    if !exec {
-                        seen.exec = None;
-                    }
+                    let seen = Scanned::of(change.path.clone(), &m).trusting_exec(exec);
                     (m.is_file() || m.is_dir()) && k.describes(&seen)
                 });
                 if there {

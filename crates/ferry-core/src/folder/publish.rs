@@ -56,16 +56,13 @@ impl FolderSync {
             return Ok(Vec::new());
         }
         let root = self.root.clone();
-        let mut scanned = match only {
+        let mut scanned: Vec<Scanned> = match only {
             None => scan(&root, rules),
             Some(rels) => scan_some(&root, rules, rels),
-        };
-        // Where the file system keeps no executable bit, what a file shows says nothing.
-        if !self.names.exec {
-            for s in &mut scanned {
-                s.exec = None;
-            }
         }
+        .into_iter()
+        .map(|s| s.trusting_exec(self.names.exec))
+        .collect();
         // Where names fold, a path looked up by name may be found under another spelling (a
         // file renamed only in case): only the spelling on disk counts.
         let mut exact = ExactSpelling::default();

@@ -49,6 +49,17 @@ impl Scanned {
     }
 }
 
+impl Scanned {
+    /// This view with the executable bit left out unless the file system keeps one (`kept`):
+    /// where it does not, the bit a file shows says nothing.
+    pub fn trusting_exec(mut self, kept: bool) -> Scanned {
+        if !kept {
+            self.exec = None;
+        }
+        self
+    }
+}
+
 /// Whether the file `meta` describes is executable by its owner; `None` off Unix, where a
 /// file has no such bit (a peer there keeps the bit of the version it edits).
 pub fn exec_bit(meta: &std::fs::Metadata) -> Option<bool> {
