@@ -88,11 +88,7 @@ async fn the_executable_bit_syncs_and_a_replaced_file_keeps_its_permissions() {
         a: _a,
         b: _b,
         ..
-    } = shared_folder(&env, false, &[("notes.txt", b"v1")]).await;
-    eventually("notes reach b", || {
-        read(&b_dir.join("notes.txt")).as_deref() == Some("v1")
-    })
-    .await;
+    } = synced_folder(&env, false, &[("notes.txt", b"v1")]).await;
 
     write(&a_dir.join("run.sh"), b"#!/bin/sh\necho hi\n");
     chmod(&a_dir.join("run.sh"), 0o755);
@@ -133,11 +129,7 @@ async fn empty_directories_sync_created_and_removed() {
         a: _a,
         b: _b,
         ..
-    } = shared_folder(&env, false, &[("tree/sub/deep.txt", b"deep")]).await;
-    eventually("the tree reaches b", || {
-        read(&b_dir.join("tree/sub/deep.txt")).as_deref() == Some("deep")
-    })
-    .await;
+    } = synced_folder(&env, false, &[("tree/sub/deep.txt", b"deep")]).await;
 
     std::fs::create_dir_all(a_dir.join("empty")).unwrap();
     std::fs::create_dir_all(a_dir.join("nested/deeper")).unwrap();
@@ -277,11 +269,7 @@ async fn simultaneous_edits_lose_nothing_and_converge() {
         a: _a,
         b: _b,
         ..
-    } = shared_folder(&env, false, &[("plan.txt", b"base")]).await;
-    eventually("base reaches b", || {
-        read(&b_dir.join("plan.txt")).as_deref() == Some("base")
-    })
-    .await;
+    } = synced_folder(&env, false, &[("plan.txt", b"base")]).await;
 
     // Both edit the same file at once.
     write(&a_dir.join("plan.txt"), b"edit from a");
@@ -319,11 +307,7 @@ async fn an_offline_conflict_is_shown_and_its_resolution_syncs() {
     let env = Env::new();
     let SharedFolder {
         a, b, a_dir, b_dir, ..
-    } = shared_folder(&env, false, &[("plan.txt", b"base")]).await;
-    eventually("base reaches b", || {
-        read(&b_dir.join("plan.txt")).as_deref() == Some("base")
-    })
-    .await;
+    } = synced_folder(&env, false, &[("plan.txt", b"base")]).await;
 
     // b goes away; both sides edit the file. (In one process the old node's home stays
     // locked, so b comes back from a copy of its home: same key, same folders.)
@@ -493,15 +477,11 @@ async fn an_edit_to_a_large_file_sends_only_the_changed_blocks() {
     let big = pseudo_random(16 * MIB, 5);
     let SharedFolder {
         a, b, b_dir, a_dir, ..
-    } = shared_folder(&env, false, &[("big.bin", &big)]).await;
+    } = synced_folder(&env, false, &[("big.bin", &big)]).await;
     let holds = |p: &Path, want: &[u8]| {
         std::fs::metadata(p).is_ok_and(|m| m.len() == want.len() as u64)
             && std::fs::read(p).is_ok_and(|d| d == want)
     };
-    eventually("b has the large file", || {
-        holds(&b_dir.join("big.bin"), &big)
-    })
-    .await;
 
     let sent = || a.endpoint().metrics().socket.send_ipv4.get();
     let before = sent();
@@ -771,13 +751,7 @@ async fn files_with_the_same_content_stay_separate_files() {
         a: _a,
         b: _b,
         ..
-    } = shared_folder(&env, false, &[("x.bin", &same), ("y.bin", &same)]).await;
-    eventually("b gets both", || {
-        ["x.bin", "y.bin"]
-            .iter()
-            .all(|n| std::fs::read(b_dir.join(n)).is_ok_and(|d| d == same))
-    })
-    .await;
+    } = synced_folder(&env, false, &[("x.bin", &same), ("y.bin", &same)]).await;
     let (x, y) = (b_dir.join("x.bin"), b_dir.join("y.bin"));
     assert_ne!(
         std::fs::metadata(&x).unwrap().ino(),

@@ -132,22 +132,13 @@ async fn resume_fetches_only_what_was_missing() {
     let dest = env.dir("dest");
 
     // First attempt: cancel once some data has arrived.
-    let cancel = CancellationToken::new();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let attempt = {
-        let receiver = receiver.clone();
-        let (ticket, dest, cancel) = (ticket.clone(), dest.clone(), cancel.clone());
-        tokio::spawn(async move { receiver.receive(&ticket, &dest, tx, cancel).await })
-    };
-    while let Some(event) = rx.recv().await {
-        if let ReceiveEvent::Progress(p) = event {
-            if p.done > 0 && p.done < p.total {
-                cancel.cancel();
-                break;
-            }
-        }
-    }
-    let first = attempt.await.unwrap();
+    let first = receive_cancelled_at(
+        &receiver,
+        &ticket,
+        &dest,
+        |event| matches!(event, ReceiveEvent::Progress(p) if p.done > 0 && p.done < p.total),
+    )
+    .await;
     assert!(matches!(first, Err(Error::Cancelled)), "{first:?}");
     assert_no_leftovers(&dest);
     assert!(
@@ -216,20 +207,10 @@ async fn a_receive_cancelled_while_moving_files_into_place_resumes() {
     let ticket: ferry_core::Ticket = share.ticket().parse().unwrap();
     let dest = env.dir("dest");
 
-    let cancel = CancellationToken::new();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let attempt = {
-        let receiver = receiver.clone();
-        let (ticket, dest, cancel) = (ticket.clone(), dest.clone(), cancel.clone());
-        tokio::spawn(async move { receiver.receive(&ticket, &dest, tx, cancel).await })
-    };
-    while let Some(event) = rx.recv().await {
-        if let ReceiveEvent::Exporting { .. } = event {
-            cancel.cancel();
-            break;
-        }
-    }
-    let first = attempt.await.unwrap();
+    let first = receive_cancelled_at(&receiver, &ticket, &dest, |event| {
+        matches!(event, ReceiveEvent::Exporting { .. })
+    })
+    .await;
     assert!(matches!(first, Err(Error::Cancelled)), "{first:?}");
 
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
@@ -337,6 +318,29 @@ async fn through_a_local_relay_without_direct_addresses() {
         std::fs::read(dest.join("via-relay.bin")).unwrap(),
         pseudo_random(200_000, 6)
     );
+}
+
+/// Receives `ticket` into `dest`, cancelling at the first event `stop` picks; how it ended.
+async fn receive_cancelled_at(
+    receiver: &ferry_core::Node,
+    ticket: &ferry_core::Ticket,
+    dest: &Path,
+    stop: impl Fn(&ReceiveEvent) -> bool,
+) -> Result<ferry_core::ReceiveSummary, Error> {
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let attempt = {
+        let receiver = receiver.clone();
+        let (ticket, dest, cancel) = (ticket.clone(), dest.to_path_buf(), cancel.clone());
+        tokio::spawn(async move { receiver.receive(&ticket, &dest, tx, cancel).await })
+    };
+    while let Some(event) = rx.recv().await {
+        if stop(&event) {
+            cancel.cancel();
+            break;
+        }
+    }
+    attempt.await.unwrap()
 }
 
 fn assert_no_leftovers(dest: &Path) {

@@ -226,6 +226,21 @@ pub async fn shared_folder(env: &Env, read_only: bool, files: &[(&str, &[u8])]) 
     }
 }
 
+/// Like [`shared_folder`], once b holds every one of `files` with its content.
+pub async fn synced_folder(env: &Env, read_only: bool, files: &[(&str, &[u8])]) -> SharedFolder {
+    let shared = shared_folder(env, read_only, files).await;
+    let holds = |name: &str, data: &[u8]| {
+        let path = shared.b_dir.join(name);
+        std::fs::metadata(&path).is_ok_and(|m| m.len() == data.len() as u64)
+            && std::fs::read(&path).is_ok_and(|d| d == data)
+    };
+    eventually("b holds the shared files", || {
+        files.iter().all(|(name, data)| holds(name, data))
+    })
+    .await;
+    shared
+}
+
 /// The document id a folder ticket names.
 pub fn ticket_namespace(ticket: &str) -> iroh_docs::NamespaceId {
     let t: iroh_docs::DocTicket = ticket.parse().unwrap();
