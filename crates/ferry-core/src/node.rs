@@ -314,7 +314,7 @@ fn records_kept(
                     .lock()
                     .expect("folders lock")
                     .iter()
-                    .map(|r| r.folder.doc.clone())
+                    .map(|r| r.folder.doc().clone())
                     .collect()
             });
         let (tx, rx) = tokio::sync::oneshot::channel();

@@ -9,7 +9,7 @@ use std::{
     path::PathBuf,
 };
 
-use iroh_blobs::{api::proto::BlobStatus, Hash};
+use iroh_blobs::Hash;
 
 use crate::{
     error::{Error, Result},
@@ -17,7 +17,7 @@ use crate::{
         activity::ChangeKind,
         decide::{PathState, MAX_COPIES},
         delta::Patch,
-        engine::{holds_whole, FolderSync},
+        engine::FolderSync,
         ignore::{IgnoreRules, TEMP_SUFFIX},
         incoming::INTO_PLACE_MIN,
         index::{Index, Known, Source},
@@ -105,7 +105,7 @@ impl FolderSync {
             // folder's own, whatever else is still missing. Kept as such, so that after a
             // restart it is still known to be (and is not fetched again before it is written).
             for (h, size) in need {
-                if self.stored_size(h).await == Some(size) {
+                if self.fetcher.stored_size(h).await == Some(size) {
                     self.content.keep(h).await?;
                 }
             }
@@ -603,19 +603,10 @@ impl FolderSync {
 }
 
 impl FolderSync {
-    /// The size of `hash` if the store holds it whole.
-    pub(super) async fn stored_size(&self, hash: Hash) -> Option<u64> {
-        match self.store.blobs().status(hash).await {
-            Ok(BlobStatus::Complete { size }) => Some(size),
-            _ => None,
-        }
-    }
-
-    /// Fails unless the store holds `hash` whole with the size its record claims (see
-    /// [`holds_whole`]).
+    /// Fails unless the home's store holds `hash` whole with the size its record claims.
     async fn check_size(&self, rel: &str, hash: Hash, size: u64) -> Result<()> {
         let what = format!("the content of {rel:?}");
-        if holds_whole(&self.store, hash, size, &what).await? {
+        if self.fetcher.holds(hash, size, &what).await? {
             Ok(())
         } else {
             Err(Error::Store(format!("{what} is not complete")))

@@ -5,12 +5,11 @@
 use std::{
     io::{Seek, SeekFrom, Write},
     path::Path,
-    time::Duration,
 };
 
 use iroh_blobs::{
-    api::{downloader::Shuffled, proto::ExportRangesItem, Store},
-    protocol::{ChunkRanges, ChunkRangesExt, GetRequest},
+    api::{proto::ExportRangesItem, Store},
+    protocol::{ChunkRanges, ChunkRangesExt},
     Hash,
 };
 use n0_future::StreamExt;
@@ -19,15 +18,11 @@ use crate::{
     error::{Error, Result},
     folder::{
         blocks::{self, ChainingValue, BLOCK_BYTES, MIN_FILE},
-        engine::{downloaded, FolderSync},
+        engine::FolderSync,
         index::Known,
         version::FileVersion,
     },
-    transfer_store::TransferStore,
 };
-
-/// How long one attempt at fetching the changed blocks may take.
-const PATCH_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Largest block list fetched and read: 8 MiB, the list of a 64 GiB file.
 const MAX_LIST: u64 = 8 << 20;
@@ -84,7 +79,7 @@ impl FolderSync {
         {
             return Ok(Patch::NotYet);
         }
-        if self.stored_size(list_hash).await != Some(list_size) {
+        if self.fetcher.stored_size(list_hash).await != Some(list_size) {
             tracing::debug!(
                 "{}: block list of {} has the wrong size",
                 path.display(),
@@ -111,7 +106,7 @@ impl FolderSync {
         // The changed blocks arrive in a store of their own beside the folder's other incoming
         // content, kept between attempts and removed once the new version is written: in the
         // home's store they would stay behind as a partial copy.
-        let transfer = TransferStore::open_dir(self.incoming_dir().join(hash.to_hex())).await?;
+        let transfer = self.fetcher.apart(hash).await?;
         let res = self
             .patch_from(transfer.store(), v, hash, wanted, path, tmp)
             .await;
@@ -211,13 +206,7 @@ impl FolderSync {
             chunks |= ChunkRanges::bytes(r);
         }
         let peers = self.fetch_peers().await;
-        if peers.is_empty() {
-            return false;
-        }
-        let download = store
-            .downloader(&self.endpoint)
-            .download(GetRequest::blob_ranges(hash, chunks), Shuffled::new(peers));
-        downloaded(hash, PATCH_TIMEOUT, download).await
+        self.fetcher.fetch_ranges(&peers, store, hash, chunks).await
     }
 
     /// Writes the blocks `changed` of `hash`, from `store`, into `tmp` at their offsets.

@@ -17,25 +17,23 @@ use std::{
 };
 
 use iroh::EndpointId;
-use iroh_blobs::{
-    api::{downloader::Shuffled, proto::BlobStatus, Store},
-    protocol::{ChunkRanges, ChunkRangesExt, GetRequest},
-    Hash,
-};
+use iroh_blobs::{api::Store, Hash};
 use iroh_docs::{api::Doc, store::Query, AuthorId};
-use n0_future::{BufferedStreamExt, StreamExt};
+use n0_future::StreamExt;
 use tokio::sync::{mpsc, Mutex};
 
 use crate::{
-    error::{Error, Result},
+    error::Result,
     folder::{
         activity::{
             Change, ChangeKind, ConflictCopy, FolderActivity, FolderState, NotSynced, Recent,
         },
         content::Content,
         decide::PathState,
+        fetch::Fetcher,
         index::Index,
         place,
+        records::{key_path, Records},
         scan::Scanned,
         swarm::Swarm,
         trash::Trash,
@@ -43,61 +41,6 @@ use crate::{
     },
     registry::Registry,
 };
-
-/// Waits up to `limit` for a download of (part of) `hash`; true if it completed. Whatever
-/// arrived stays in the store for the next attempt.
-pub(super) async fn downloaded<E: std::fmt::Display>(
-    hash: Hash,
-    limit: Duration,
-    download: impl std::future::IntoFuture<Output = std::result::Result<(), E>>,
-) -> bool {
-    match tokio::time::timeout(limit, download).await {
-        Ok(Ok(())) => true,
-        Ok(Err(e)) => {
-            tracing::debug!("blob {} not available yet: {e}", hash.fmt_short());
-            false
-        }
-        Err(_) => {
-            tracing::debug!("fetching blob {} continues later", hash.fmt_short());
-            false
-        }
-    }
-}
-
-/// A request for at most `max` bytes of `hash`, and its last chunk, whose proof gives the
-/// blob's real size: a blob larger than claimed stays partial, with that size known.
-pub(super) fn bounded(hash: Hash, max: u64) -> GetRequest {
-    GetRequest::blob_ranges(hash, ChunkRanges::bytes(0..max) | ChunkRanges::last_chunk())
-}
-
-/// Whether `store` holds `hash` whole at the `size` a record claims: `Ok(true)` if so,
-/// `Ok(false)` while it is incomplete with its size not known yet. A proven size that is
-/// another one (a [`bounded`] fetch of a larger blob stays partial, its size known) means the
-/// record lies: refused for good, naming `what`.
-pub(super) async fn holds_whole(store: &Store, hash: Hash, size: u64, what: &str) -> Result<bool> {
-    match store.blobs().status(hash).await.map_err(Error::store)? {
-        BlobStatus::Complete { size: s } if s == size => Ok(true),
-        BlobStatus::Complete { size: s } | BlobStatus::Partial { size: Some(s) } if s != size => {
-            Err(Error::BadData(format!(
-                "{what} is {s} bytes, its record says {size}"
-            )))
-        }
-        _ => Ok(false),
-    }
-}
-
-/// A record read from the store.
-pub(super) enum Record {
-    /// Decoded.
-    Ready(FileVersion),
-    /// Not (wholly) here yet.
-    Missing,
-    /// Too large or malformed: never acted on.
-    Refused,
-}
-
-/// Prefix of file entries in a folder document.
-pub const KEY_PREFIX: &str = "f/";
 
 /// A running synced folder.
 ///
@@ -114,19 +57,17 @@ pub const KEY_PREFIX: &str = "f/";
 /// own) is a leaf: held for a few statements, never across an await, never while another
 /// lock is taken.
 pub struct FolderSync {
-    pub(crate) doc: Doc,
+    /// The folder's document: reading peers' records, writing this device's.
+    pub(super) records: Records,
     /// The document id, as text: the folder's name in the registry.
     pub(super) folder_id: String,
     pub(crate) root: PathBuf,
     pub(crate) read_only: bool,
-    pub(super) author: AuthorId,
     pub(super) device: String,
     pub(super) device_name: String,
     pub(super) store: Store,
-    pub(super) endpoint: iroh::Endpoint,
-    /// One downloader for the folder's lifetime: it keeps its connections to peers open
-    /// between fetches (a new one per fetch would open new connections each time).
-    pub(super) downloader: iroh_blobs::api::downloader::Downloader,
+    /// Fetches the folder's blobs from its peers.
+    pub(super) fetcher: Fetcher,
     pub(super) registry: Registry,
     /// Files as this device last wrote or published them, by path.
     pub(super) index: Mutex<Index>,
@@ -210,17 +151,26 @@ impl FolderSync {
                 registry.allow_folder(&folder_id, h);
             }
         }
-        let downloader = store.downloader(&endpoint);
+        let fetcher = Fetcher::new(
+            store.clone(),
+            endpoint,
+            root.join(super::ignore::STATE_DIR).join("incoming"),
+        );
         Arc::new(FolderSync {
-            downloader,
+            fetcher,
             content: Content::new(&root, store.clone(), registry.clone(), &folder_id),
+            records: Records::new(
+                doc,
+                author,
+                device.to_string(),
+                store.clone(),
+                registry.clone(),
+            ),
             folder_id,
-            doc,
             trash: Trash::new(&root),
             names,
             root,
             read_only,
-            author,
             device: device.to_string(),
             device_name: settings.device_name.clone(),
             trash_keep: (
@@ -228,7 +178,6 @@ impl FolderSync {
                 u64::from(settings.trash_mib) << 20,
             ),
             store,
-            endpoint,
             registry,
             index: Mutex::new(index),
             states: Mutex::new(BTreeMap::new()),
@@ -250,6 +199,11 @@ impl FolderSync {
         })
     }
 
+    /// The folder's document.
+    pub(crate) fn doc(&self) -> &Doc {
+        self.records.doc()
+    }
+
     /// What the folder's file system says of `rel`, whose metadata is `meta`: the executable
     /// bit only where the file system keeps one.
     pub(super) fn seen(&self, rel: String, meta: &std::fs::Metadata) -> Scanned {
@@ -263,7 +217,7 @@ impl FolderSync {
 
     /// Remembers a peer of this folder (from the ticket, or seen in the swarm).
     pub fn add_peer(&self, peer: EndpointId) {
-        if peer == self.endpoint.id() {
+        if peer.to_string() == self.device {
             return;
         }
         // Only the folder's peers are served its records and content.
@@ -328,119 +282,22 @@ impl FolderSync {
         });
     }
 
-    /// Reads the records matching `query`, grouped by path, and lists the paths whose record
-    /// blobs have not arrived (iroh-docs does not retry a failed download; the folder does).
-    async fn read_records(
-        &self,
-        query: Query,
-        fetched: &std::collections::HashSet<Hash>,
-    ) -> Result<(BTreeMap<String, PathState>, Vec<(String, Hash)>)> {
-        let mut out: BTreeMap<String, PathState> = BTreeMap::new();
-        let mut missing = Vec::new();
-        let mut entries = Box::pin(
-            self.doc
-                .get_many(query)
-                .await
-                .map_err(|e| Error::Store(e.to_string()))?,
-        );
-        while let Some(entry) = entries.next().await {
-            let entry = entry.map_err(|e| Error::Store(e.to_string()))?;
-            let Some(rel) = key_path(entry.key()) else {
-                continue;
-            };
-            if entry.content_len() > MAX_RECORD_SIZE as u64 {
-                continue;
-            }
-            let hash = entry.content_hash();
-            match self.record(&rel, hash, fetched.contains(&hash)).await {
-                Record::Ready(v) => {
-                    out.entry(rel).or_default().add(v);
-                }
-                Record::Missing => missing.push((rel, entry.content_hash())),
-                Record::Refused => {}
-            }
-        }
-        Ok((out, missing))
-    }
-
-    /// The record stored as `hash`, read only if it is complete and within the size limit: a
-    /// record's blob is named by a peer and may be anything. Members fetch records from each
-    /// other: a record becomes servable to them if it is this folder's, that is if it was
-    /// `fetched` from its peers for it, written by this device, or describes content the folder
-    /// holds; not merely because a member named a blob the store had for something else.
-    pub(super) async fn record(&self, rel: &str, hash: Hash, fetched: bool) -> Record {
-        match self.store.blobs().status(hash).await {
-            Ok(BlobStatus::Complete { size }) if size <= MAX_RECORD_SIZE as u64 => {}
-            Ok(BlobStatus::Complete { size } | BlobStatus::Partial { size: Some(size) })
-                if size > MAX_RECORD_SIZE as u64 =>
-            {
-                tracing::debug!("ignoring a record of {size} bytes for {rel:?}");
-                return Record::Refused;
-            }
-            _ => return Record::Missing,
-        }
-        let Ok(bytes) = self.store.get_bytes(hash).await else {
-            return Record::Missing;
-        };
-        match decode_record(rel, &bytes) {
-            Some(v) => {
-                let ours = fetched
-                    || v.device == self.device
-                    || v.content_hash()
-                        .is_some_and(|h| self.registry.folder_holds(&self.folder_id, &h));
-                if ours {
-                    self.registry.allow_folder(&self.folder_id, hash);
-                }
-                Record::Ready(v)
-            }
-            None => Record::Refused,
-        }
-    }
-
     /// The peers content is fetched from: those met in the folder's swarm and those the
     /// document syncs with.
     pub(super) async fn fetch_peers(&self) -> Vec<EndpointId> {
         let mut peers = self.swarm.known();
-        for p in self
-            .doc
-            .get_sync_peers()
-            .await
-            .ok()
-            .flatten()
-            .unwrap_or_default()
-        {
-            if let Ok(id) = EndpointId::from_bytes(&p) {
-                if !peers.contains(&id) {
-                    peers.push(id);
-                }
+        for id in self.records.sync_peers().await {
+            if !peers.contains(&id) {
+                peers.push(id);
             }
         }
         peers
     }
 
-    /// Fetches blobs from the folder's peers, each `(hash, at most this many bytes)`: a peer
-    /// names hashes and sizes, so no more than the size it claimed is ever fetched (plus the
-    /// last chunk, which proves the real size). True if all arrived whole.
+    /// Fetches blobs into the home's store from the folder's peers, each `(hash, at most
+    /// this many bytes)` (see [`Fetcher::fetch`]).
     pub(super) async fn fetch(&self, wants: &[(Hash, u64)]) -> bool {
-        let peers = self.fetch_peers().await;
-        if peers.is_empty() {
-            return false;
-        }
-        let downloader = &self.downloader;
-        // Many small files are many round trips: keep several in flight.
-        let jobs: Vec<_> = wants
-            .iter()
-            .copied()
-            .map(|(hash, max)| {
-                let fetch = downloader.download(bounded(hash, max), Shuffled::new(peers.clone()));
-                downloaded(hash, FETCH_TIMEOUT, fetch)
-            })
-            .collect();
-        let fetched: Vec<bool> = n0_future::stream::iter(jobs)
-            .buffered_unordered(FETCH_PARALLEL)
-            .collect()
-            .await;
-        fetched.iter().all(|ok| *ok)
+        self.fetcher.fetch(&self.fetch_peers().await, wants).await
     }
 
     /// The versions of the paths matching `query`, after fetching records that had not
@@ -451,7 +308,8 @@ impl FolderSync {
     ) -> Result<(BTreeMap<String, PathState>, BTreeSet<String>)> {
         let query: Query = query.into();
         let (states, missing) = self
-            .read_records(query.clone(), &Default::default())
+            .records
+            .read(query.clone(), &Default::default())
             .await?;
         if missing.is_empty() {
             return Ok((states, BTreeSet::new()));
@@ -462,7 +320,7 @@ impl FolderSync {
             .collect();
         self.fetch(&wants).await;
         let fetched = missing.iter().map(|(_, h)| *h).collect();
-        let (states, missing) = self.read_records(query, &fetched).await?;
+        let (states, missing) = self.records.read(query, &fetched).await?;
         Ok((states, missing.into_iter().map(|(rel, _)| rel).collect()))
     }
 
@@ -487,7 +345,7 @@ impl FolderSync {
         if peers.is_empty() {
             return;
         }
-        if let Err(e) = self.doc.start_sync(peers).await {
+        if let Err(e) = self.records.doc().start_sync(peers).await {
             tracing::debug!("resyncing {}: {e}", self.root.display());
         }
     }
@@ -530,7 +388,7 @@ impl FolderSync {
                 tracing::warn!("cannot watch {}: {e}", self.root.display());
             }
         }
-        let mut events = match self.doc.subscribe().await {
+        let mut events = match self.records.doc().subscribe().await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("cannot follow the folder document: {e}");
@@ -605,12 +463,6 @@ impl FolderSync {
 /// How many changed files a folder copies into the store and publishes at once.
 pub(super) const PUBLISH_PARALLEL: usize = 16;
 
-/// How many blobs a folder fetches at once.
-pub(super) const FETCH_PARALLEL: usize = 32;
-
-/// How long one blob may take to arrive before the path is retried later.
-pub(super) const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Above this many changed keys a round reads the whole document in one pass instead of
 /// querying key by key.
 pub(super) const KEYS_PER_QUERY_MAX: usize = 256;
@@ -654,22 +506,4 @@ fn relative(root: &Path, path: &Path) -> Option<String> {
         return None;
     }
     Some(rel)
-}
-
-/// The file path of a document key, if it is a file entry with a safe path: checked with the
-/// same rules as one-shot names, and never naming Ferry's own state ([`place::record_path`]).
-pub(super) fn key_path(key: &[u8]) -> Option<String> {
-    let rel = std::str::from_utf8(key).ok()?.strip_prefix(KEY_PREFIX)?;
-    if let Err(why) = place::record_path(rel) {
-        tracing::warn!("ignoring a record: {why}");
-        return None;
-    }
-    Some(rel.to_string())
-}
-
-/// The version a record's bytes hold; a malformed record is logged and ignored.
-pub(super) fn decode_record(rel: &str, bytes: &[u8]) -> Option<FileVersion> {
-    FileVersion::decode(bytes)
-        .inspect_err(|e| tracing::warn!("ignoring a malformed record for {rel:?}: {e}"))
-        .ok()
 }

@@ -309,7 +309,7 @@ impl Node {
         };
         self.inner.registry.remove_folder(&info.id);
         if let Some(running) = stopped {
-            let doc = running.folder.doc.clone();
+            let doc = running.folder.doc().clone();
             running.stop().await;
             if let Err(e) = doc.leave().await {
                 tracing::debug!("leaving the folder document: {e}");

@@ -16,6 +16,7 @@
 //! - [`conflict`]: the name of the copy that keeps the losing side of a conflict, and its review;
 //! - [`activity`]: what a running folder is doing, for people;
 //! - `content`: the versions peers may fetch from this device, kept without a second copy;
+//! - `fetch`: fetching blobs from the folder's peers, bounded by the sizes records claim;
 //! - [`trash`]: where deleted and overwritten files go, and how they come back.
 //!
 //! The running side: [`engine`] (a synced folder: watcher, document events, the loop), its
@@ -30,6 +31,7 @@ pub(crate) mod content;
 pub mod decide;
 mod delta;
 pub mod engine;
+mod fetch;
 pub mod ignore;
 pub mod incoming;
 mod index;
@@ -37,6 +39,7 @@ pub mod manage;
 pub mod names;
 pub mod place;
 mod publish;
+mod records;
 mod round;
 pub mod scan;
 mod swarm;

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use iroh_blobs::Hash;
 use n0_future::{BufferedStreamExt, StreamExt};
 
 use crate::{
@@ -13,7 +12,7 @@ use crate::{
         activity::ChangeKind,
         blocks,
         decide::PathState,
-        engine::{FolderSync, KEY_PREFIX, PUBLISH_PARALLEL},
+        engine::{FolderSync, PUBLISH_PARALLEL},
         ignore::IgnoreRules,
         index::{Index, Known, Source},
         names::{ExactSpelling, NameRules},
@@ -380,6 +379,7 @@ impl FolderSync {
         vector.bump(&self.device)
     }
 
+    /// Publishes `v` as this device's record of `rel`.
     pub(super) async fn put(&self, rel: &str, v: &FileVersion) -> Result<()> {
         tracing::debug!(
             "{}: publishing {rel:?} {:?}{}",
@@ -387,15 +387,7 @@ impl FolderSync {
             v.version,
             if v.deleted { " (deleted)" } else { "" }
         );
-        let bytes = v.encode();
-        // Servable before peers hear of it: they ask for the record as soon as it is inserted.
-        self.registry
-            .allow_folder(&self.folder_id, Hash::new(&bytes));
-        self.doc
-            .set_bytes(self.author, format!("{KEY_PREFIX}{rel}"), bytes)
-            .await
-            .map_err(|e| Error::Store(e.to_string()))?;
-        Ok(())
+        self.records.put(rel, v).await
     }
 }
 

@@ -5,15 +5,15 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use iroh_blobs::Hash;
-use iroh_docs::store::Query;
 
 use crate::folder::{
     activity::ConflictCopy,
     conflict::{is_conflict_copy, original_of},
     decide::PathState,
-    engine::{Dirty, FolderSync, Record, Summary, KEYS_PER_QUERY_MAX, KEY_PREFIX},
+    engine::{Dirty, FolderSync, Summary, KEYS_PER_QUERY_MAX},
     ignore::IgnoreRules,
     index::Known,
+    records::{Record, Records},
     version::{parse_hash, MAX_RECORD_SIZE},
 };
 
@@ -56,7 +56,7 @@ impl FolderSync {
             }
         }
         let paths: Vec<String> = if full {
-            match self.gather(Query::all()).await {
+            match self.gather(Records::all()).await {
                 Ok((all, missing)) => {
                     *states = all;
                     self.forget_stale_incoming(&states);
@@ -97,7 +97,7 @@ impl FolderSync {
             // Their paths were checked when the events arrived (`key_path`).
             for (rel, hash) in &work.records {
                 let fetched = missing.iter().any(|(h, _)| h == hash);
-                match self.record(rel, *hash, fetched).await {
+                match self.records.record(rel, *hash, fetched).await {
                     Record::Ready(v) => {
                         states.entry(rel.clone()).or_default().add(v);
                         paths.push(rel.clone());
@@ -110,10 +110,7 @@ impl FolderSync {
                 }
             }
             for rel in &work.keys {
-                match self
-                    .gather(Query::key_exact(format!("{KEY_PREFIX}{rel}")))
-                    .await
-                {
+                match self.gather(Records::of_path(rel)).await {
                     Ok((mut found, missing)) => {
                         match found.remove(rel) {
                             Some(state) => states.insert(rel.clone(), state),

@@ -1,0 +1,377 @@
+//! The folder's document: one entry per path and author, whose value is a record (a
+//! [`FileVersion`]) stored as a blob. This part reads records, treating every one as a
+//! peer's claim (its key is a path checked where it is read, its blob bounded before it is
+//! read and decoded strictly), and writes this device's own.
+//!
+//! What a record may be served as: members fetch records from each other, and a record
+//! becomes servable to them only if it is this folder's (fetched for it, written by this
+//! device, or describing content the folder holds), never merely because a member named a
+//! blob the store had for something else (see docs/DESIGN.md, threat model).
+
+use std::collections::{BTreeMap, HashSet};
+
+use iroh::EndpointId;
+use iroh_blobs::{api::proto::BlobStatus, api::Store, Hash};
+use iroh_docs::{api::Doc, store::Query, AuthorId};
+use n0_future::StreamExt;
+
+use crate::{
+    error::{Error, Result},
+    folder::{
+        decide::PathState,
+        place,
+        version::{FileVersion, MAX_RECORD_SIZE},
+    },
+    registry::Registry,
+};
+
+/// Prefix of file entries in a folder document.
+pub const KEY_PREFIX: &str = "f/";
+
+/// A record read from the store.
+pub(super) enum Record {
+    /// Decoded.
+    Ready(FileVersion),
+    /// Not (wholly) here yet.
+    Missing,
+    /// Too large or malformed: never acted on.
+    Refused,
+}
+
+/// See the module docs.
+pub(super) struct Records {
+    doc: Doc,
+    /// The author this device writes its records as.
+    author: AuthorId,
+    /// This device, as records name it.
+    device: String,
+    store: Store,
+    registry: Registry,
+    folder_id: String,
+}
+
+impl Records {
+    /// The records of the folder `doc`, written by this `device` as `author`.
+    pub(super) fn new(
+        doc: Doc,
+        author: AuthorId,
+        device: String,
+        store: Store,
+        registry: Registry,
+    ) -> Records {
+        Records {
+            folder_id: doc.id().to_string(),
+            doc,
+            author,
+            device,
+            store,
+            registry,
+        }
+    }
+
+    /// The document.
+    pub(super) fn doc(&self) -> &Doc {
+        &self.doc
+    }
+
+    /// The query for the entries of one path.
+    pub(super) fn of_path(rel: &str) -> Query {
+        Query::key_exact(format!("{KEY_PREFIX}{rel}")).into()
+    }
+
+    /// The query for every file entry.
+    pub(super) fn all() -> Query {
+        Query::key_prefix(KEY_PREFIX).into()
+    }
+
+    /// Reads the records matching `query`, grouped by path, and lists the paths whose record
+    /// blobs have not arrived (iroh-docs does not retry a failed download; the folder does).
+    /// `fetched` holds the record blobs just fetched for this folder (see [`Records::record`]).
+    pub(super) async fn read(
+        &self,
+        query: Query,
+        fetched: &HashSet<Hash>,
+    ) -> Result<(BTreeMap<String, PathState>, Vec<(String, Hash)>)> {
+        let mut out: BTreeMap<String, PathState> = BTreeMap::new();
+        let mut missing = Vec::new();
+        let mut entries = Box::pin(self.doc.get_many(query).await.map_err(Error::store)?);
+        while let Some(entry) = entries.next().await {
+            let entry = entry.map_err(Error::store)?;
+            let Some(rel) = key_path(entry.key()) else {
+                continue;
+            };
+            if entry.content_len() > MAX_RECORD_SIZE as u64 {
+                continue;
+            }
+            let hash = entry.content_hash();
+            match self.record(&rel, hash, fetched.contains(&hash)).await {
+                Record::Ready(v) => {
+                    out.entry(rel).or_default().add(v);
+                }
+                Record::Missing => missing.push((rel, entry.content_hash())),
+                Record::Refused => {}
+            }
+        }
+        Ok((out, missing))
+    }
+
+    /// The record stored as `hash` for `rel`, read only if it is complete and within the size
+    /// limit: a record's blob is named by a peer and may be anything. `fetched`: the blob was
+    /// fetched from the folder's peers for this folder.
+    pub(super) async fn record(&self, rel: &str, hash: Hash, fetched: bool) -> Record {
+        match self.store.blobs().status(hash).await {
+            Ok(BlobStatus::Complete { size }) if size <= MAX_RECORD_SIZE as u64 => {}
+            Ok(BlobStatus::Complete { size } | BlobStatus::Partial { size: Some(size) })
+                if size > MAX_RECORD_SIZE as u64 =>
+            {
+                tracing::debug!("ignoring a record of {size} bytes for {rel:?}");
+                return Record::Refused;
+            }
+            _ => return Record::Missing,
+        }
+        let Ok(bytes) = self.store.get_bytes(hash).await else {
+            return Record::Missing;
+        };
+        match decode_record(rel, &bytes) {
+            Some(v) => {
+                let ours = fetched
+                    || v.device == self.device
+                    || v.content_hash()
+                        .is_some_and(|h| self.registry.folder_holds(&self.folder_id, &h));
+                if ours {
+                    self.registry.allow_folder(&self.folder_id, hash);
+                }
+                Record::Ready(v)
+            }
+            None => Record::Refused,
+        }
+    }
+
+    /// Publishes `v` as this device's record of `rel`.
+    pub(super) async fn put(&self, rel: &str, v: &FileVersion) -> Result<()> {
+        let bytes = v.encode();
+        // Servable before peers hear of it: they ask for the record as soon as it is inserted.
+        self.registry
+            .allow_folder(&self.folder_id, Hash::new(&bytes));
+        self.doc
+            .set_bytes(self.author, format!("{KEY_PREFIX}{rel}"), bytes)
+            .await
+            .map_err(Error::store)?;
+        Ok(())
+    }
+
+    /// The peers the document has synced with.
+    pub(super) async fn sync_peers(&self) -> Vec<EndpointId> {
+        self.doc
+            .get_sync_peers()
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| EndpointId::from_bytes(p).ok())
+            .collect()
+    }
+}
+
+/// The file path of a document key, if it is a file entry with a safe path: checked with the
+/// same rules as one-shot names, and never naming Ferry's own state ([`place::record_path`]).
+pub(super) fn key_path(key: &[u8]) -> Option<String> {
+    let rel = std::str::from_utf8(key).ok()?.strip_prefix(KEY_PREFIX)?;
+    if let Err(why) = place::record_path(rel) {
+        tracing::warn!("ignoring a record: {why}");
+        return None;
+    }
+    Some(rel.to_string())
+}
+
+/// The version a record's bytes hold; a malformed record is logged and ignored.
+fn decode_record(rel: &str, bytes: &[u8]) -> Option<FileVersion> {
+    FileVersion::decode(bytes)
+        .inspect_err(|e| tracing::warn!("ignoring a malformed record for {rel:?}: {e}"))
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use iroh::{endpoint::presets, RelayMode};
+    use iroh_blobs::store::mem::MemStore;
+
+    use super::*;
+    use crate::folder::version::VersionVector;
+
+    const ME: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const PEER: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    /// A document in memory and its records, written by device `ME`.
+    struct Setup {
+        records: Records,
+        registry: Registry,
+        author: AuthorId,
+        _docs: iroh_docs::protocol::Docs,
+        _store: MemStore,
+    }
+
+    async fn setup() -> Setup {
+        let ep = iroh::Endpoint::builder(presets::Minimal)
+            .relay_mode(RelayMode::Disabled)
+            .clear_ip_transports()
+            .bind_addr("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
+            .unwrap()
+            .bind()
+            .await
+            .unwrap();
+        let store = MemStore::new();
+        let gossip = iroh_gossip::net::Gossip::builder().spawn(ep.clone());
+        let docs = iroh_docs::protocol::Docs::memory()
+            .spawn(ep, (*store).clone(), gossip)
+            .await
+            .unwrap();
+        let doc = docs.create().await.unwrap();
+        let author = docs.author_default().await.unwrap();
+        let registry = Registry::default();
+        let records = Records::new(doc, author, ME.into(), (*store).clone(), registry.clone());
+        Setup {
+            records,
+            registry,
+            author,
+            _docs: docs,
+            _store: store,
+        }
+    }
+
+    fn version(device: &str, content: &[u8]) -> FileVersion {
+        FileVersion {
+            hash: blake3::hash(content).to_hex().to_string(),
+            size: content.len() as u64,
+            mtime_ms: 1,
+            deleted: false,
+            device: device.into(),
+            device_name: "a device".into(),
+            version: VersionVector::default().bump(device),
+            blocks: None,
+            exec: false,
+            dir: false,
+        }
+    }
+
+    impl Setup {
+        async fn raw(&self, key: &str, bytes: Vec<u8>) -> Hash {
+            let hash = Hash::new(&bytes);
+            self.records
+                .doc()
+                .set_bytes(self.author, key.to_string(), bytes)
+                .await
+                .unwrap();
+            hash
+        }
+
+        fn folder(&self) -> &str {
+            &self.records.folder_id
+        }
+    }
+
+    #[tokio::test]
+    async fn own_records_round_trip_and_are_servable_to_members() {
+        let s = setup().await;
+        let v = version(ME, b"hello");
+        s.records.put("docs/a.txt", &v).await.unwrap();
+        let (states, missing) = s
+            .records
+            .read(Records::all(), &HashSet::new())
+            .await
+            .unwrap();
+        assert!(missing.is_empty(), "{missing:?}");
+        assert_eq!(states["docs/a.txt"].versions(), [v.clone()]);
+        let (one, _) = s
+            .records
+            .read(Records::of_path("docs/a.txt"), &HashSet::new())
+            .await
+            .unwrap();
+        assert_eq!(one.len(), 1);
+        assert!(s.registry.folder_holds(s.folder(), &Hash::new(v.encode())));
+    }
+
+    #[tokio::test]
+    async fn keys_naming_unsafe_paths_or_ferrys_state_are_never_read() {
+        let s = setup().await;
+        for key in [
+            "f/../outside",
+            "f/a/../../outside",
+            "f//etc/passwd",
+            "f/.ferry/index.json",
+            "f/sub/.ferry/trash/x",
+            "f/",
+            "g/not-a-file-entry",
+        ] {
+            s.raw(key, version(PEER, b"x").encode()).await;
+        }
+        s.records.put("ok.txt", &version(ME, b"y")).await.unwrap();
+        let (states, missing) = s
+            .records
+            .read(Records::all(), &HashSet::new())
+            .await
+            .unwrap();
+        assert_eq!(states.keys().collect::<Vec<_>>(), ["ok.txt"]);
+        assert!(missing.is_empty());
+    }
+
+    #[tokio::test]
+    async fn oversized_malformed_and_missing_records_are_refused_or_waited_for() {
+        let s = setup().await;
+        s.raw("f/big", vec![b' '; MAX_RECORD_SIZE + 1]).await;
+        let junk = s.raw("f/junk", b"{not json".to_vec()).await;
+        // A record that lies: content with no valid hash.
+        let mut bad = version(PEER, b"z");
+        bad.hash = "zz".into();
+        s.raw("f/bad", bad.encode()).await;
+        // An entry whose record blob has not arrived.
+        let absent = Hash::new(b"never stored");
+        s.records
+            .doc()
+            .set_hash(s.author, "f/later".to_string(), absent, 100)
+            .await
+            .unwrap();
+        let (states, missing) = s
+            .records
+            .read(Records::all(), &HashSet::new())
+            .await
+            .unwrap();
+        assert!(states.is_empty(), "{states:?}");
+        assert_eq!(missing, [("later".to_string(), absent)]);
+        assert!(matches!(
+            s.records.record("junk", junk, true).await,
+            Record::Refused
+        ));
+        assert!(!s.registry.folder_holds(s.folder(), &junk));
+    }
+
+    #[tokio::test]
+    async fn a_peers_record_is_servable_only_if_it_reached_the_folder_as_its_own() {
+        let s = setup().await;
+        // A member names a blob this node holds for something else: read, but not served.
+        let theirs = version(PEER, b"another share's file");
+        let hash = s.raw("f/x", theirs.encode()).await;
+        assert!(matches!(
+            s.records.record("x", hash, false).await,
+            Record::Ready(_)
+        ));
+        assert!(!s.registry.folder_holds(s.folder(), &hash));
+        // Fetched from the folder's peers for this folder: servable.
+        assert!(matches!(
+            s.records.record("x", hash, true).await,
+            Record::Ready(_)
+        ));
+        assert!(s.registry.folder_holds(s.folder(), &hash));
+        // Describing content the folder holds: servable.
+        let held = version(PEER, b"held");
+        s.registry
+            .allow_folder(s.folder(), held.content_hash().unwrap());
+        let hash = s.raw("f/held", held.encode()).await;
+        assert!(matches!(
+            s.records.record("held", hash, false).await,
+            Record::Ready(_)
+        ));
+        assert!(s.registry.folder_holds(s.folder(), &hash));
+    }
+}
