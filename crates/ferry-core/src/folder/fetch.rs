@@ -367,7 +367,7 @@ mod tests {
     #[tokio::test]
     async fn ranges_arrive_into_the_given_store_verified() {
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        let s = setup(&[data.clone()]).await;
+        let s = setup(std::slice::from_ref(&data)).await;
         let t = s.fetcher.apart(s.hashes[0]).await.unwrap();
         let chunks = ChunkRanges::bytes(65536..131072);
         assert!(

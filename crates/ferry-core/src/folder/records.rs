@@ -282,7 +282,7 @@ mod tests {
             .await
             .unwrap();
         assert!(missing.is_empty(), "{missing:?}");
-        assert_eq!(states["docs/a.txt"].versions(), [v.clone()]);
+        assert_eq!(states["docs/a.txt"].versions(), std::slice::from_ref(&v));
         let (one, _) = s
             .records
             .read(Records::of_path("docs/a.txt"), &HashSet::new())
