@@ -64,10 +64,11 @@ pub struct FolderSync {
     pub(crate) root: PathBuf,
     pub(crate) read_only: bool,
     pub(super) device: String,
-    pub(super) device_name: String,
     pub(super) store: Store,
     /// Fetches the folder's blobs from its peers.
     pub(super) fetcher: Fetcher,
+    /// Decides what a local change becomes.
+    pub(super) publisher: super::local::Publisher,
     pub(super) registry: Registry,
     /// Files as this device last wrote or published them, by path.
     pub(super) index: Mutex<Index>,
@@ -158,6 +159,10 @@ impl FolderSync {
         );
         Arc::new(FolderSync {
             fetcher,
+            publisher: super::local::Publisher::new(
+                device.to_string(),
+                settings.device_name.clone(),
+            ),
             content: Content::new(&root, store.clone(), registry.clone(), &folder_id),
             records: Records::new(
                 doc,
@@ -172,7 +177,6 @@ impl FolderSync {
             root,
             read_only,
             device: device.to_string(),
-            device_name: settings.device_name.clone(),
             trash_keep: (
                 u64::from(settings.trash_days) * 86_400_000,
                 u64::from(settings.trash_mib) << 20,

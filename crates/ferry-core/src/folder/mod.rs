@@ -35,6 +35,7 @@ mod fetch;
 pub mod ignore;
 pub mod incoming;
 mod index;
+mod local;
 pub mod manage;
 pub mod names;
 pub mod place;

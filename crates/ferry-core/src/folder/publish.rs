@@ -14,33 +14,14 @@ use crate::{
         decide::PathState,
         engine::{FolderSync, PUBLISH_PARALLEL},
         ignore::IgnoreRules,
-        index::{Index, Known, Source},
+        index::{Known, Source},
+        local::{FileChange, Publisher},
         names::{ExactSpelling, NameRules},
         place,
         scan::{content_if_stable, scan, scan_some, Scanned},
-        version::{FileVersion, Relation, VersionVector},
+        version::FileVersion,
     },
-    history::now_ms,
 };
-
-/// Whether the document holds what the index says a file unchanged since is, or need not:
-/// a file written from a record waits for that record to come back after a crash took it out
-/// of the document; a version this device published is published again; a conflict copy is
-/// published once.
-fn in_document(known: &Known, state: Option<&PathState>) -> bool {
-    match known.source {
-        Source::Record => true,
-        Source::Copy => state.is_some(),
-        Source::Published => state.is_some_and(|st| {
-            st.versions().iter().any(|v| {
-                matches!(
-                    v.version.relation(&known.vector),
-                    Relation::Equal | Relation::Dominates
-                )
-            })
-        }),
-    }
-}
 
 impl FolderSync {
     /// Publishes local changes on top of the versions in `states`: of the whole folder, or only
@@ -110,13 +91,14 @@ impl FolderSync {
             present.insert(s.rel.clone());
             let unchanged = index
                 .get(&s.rel)
-                .is_some_and(|k| k.describes(s) && in_document(k, states.get(&s.rel)));
+                .is_some_and(|k| Publisher::unchanged(k, s, states.get(&s.rel)));
             if unchanged {
                 continue;
             }
             if s.dir {
-                if let Some(d) = self.dir_version(s, states, &index) {
-                    to_publish.push(d);
+                let state = states.get(&s.rel).cloned().unwrap_or_default();
+                if let Some((v, known)) = self.publisher.dir(s, index.get(&s.rel), &state) {
+                    to_publish.push((s.rel.clone(), v, known, ChangeKind::Added));
                 } else if let Some(main) = states.get(&s.rel).and_then(|st| st.outcome(&s.rel).main)
                 {
                     // A directory peers have too: known from now on.
@@ -140,75 +122,26 @@ impl FolderSync {
                 continue;
             };
             let state = states.get(&s.rel).cloned().unwrap_or_default();
-            let main = state.outcome(&s.rel).main;
-            // Where the file system has no executable bit, a change keeps the bit of the
-            // version it follows.
-            let exec = s.exec.unwrap_or_else(|| {
-                index
-                    .get(&s.rel)
-                    .map(|k| k.exec)
-                    .or(main.as_ref().map(|m| m.exec))
-                    .unwrap_or(false)
-            });
-            if let Some(main) = main.as_ref().filter(|c| c.hash == hash && c.exec == exec) {
-                let known = Known {
-                    size: s.size,
-                    mtime_ms: s.mtime_ms,
-                    hash,
-                    vector: main.version.clone(),
-                    source: Source::Record,
-                    exec,
-                    dir: false,
-                };
-                index.insert(&s.rel, known);
-                continue;
-            }
-            let vector = match index.get(&s.rel) {
-                // A conflict copy this device wrote and nobody has published yet is published
-                // as the very version it is a copy of: every peer that wrote it publishes the
-                // same version (no conflict between them), and an edit or a deletion of the
-                // copy by anyone follows that version, so it wins everywhere.
-                Some(k)
-                    if k.source == Source::Copy
-                        && k.hash == hash
-                        && k.exec == exec
-                        && main.is_none() =>
-                {
-                    k.vector.clone()
-                }
-                base => self.local_vector(&state, base),
-            };
-            let known = Known {
-                size: s.size,
-                mtime_ms: s.mtime_ms,
-                hash: hash.clone(),
-                vector: vector.clone(),
-                source: Source::Published,
-                exec,
-                dir: false,
-            };
             let list = list.map(|l| blocks::encode(&l));
-            let v = FileVersion {
-                hash,
-                size: s.size,
-                mtime_ms: s.mtime_ms,
-                deleted: false,
-                device: self.device.clone(),
-                device_name: self.device_name.clone(),
-                version: vector,
-                blocks: list.as_ref().map(|l| blake3::hash(l).to_hex().to_string()),
-                exec,
-                dir: false,
-            };
-            if let Some(list) = list {
-                lists.insert(s.rel.clone(), list);
+            let list_hash = list.as_ref().map(|l| blake3::hash(l).to_hex().to_string());
+            match self
+                .publisher
+                .file(s, hash, list_hash, index.get(&s.rel), &state)
+            {
+                FileChange::Agrees(known) => {
+                    index.insert(&s.rel, known);
+                }
+                FileChange::Publish {
+                    version,
+                    known,
+                    kind,
+                } => {
+                    if let Some(list) = list {
+                        lists.insert(s.rel.clone(), list);
+                    }
+                    to_publish.push((s.rel.clone(), version, known, kind));
+                }
             }
-            let kind = if main.is_some() {
-                ChangeKind::Updated
-            } else {
-                ChangeKind::Added
-            };
-            to_publish.push((s.rel.clone(), v, known, kind));
         }
         // ...then copy the contents into the store and insert the records, several at once:
         // a folder of many small files is otherwise a long line of round trips.
@@ -299,26 +232,10 @@ impl FolderSync {
             }
         };
         for rel in gone {
-            let base = index.get(&rel).cloned();
             let state = states.get(&rel).cloned().unwrap_or_default();
-            // Nothing to delete for peers, unless it is a conflict copy they may have written
-            // too (and may publish yet): the deletion follows the copy's version, so it wins.
-            let copy = base.as_ref().is_some_and(|k| k.source == Source::Copy);
-            if state.outcome(&rel).main.is_none() && !copy {
+            let Some(v) = self.publisher.deletion(&rel, index.get(&rel), &state) else {
                 index.remove(&rel);
                 continue;
-            }
-            let v = FileVersion {
-                hash: String::new(),
-                size: 0,
-                mtime_ms: now_ms(),
-                deleted: true,
-                device: self.device.clone(),
-                device_name: self.device_name.clone(),
-                version: self.local_vector(&state, base.as_ref()),
-                blocks: None,
-                exec: false,
-                dir: false,
             };
             // The entry goes once the deletion is in the document: a crash or a failure before
             // leaves it, and the deletion is found (and published) again.
@@ -329,54 +246,6 @@ impl FolderSync {
             published.push(rel);
         }
         Ok(published)
-    }
-
-    /// The record to publish for the directory `s` found on disk, if it needs one: a new
-    /// directory, or one whose record a crash took out of the document. `None` when peers
-    /// already have it.
-    fn dir_version(
-        &self,
-        s: &Scanned,
-        states: &BTreeMap<String, PathState>,
-        index: &Index,
-    ) -> Option<(String, FileVersion, Known, ChangeKind)> {
-        let state = states.get(&s.rel).cloned().unwrap_or_default();
-        if state.outcome(&s.rel).main.is_some_and(|m| m.dir) {
-            return None;
-        }
-        let vector = self.local_vector(&state, index.get(&s.rel));
-        let v = FileVersion {
-            hash: String::new(),
-            size: 0,
-            mtime_ms: now_ms(),
-            deleted: false,
-            device: self.device.clone(),
-            device_name: self.device_name.clone(),
-            version: vector.clone(),
-            blocks: None,
-            exec: false,
-            dir: true,
-        };
-        let known = Known::dir(vector, Source::Published);
-        Some((s.rel.clone(), v, known, ChangeKind::Added))
-    }
-
-    /// The version vector of a local change to a path whose file was `base` (`None`: a file
-    /// this device did not have). It follows `base` and every earlier change
-    /// of this device to the path, and nothing else: a remote version this device has not
-    /// written to disk stays concurrent, so both are kept.
-    pub(super) fn local_vector(&self, state: &PathState, base: Option<&Known>) -> VersionVector {
-        let mut vector = base.map(|k| k.vector.clone()).unwrap_or_default();
-        // Other devices' records of the very content this file had were seen too (peers that
-        // wrote the same conflict copy each publish it).
-        if let Some(k) = base {
-            for v in state.versions().iter().filter(|v| v.hash == k.hash) {
-                vector = vector.merge(&v.version);
-            }
-        }
-        // Whatever peers claimed about this device's counters, its change counts above them.
-        vector.raise_own(&self.device, state.versions().iter().map(|v| &v.version));
-        vector.bump(&self.device)
     }
 
     /// Publishes `v` as this device's record of `rel`.
