@@ -148,22 +148,15 @@ impl FolderSync {
                     if !index.contains_key(rel) && self.names.fold {
                         // A name freed: another spelling of it waiting may take it now.
                         let key = self.names.key(rel);
-                        let waiting: Vec<String> = self
-                            .refused
-                            .lock()
-                            .expect("refused lock")
-                            .keys()
-                            .filter(|r| {
-                                let k = self.names.key(r);
-                                k == key || k.starts_with(&format!("{key}/"))
-                            })
-                            .cloned()
-                            .collect();
+                        let waiting = self.report.not_synced_where(|r| {
+                            let k = self.names.key(r);
+                            k == key || k.starts_with(&format!("{key}/"))
+                        });
                         if !waiting.is_empty() {
                             self.mark(|d| d.keys.extend(waiting));
                         }
                     }
-                    self.refused.lock().expect("refused lock").remove(rel);
+                    self.report.synced(rel);
                 }
                 // Not writable here (a link or a folder in the way, a name or a permission the
                 // file system refuses): reported, and left until the path changes.
@@ -190,10 +183,8 @@ impl FolderSync {
     /// Lists `rel` as not synced here, for `reason`; it is looked at again when it changes or
     /// at the next full pass.
     pub(super) fn not_synced(&self, rel: &str, reason: String) {
-        let mut refused = self.refused.lock().expect("refused lock");
-        if refused.get(rel) != Some(&reason) {
+        if self.report.not_synced(rel, reason.clone()) {
             tracing::info!("{}: not synced: {reason}", self.root.display());
-            refused.insert(rel.to_string(), reason);
         }
     }
 

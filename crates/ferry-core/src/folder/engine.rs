@@ -7,7 +7,7 @@
 //! removed directory). The versions of every path are cached in memory. A full pass (every file
 //! on disk, every record) runs at start, after the watcher overflowed, and every few minutes as
 //! the safety net. Writing files is in [`apply`](super::apply), publishing changes in
-//! [`publish`](super::publish), the on-disk index in [`index`](super::index).
+//! [`publish`](super::publish); the parts they drive are listed on [`FolderSync`].
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -25,15 +25,16 @@ use tokio::sync::{mpsc, Mutex};
 use crate::{
     error::Result,
     folder::{
-        activity::{
-            Change, ChangeKind, ConflictCopy, FolderActivity, FolderState, NotSynced, Recent,
-        },
+        activity::{Change, ChangeKind, FolderActivity},
         content::Content,
         decide::PathState,
         fetch::Fetcher,
         index::Index,
+        local::Publisher,
         place,
+        queue::{Dirty, Queue},
         records::{key_path, Records},
+        report::Report,
         scan::Scanned,
         swarm::Swarm,
         trash::Trash,
@@ -44,18 +45,22 @@ use crate::{
 
 /// A running synced folder.
 ///
-/// Its parts keep their own state behind a narrow API, each tested through it: the on-disk
-/// index (`Index`), the trash ([`Trash`]), the content peers may fetch (`Content`), the
-/// peers (`Swarm`) and the file system's name rules ([`NameRules`](super::names::NameRules)). What remains here is the state the loop shares
-/// between its steps: the cached versions, the work queued for the next round, and the
-/// summaries for people.
+/// Its parts keep their own state behind a narrow API, each unit-tested through it: the
+/// document's records ([`Records`]), the fetcher (`Fetcher`), the publisher's decisions
+/// (`Publisher`), the on-disk index (`Index`), the trash ([`Trash`]), the content peers may
+/// fetch (`Content`), the peers (`Swarm`), the file system's name rules
+/// ([`NameRules`](super::names::NameRules)), the work queued for the next round (`Queue`)
+/// and what people are told (`Report`). The loop's steps, a round ([`round`](super::round)),
+/// publishing ([`publish`](super::publish)) and applying ([`apply`](super::apply)), are
+/// methods here that drive those parts; what they share is the cached versions (`states`)
+/// and the index. The applier's own state is two leaf maps: the blocks a large file being
+/// patched still lacks (`plans`) and the directories to flush (`synced_dirs`).
 ///
 /// Locks, in the order they are taken: `states` (a round holds it throughout), then `index`
 /// (held while applying or publishing, and to summarise). Both are async locks, held across
 /// awaits; neither is ever taken while a later one in this order is held. Every other lock
-/// (`dirty`, `wanted`, `recent`, `summary`, `plans`, `refused`, `synced_dirs`, and the parts'
-/// own) is a leaf: held for a few statements, never across an await, never while another
-/// lock is taken.
+/// (`plans`, `synced_dirs`, and the parts' own) is a leaf: held for a few statements, never
+/// across an await, never while another lock is taken.
 pub struct FolderSync {
     /// The folder's document: reading peers' records, writing this device's.
     pub(super) records: Records,
@@ -68,55 +73,30 @@ pub struct FolderSync {
     /// Fetches the folder's blobs from its peers.
     pub(super) fetcher: Fetcher,
     /// Decides what a local change becomes.
-    pub(super) publisher: super::local::Publisher,
+    pub(super) publisher: Publisher,
     pub(super) registry: Registry,
     /// Files as this device last wrote or published them, by path.
     pub(super) index: Mutex<Index>,
     /// The maximal versions of every path in the document.
     pub(super) states: Mutex<BTreeMap<String, PathState>>,
-    /// What the next round has to look at.
-    pub(super) dirty: std::sync::Mutex<Dirty>,
-    /// Woken when `dirty` gains something.
-    pub(super) wake: tokio::sync::Notify,
-    /// Paths whose record or content could not be fetched yet: looked at again when a peer
-    /// connects, when content arrives, and shortly after each round that left them.
-    pub(super) wanted: std::sync::Mutex<BTreeSet<String>>,
+    /// The work waiting for the next round.
+    pub(super) queue: Queue,
     /// The peers met (content is fetched from them) and which are connected.
     pub(super) swarm: Swarm,
-    /// Recent changes, for people.
-    pub(super) recent: std::sync::Mutex<Recent>,
-    /// Counts for people, refreshed at the end of each round.
-    pub(super) summary: std::sync::Mutex<Summary>,
+    /// What the folder tells people: counts, recent changes, what is not synced.
+    pub(super) report: Report,
     /// The blocks each large file being patched still lacks, by file, for the version (hash)
     /// being written: a retry fetches them before reading the file again.
     pub(super) plans: std::sync::Mutex<std::collections::HashMap<PathBuf, (Hash, Vec<u64>)>>,
     pub(super) trash: Trash,
     /// The content peers may fetch from this device.
     pub(super) content: Content,
-    /// Paths that cannot be written here, and why: reported, and not retried until the path
-    /// changes or the next full pass.
-    pub(super) refused: std::sync::Mutex<BTreeMap<String, String>>,
     /// Directories files were renamed into since their entries were last flushed to disk.
     pub(super) synced_dirs: std::sync::Mutex<BTreeSet<PathBuf>>,
     /// How long and how much the trash keeps: (max age in ms, max bytes).
     pub(super) trash_keep: (u64, u64),
     /// Which names the folder's file system holds apart, and which it cannot hold.
     pub(super) names: super::names::NameRules,
-}
-
-/// What a round leaves for [`FolderSync::activity`].
-#[derive(Debug, Default, Clone)]
-pub(super) struct Summary {
-    pub(super) files: u64,
-    pub(super) bytes: u64,
-    pub(super) waiting: u64,
-    pub(super) waiting_bytes: u64,
-    pub(super) conflicts: Vec<ConflictCopy>,
-    /// Files looked at so far in the current full pass, and how many it has.
-    pub(super) scan: (u64, u64),
-    /// 0: idle, 1: a round runs, 2: a full pass runs.
-    pub(super) busy: u8,
-    pub(super) error: Option<String>,
 }
 
 impl std::fmt::Debug for FolderSync {
@@ -159,10 +139,7 @@ impl FolderSync {
         );
         Arc::new(FolderSync {
             fetcher,
-            publisher: super::local::Publisher::new(
-                device.to_string(),
-                settings.device_name.clone(),
-            ),
+            publisher: Publisher::new(device.to_string(), settings.device_name.clone()),
             content: Content::new(&root, store.clone(), registry.clone(), &folder_id),
             records: Records::new(
                 doc,
@@ -185,20 +162,10 @@ impl FolderSync {
             registry,
             index: Mutex::new(index),
             states: Mutex::new(BTreeMap::new()),
-            dirty: std::sync::Mutex::new(Dirty {
-                full: true,
-                ..Default::default()
-            }),
-            wake: tokio::sync::Notify::new(),
-            wanted: std::sync::Mutex::new(BTreeSet::new()),
-            recent: std::sync::Mutex::new(Recent::default()),
-            summary: std::sync::Mutex::new(Summary {
-                busy: 2,
-                ..Default::default()
-            }),
+            queue: Queue::starting(),
+            report: Report::starting(),
             swarm: Swarm::new(device),
             plans: std::sync::Mutex::new(Default::default()),
-            refused: std::sync::Mutex::new(BTreeMap::new()),
             synced_dirs: std::sync::Mutex::new(BTreeSet::new()),
         })
     }
@@ -231,54 +198,22 @@ impl FolderSync {
 
     /// What the folder is doing, for people. Cheap: read from memory.
     pub fn activity(&self) -> FolderActivity {
-        let summary = self.summary.lock().expect("summary lock").clone();
-        let peers = self.swarm.list();
-        let not_synced: Vec<NotSynced> = self
-            .refused
-            .lock()
-            .expect("refused lock")
-            .iter()
-            .map(|(path, reason)| NotSynced {
-                path: path.clone(),
-                reason: reason.clone(),
-            })
-            .collect();
-        let state = match (summary.busy, &summary.error) {
-            (2, _) => FolderState::Scanning,
-            (_, Some(_)) => FolderState::Error,
-            (1, _) => FolderState::Syncing,
-            _ if summary.waiting > 0 => FolderState::Syncing,
-            _ if !not_synced.is_empty() => FolderState::Incomplete,
-            _ => FolderState::UpToDate,
-        };
-        FolderActivity {
-            state,
-            scanned: summary.scan.0,
-            to_scan: summary.scan.1,
-            files: summary.files,
-            bytes: summary.bytes,
-            waiting: summary.waiting,
-            waiting_bytes: summary.waiting_bytes,
-            peers,
-            recent: self.recent.lock().expect("recent lock").list(),
-            conflicts: summary.conflicts,
-            not_synced,
-            error: summary.error,
-        }
+        self.report.activity(self.swarm.list())
     }
 
     /// Records how far the current full pass is.
     pub(super) fn scan_progress(&self, done: u64, total: u64) {
-        self.summary.lock().expect("summary lock").scan = (done, total);
+        self.report.scan_progress(done, total);
     }
 
+    /// Notes, for people, that `by` changed `path` here.
     pub(super) fn note(&self, path: &str, kind: ChangeKind, by: &FileVersion) {
         let by = if by.device == self.device {
             String::new()
         } else {
             by.device_name.clone()
         };
-        self.recent.lock().expect("recent lock").push(Change {
+        self.report.note(Change {
             path: path.to_string(),
             kind,
             by,
@@ -330,8 +265,7 @@ impl FolderSync {
 
     /// Adds work for the next round and wakes the loop.
     pub(super) fn mark(&self, f: impl FnOnce(&mut Dirty)) {
-        f(&mut self.dirty.lock().expect("dirty lock"));
-        self.wake.notify_one();
+        self.queue.mark(f);
     }
 
     /// Reconciles the document with every known peer again. iroh-docs syncs when a peer joins
@@ -351,14 +285,6 @@ impl FolderSync {
         }
         if let Err(e) = self.records.doc().start_sync(peers).await {
             tracing::debug!("resyncing {}: {e}", self.root.display());
-        }
-    }
-
-    /// Looks again at the paths that were waiting for a peer or for content.
-    fn retry_wanted(&self) {
-        let wanted = self.wanted.lock().expect("wanted lock").clone();
-        if !wanted.is_empty() {
-            self.mark(|d| d.keys.extend(wanted));
         }
     }
 
@@ -419,14 +345,14 @@ impl FolderSync {
                     LiveEvent::NeighborUp(peer) => {
                         me.add_peer(*peer);
                         me.swarm.set_connected(*peer, true);
-                        me.retry_wanted();
+                        me.queue.retry_wanted();
                     }
                     LiveEvent::SyncFinished(sync) => me.add_peer(sync.peer),
                     LiveEvent::NeighborDown(peer) => {
                         me.swarm.set_connected(*peer, false);
                     }
                     LiveEvent::ContentReady { .. } | LiveEvent::PendingContentReady => {
-                        me.retry_wanted()
+                        me.queue.retry_wanted()
                     }
                 }
             }
@@ -441,7 +367,7 @@ impl FolderSync {
             tokio::select! {
                 _ = &mut stop => break,
                 _ = rescan.tick() => self.mark(|d| d.full = true),
-                _ = retry.tick() => self.retry_wanted(),
+                _ = retry.tick() => self.queue.retry_wanted(),
                 _ = save.tick() => {
                     self.save_index().await;
                     continue;
@@ -450,7 +376,7 @@ impl FolderSync {
                     self.resync().await;
                     continue;
                 }
-                _ = self.wake.notified() => {
+                _ = self.queue.marked() => {
                     // Batch whatever else arrives within a short window.
                     tokio::time::sleep(BATCH_WINDOW).await;
                 }
@@ -482,25 +408,6 @@ pub(super) const RESYNC_EVERY: Duration = Duration::from_secs(10);
 
 /// How often every file and every record is looked at, whatever the watcher said.
 pub(super) const RESCAN_EVERY: Duration = Duration::from_secs(300);
-
-/// What the next round has to look at.
-#[derive(Debug, Default)]
-pub(super) struct Dirty {
-    /// Paths the watcher saw change, relative to the folder.
-    pub(super) disk: BTreeSet<String>,
-    /// Paths to read again from the document (their records were missing before).
-    pub(super) keys: BTreeSet<String>,
-    /// Records that arrived from peers: path and record blob.
-    pub(super) records: Vec<(String, Hash)>,
-    /// Everything.
-    pub(super) full: bool,
-}
-
-impl Dirty {
-    pub(super) fn is_empty(&self) -> bool {
-        !self.full && self.disk.is_empty() && self.keys.is_empty() && self.records.is_empty()
-    }
-}
 
 /// `path` relative to `root`, `/`-separated; `None` outside it, in Ferry's own state, or for
 /// Ferry's temporary files (its own writes need no second look).

@@ -16,12 +16,14 @@
 //! - [`conflict`]: the name of the copy that keeps the losing side of a conflict, and its review;
 //! - [`activity`]: what a running folder is doing, for people;
 //! - `content`: the versions peers may fetch from this device, kept without a second copy;
-//! - `fetch`: fetching blobs from the folder's peers, bounded by the sizes records claim;
 //! - [`trash`]: where deleted and overwritten files go, and how they come back.
 //!
 //! The running side: [`engine`] (a synced folder: watcher, document events, the loop), its
-//! rounds (`round`), writing files (`apply`), publishing changes (`publish`), the on-disk index
-//! (`index`), and [`manage`] (share, join, leave, list; the list survives restarts).
+//! rounds (`round`), writing files (`apply`), publishing changes (`publish`), and the parts
+//! they drive, each with its own state: the document's records (`records`), fetching from
+//! peers (`fetch`), what a local change becomes (`local`), the on-disk index (`index`), the
+//! peers (`swarm`), the queued work (`queue`) and what people are told (`report`); and
+//! [`manage`] (share, join, leave, list; the list survives restarts).
 
 pub mod activity;
 mod apply;
@@ -40,7 +42,9 @@ pub mod manage;
 pub mod names;
 pub mod place;
 mod publish;
+mod queue;
 mod records;
+mod report;
 mod round;
 pub mod scan;
 mod swarm;

@@ -52,13 +52,12 @@ impl FolderSync {
         // A file of this device listed as not published that is gone (renamed, deleted) is no
         // longer listed. (What peers have and this device cannot write is in `states`.)
         if let Some(rels) = only {
-            let mut refused = self.refused.lock().expect("refused lock");
             for rel in rels {
-                if refused.contains_key(rel)
+                if self.report.is_not_synced(rel)
                     && !states.contains_key(rel)
                     && std::fs::symlink_metadata(root.join(rel)).is_err()
                 {
-                    refused.remove(rel);
+                    self.report.synced(rel);
                 }
             }
         }

@@ -10,10 +10,12 @@ use crate::folder::{
     activity::ConflictCopy,
     conflict::{is_conflict_copy, original_of},
     decide::PathState,
-    engine::{Dirty, FolderSync, Summary, KEYS_PER_QUERY_MAX},
+    engine::{FolderSync, KEYS_PER_QUERY_MAX},
     ignore::IgnoreRules,
     index::Known,
+    queue::Dirty,
     records::{Record, Records},
+    report::Summary,
     version::{parse_hash, MAX_RECORD_SIZE},
 };
 
@@ -21,7 +23,7 @@ impl FolderSync {
     /// One round: brings the cached versions of the marked paths up to date, writes what
     /// peers changed, then publishes what changed on disk.
     pub(super) async fn round(&self) {
-        let work = std::mem::take(&mut *self.dirty.lock().expect("dirty lock"));
+        let work = self.queue.take();
         if work.is_empty() {
             return;
         }
@@ -33,7 +35,7 @@ impl FolderSync {
             work.records.len(),
             work.disk.len()
         );
-        self.summary.lock().expect("summary lock").busy = if work.full { 2 } else { 1 };
+        self.report.busy(work.full);
         let mut error = None;
         // Reloaded each round: `.ferryignore` may have changed.
         let rules = IgnoreRules::load(&self.root);
@@ -61,19 +63,15 @@ impl FolderSync {
                     *states = all;
                     self.forget_stale_incoming(&states);
                     // Paths no longer in the document, or ignored now, are not reported.
-                    self.refused
-                        .lock()
-                        .expect("refused lock")
-                        .retain(|rel, _| states.contains_key(rel) && !rules.is_ignored(rel, false));
+                    self.report.retain_not_synced(|rel| {
+                        states.contains_key(rel) && !rules.is_ignored(rel, false)
+                    });
                     unavailable = missing;
                     states.keys().cloned().collect()
                 }
                 Err(e) => {
                     tracing::warn!("reading the folder document {}: {e}", self.root.display());
-                    let mut summary = self.summary.lock().expect("summary lock");
-                    summary.busy = 0;
-                    summary.error = Some(e.to_string());
-                    drop(summary);
+                    self.report.failed(e.to_string());
                     self.mark(|d| d.full = true);
                     return;
                 }
@@ -173,14 +171,9 @@ impl FolderSync {
                 error = Some(e.to_string());
             }
         }
-        let wanted = {
-            let mut wanted = self.wanted.lock().expect("wanted lock");
-            for rel in work.keys.iter().chain(&paths) {
-                wanted.remove(rel);
-            }
-            wanted.extend(unavailable);
-            wanted.clone()
-        };
+        let wanted = self
+            .queue
+            .settle(work.keys.iter().chain(&paths), unavailable);
         let index = self.index.lock().await;
         if full {
             self.prune_content(&states, &index).await;
@@ -203,11 +196,9 @@ impl FolderSync {
                     })
                 })
                 .collect(),
-            scan: (0, 0),
-            busy: 0,
             error,
         };
-        *self.summary.lock().expect("summary lock") = summary;
+        self.report.finished(summary);
     }
 
     /// Stops keeping content that no record of the folder names any more, nor this device's
