@@ -3,11 +3,11 @@
 //! each path's versions ([`PathState::outcome`]).
 //!
 //! Work is incremental: watcher events mark paths, document events carry new records, and a
-//! round ([`round`](super::round)) looks only at what was marked (a changed file, a new or
+//! round (`round`) looks only at what was marked (a changed file, a new or
 //! removed directory). The versions of every path are cached in memory. A full pass (every file
 //! on disk, every record) runs at start, after the watcher overflowed, and every few minutes as
-//! the safety net. Writing files is in [`apply`](super::apply), publishing changes in
-//! [`publish`](super::publish); the parts they drive are listed on [`FolderSync`].
+//! the safety net. Writing files is in `apply`, publishing changes in
+//! `publish`; the parts they drive are listed on [`FolderSync`].
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -46,12 +46,12 @@ use crate::{
 /// A running synced folder.
 ///
 /// Its parts keep their own state behind a narrow API, each unit-tested through it: the
-/// document's records ([`Records`]), the fetcher (`Fetcher`), the publisher's decisions
+/// document's records (`Records`), the fetcher (`Fetcher`), the publisher's decisions
 /// (`Publisher`), the on-disk index (`Index`), the trash ([`Trash`]), the content peers may
 /// fetch (`Content`), the peers (`Swarm`), the file system's name rules
 /// ([`NameRules`](super::names::NameRules)), the work queued for the next round (`Queue`)
-/// and what people are told (`Report`). The loop's steps, a round ([`round`](super::round)),
-/// publishing ([`publish`](super::publish)) and applying ([`apply`](super::apply)), are
+/// and what people are told (`Report`). The loop's steps, a round (`round`),
+/// publishing (`publish`) and applying (`apply`), are
 /// methods here that drive those parts; what they share is the cached versions (`states`)
 /// and the index. The applier's own state is two leaf maps: the blocks a large file being
 /// patched still lacks (`plans`) and the directories to flush (`synced_dirs`).

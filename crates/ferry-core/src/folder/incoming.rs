@@ -3,7 +3,7 @@
 //! rename, where fetching into the home's store meant writing the file twice (into the store,
 //! then a copy to its place) before it appeared. The content moves to its private name and
 //! the file becomes a second name of it; the home's store then references it in place, so that
-//! this device can serve the file too (see [`content`](super::content)). An interrupted fetch keeps its
+//! this device can serve the file too (see `content`). An interrupted fetch keeps its
 //! store and resumes from it. See docs/DESIGN.md, "Large files into place".
 
 use std::{
