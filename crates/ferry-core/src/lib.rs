@@ -8,6 +8,7 @@
 //! - [`receive`]: a ticket into verified files on disk, resumable.
 //! - [`names`], [`export`]: the rules that keep a hostile sender from writing anywhere else.
 //! - [`access`]: the provider serves only what is shared, to whoever has the ticket.
+//! - [`swarm`]: one blob from many peers at once, piece by piece.
 #![deny(missing_docs)]
 
 pub mod access;
@@ -30,6 +31,7 @@ pub mod session;
 pub mod settings;
 pub mod share;
 pub mod source;
+pub mod swarm;
 pub mod ticket;
 pub mod transfer_store;
 

@@ -1,0 +1,433 @@
+//! Fetching one blob from many peers: the [`Planner`] says which pieces to ask each peer for,
+//! this module asks and reports what came.
+//!
+//! Each peer gets a task that follows its observe stream (what it has, then what it gains)
+//! and two workers, each with one range request in flight, so that a peer's link never waits
+//! for a round trip. A request asks for about a second's worth of the peer's measured rate
+//! (at least one piece, at most [`MAX_BATCH`]). After each request the store's own bitfield
+//! says which pieces arrived (verified as they were written); the others go back to the pool.
+//!
+//! A peer leaves the transfer when it serves data that fails verification (at once), when it
+//! does not serve what it claimed or makes no progress for [`STALL`] ([`MAX_STRIKES`] times),
+//! or when its connection ends. Peers may join at any time (`joins`). Whatever is in the store
+//! when the download starts (a resume after a crash, from whichever peers) is not fetched
+//! again.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use iroh::{endpoint::Connection, EndpointId};
+use iroh_blobs::{
+    api::{remote::GetProgressItem, Store},
+    get::{fsm::DecodeError, GetError},
+    protocol::{GetRequest, ObserveRequest},
+    Hash,
+};
+use n0_future::StreamExt;
+use tokio::sync::{mpsc, Notify};
+
+use super::pieces::{piece_count, pieces_in, ranges_of, Planner, PIECE_BYTES};
+use crate::error::{Error, Result};
+
+/// Largest request, in pieces (8 MiB).
+pub const MAX_BATCH: usize = 32;
+
+/// A request that brings nothing for this long is given up; its pieces go to other peers.
+pub const STALL: Duration = Duration::from_secs(8);
+
+/// Strikes (claimed pieces not served, stalls) after which a peer leaves the transfer.
+pub const MAX_STRIKES: u32 = 3;
+
+/// Requests in flight per peer.
+const WORKERS_PER_PEER: usize = 2;
+
+/// How long a download waits with no peer at all before giving up.
+const NO_PEER_LIMIT: Duration = Duration::from_secs(30);
+
+/// A peer to fetch from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Who it is.
+    pub id: EndpointId,
+    /// A connection to it speaking the blobs protocol.
+    pub conn: Connection,
+}
+
+/// Why a peer left a transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Left {
+    /// It served data that does not match the blob's hash.
+    Corrupt,
+    /// It did not serve what it claimed to have, or stalled, too often.
+    Unreliable,
+    /// Its connection ended.
+    Gone,
+}
+
+/// What one peer contributed.
+#[derive(Debug, Clone, Default)]
+pub struct PeerReport {
+    /// Verified bytes it delivered (pieces that were new here).
+    pub bytes: u64,
+    /// Why it left before the end, if it did.
+    pub left: Option<Left>,
+}
+
+/// Progress of a swarm download, sent when a request ends.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Verified bytes here.
+    pub done: u64,
+    /// The blob's size.
+    pub total: u64,
+    /// Per peer in the transfer: bytes delivered and the current rate (bytes per second).
+    pub peers: Vec<(EndpointId, u64, u64)>,
+}
+
+/// What a finished download did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    /// Per peer that took part.
+    pub peers: HashMap<EndpointId, PeerReport>,
+}
+
+/// The download's shared state.
+struct Shared {
+    store: Store,
+    hash: Hash,
+    size: u64,
+    planner: Mutex<Planner<EndpointId>>,
+    /// Woken when the plan changes: a claim, a piece back in the pool, the end.
+    changed: Notify,
+    peers: Mutex<HashMap<EndpointId, PeerState>>,
+    progress: Option<mpsc::UnboundedSender<Progress>>,
+    /// A failure that ends the whole download (this device's disk, say).
+    fatal: Mutex<Option<Error>>,
+}
+
+#[derive(Default)]
+struct PeerState {
+    report: PeerReport,
+    strikes: u32,
+    /// Bytes per second, smoothed.
+    rate: f64,
+}
+
+/// Fetches `hash` (`size` bytes, a size already proven) into `store` from `sources` and from
+/// every peer sent on `joins` later. Returns once the store holds the whole blob.
+pub async fn download(
+    store: Store,
+    hash: Hash,
+    size: u64,
+    sources: Vec<Source>,
+    mut joins: mpsc::UnboundedReceiver<Source>,
+    progress: Option<mpsc::UnboundedSender<Progress>>,
+) -> Result<Report> {
+    let have = local_pieces(&store, hash, size).await?;
+    let seed = rand::random::<u64>();
+    let shared = Arc::new(Shared {
+        planner: Mutex::new(Planner::new(piece_count(size), &have, seed)),
+        store,
+        hash,
+        size,
+        changed: Notify::new(),
+        peers: Mutex::new(HashMap::new()),
+        progress,
+        fatal: Mutex::new(None),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut joined = std::collections::HashSet::new();
+    let mut start = |source: Source, tasks: &mut tokio::task::JoinSet<()>| {
+        // One task per peer; a peer met twice keeps its first connection.
+        if joined.insert(source.id) {
+            tasks.spawn(run_peer(shared.clone(), source));
+        }
+    };
+    for s in sources {
+        start(s, &mut tasks);
+    }
+    let mut alone_since = None;
+    let mut joins_open = true;
+    loop {
+        if shared.planner.lock().expect("planner").done() {
+            break;
+        }
+        if let Some(e) = shared.fatal.lock().expect("fatal").take() {
+            tasks.abort_all();
+            return Err(e);
+        }
+        if tasks.is_empty() {
+            let since = *alone_since.get_or_insert_with(Instant::now);
+            if !joins_open || since.elapsed() > NO_PEER_LIMIT {
+                return Err(Error::Transfer(
+                    "no peer has the rest of this file; run again to resume".into(),
+                ));
+            }
+        } else {
+            alone_since = None;
+        }
+        tokio::select! {
+            join = joins.recv(), if joins_open => match join {
+                Some(s) => start(s, &mut tasks),
+                None => joins_open = false,
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            _ = shared.changed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    // Everything is here: the other requests (endgame duplicates) are of no use.
+    tasks.abort_all();
+    shared.store.sync_db().await.ok();
+    let report = Report {
+        peers: shared
+            .peers
+            .lock()
+            .expect("peers")
+            .iter()
+            .map(|(id, p)| (*id, p.report.clone()))
+            .collect(),
+    };
+    Ok(report)
+}
+
+/// The pieces `store` holds of `hash` already.
+async fn local_pieces(store: &Store, hash: Hash, size: u64) -> Result<Vec<usize>> {
+    let bitfield = store.observe(hash).await.map_err(Error::store)?;
+    Ok(pieces_in(&bitfield.ranges, size))
+}
+
+/// One peer's part: follows its claims, runs its workers, leaves when it must.
+async fn run_peer(shared: Arc<Shared>, source: Source) {
+    shared
+        .peers
+        .lock()
+        .expect("peers")
+        .entry(source.id)
+        .or_default();
+    let observer = tokio::spawn(observe(shared.clone(), source.clone()));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..WORKERS_PER_PEER {
+        workers.spawn(work(shared.clone(), source.clone()));
+    }
+    let mut left = None;
+    while let Some(res) = workers.join_next().await {
+        if let Ok(Some(why)) = res {
+            left = Some(why);
+            workers.abort_all();
+        }
+    }
+    observer.abort();
+    if let Some(why) = left {
+        tracing::debug!("peer {} left the swarm: {why:?}", source.id.fmt_short());
+        shared.planner.lock().expect("planner").drop_peer(source.id);
+        if let Some(p) = shared.peers.lock().expect("peers").get_mut(&source.id) {
+            p.report.left = Some(why);
+        }
+        shared.changed.notify_waiters();
+    }
+}
+
+/// Follows the peer's observe stream: its bitfield, then updates.
+async fn observe(shared: Arc<Shared>, source: Source) {
+    let mut claims = iroh_blobs::protocol::ChunkRanges::empty();
+    let stream = shared
+        .store
+        .remote()
+        .observe(source.conn.clone(), ObserveRequest::new(shared.hash));
+    let mut stream = std::pin::pin!(stream);
+    while let Some(item) = stream.next().await {
+        let Ok(update) = item else {
+            break;
+        };
+        // The first item is the whole bitfield, the others what changed.
+        claims = &claims ^ &update.ranges;
+        let pieces = pieces_in(&claims, shared.size);
+        shared
+            .planner
+            .lock()
+            .expect("planner")
+            .peer_has(source.id, pieces);
+        shared.changed.notify_waiters();
+    }
+}
+
+/// One request at a time to the peer, until the blob is whole. `Some` if the peer must leave.
+async fn work(shared: Arc<Shared>, source: Source) -> Option<Left> {
+    loop {
+        let batch = {
+            let rate = shared
+                .peers
+                .lock()
+                .expect("peers")
+                .get(&source.id)
+                .map_or(0.0, |p| p.rate);
+            ((rate / PIECE_BYTES as f64) as usize).clamp(1, MAX_BATCH)
+        };
+        let picked = {
+            let mut planner = shared.planner.lock().expect("planner");
+            if planner.done() {
+                return None;
+            }
+            planner.pick(source.id, batch)
+        };
+        if picked.is_empty() {
+            // Nothing to ask this peer for now: wait for a claim or a piece back in the pool.
+            let changed = shared.changed.notified();
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = source.conn.closed() => return Some(Left::Gone),
+            }
+            continue;
+        }
+        let started = Instant::now();
+        let outcome = request(&shared, &source, &picked).await;
+        // What arrived is in the store's bitfield, verified.
+        let here = match local_pieces(&shared.store, shared.hash, shared.size).await {
+            Ok(p) => p,
+            Err(e) => {
+                *shared.fatal.lock().expect("fatal") = Some(e);
+                shared.changed.notify_waiters();
+                return None;
+            }
+        };
+        let mut new_bytes = 0;
+        let mut missed = 0;
+        {
+            let mut planner = shared.planner.lock().expect("planner");
+            for &i in &picked {
+                if here.binary_search(&i).is_ok() {
+                    if planner.arrived(source.id, i) {
+                        let r = super::pieces::piece_range(i, shared.size);
+                        new_bytes += r.end - r.start;
+                    }
+                } else {
+                    planner.missed(source.id, i);
+                    missed += 1;
+                }
+            }
+        }
+        let strike = {
+            let mut peers = shared.peers.lock().expect("peers");
+            let p = peers.entry(source.id).or_default();
+            p.report.bytes += new_bytes;
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            let sample = (picked.len() - missed) as f64 * PIECE_BYTES as f64 / secs;
+            p.rate = if p.rate == 0.0 {
+                sample
+            } else {
+                0.7 * p.rate + 0.3 * sample
+            };
+            let strike = missed > 0 && !matches!(outcome, Outcome::Gone);
+            if strike {
+                p.strikes += 1;
+            }
+            strike.then_some(p.strikes)
+        };
+        send_progress(&shared);
+        shared.changed.notify_waiters();
+        match outcome {
+            Outcome::Corrupt => return Some(Left::Corrupt),
+            Outcome::Gone => return Some(Left::Gone),
+            Outcome::Fatal(e) => {
+                *shared.fatal.lock().expect("fatal") = Some(e);
+                return None;
+            }
+            Outcome::Done | Outcome::Short => {}
+        }
+        if strike.is_some_and(|n| n >= MAX_STRIKES) {
+            return Some(Left::Unreliable);
+        }
+    }
+}
+
+/// How one request ended.
+enum Outcome {
+    /// Everything asked for came.
+    Done,
+    /// The peer stopped early or stalled: it did not have (or would not send) the rest.
+    Short,
+    /// The peer sent data that failed verification.
+    Corrupt,
+    /// The connection is gone.
+    Gone,
+    /// This device cannot store what arrives.
+    Fatal(Error),
+}
+
+/// Asks the peer for `pieces`, giving up after [`STALL`] without progress.
+async fn request(shared: &Shared, source: &Source, pieces: &[usize]) -> Outcome {
+    let ranges = ranges_of(pieces, shared.size);
+    let get = GetRequest::blob_ranges(shared.hash, ranges);
+    let mut stream = shared
+        .store
+        .remote()
+        .execute_get(source.conn.clone(), get)
+        .stream();
+    loop {
+        let item = match tokio::time::timeout(STALL, stream.next()).await {
+            Ok(Some(item)) => item,
+            Ok(None) => return Outcome::Short,
+            Err(_) => return Outcome::Short,
+        };
+        match item {
+            GetProgressItem::Progress(_) => {}
+            GetProgressItem::Done(_) => return Outcome::Done,
+            GetProgressItem::Error(e) => return classify(e, &source.conn),
+        }
+    }
+}
+
+/// What a failed request says about the peer.
+fn classify(e: GetError, conn: &Connection) -> Outcome {
+    if let Some(io) = e.local_write() {
+        return Outcome::Fatal(if crate::error::is_disk_full(io) {
+            Error::DiskFull {
+                path: std::path::PathBuf::from("the data directory"),
+                needed: 0,
+                available: 0,
+            }
+        } else {
+            Error::Store(e.to_string())
+        });
+    }
+    if let GetError::Decode { source, .. } = &e {
+        if matches!(
+            source,
+            DecodeError::ParentHashMismatch { .. } | DecodeError::LeafHashMismatch { .. }
+        ) {
+            return Outcome::Corrupt;
+        }
+    }
+    if conn.close_reason().is_some() {
+        return Outcome::Gone;
+    }
+    tracing::debug!("swarm request failed: {e}");
+    Outcome::Short
+}
+
+fn send_progress(shared: &Shared) {
+    let Some(tx) = &shared.progress else {
+        return;
+    };
+    let done_pieces = shared.planner.lock().expect("planner").have_count() as u64;
+    let done = (done_pieces * PIECE_BYTES).min(shared.size);
+    let peers = shared
+        .peers
+        .lock()
+        .expect("peers")
+        .iter()
+        .filter(|(_, p)| p.report.left.is_none())
+        .map(|(id, p)| (*id, p.report.bytes, p.rate as u64))
+        .collect();
+    tx.send(Progress {
+        done,
+        total: shared.size,
+        peers,
+    })
+    .ok();
+}

@@ -1,0 +1,12 @@
+//! Swarming: one blob from many peers at once, piece by piece, every piece verified against
+//! the blob's BLAKE3 root whichever peer served it (iroh-blobs' verified range requests).
+//!
+//! - [`pieces`]: which piece to ask which peer for (rarest first, endgame), no network;
+//! - [`download`]: drives that plan over connections to the peers: their observe streams say
+//!   what each has, range requests fetch the pieces into a store, and a peer that serves
+//!   wrong data or stalls loses its place to the others.
+//!
+//! See docs/DESIGN.md, "Swarming".
+
+pub mod download;
+pub mod pieces;

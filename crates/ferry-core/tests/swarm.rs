@@ -1,0 +1,353 @@
+//! Swarm downloads: one blob from several peers at once, built from plain iroh-blobs
+//! providers (honest, partial, corrupting, leaving) so that each peer's behaviour is the
+//! test's to choose.
+
+mod common;
+
+use common::*;
+use ferry_core::swarm::download::{download, Left, Report, Source};
+use iroh::{
+    endpoint::Connection,
+    protocol::{AcceptError, ProtocolHandler, Router},
+    EndpointAddr,
+};
+use iroh_blobs::{
+    api::Store,
+    protocol::{ChunkRanges, ChunkRangesExt, GetRequest, Request},
+    provider::{events::EventSender, handle_observe, StreamPair},
+    store::fs::FsStore,
+    BlobsProtocol, Hash,
+};
+use tokio::sync::mpsc;
+
+/// A peer serving blobs from a store on disk.
+struct Peer {
+    router: Router,
+    store: FsStore,
+    _dir: tempfile::TempDir,
+}
+
+impl Peer {
+    async fn empty() -> Peer {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::load(dir.path().join("store")).await.unwrap();
+        let router = Router::builder(loopback_endpoint().await)
+            .accept(iroh_blobs::ALPN, BlobsProtocol::new(&store, None))
+            .spawn();
+        Peer {
+            router,
+            store,
+            _dir: dir,
+        }
+    }
+
+    /// A peer with the whole of `data`.
+    async fn with(data: &[u8]) -> Peer {
+        let peer = Peer::empty().await;
+        let tag = peer.store.add_slice(data).await.unwrap();
+        // Kept for the test's lifetime.
+        peer.store
+            .tags()
+            .set("kept", tag.hash_and_format())
+            .await
+            .unwrap();
+        peer
+    }
+
+    /// A peer that claims the whole of `data` and serves every piece with a byte flipped.
+    async fn corrupt(data: &[u8]) -> Peer {
+        Peer::hostile(data, false).await
+    }
+
+    /// A peer that claims the whole of `data` and serves none of it.
+    async fn withholding(data: &[u8]) -> Peer {
+        Peer::hostile(data, true).await
+    }
+
+    async fn hostile(data: &[u8], withhold: bool) -> Peer {
+        let peer = Peer::empty().await;
+        let tag = peer.store.add_slice(data).await.unwrap();
+        peer.store
+            .tags()
+            .set("kept", tag.hash_and_format())
+            .await
+            .unwrap();
+        let store: Store = (*peer.store).clone();
+        let router = Router::builder(loopback_endpoint().await)
+            .accept(iroh_blobs::ALPN, Corrupting { store, withhold })
+            .spawn();
+        Peer { router, ..peer }
+    }
+
+    fn addr(&self) -> EndpointAddr {
+        self.router.endpoint().addr()
+    }
+}
+
+/// A hostile provider: answers observe requests honestly (it claims what its store has) and
+/// get requests with the right encoding of the asked ranges, one byte in each 16 KiB flipped.
+#[derive(Debug, Clone)]
+struct Corrupting {
+    store: Store,
+    /// Sends nothing at all instead (claims what it never serves).
+    withhold: bool,
+}
+
+impl ProtocolHandler for Corrupting {
+    async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
+        while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+            let store = self.store.clone();
+            let withhold = self.withhold;
+            tokio::spawn(async move {
+                let Ok((request, _)) = Request::read_async(&mut recv).await else {
+                    return;
+                };
+                match request {
+                    Request::Observe(r) => {
+                        let pair = StreamPair::new(0, recv, send, EventSender::DEFAULT);
+                        handle_observe(pair, store, r).await.ok();
+                    }
+                    Request::Get(_) if withhold => {
+                        send.finish().ok();
+                    }
+                    Request::Get(r) => {
+                        let ranges = r.ranges.iter_infinite().next().unwrap().clone();
+                        let mut bytes =
+                            store.export_bao(r.hash, ranges).bao_to_vec().await.unwrap();
+                        let mut at = 8 + 500;
+                        while at < bytes.len() {
+                            bytes[at] ^= 0xff;
+                            at += 16 * 1024;
+                        }
+                        send.write_all(&bytes).await.ok();
+                        send.finish().ok();
+                        send.stopped().await.ok();
+                    }
+                    _ => {}
+                }
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The receiving side: an endpoint and a store on disk.
+struct Receiver {
+    endpoint: iroh::Endpoint,
+    store: FsStore,
+    dir: tempfile::TempDir,
+}
+
+impl Receiver {
+    async fn new() -> Receiver {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::load(dir.path().join("store")).await.unwrap();
+        Receiver {
+            endpoint: loopback_endpoint().await,
+            store,
+            dir,
+        }
+    }
+
+    async fn source(&self, peer: &Peer) -> Source {
+        let addr = peer.addr();
+        let conn = self
+            .endpoint
+            .connect(addr.clone(), iroh_blobs::ALPN)
+            .await
+            .unwrap();
+        Source { id: addr.id, conn }
+    }
+
+    async fn fetch(&self, hash: Hash, size: u64, peers: &[&Peer]) -> ferry_core::Result<Report> {
+        let mut sources = Vec::new();
+        for p in peers {
+            sources.push(self.source(p).await);
+        }
+        // No peer joins later: the download ends when these cannot finish it.
+        let (joins_tx, joins) = mpsc::unbounded_channel();
+        drop(joins_tx);
+        let store: &Store = &self.store;
+        download(store.clone(), hash, size, sources, joins, None).await
+    }
+
+    async fn bytes(&self, hash: Hash) -> Vec<u8> {
+        self.store.get_bytes(hash).await.unwrap().to_vec()
+    }
+}
+
+fn blob(size: usize, seed: u64) -> (Vec<u8>, Hash) {
+    let data = pseudo_random(size, seed);
+    let hash = Hash::new(&data);
+    (data, hash)
+}
+
+#[tokio::test]
+async fn one_blob_comes_from_several_peers_at_once() {
+    let (data, hash) = blob(24 << 20, 1);
+    let peers = [
+        Peer::with(&data).await,
+        Peer::with(&data).await,
+        Peer::with(&data).await,
+    ];
+    let rx = Receiver::new().await;
+    let report = rx
+        .fetch(hash, data.len() as u64, &[&peers[0], &peers[1], &peers[2]])
+        .await
+        .unwrap();
+    assert_eq!(rx.bytes(hash).await, data);
+    let contributed: Vec<u64> = report.peers.values().map(|p| p.bytes).collect();
+    assert_eq!(
+        contributed.iter().sum::<u64>(),
+        data.len() as u64,
+        "{report:?}"
+    );
+    assert!(
+        contributed.iter().filter(|b| **b > 0).count() >= 2,
+        "pieces came from more than one peer: {report:?}"
+    );
+    assert!(report.peers.values().all(|p| p.left.is_none()));
+}
+
+#[tokio::test]
+async fn a_peer_serving_corrupt_pieces_leaves_and_the_others_finish() {
+    let (data, hash) = blob(8 << 20, 2);
+    let bad = Peer::corrupt(&data).await;
+    let good = Peer::with(&data).await;
+    let rx = Receiver::new().await;
+    let report = rx
+        .fetch(hash, data.len() as u64, &[&bad, &good])
+        .await
+        .unwrap();
+    assert_eq!(rx.bytes(hash).await, data, "no corrupt byte made it in");
+    let bad_report = &report.peers[&bad.addr().id];
+    assert_eq!(bad_report.left, Some(Left::Corrupt), "{report:?}");
+    assert_eq!(bad_report.bytes, 0);
+    assert_eq!(report.peers[&good.addr().id].bytes, data.len() as u64);
+}
+
+#[tokio::test]
+async fn a_corrupt_peer_alone_never_gets_a_byte_in() {
+    let (data, hash) = blob(2 << 20, 3);
+    let bad = Peer::corrupt(&data).await;
+    let rx = Receiver::new().await;
+    let err = rx
+        .fetch(hash, data.len() as u64, &[&bad])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no peer has the rest"), "{err}");
+    let bitfield = rx.store.observe(hash).await.unwrap();
+    assert!(
+        bitfield.ranges.is_empty(),
+        "nothing stored from a corrupt peer"
+    );
+}
+
+#[tokio::test]
+async fn a_peer_that_claims_pieces_it_never_serves_loses_its_place() {
+    let (data, hash) = blob(4 << 20, 6);
+    let liar = Peer::withholding(&data).await;
+    let good = Peer::with(&data).await;
+    let rx = Receiver::new().await;
+    let report = rx
+        .fetch(hash, data.len() as u64, &[&liar, &good])
+        .await
+        .unwrap();
+    assert_eq!(rx.bytes(hash).await, data);
+    let liar_report = &report.peers[&liar.addr().id];
+    assert_eq!(liar_report.bytes, 0);
+    // It either lost its place or never got a turn before the others finished.
+    assert!(
+        matches!(liar_report.left, Some(Left::Unreliable) | None),
+        "{report:?}"
+    );
+    // Alone, it cannot stall a download forever.
+    let rx = Receiver::new().await;
+    let err = rx
+        .fetch(hash, data.len() as u64, &[&liar])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no peer has the rest"), "{err}");
+}
+
+#[tokio::test]
+async fn a_peer_with_half_the_blob_serves_its_half_and_a_late_peer_the_rest() {
+    let (data, hash) = blob(8 << 20, 4);
+    let size = data.len() as u64;
+    let full = Peer::with(&data).await;
+    // A peer that fetched only the first half from the full one.
+    let half = Peer::empty().await;
+    let conn = half
+        .router
+        .endpoint()
+        .connect(full.addr(), iroh_blobs::ALPN)
+        .await
+        .unwrap();
+    half.store
+        .remote()
+        .execute_get(
+            conn,
+            GetRequest::blob_ranges(hash, ChunkRanges::bytes(0..size / 2)),
+        )
+        .await
+        .unwrap();
+    let rx = Receiver::new().await;
+    let (joins_tx, joins) = mpsc::unbounded_channel();
+    let sources = vec![rx.source(&half).await];
+    let store: Store = (*rx.store).clone();
+    let task = tokio::spawn(download(store, hash, size, sources, joins, None));
+    // The half arrives; the download waits for someone with the rest.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let b = rx.store.observe(hash).await.unwrap();
+        if b.ranges.is_superset(&ChunkRanges::bytes(0..size / 2)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first half never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!task.is_finished());
+    joins_tx.send(rx.source(&full).await).unwrap();
+    let report = task.await.unwrap().unwrap();
+    assert_eq!(rx.bytes(hash).await, data);
+    assert_eq!(report.peers[&half.addr().id].bytes, size / 2, "{report:?}");
+    assert_eq!(report.peers[&full.addr().id].bytes, size / 2, "{report:?}");
+}
+
+#[tokio::test]
+async fn a_peer_that_leaves_midway_is_replaced_and_a_resume_fetches_only_the_rest() {
+    let (data, hash) = blob(8 << 20, 5);
+    let size = data.len() as u64;
+    let leaving = Peer::with(&data).await;
+    let rx = Receiver::new().await;
+    // A first attempt got a quarter of the blob from one peer, then that peer left.
+    let conn = rx
+        .endpoint
+        .connect(leaving.addr(), iroh_blobs::ALPN)
+        .await
+        .unwrap();
+    rx.store
+        .remote()
+        .execute_get(
+            conn,
+            GetRequest::blob_ranges(hash, ChunkRanges::bytes(0..size / 4)),
+        )
+        .await
+        .unwrap();
+    leaving.router.shutdown().await.unwrap();
+    // Reopened after a crash: the pieces on disk count, whoever sent them.
+    let dir = rx.dir.path().join("store");
+    rx.store.shutdown().await.unwrap();
+    let reopened = Receiver {
+        endpoint: rx.endpoint.clone(),
+        store: FsStore::load(&dir).await.unwrap(),
+        dir: rx.dir,
+    };
+    let other = Peer::with(&data).await;
+    let report = reopened.fetch(hash, size, &[&other]).await.unwrap();
+    assert_eq!(reopened.bytes(hash).await, data);
+    assert_eq!(report.peers[&other.addr().id].bytes, size - size / 4);
+}
