@@ -30,6 +30,13 @@ struct Cli {
     /// Print progress as JSON lines on stderr instead of progress bars.
     #[arg(long, global = true)]
     json: bool,
+    /// Limit what this node uploads, in bytes per second (e.g. 500K, 10M). Applies when this
+    /// command starts the node (not to a node already running for this home).
+    #[arg(long, global = true, value_parser = ferry_core::limits::parse_rate)]
+    upload_limit: Option<u64>,
+    /// Limit what this node uploads to each peer, in bytes per second (e.g. 2M).
+    #[arg(long, global = true, value_parser = ferry_core::limits::parse_rate)]
+    peer_upload_limit: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,6 +67,10 @@ impl Cli {
         let mut config = NodeConfig::new(home);
         config.relay = relay;
         config.bind = self.bind;
+        config.upload = ferry_core::limits::UploadLimits {
+            total: self.upload_limit,
+            per_peer: self.peer_upload_limit,
+        };
         Ok(config)
     }
 }

@@ -6,7 +6,8 @@
 //!   asking for it opens that share to the peer;
 //! - a single blob is served only if a share the peer opened offers it, or if it belongs to a
 //!   synced folder and the peer asking is one of that folder's peers;
-//! - get-many, push and observe requests are refused: Ferry does not use them;
+//! - get-many and push requests are refused: Ferry does not use them; observe requests (a
+//!   peer's bitfield, for swarming) follow the single-blob rule;
 //! - one peer may hold at most [`MAX_CONNECTIONS_PER_PEER`] connections and
 //!   [`MAX_REQUESTS_PER_PEER`] requests in flight; beyond that it is told to retry later.
 //!
@@ -27,6 +28,7 @@ use iroh_blobs::provider::events::{
 use tokio::sync::mpsc;
 
 use crate::{
+    limits::Limits,
     progress::{RateMeter, ShareEvent, Throttle, TransferProgress},
     registry::Registry,
 };
@@ -49,14 +51,27 @@ pub const MAX_CONNECTIONS_PER_PEER: usize = 16;
 /// Requests one peer may have in flight at once (over all its connections).
 pub const MAX_REQUESTS_PER_PEER: usize = 64;
 
-/// Starts the gatekeeper task and returns the sender to give to the blobs protocol.
-pub fn spawn(registry: Registry) -> (EventSender, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = EventSender::channel(64, MASK);
-    let task = tokio::spawn(run(registry, rx));
+/// Starts the gatekeeper task and returns the sender to give to the blobs protocols. The
+/// provider asks before each chunk it sends only if an upload limit is set (see
+/// [`crate::limits`]).
+pub fn spawn(
+    registry: Registry,
+    limits: Arc<Limits>,
+) -> (EventSender, tokio::task::JoinHandle<()>) {
+    let mask = if limits.limits().any() {
+        EventMask {
+            throttle: ThrottleMode::Intercept,
+            ..MASK
+        }
+    } else {
+        MASK
+    };
+    let (tx, rx) = EventSender::channel(64, mask);
+    let task = tokio::spawn(run(registry, limits, rx));
     (tx, task)
 }
 
-async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
+async fn run(registry: Registry, limits: Arc<Limits>, mut rx: mpsc::Receiver<ProviderMessage>) {
     let mut peers: HashMap<u64, String> = HashMap::new();
     let mut ids: HashMap<u64, iroh::EndpointId> = HashMap::new();
     let mut open: HashMap<iroh::EndpointId, usize> = HashMap::new();
@@ -91,6 +106,7 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
                         if *count == 0 {
                             open.remove(&id);
                             registry.forget_peer(&id);
+                            limits.forget(&id);
                         }
                     }
                 }
@@ -173,7 +189,17 @@ async fn run(registry: Registry, mut rx: mpsc::Receiver<ProviderMessage>) {
                 msg.tx.send(Err(AbortReason::Permission)).await.ok();
             }
             ProviderMessage::Throttle(msg) => {
-                msg.tx.send(Ok(())).await.ok();
+                let peer = ids.get(&msg.inner.connection_id);
+                let wait = limits.delay(peer, msg.inner.size);
+                if wait.is_zero() {
+                    msg.tx.send(Ok(())).await.ok();
+                } else {
+                    // Answered later, without holding up the other requests' messages.
+                    tokio::spawn(async move {
+                        tokio::time::sleep(wait).await;
+                        msg.tx.send(Ok(())).await.ok();
+                    });
+                }
             }
             _ => {}
         }

@@ -62,6 +62,8 @@ pub struct NodeConfig {
     pub relay_insecure_tls: bool,
     /// Ask the home router for a port mapping (UPnP, PCP, NAT-PMP). Off when bound to loopback.
     pub portmapper: bool,
+    /// Upload rate limits.
+    pub upload: crate::limits::UploadLimits,
 }
 
 impl NodeConfig {
@@ -73,6 +75,7 @@ impl NodeConfig {
             bind: None,
             relay_insecure_tls: false,
             portmapper: true,
+            upload: Default::default(),
         }
     }
 

@@ -151,6 +151,10 @@ impl Error {
         }
     }
 
+    pub(crate) fn network(e: impl std::fmt::Display) -> Self {
+        Error::Network(e.to_string())
+    }
+
     pub(crate) fn store(e: impl std::fmt::Display) -> Self {
         Error::Store(e.to_string())
     }

@@ -52,6 +52,11 @@ pub(crate) struct Inner {
     pub(crate) docs: iroh_docs::protocol::Docs,
     pub(crate) book: crate::peers::AddressBook,
     pub(crate) folders: std::sync::Mutex<Vec<crate::folder::manage::Running>>,
+    pub(crate) limits: Arc<crate::limits::Limits>,
+    /// The stores of live receives, served to the other receivers of their shares.
+    pub(crate) swarm_stores: crate::swarm::serve::Stores,
+    /// The members of the shares sent and received here.
+    pub(crate) members: crate::swarm::members::Members,
     _access: tokio::task::JoinHandle<()>,
     _lock: File,
 }
@@ -185,7 +190,15 @@ impl Node {
 
         let config_home = config.home.clone();
         let registry = Registry::default();
-        let (events, access_task) = access::spawn(registry.clone());
+        let limits = Arc::new(crate::limits::Limits::new(config.upload));
+        let (events, access_task) = access::spawn(registry.clone(), limits.clone());
+        let swarm_stores = crate::swarm::serve::Stores::default();
+        let swarm_blobs = crate::swarm::serve::SwarmBlobs::new(
+            (*store).clone(),
+            swarm_stores.clone(),
+            events.clone(),
+        );
+        let members = crate::swarm::members::Members::new(registry.clone());
         let blobs = BlobsProtocol::new(&store, Some(events));
         let gossip = iroh_gossip::net::Gossip::builder().spawn(endpoint.clone());
         let docs_dir = config.home.join("docs");
@@ -201,6 +214,8 @@ impl Node {
             .accept(iroh_blobs::ALPN, blobs)
             .accept(iroh_gossip::ALPN, gossip)
             .accept(iroh_docs::ALPN, docs.clone())
+            .accept(crate::swarm::serve::ALPN, swarm_blobs)
+            .accept(crate::swarm::members::ALPN, members.clone())
             .spawn();
         let node = Node {
             inner: Arc::new(Inner {
@@ -213,6 +228,9 @@ impl Node {
                 docs,
                 book,
                 folders: std::sync::Mutex::new(Vec::new()),
+                limits,
+                swarm_stores,
+                members,
                 _access: access_task,
                 _lock: lock.file,
             }),
@@ -220,6 +238,11 @@ impl Node {
         inner_for_gc.set(Arc::downgrade(&node.inner)).ok();
         node.start_folders().await;
         Ok(node)
+    }
+
+    /// Payload bytes this node has uploaded (counted while an upload limit is set).
+    pub fn uploaded_bytes(&self) -> u64 {
+        self.inner.limits.uploaded()
     }
 
     /// The folder documents.

@@ -46,12 +46,16 @@ use crate::{
     progress::{
         Offer, OfferEntry, RateMeter, ReceiveEvent, ReceiveSummary, Throttle, TransferProgress, Via,
     },
+    swarm::session::{Parts, ShareSwarm},
     ticket::Ticket,
     transfer_store::{self, TransferStore},
 };
 
 /// How long to wait for the sender to answer before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Files this large are fetched piece by piece from every receiver of the share at once;
+/// smaller ones come whole from the sender (a swarm's round trips cost more than they save).
+pub const SWARM_MIN: u64 = 4 * 1024 * 1024;
 /// Largest accepted collection metadata (names), to bound memory against hostile senders.
 pub const MAX_META_SIZE: u64 = 64 * 1024 * 1024;
 
@@ -189,7 +193,23 @@ impl Node {
         let mut fetched = 0;
         if !local.is_complete() {
             let conn = conn.take().expect("connected when incomplete");
-            fetched = download(store, conn, &local, &checked, already, events).await?;
+            // Large files come piece by piece from every receiver of the share at once; the
+            // rest (small files, and whatever the swarm left) from the sender.
+            let (swarm, swarmed) = self
+                .swarm_large_files(store, ticket, &conn, &checked, already, events)
+                .await?;
+            let local = store.remote().local(content).await.map_err(Error::store)?;
+            let already = local_payload(&local, &checked);
+            tracing::debug!("swarm fetched {swarmed} bytes; the rest from the sender");
+            fetched = swarmed;
+            if !local.is_complete() {
+                fetched += download(store, conn, &local, &checked, already, events).await?;
+            } else if let Some(swarm) = &swarm {
+                // Everything came from the swarm: no download of the collection told the sender.
+                swarm.report_done(checked.offer.total_size).await;
+            }
+            // The files leave the transfer's store next: nothing more to serve from it.
+            drop(swarm);
             let after = store.remote().local(content).await.map_err(Error::store)?;
             if !after.is_complete() {
                 return Err(Error::Transfer(
@@ -218,6 +238,97 @@ impl Node {
             bytes_fetched: fetched,
             elapsed_secs: t0.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Fetches the large files of an offer that are not here yet from the share's swarm: the
+    /// sender and every other receiver found (see [`crate::swarm`]). Returns this node's part
+    /// in the swarm (kept while the receive goes on) and the bytes fetched.
+    async fn swarm_large_files(
+        &self,
+        store: &Store,
+        ticket: &Ticket,
+        conn: &Connection,
+        checked: &Checked,
+        already: u64,
+        events: &mpsc::UnboundedSender<ReceiveEvent>,
+    ) -> Result<(Option<ShareSwarm>, u64)> {
+        let large: Vec<(usize, Hash, u64)> = checked
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.3 && f.2 >= SWARM_MIN)
+            .map(|(i, f)| (i, f.1, f.2))
+            .collect();
+        if large.is_empty() {
+            return Ok((None, 0));
+        }
+        let root = ticket.blob_ticket().hash();
+        let seq = iroh_blobs::hashseq::HashSeq::try_from(
+            store.get_bytes(root).await.map_err(Error::store)?,
+        )
+        .map_err(|e| Error::BadData(format!("the list of files: {e}")))?;
+        let mut hashes = vec![root];
+        hashes.extend(seq.iter());
+        let sizes = checked.files.iter().map(|f| f.2).collect();
+        let swarm = ShareSwarm::start(
+            Parts {
+                endpoint: self.endpoint(),
+                registry: &self.inner.registry,
+                stores: &self.inner.swarm_stores,
+                members: &self.inner.members,
+            },
+            root,
+            hashes,
+            sizes,
+            store,
+            ticket.blob_ticket().addr().clone(),
+            conn.clone(),
+        );
+        let total = checked.offer.total_size;
+        let mut done_before = already;
+        let mut fetched = 0;
+        for (i, hash, size) in large {
+            let name = checked.offer.entries[i].name.clone();
+            let (sources, joins) = swarm.sources();
+            let (ptx, mut prx) = mpsc::unbounded_channel::<crate::swarm::download::Progress>();
+            let forward = {
+                let events = events.clone();
+                let via = Via::of(conn);
+                async move {
+                    let mut rate = RateMeter::new();
+                    let mut throttle = Throttle::new();
+                    while let Some(p) = prx.recv().await {
+                        let done = (done_before + p.done).min(total);
+                        let r = rate.update(done);
+                        if throttle.ready() {
+                            events
+                                .send(ReceiveEvent::Progress(TransferProgress {
+                                    done,
+                                    total,
+                                    rate: r,
+                                    current: Some(name.clone()),
+                                    via,
+                                }))
+                                .ok();
+                        }
+                    }
+                }
+            };
+            let fetch = crate::swarm::download::download(
+                store.clone(),
+                hash,
+                size,
+                sources,
+                joins,
+                Some(ptx),
+            );
+            let (report, ()) = tokio::join!(fetch, forward);
+            let report = report?;
+            let got: u64 = report.peers.values().map(|p| p.bytes).sum();
+            fetched += got;
+            done_before += got;
+        }
+        Ok((Some(swarm), fetched))
     }
 
     /// Fetches the hash seq and the names into the store, checks the names, then learns every

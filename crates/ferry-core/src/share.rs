@@ -34,6 +34,8 @@ use crate::{
 pub struct Share {
     info: ShareInfo,
     _guard: ShareGuard,
+    /// Introduces the receivers to each other (see [`crate::swarm::members`]).
+    _members: crate::swarm::members::MembersGuard,
     _tag: TempTag,
 }
 
@@ -170,6 +172,7 @@ impl Node {
         Ok(Share {
             info,
             _guard: guard,
+            _members: self.inner.members.join(root),
             _tag: tag,
         })
     }

@@ -5,7 +5,10 @@
 mod common;
 
 use common::*;
-use ferry_core::swarm::download::{download, Left, Report, Source};
+use ferry_core::swarm::{
+    self,
+    download::{download, Left, Report, Source},
+};
 use iroh::{
     endpoint::Connection,
     protocol::{AcceptError, ProtocolHandler, Router},
@@ -156,7 +159,11 @@ impl Receiver {
             .connect(addr.clone(), iroh_blobs::ALPN)
             .await
             .unwrap();
-        Source { id: addr.id, conn }
+        Source {
+            id: addr.id,
+            conn,
+            seed: false,
+        }
     }
 
     async fn fetch(&self, hash: Hash, size: u64, peers: &[&Peer]) -> ferry_core::Result<Report> {
@@ -350,4 +357,169 @@ async fn a_peer_that_leaves_midway_is_replaced_and_a_resume_fetches_only_the_res
     let report = reopened.fetch(hash, size, &[&other]).await.unwrap();
     assert_eq!(reopened.bytes(hash).await, data);
     assert_eq!(report.peers[&other.addr().id].bytes, size - size / 4);
+}
+
+/// A node whose uploads are limited to `rate` bytes per second.
+async fn limited_node(env: &Env, name: &str, rate: u64) -> ferry_core::Node {
+    let config = ferry_core::NodeConfig {
+        upload: ferry_core::limits::UploadLimits {
+            total: Some(rate),
+            per_peer: None,
+        },
+        ..ferry_core::NodeConfig::local(env.home(name))
+    };
+    ferry_core::Node::spawn(config).await.unwrap()
+}
+
+#[tokio::test]
+async fn receivers_of_one_ticket_fetch_from_each_other_and_spare_the_sender() {
+    let env = Env::new();
+    // The sender's upload is the scarce resource, as on a home connection.
+    let size = 16usize << 20;
+    let sender = limited_node(&env, "sender", 8 << 20).await;
+    let file = env.dir("out").join("video.bin");
+    let data = pseudo_random(size, 11);
+    write(&file, &data);
+    let (shared, _events) = share(&sender, &[file]).await;
+    let ticket = shared.info().ticket.clone();
+    // The receivers upload as fast as they can; their uploads are counted all the same.
+    let mut receivers = Vec::new();
+    for i in 0..3 {
+        receivers.push(limited_node(&env, &format!("r{i}"), 1 << 40).await);
+    }
+    let dests: Vec<_> = (0..3).map(|i| env.dir(&format!("dest{i}"))).collect();
+    let runs = receivers.iter().zip(&dests).enumerate().map(|(i, (r, d))| {
+        let ticket = ticket.clone();
+        async move {
+            let res = receive(r, &ticket, d).await;
+            println!("receiver {i} done: {:?}", res.as_ref().map(|_| ()));
+            res
+        }
+    });
+    for res in n0_future::join_all(runs).await {
+        res.unwrap();
+    }
+    for d in &dests {
+        assert_eq!(std::fs::read(d.join("video.bin")).unwrap(), data);
+    }
+    let sent = sender.uploaded_bytes();
+    let by_receivers: u64 = receivers.iter().map(|r| r.uploaded_bytes()).sum();
+    println!("sender uploaded {sent} bytes, receivers {by_receivers}, file {size}");
+    assert!(
+        sent < 2 * size as u64,
+        "the sender uploaded {:.2} copies of the file",
+        sent as f64 / size as f64
+    );
+    assert!(by_receivers > 0, "the receivers served each other");
+}
+
+#[tokio::test]
+async fn a_stranger_without_the_ticket_gets_nothing_from_a_receiver() {
+    let env = Env::new();
+    let size = 8usize << 20;
+    // A slow sender keeps the receive going while the stranger tries.
+    let sender = limited_node(&env, "sender", 2 << 20).await;
+    let file = env.dir("out").join("big.bin");
+    let data = pseudo_random(size, 12);
+    write(&file, &data);
+    let (shared, _events) = share(&sender, &[file]).await;
+    let ticket = shared.info().ticket.clone();
+    let root: Hash = shared.info().offer.hash.parse().unwrap();
+    let receiver = env.node("receiver").await;
+    let dest = env.dir("dest");
+    let receiving = {
+        let (receiver, ticket, dest) = (receiver.clone(), ticket.clone(), dest.clone());
+        tokio::spawn(async move { receive(&receiver, &ticket, &dest).await })
+    };
+    let hash = Hash::new(&data);
+    let target = receiver.endpoint().addr();
+    let first_chunks = || GetRequest::blob_ranges(hash, ChunkRanges::bytes(0..16384));
+    // A peer with the ticket: it says hello with the root, then asks for the file's start.
+    let member = loopback_endpoint().await;
+    let member_blobs = member
+        .connect(target.clone(), swarm::serve::ALPN)
+        .await
+        .unwrap();
+    let member_hello = member
+        .connect(target.clone(), swarm::members::ALPN)
+        .await
+        .unwrap();
+    let member_store = iroh_blobs::store::mem::MemStore::new();
+    // A stranger: it knows the file's hash but not the share's root.
+    let stranger = loopback_endpoint().await;
+    let stranger_blobs = stranger
+        .connect(target.clone(), swarm::serve::ALPN)
+        .await
+        .unwrap();
+    let stranger_hello = stranger
+        .connect(target.clone(), swarm::members::ALPN)
+        .await
+        .unwrap();
+    let stranger_store = iroh_blobs::store::mem::MemStore::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let me = swarm::members::Contact::of(&member.addr());
+        swarm::members::exchange(&member_hello, root, me, None)
+            .await
+            .unwrap();
+        let got = member_store
+            .remote()
+            .execute_get(member_blobs.clone(), first_chunks())
+            .await;
+        if got.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a member was never served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The receiver serves the file now, to its members only.
+    let me = swarm::members::Contact::of(&stranger.addr());
+    let others = swarm::members::exchange(&stranger_hello, Hash::new(b"a guess"), me, None)
+        .await
+        .unwrap();
+    assert!(others.is_empty(), "a wrong root learns no members");
+    let refused = stranger_store
+        .remote()
+        .execute_get(stranger_blobs.clone(), first_chunks())
+        .await;
+    assert!(refused.is_err(), "a stranger is not served the file");
+    let observed = stranger_store.remote().observe(
+        stranger_blobs.clone(),
+        iroh_blobs::protocol::ObserveRequest::new(hash),
+    );
+    let first = n0_future::StreamExt::next(&mut std::pin::pin!(observed)).await;
+    assert!(
+        !matches!(first, Some(Ok(_))),
+        "nor told what the receiver has: {first:?}"
+    );
+    receiving.await.unwrap().unwrap();
+    assert_eq!(std::fs::read(dest.join("big.bin")).unwrap(), data);
+}
+
+#[tokio::test]
+async fn an_upload_limit_holds() {
+    let env = Env::new();
+    let (size, rate) = (6usize << 20, 3u64 << 20);
+    let sender = limited_node(&env, "sender", rate).await;
+    let file = env.dir("out").join("f.bin");
+    let data = pseudo_random(size, 13);
+    write(&file, &data);
+    let (shared, _events) = share(&sender, &[file]).await;
+    let receiver = env.node("receiver").await;
+    let dest = env.dir("dest");
+    let started = std::time::Instant::now();
+    receive(&receiver, shared.ticket(), &dest).await.unwrap();
+    let took = started.elapsed().as_secs_f64();
+    let sent = sender.uploaded_bytes();
+    assert!(sent >= size as u64, "every byte was counted: {sent}");
+    // Never faster than the limit allows (less the bucket's quarter-second burst), whatever
+    // the machine's speed.
+    let achieved = sent as f64 / took;
+    assert!(
+        achieved <= rate as f64 * 1.10 + (rate as f64 / 4.0) / took,
+        "{achieved:.0} B/s for a limit of {rate} B/s"
+    );
 }

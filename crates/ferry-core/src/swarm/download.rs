@@ -3,7 +3,7 @@
 //!
 //! Each peer gets a task that follows its observe stream (what it has, then what it gains)
 //! and two workers, each with one range request in flight, so that a peer's link never waits
-//! for a round trip. A request asks for about a second's worth of the peer's measured rate
+//! for a round trip. A request asks for about a quarter second of the peer's measured rate
 //! (at least one piece, at most [`MAX_BATCH`]). After each request the store's own bitfield
 //! says which pieces arrived (verified as they were written); the others go back to the pool.
 //!
@@ -29,7 +29,7 @@ use iroh_blobs::{
 use n0_future::StreamExt;
 use tokio::sync::{mpsc, Notify};
 
-use super::pieces::{piece_count, pieces_in, ranges_of, Planner, PIECE_BYTES};
+use super::pieces::{piece_count, pieces_in, pieces_touched, ranges_of, Planner, PIECE_BYTES};
 use crate::error::{Error, Result};
 
 /// Largest request, in pieces (8 MiB).
@@ -41,11 +41,19 @@ pub const STALL: Duration = Duration::from_secs(8);
 /// Strikes (claimed pieces not served, stalls) after which a peer leaves the transfer.
 pub const MAX_STRIKES: u32 = 3;
 
+/// How long a request should take at the peer's measured rate. Short, because pieces asked
+/// of one peer are invisible to the other receivers, who may ask the sender for the same ones:
+/// the less is in flight, the fewer pieces the sender sends twice. Two requests in flight per
+/// peer keep its link busy across round trips.
+const BATCH_SECS: f64 = 0.25;
+
 /// Requests in flight per peer.
 const WORKERS_PER_PEER: usize = 2;
 
-/// How long a download waits with no peer at all before giving up.
+/// How long a download waits with no peer at all, or with peers none of which brings a new
+/// piece, before giving up.
 const NO_PEER_LIMIT: Duration = Duration::from_secs(30);
+const NO_PROGRESS_LIMIT: Duration = Duration::from_secs(60);
 
 /// A peer to fetch from.
 #[derive(Debug, Clone)]
@@ -54,6 +62,9 @@ pub struct Source {
     pub id: EndpointId,
     /// A connection to it speaking the blobs protocol.
     pub conn: Connection,
+    /// It has the whole blob (the share's sender): asked before its claims arrive, and even
+    /// if it does not answer observe requests (sendme and older providers may not).
+    pub seed: bool,
 }
 
 /// Why a peer left a transfer.
@@ -103,7 +114,8 @@ struct Shared {
     /// Woken when the plan changes: a claim, a piece back in the pool, the end.
     changed: Notify,
     peers: Mutex<HashMap<EndpointId, PeerState>>,
-    progress: Option<mpsc::UnboundedSender<Progress>>,
+    /// Where progress goes; taken (closed) when the download ends.
+    progress: Mutex<Option<mpsc::UnboundedSender<Progress>>>,
     /// A failure that ends the whole download (this device's disk, say).
     fatal: Mutex<Option<Error>>,
 }
@@ -135,7 +147,7 @@ pub async fn download(
         size,
         changed: Notify::new(),
         peers: Mutex::new(HashMap::new()),
-        progress,
+        progress: Mutex::new(progress),
         fatal: Mutex::new(None),
     });
     let mut tasks = tokio::task::JoinSet::new();
@@ -151,17 +163,30 @@ pub async fn download(
     }
     let mut alone_since = None;
     let mut joins_open = true;
+    let mut last = (0, Instant::now());
     loop {
+        let have = shared.planner.lock().expect("planner").have_count();
+        if have != last.0 {
+            last = (have, Instant::now());
+        } else if last.1.elapsed() > NO_PROGRESS_LIMIT {
+            shared.progress.lock().expect("progress").take();
+            return Err(Error::Transfer(
+                "no peer sent any of the rest of this file for a minute; run again to resume"
+                    .into(),
+            ));
+        }
         if shared.planner.lock().expect("planner").done() {
             break;
         }
         if let Some(e) = shared.fatal.lock().expect("fatal").take() {
             tasks.abort_all();
+            shared.progress.lock().expect("progress").take();
             return Err(e);
         }
         if tasks.is_empty() {
             let since = *alone_since.get_or_insert_with(Instant::now);
             if !joins_open || since.elapsed() > NO_PEER_LIMIT {
+                shared.progress.lock().expect("progress").take();
                 return Err(Error::Transfer(
                     "no peer has the rest of this file; run again to resume".into(),
                 ));
@@ -181,6 +206,7 @@ pub async fn download(
     }
     // Everything is here: the other requests (endgame duplicates) are of no use.
     tasks.abort_all();
+    shared.progress.lock().expect("progress").take();
     shared.store.sync_db().await.ok();
     let report = Report {
         peers: shared
@@ -208,7 +234,16 @@ async fn run_peer(shared: Arc<Shared>, source: Source) {
         .expect("peers")
         .entry(source.id)
         .or_default();
-    let observer = tokio::spawn(observe(shared.clone(), source.clone()));
+    if source.seed {
+        let all = piece_count(shared.size);
+        shared
+            .planner
+            .lock()
+            .expect("planner")
+            .peer_has(source.id, 0..all);
+    }
+    // Aborted with this task, whenever it ends (a handle dropped does not stop a task).
+    let observer = AbortOnDrop(tokio::spawn(observe(shared.clone(), source.clone())));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..WORKERS_PER_PEER {
         workers.spawn(work(shared.clone(), source.clone()));
@@ -220,7 +255,7 @@ async fn run_peer(shared: Arc<Shared>, source: Source) {
             workers.abort_all();
         }
     }
-    observer.abort();
+    drop(observer);
     if let Some(why) = left {
         tracing::debug!("peer {} left the swarm: {why:?}", source.id.fmt_short());
         shared.planner.lock().expect("planner").drop_peer(source.id);
@@ -246,11 +281,11 @@ async fn observe(shared: Arc<Shared>, source: Source) {
         // The first item is the whole bitfield, the others what changed.
         claims = &claims ^ &update.ranges;
         let pieces = pieces_in(&claims, shared.size);
-        shared
-            .planner
-            .lock()
-            .expect("planner")
-            .peer_has(source.id, pieces);
+        let started = pieces_touched(&claims, shared.size);
+        let mut planner = shared.planner.lock().expect("planner");
+        planner.peer_has(source.id, pieces);
+        planner.peer_started(source.id, started);
+        drop(planner);
         shared.changed.notify_waiters();
     }
 }
@@ -265,7 +300,7 @@ async fn work(shared: Arc<Shared>, source: Source) -> Option<Left> {
                 .expect("peers")
                 .get(&source.id)
                 .map_or(0.0, |p| p.rate);
-            ((rate / PIECE_BYTES as f64) as usize).clamp(1, MAX_BATCH)
+            ((rate * BATCH_SECS / PIECE_BYTES as f64) as usize).clamp(1, MAX_BATCH)
         };
         let picked = {
             let mut planner = shared.planner.lock().expect("planner");
@@ -285,6 +320,11 @@ async fn work(shared: Arc<Shared>, source: Source) -> Option<Left> {
             continue;
         }
         let started = Instant::now();
+        tracing::trace!(
+            "asking {} for {} pieces",
+            source.id.fmt_short(),
+            picked.len()
+        );
         let outcome = request(&shared, &source, &picked).await;
         // What arrived is in the store's bitfield, verified.
         let here = match local_pieces(&shared.store, shared.hash, shared.size).await {
@@ -311,6 +351,12 @@ async fn work(shared: Arc<Shared>, source: Source) -> Option<Left> {
                 }
             }
         }
+        tracing::trace!(
+            "{} brought {} of {} pieces ({new_bytes} new bytes)",
+            source.id.fmt_short(),
+            picked.len() - missed,
+            picked.len()
+        );
         let strike = {
             let mut peers = shared.peers.lock().expect("peers");
             let p = peers.entry(source.id).or_default();
@@ -342,6 +388,15 @@ async fn work(shared: Arc<Shared>, source: Source) -> Option<Left> {
         if strike.is_some_and(|n| n >= MAX_STRIKES) {
             return Some(Left::Unreliable);
         }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -411,7 +466,7 @@ fn classify(e: GetError, conn: &Connection) -> Outcome {
 }
 
 fn send_progress(shared: &Shared) {
-    let Some(tx) = &shared.progress else {
+    let Some(tx) = shared.progress.lock().expect("progress").clone() else {
         return;
     };
     let done_pieces = shared.planner.lock().expect("planner").have_count() as u64;

@@ -80,11 +80,32 @@ pub fn pieces_in(ranges: &ChunkRanges, size: u64) -> Vec<usize> {
         .collect()
 }
 
+/// The pieces of a blob of `size` bytes of which `ranges` hold at least one chunk.
+pub fn pieces_touched(ranges: &ChunkRanges, size: u64) -> Vec<usize> {
+    let pieces = piece_count(size);
+    let mut out = Vec::new();
+    let bounds: Vec<u64> = ranges.boundaries().iter().map(|c| c.0).collect();
+    for pair in bounds.chunks(2) {
+        // An odd boundary count leaves the last range open to the end.
+        let (start, end) = (pair[0], pair.get(1).copied().unwrap_or(u64::MAX));
+        let first = (start / PIECE_CHUNKS) as usize;
+        let last = ((end.saturating_sub(1)) / PIECE_CHUNKS).min(pieces as u64 - 1) as usize;
+        if first < pieces {
+            out.extend(first..=last);
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// One peer as the planner sees it.
 #[derive(Debug, Default)]
 struct Peer {
     /// The pieces it says it has.
     has: Vec<bool>,
+    /// The pieces it has part of (being fetched there), not counted in `has`.
+    started: Vec<bool>,
     /// The pieces it has been asked for and has not answered yet.
     asked: BTreeSet<usize>,
 }
@@ -96,7 +117,8 @@ pub struct Planner<P> {
     have_count: usize,
     /// Requests in flight, per piece.
     asked: Vec<u8>,
-    /// How many peers in the transfer have each piece.
+    /// How many peers in the transfer have each piece, or part of it (a piece being fetched
+    /// elsewhere will be there soon: asking the sender for it instead would send it twice).
     avail: Vec<u16>,
     peers: HashMap<P, Peer>,
     rng: u64,
@@ -148,16 +170,39 @@ impl<P: Copy + Eq + std::hash::Hash> Planner<P> {
     /// peer's word). A peer not in the transfer yet joins it.
     pub fn peer_has(&mut self, peer: P, pieces: impl IntoIterator<Item = usize>) {
         let n = self.have.len();
-        let entry = self.peers.entry(peer).or_insert_with(|| Peer {
-            has: vec![false; n],
-            asked: BTreeSet::new(),
-        });
+        let entry = Self::entry(&mut self.peers, peer, n);
         for i in pieces {
             if i < n && !entry.has[i] {
                 entry.has[i] = true;
+                if entry.started[i] {
+                    // Counted already while it was arriving there.
+                    entry.started[i] = false;
+                } else {
+                    self.avail[i] = self.avail[i].saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// Notes that `peer` has part of `pieces`: it is fetching them. They count as available
+    /// (so that the rarest-first order leaves them to that peer) but are not asked of it.
+    pub fn peer_started(&mut self, peer: P, pieces: impl IntoIterator<Item = usize>) {
+        let n = self.have.len();
+        let entry = Self::entry(&mut self.peers, peer, n);
+        for i in pieces {
+            if i < n && !entry.has[i] && !entry.started[i] {
+                entry.started[i] = true;
                 self.avail[i] = self.avail[i].saturating_add(1);
             }
         }
+    }
+
+    fn entry(peers: &mut HashMap<P, Peer>, peer: P, n: usize) -> &mut Peer {
+        peers.entry(peer).or_insert_with(|| Peer {
+            has: vec![false; n],
+            started: vec![false; n],
+            asked: BTreeSet::new(),
+        })
     }
 
     /// Removes `peer` from the transfer (it left, stalled for good, or served what it should
@@ -167,8 +212,8 @@ impl<P: Copy + Eq + std::hash::Hash> Planner<P> {
         let Some(p) = self.peers.remove(&peer) else {
             return;
         };
-        for (i, has) in p.has.iter().enumerate() {
-            if *has {
+        for (i, (has, started)) in p.has.iter().zip(&p.started).enumerate() {
+            if *has || *started {
                 self.avail[i] = self.avail[i].saturating_sub(1);
             }
         }
@@ -287,6 +332,10 @@ mod tests {
         let half = ChunkRanges::bytes(0..PIECE_BYTES / 2);
         assert!(pieces_in(&half, size).is_empty());
         assert_eq!(pieces_in(&ChunkRanges::last_chunk(), 0), vec![0]);
+        let part = ChunkRanges::bytes(PIECE_BYTES + 5000..PIECE_BYTES + 9000)
+            | ChunkRanges::bytes(3 * PIECE_BYTES..3 * PIECE_BYTES + 1);
+        assert_eq!(pieces_touched(&part, size), vec![1, 3]);
+        assert_eq!(pieces_touched(&ChunkRanges::all(), size), vec![0, 1, 2, 3]);
     }
 
     #[test]
@@ -303,6 +352,27 @@ mod tests {
         );
         let from_peer = p.pick(1, 10);
         assert!(from_peer.iter().all(|&i| (4..50).contains(&i)));
+    }
+
+    #[test]
+    fn pieces_arriving_at_a_peer_are_left_to_it() {
+        let mut p: Planner<u8> = Planner::new(8, &[0, 1, 2, 3], 11);
+        // The sender (0) has everything; peer 1 is fetching pieces 4 and 5.
+        p.peer_has(0, 0..8);
+        p.peer_started(1, [4, 5]);
+        let from_sender = p.pick(0, 2);
+        assert_eq!(
+            from_sender,
+            vec![6, 7],
+            "what nobody else is getting comes first"
+        );
+        assert!(
+            p.pick(1, 4).is_empty(),
+            "a peer is not asked for what it lacks"
+        );
+        p.peer_has(1, [4]);
+        assert_eq!(p.avail[4], 2, "counted once when it arrives there");
+        assert_eq!(p.pick(1, 4), vec![4]);
     }
 
     #[test]

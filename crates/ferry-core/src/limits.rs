@@ -1,0 +1,231 @@
+//! Upload rate limits, global and per peer, and the count of bytes uploaded.
+//!
+//! iroh-blobs' provider asks before it sends each chunk (~16 KiB) when throttling is on
+//! (`ThrottleMode::Intercept`); the gatekeeper ([`crate::access`]) answers after the delay a
+//! token bucket gives ([`Limits::delay`]). A bucket holds at most a quarter second of its
+//! rate (a short burst), and a chunk taken beyond it is debt that the next chunks wait for,
+//! so the rate holds over any window of a few seconds however many requests run at once.
+//!
+//! Throttling costs a message per chunk, so the provider asks only when a limit is set when
+//! the node starts (see `Node::spawn`).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use iroh::EndpointId;
+
+/// Upload limits in bytes per second; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadLimits {
+    /// For everything this node sends.
+    pub total: Option<u64>,
+    /// For each peer.
+    pub per_peer: Option<u64>,
+}
+
+impl UploadLimits {
+    /// True if any limit is set.
+    pub fn any(&self) -> bool {
+        self.total.is_some() || self.per_peer.is_some()
+    }
+}
+
+/// Parses a rate in bytes per second: a number with an optional unit, `K`, `M` or `G`
+/// (powers of 1024; `KiB`, `MB/s` and the like are read the same way), e.g. `500K`, `10M`.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let lower = t.to_ascii_lowercase();
+    let unitless = lower
+        .trim_end_matches("/s")
+        .trim_end_matches('b')
+        .trim_end_matches('i');
+    let (number, scale) = match unitless.chars().last() {
+        Some('k') => (&unitless[..unitless.len() - 1], 1u64 << 10),
+        Some('m') => (&unitless[..unitless.len() - 1], 1 << 20),
+        Some('g') => (&unitless[..unitless.len() - 1], 1 << 30),
+        _ => (unitless, 1),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{t:?} is not a rate; write bytes per second, e.g. 500K or 10M"))?;
+    if !value.is_finite() || value < 1.0 / scale as f64 {
+        return Err(format!(
+            "{t:?}: a rate must be at least one byte per second"
+        ));
+    }
+    let bytes = value * scale as f64;
+    if bytes > u64::MAX as f64 / 2.0 {
+        return Err(format!("{t:?} is too large"));
+    }
+    Ok(bytes as u64)
+}
+
+/// A token bucket.
+#[derive(Debug)]
+struct Bucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u64, now: Instant) -> Bucket {
+        let rate = rate.max(1) as f64;
+        let burst = (rate / 4.0).max(16.0 * 1024.0);
+        Bucket {
+            rate,
+            burst,
+            tokens: burst,
+            at: now,
+        }
+    }
+
+    /// Takes `n` bytes at `now`; how long the sender must wait before sending them.
+    fn take(&mut self, n: u64, now: Instant) -> Duration {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + dt * self.rate).min(self.burst);
+        self.tokens -= n as f64;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+}
+
+/// The node's upload limits and counters.
+#[derive(Debug)]
+pub struct Limits {
+    limits: UploadLimits,
+    total: Mutex<Option<Bucket>>,
+    peers: Mutex<HashMap<EndpointId, Bucket>>,
+    uploaded: AtomicU64,
+}
+
+impl Limits {
+    /// Limits as configured.
+    pub fn new(limits: UploadLimits) -> Limits {
+        let now = Instant::now();
+        Limits {
+            limits,
+            total: Mutex::new(limits.total.map(|r| Bucket::new(r, now))),
+            peers: Mutex::new(HashMap::new()),
+            uploaded: AtomicU64::new(0),
+        }
+    }
+
+    /// The configured limits.
+    pub fn limits(&self) -> UploadLimits {
+        self.limits
+    }
+
+    /// Counts `n` bytes about to be sent to `peer` and says how long to wait first.
+    pub fn delay(&self, peer: Option<&EndpointId>, n: u64) -> Duration {
+        self.delay_at(peer, n, Instant::now())
+    }
+
+    fn delay_at(&self, peer: Option<&EndpointId>, n: u64, now: Instant) -> Duration {
+        self.uploaded.fetch_add(n, Ordering::Relaxed);
+        let mut wait = Duration::ZERO;
+        if let Some(b) = self.total.lock().expect("limits lock").as_mut() {
+            wait = wait.max(b.take(n, now));
+        }
+        if let (Some(rate), Some(peer)) = (self.limits.per_peer, peer) {
+            let mut peers = self.peers.lock().expect("limits lock");
+            let b = peers.entry(*peer).or_insert_with(|| Bucket::new(rate, now));
+            wait = wait.max(b.take(n, now));
+        }
+        wait
+    }
+
+    /// Forgets a peer's bucket (its last connection closed).
+    pub fn forget(&self, peer: &EndpointId) {
+        self.peers.lock().expect("limits lock").remove(peer);
+    }
+
+    /// Payload bytes sent so far (counted while a limit is set).
+    pub fn uploaded(&self) -> u64 {
+        self.uploaded.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sends `chunks` of 16 KiB as fast as the limiter allows, in simulated time, and returns
+    /// how long it took.
+    fn simulate(limits: &Limits, peer: Option<&EndpointId>, chunks: u64) -> Duration {
+        let start = Instant::now();
+        let mut now = start;
+        for _ in 0..chunks {
+            now += limits.delay_at(peer, 16 * 1024, now);
+        }
+        now - start
+    }
+
+    #[test]
+    fn the_total_limit_holds_within_ten_percent_over_ten_seconds() {
+        let rate = 1_000_000;
+        let limits = Limits::new(UploadLimits {
+            total: Some(rate),
+            per_peer: None,
+        });
+        // Ten seconds' worth of chunks.
+        let chunks = 10 * rate / (16 * 1024);
+        let took = simulate(&limits, None, chunks).as_secs_f64();
+        let achieved = (chunks * 16 * 1024) as f64 / took;
+        assert!(
+            (achieved - rate as f64).abs() / (rate as f64) < 0.10,
+            "{achieved} B/s for a limit of {rate}"
+        );
+        assert_eq!(limits.uploaded(), chunks * 16 * 1024);
+    }
+
+    #[test]
+    fn each_peer_has_its_own_bucket_under_the_total() {
+        let limits = Limits::new(UploadLimits {
+            total: None,
+            per_peer: Some(500_000),
+        });
+        let a = iroh::SecretKey::from_bytes(&[1; 32]).public();
+        let b = iroh::SecretKey::from_bytes(&[2; 32]).public();
+        let now = Instant::now();
+        // Both peers get their burst at once; neither waits for the other.
+        assert_eq!(limits.delay_at(Some(&a), 16 * 1024, now), Duration::ZERO);
+        assert_eq!(limits.delay_at(Some(&b), 16 * 1024, now), Duration::ZERO);
+        let took = simulate(&limits, Some(&a), 300).as_secs_f64();
+        let achieved = (300 * 16 * 1024) as f64 / took;
+        assert!(
+            (achieved - 500_000.0).abs() / 500_000.0 < 0.10,
+            "{achieved}"
+        );
+    }
+
+    #[test]
+    fn rates_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_rate("500K"), Ok(500 * 1024));
+        assert_eq!(parse_rate("10M"), Ok(10 << 20));
+        assert_eq!(parse_rate("1.5MiB/s"), Ok(3 << 19));
+        assert_eq!(parse_rate("2 GB"), Ok(2 << 30));
+        assert_eq!(parse_rate("4096"), Ok(4096));
+        for bad in ["", "fast", "-1M", "0", "NaN", "1e300G"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn no_limit_never_waits() {
+        let limits = Limits::new(UploadLimits::default());
+        assert_eq!(simulate(&limits, None, 1000), Duration::ZERO);
+    }
+}

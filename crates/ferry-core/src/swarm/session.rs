@@ -1,0 +1,231 @@
+//! Taking part in one share's swarm while receiving it: the pieces already here are served to
+//! the share's other receivers, and they are found and connected to, so that large files come
+//! from all of them at once ([`download`](super::download)).
+//!
+//! Every few seconds the sender (and every peer met) is asked for the members it knows
+//! ([`members`](super::members)); a new member is greeted (which opens the share to this node
+//! on its side) and connected to over [`serve::ALPN`]. At most [`MAX_PEERS`] peers besides
+//! the sender are used. A sender that does not speak the member protocol (sendme, an older
+//! Ferry) simply leaves the receive with the sender alone.
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use iroh::{endpoint::Connection, Endpoint, EndpointAddr, EndpointId};
+use iroh_blobs::{api::Store, Hash};
+use tokio::sync::{broadcast, mpsc};
+
+use super::{
+    download::Source,
+    members::{self, Contact, Members, MembersGuard},
+    serve::{self, StoreGuard, Stores},
+};
+use crate::registry::{Registry, ShareGuard};
+
+/// Peers used besides the sender.
+pub const MAX_PEERS: usize = 16;
+
+/// How often members are asked for the members they know: often while a swarm forms (the
+/// receivers of one ticket usually start within seconds of each other), then less.
+const EXCHANGE_EVERY: Duration = Duration::from_secs(2);
+const EXCHANGE_FIRST: Duration = Duration::from_millis(300);
+const FIRST_ROUNDS: u32 = 15;
+
+/// How long connecting to a member may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// This node's part in a share's swarm; leaving it (dropping) stops serving and finding.
+pub struct ShareSwarm {
+    endpoint: Endpoint,
+    root: Hash,
+    sender: EndpointAddr,
+    sources: Arc<Mutex<Vec<Source>>>,
+    new: broadcast::Sender<Source>,
+    task: tokio::task::JoinHandle<()>,
+    _served: StoreGuard,
+    _share: ShareGuard,
+    _members: MembersGuard,
+}
+
+impl Drop for ShareSwarm {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// What the node lends a swarm.
+pub struct Parts<'a> {
+    /// The node's endpoint.
+    pub endpoint: &'a Endpoint,
+    /// The share registry (a received share is served like a sent one, to its holders).
+    pub registry: &'a Registry,
+    /// The stores served to swarms.
+    pub stores: &'a Stores,
+    /// The member lists.
+    pub members: &'a Members,
+}
+
+impl ShareSwarm {
+    /// Joins the swarm of the share `root`, whose blobs (`hashes`, with the payload `sizes`
+    /// of its files) are being received into `store` from the sender at `sender` (connected
+    /// over `sender_conn`, the blobs protocol).
+    pub fn start(
+        parts: Parts<'_>,
+        root: Hash,
+        hashes: Vec<Hash>,
+        sizes: Vec<u64>,
+        store: &Store,
+        sender: EndpointAddr,
+        sender_conn: Connection,
+    ) -> ShareSwarm {
+        let served = parts.stores.add(store.clone(), hashes.iter().copied());
+        let (events, _) = mpsc::unbounded_channel();
+        let share = parts.registry.add(root, hashes, sizes, events);
+        let joined = parts.members.join(root);
+        let sources = Arc::new(Mutex::new(vec![Source {
+            id: sender.id,
+            conn: sender_conn,
+            seed: true,
+        }]));
+        let (new, _) = broadcast::channel(64);
+        let sender_addr = sender.clone();
+        let task = tokio::spawn(find_peers(
+            parts.endpoint.clone(),
+            parts.members.clone(),
+            root,
+            sender,
+            sources.clone(),
+            new.clone(),
+        ));
+        ShareSwarm {
+            endpoint: parts.endpoint.clone(),
+            root,
+            sender: sender_addr,
+            sources,
+            new,
+            task,
+            _served: served,
+            _share: share,
+            _members: joined,
+        }
+    }
+
+    /// Tells the sender this node has the whole share (`total` bytes): its view of who has
+    /// everything, as a download of the whole collection from it would have told it.
+    pub async fn report_done(&self, total: u64) {
+        let Some(conn) = connect(&self.endpoint, self.sender.clone(), members::ALPN).await else {
+            return;
+        };
+        let me = Contact::of(&self.endpoint.addr());
+        if let Err(e) = members::exchange(&conn, self.root, me, Some((total, total))).await {
+            tracing::debug!("telling the sender the receive is done: {e}");
+        }
+    }
+
+    /// The peers to fetch from now, and the ones found from now on.
+    pub fn sources(&self) -> (Vec<Source>, mpsc::UnboundedReceiver<Source>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut later = self.new.subscribe();
+        let now = self.sources.lock().expect("sources lock").clone();
+        tokio::spawn(async move {
+            while let Ok(s) = later.recv().await {
+                if tx.send(s).is_err() {
+                    break;
+                }
+            }
+        });
+        (now, rx)
+    }
+}
+
+/// Asks the sender and the peers met for members, and connects to new ones.
+async fn find_peers(
+    endpoint: Endpoint,
+    members: Members,
+    root: Hash,
+    sender: EndpointAddr,
+    sources: Arc<Mutex<Vec<Source>>>,
+    new: broadcast::Sender<Source>,
+) {
+    let me = endpoint.id();
+    let mut greeted: HashSet<EndpointId> = HashSet::new();
+    // Member connections to ask again, the sender's first.
+    let mut askable: Vec<Connection> = Vec::new();
+    match connect(&endpoint, sender.clone(), members::ALPN).await {
+        Some(c) => askable.push(c),
+        None => {
+            tracing::debug!("the sender does not introduce receivers; fetching from it alone");
+            return;
+        }
+    }
+    greeted.insert(sender.id);
+    let mut round = 0u32;
+    loop {
+        if round > 0 {
+            let every = if round < FIRST_ROUNDS {
+                EXCHANGE_FIRST
+            } else {
+                EXCHANGE_EVERY
+            };
+            tokio::time::sleep(every).await;
+        }
+        round += 1;
+        let contact = Contact::of(&endpoint.addr());
+        let mut found: Vec<Contact> = Vec::new();
+        let mut alive = Vec::new();
+        for conn in askable.drain(..) {
+            match members::exchange(&conn, root, contact.clone(), None).await {
+                Ok(list) => {
+                    found.extend(list);
+                    alive.push(conn);
+                }
+                Err(e) => tracing::debug!("member exchange: {e}"),
+            }
+        }
+        askable = alive;
+        // Members that greeted this node are candidates too.
+        found.extend(members.list(root));
+        for c in found {
+            let Some(addr) = c.addr() else { continue };
+            if addr.id == me || greeted.contains(&addr.id) || greeted.len() > MAX_PEERS {
+                continue;
+            }
+            greeted.insert(addr.id);
+            let (Some(hello), Some(blobs)) = (
+                connect(&endpoint, addr.clone(), members::ALPN).await,
+                connect(&endpoint, addr.clone(), serve::ALPN).await,
+            ) else {
+                continue;
+            };
+            // Greeting opens the share to this node on the peer's side.
+            if members::exchange(&hello, root, contact.clone(), None)
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            askable.push(hello);
+            let source = Source {
+                id: addr.id,
+                conn: blobs,
+                seed: false,
+            };
+            sources.lock().expect("sources lock").push(source.clone());
+            new.send(source).ok();
+        }
+    }
+}
+
+async fn connect(endpoint: &Endpoint, addr: EndpointAddr, alpn: &[u8]) -> Option<Connection> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(addr, alpn)).await {
+        Ok(Ok(c)) => Some(c),
+        Ok(Err(e)) => {
+            tracing::debug!("connecting to a swarm member: {e}");
+            None
+        }
+        Err(_) => None,
+    }
+}
