@@ -139,6 +139,7 @@ fn help_on_every_command() {
         &["send", "--help"],
         &["receive", "--help"],
         &["run", "--help"],
+        &["seed", "--help"],
         &["status", "--help"],
     ] {
         let out = Command::new(ferry_bin()).args(args).output().unwrap();
@@ -150,6 +151,33 @@ fn help_on_every_command() {
     }
     let out = Command::new(ferry_bin()).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("ferry "));
+}
+
+#[test]
+fn a_seed_serves_a_share_after_the_sender_stops() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src/album");
+    write(&src.join("a.jpg"), &pseudo_random(5_000_000, 7));
+    write(&src.join("b.txt"), b"caption");
+    let (mut sender, ticket) = send(&tmp.path().join("home-a"), &[&src]);
+    let mut seed = Proc::spawn({
+        let mut cmd = ferry(&tmp.path().join("home-seed"));
+        cmd.args(["seed", &ticket]);
+        cmd
+    });
+    let seed_ticket = seed.stdout_line(LONG);
+    assert_ne!(seed_ticket, ticket);
+    // The sender closes its laptop.
+    assert!(sender.interrupt().success());
+    let dest = tmp.path().join("dest");
+    let status = ferry(&tmp.path().join("home-b"))
+        .args(["receive", &seed_ticket, "--out"])
+        .arg(&dest)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_trees_equal(&src, &dest.join("album"));
+    assert!(seed.interrupt().success(), "seed exits cleanly on Ctrl-C");
 }
 
 #[test]

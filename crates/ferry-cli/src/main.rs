@@ -11,6 +11,7 @@ use ferry_core::{session::Session, NodeConfig, RelayChoice};
 mod folder;
 mod output;
 mod receive;
+mod seed;
 mod send;
 mod signal;
 
@@ -50,6 +51,9 @@ enum Command {
     Receive(receive::ReceiveArgs),
     /// Synced folders: share, join, list, status.
     Folder(folder::FolderArgs),
+    /// Keep a share available from this machine: fetch it (no files written) and serve it,
+    /// with a ticket of its own, until interrupted.
+    Seed(seed::SeedArgs),
     /// Run the node headless until interrupted (all shares and folders), so other `ferry`
     /// commands and the app use it.
     Run,
@@ -106,6 +110,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send(args) => send::run(config, args, out).await,
         Command::Receive(args) => receive::run(config, args, out).await,
         Command::Folder(args) => folder::run(config, args, out).await,
+        Command::Seed(args) => seed::run(config, args, out).await,
         Command::Run => {
             let session = Session::open(config).await?;
             if !session.is_local() {

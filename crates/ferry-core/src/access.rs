@@ -106,7 +106,6 @@ async fn run(registry: Registry, limits: Arc<Limits>, mut rx: mpsc::Receiver<Pro
                         if *count == 0 {
                             open.remove(&id);
                             registry.forget_peer(&id);
-                            limits.forget(&id);
                         }
                     }
                 }

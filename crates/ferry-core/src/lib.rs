@@ -28,6 +28,7 @@ pub mod progress;
 pub mod qr;
 pub mod receive;
 pub mod registry;
+pub mod seed;
 pub mod session;
 pub mod settings;
 pub mod share;

@@ -102,6 +102,12 @@ impl Bucket {
     }
 }
 
+/// Per-peer buckets kept before idle ones are dropped. A peer's bucket outlives its
+/// connections: reconnecting does not clear its debt.
+const MAX_BUCKETS: usize = 1024;
+/// A bucket idle this long is full again.
+const IDLE: Duration = Duration::from_secs(60);
+
 /// The node's upload limits and counters.
 #[derive(Debug)]
 pub struct Limits {
@@ -141,15 +147,14 @@ impl Limits {
         }
         if let (Some(rate), Some(peer)) = (self.limits.per_peer, peer) {
             let mut peers = self.peers.lock().expect("limits lock");
+            if peers.len() >= MAX_BUCKETS && !peers.contains_key(peer) {
+                // Buckets idle for a while are full again: forgetting them changes nothing.
+                peers.retain(|_, b| now.saturating_duration_since(b.at) < IDLE);
+            }
             let b = peers.entry(*peer).or_insert_with(|| Bucket::new(rate, now));
             wait = wait.max(b.take(n, now));
         }
         wait
-    }
-
-    /// Forgets a peer's bucket (its last connection closed).
-    pub fn forget(&self, peer: &EndpointId) {
-        self.peers.lock().expect("limits lock").remove(peer);
     }
 
     /// Payload bytes sent so far (counted while a limit is set).

@@ -18,7 +18,6 @@ use iroh_blobs::{
         fs::{options::Options, FsStore},
         GcConfig,
     },
-    BlobsProtocol,
 };
 
 use crate::{
@@ -193,13 +192,10 @@ impl Node {
         let limits = Arc::new(crate::limits::Limits::new(config.upload));
         let (events, access_task) = access::spawn(registry.clone(), limits.clone());
         let swarm_stores = crate::swarm::serve::Stores::default();
-        let swarm_blobs = crate::swarm::serve::SwarmBlobs::new(
-            (*store).clone(),
-            swarm_stores.clone(),
-            events.clone(),
-        );
+        // One provider for every store this node serves (see `swarm::serve`).
+        let blobs =
+            crate::swarm::serve::Provider::new((*store).clone(), swarm_stores.clone(), events);
         let members = crate::swarm::members::Members::new(registry.clone());
-        let blobs = BlobsProtocol::new(&store, Some(events));
         let gossip = iroh_gossip::net::Gossip::builder().spawn(endpoint.clone());
         let docs_dir = config.home.join("docs");
         std::fs::create_dir_all(&docs_dir).map_err(|e| Error::Home {
@@ -214,7 +210,6 @@ impl Node {
             .accept(iroh_blobs::ALPN, blobs)
             .accept(iroh_gossip::ALPN, gossip)
             .accept(iroh_docs::ALPN, docs.clone())
-            .accept(crate::swarm::serve::ALPN, swarm_blobs)
             .accept(crate::swarm::members::ALPN, members.clone())
             .spawn();
         let node = Node {

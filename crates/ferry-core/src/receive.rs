@@ -163,6 +163,40 @@ impl Node {
     ) -> Result<ReceiveSummary> {
         let t0 = Instant::now();
         let hash = ticket.blob_ticket().hash();
+        let (checked, fetched) = self.fetch_all(store, ticket, Some(dest), events).await?;
+        let total = checked.offer.total_size;
+
+        // Moving files out of the transfer's store is a rename on one filesystem; elsewhere
+        // they are copied (a move across volumes is not guaranteed to fall back on every OS).
+        let transfer_dir = transfer_store::transfer_dir(self.home(), &hash);
+        let mode = if same_filesystem(&transfer_dir, dest) == Some(true) {
+            ExportMode::TryReference
+        } else {
+            ExportMode::Copy
+        };
+        let moved = transfer_dir.join("moved.json");
+        let saved = export_all(store, mode, &checked, dest, &moved, events).await?;
+        Ok(ReceiveSummary {
+            saved,
+            files: checked.files.len(),
+            total_size: total,
+            bytes_fetched: fetched,
+            elapsed_secs: t0.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Fetches everything `ticket` offers into `store`: the names (checked), the sizes
+    /// (proven), then every file (verified), large ones from the share's swarm. Free space is
+    /// checked for the store and for `dest`, where the files go next (if they do). Returns the
+    /// offer and the payload bytes fetched.
+    async fn fetch_all(
+        &self,
+        store: &Store,
+        ticket: &Ticket,
+        dest: Option<&Path>,
+        events: &mpsc::UnboundedSender<ReceiveEvent>,
+    ) -> Result<(Checked, u64)> {
+        let hash = ticket.blob_ticket().hash();
         let content = HashAndFormat::hash_seq(hash);
 
         let mut local = store.remote().local(content).await.map_err(Error::store)?;
@@ -188,7 +222,11 @@ impl Node {
                 resumed,
             })
             .ok();
-        check_space(self.home(), dest, total, total.saturating_sub(already))?;
+        let missing = total.saturating_sub(already);
+        match dest {
+            Some(dest) => check_space(self.home(), dest, total, missing)?,
+            None => check_space_here(self.home(), missing)?,
+        }
 
         let mut fetched = 0;
         if !local.is_complete() {
@@ -203,13 +241,14 @@ impl Node {
             tracing::debug!("swarm fetched {swarmed} bytes; the rest from the sender");
             fetched = swarmed;
             if !local.is_complete() {
-                fetched += download(store, conn, &local, &checked, already, events).await?;
+                fetched += download(store, conn.clone(), &local, &checked, already, events).await?;
             } else if let Some(swarm) = &swarm {
                 // Everything came from the swarm: no download of the collection told the sender.
                 swarm.report_done(checked.offer.total_size).await;
             }
-            // The files leave the transfer's store next: nothing more to serve from it.
+            // The files may leave the store next: nothing more to serve from it.
             drop(swarm);
+            conn.close(0u32.into(), b"done");
             let after = store.remote().local(content).await.map_err(Error::store)?;
             if !after.is_complete() {
                 return Err(Error::Transfer(
@@ -217,27 +256,19 @@ impl Node {
                 ));
             }
         }
-        if let Some(c) = conn {
-            c.close(0u32.into(), b"done");
-        }
+        Ok((checked, fetched))
+    }
 
-        // Moving files out of the transfer's store is a rename on one filesystem; elsewhere
-        // they are copied (a move across volumes is not guaranteed to fall back on every OS).
-        let transfer_dir = transfer_store::transfer_dir(self.home(), &hash);
-        let mode = if same_filesystem(&transfer_dir, dest) == Some(true) {
-            ExportMode::TryReference
-        } else {
-            ExportMode::Copy
-        };
-        let moved = transfer_dir.join("moved.json");
-        let saved = export_all(store, mode, &checked, dest, &moved, events).await?;
-        Ok(ReceiveSummary {
-            saved,
-            files: checked.files.len(),
-            total_size: total,
-            bytes_fetched: fetched,
-            elapsed_secs: t0.elapsed().as_secs_f64(),
-        })
+    /// Fetches everything `ticket` offers into `store` without writing any file (see
+    /// [`crate::seed`]). Returns each file's path in the offer and its size.
+    pub(crate) async fn fetch_whole(
+        &self,
+        store: &Store,
+        ticket: &Ticket,
+        events: &mpsc::UnboundedSender<ReceiveEvent>,
+    ) -> Result<Vec<(PathBuf, u64)>> {
+        let (checked, _) = self.fetch_all(store, ticket, None, events).await?;
+        Ok(checked.files.into_iter().map(|f| (f.0, f.2)).collect())
     }
 
     /// Fetches the large files of an offer that are not here yet from the share's swarm: the
@@ -286,7 +317,6 @@ impl Node {
         );
         let total = checked.offer.total_size;
         let mut done_before = already;
-        let mut fetched = 0;
         for (i, hash, size) in large {
             let name = checked.offer.entries[i].name.clone();
             let (sources, joins) = swarm.sources();
@@ -323,11 +353,25 @@ impl Node {
                 Some(ptx),
             );
             let (report, ()) = tokio::join!(fetch, forward);
-            let report = report?;
+            let report = match report {
+                Ok(r) => r,
+                // This device's trouble ends the receive.
+                Err(e @ (Error::DiskFull { .. } | Error::Store(_))) => return Err(e),
+                // The swarm could not finish (no peer had the rest in time): what it got stays,
+                // and the plain download from the sender fetches the rest.
+                Err(e) => {
+                    tracing::debug!("the swarm stopped short: {e}; the rest from the sender");
+                    break;
+                }
+            };
             let got: u64 = report.peers.values().map(|p| p.bytes).sum();
-            fetched += got;
             done_before += got;
         }
+        // What the swarm added, as the store counts it (a piece partly here before counts
+        // only for its new part).
+        let content = HashAndFormat::hash_seq(root);
+        let local = store.remote().local(content).await.map_err(Error::store)?;
+        let fetched = local_payload(&local, checked).saturating_sub(already);
         Ok((Some(swarm), fetched))
     }
 
@@ -730,6 +774,18 @@ fn check_space(home: &Path, dest: &Path, total: u64, missing: u64) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// Fails unless the file system of `home` has room for `missing` more bytes.
+fn check_space_here(home: &Path, missing: u64) -> Result<()> {
+    match fs4::available_space(home) {
+        Ok(available) if available < missing => Err(Error::DiskFull {
+            path: home.to_path_buf(),
+            needed: missing,
+            available,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Whether `a` and `b` are on one filesystem (a file can be renamed from one to the other);

@@ -437,7 +437,7 @@ async fn a_stranger_without_the_ticket_gets_nothing_from_a_receiver() {
     // A peer with the ticket: it says hello with the root, then asks for the file's start.
     let member = loopback_endpoint().await;
     let member_blobs = member
-        .connect(target.clone(), swarm::serve::ALPN)
+        .connect(target.clone(), iroh_blobs::ALPN)
         .await
         .unwrap();
     let member_hello = member
@@ -448,7 +448,7 @@ async fn a_stranger_without_the_ticket_gets_nothing_from_a_receiver() {
     // A stranger: it knows the file's hash but not the share's root.
     let stranger = loopback_endpoint().await;
     let stranger_blobs = stranger
-        .connect(target.clone(), swarm::serve::ALPN)
+        .connect(target.clone(), iroh_blobs::ALPN)
         .await
         .unwrap();
     let stranger_hello = stranger
@@ -490,11 +490,26 @@ async fn a_stranger_without_the_ticket_gets_nothing_from_a_receiver() {
         stranger_blobs.clone(),
         iroh_blobs::protocol::ObserveRequest::new(hash),
     );
-    let first = n0_future::StreamExt::next(&mut std::pin::pin!(observed)).await;
+    let first = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        n0_future::StreamExt::next(&mut std::pin::pin!(observed)),
+    )
+    .await
+    .expect("an answer, not silence");
     assert!(
         !matches!(first, Some(Ok(_))),
         "nor told what the receiver has: {first:?}"
     );
+    assert!(
+        !receiving.is_finished(),
+        "the refusals came while the receiver was serving"
+    );
+    // The member is still served at this point: the refusal was the stranger's alone.
+    member_store
+        .remote()
+        .execute_get(member_blobs.clone(), first_chunks())
+        .await
+        .expect("a member is served");
     receiving.await.unwrap().unwrap();
     assert_eq!(std::fs::read(dest.join("big.bin")).unwrap(), data);
 }
@@ -522,4 +537,142 @@ async fn an_upload_limit_holds() {
         achieved <= rate as f64 * 1.10 + (rate as f64 / 4.0) / took,
         "{achieved:.0} B/s for a limit of {rate} B/s"
     );
+}
+
+#[tokio::test]
+async fn a_helper_keeps_a_share_available_after_the_sender_leaves() {
+    let env = Env::new();
+    let sender = env.node("sender").await;
+    let out = env.dir("out");
+    let big = pseudo_random(6 << 20, 14);
+    write(&out.join("big.bin"), &big);
+    write(&out.join("note.txt"), b"small, whole from the sender");
+    let (shared, _events) = share(&sender, &[out.join("big.bin"), out.join("note.txt")]).await;
+    let ticket: ferry_core::Ticket = shared.ticket().parse().unwrap();
+    let helper = env.node("helper").await;
+    let (events, _rx) = mpsc::unbounded_channel();
+    let (share_events, _share_rx) = mpsc::unbounded_channel();
+    let seed = helper.seed(&ticket, &events, share_events).await.unwrap();
+    let helper_ticket = seed.ticket().to_string();
+    assert_ne!(
+        helper_ticket,
+        shared.ticket(),
+        "a ticket of the helper's own"
+    );
+    // The sender closes its laptop.
+    drop(shared);
+    sender.shutdown().await.unwrap();
+    let receiver = env.node("receiver").await;
+    let dest = env.dir("dest");
+    receive(&receiver, &helper_ticket, &dest).await.unwrap();
+    assert_eq!(std::fs::read(dest.join("big.bin")).unwrap(), big);
+    assert_eq!(
+        std::fs::read(dest.join("note.txt")).unwrap(),
+        b"small, whole from the sender"
+    );
+    // Seeding wrote no file anywhere: everything it holds is in its store.
+    let helper_files: Vec<_> = walk_files(&env.home("helper"))
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n == "big.bin" || n == "note.txt")
+        })
+        .collect();
+    assert!(helper_files.is_empty(), "{helper_files:?}");
+    // Stopped and dropped: the helper no longer serves it.
+    drop(seed);
+    let again = env.node("late").await;
+    let err = receive(&again, &helper_ticket, &env.dir("late"))
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().is_empty());
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_received_share_cannot_make_a_receiver_serve_what_it_holds_for_something_else() {
+    let env = Env::new();
+    // The receiver shares a private file with someone else.
+    let receiver = env.node("receiver").await;
+    let private = pseudo_random(40_000, 15);
+    let mine = env.dir("mine").join("private.bin");
+    write(&mine, &private);
+    let (_own_share, _own_events) = share(&receiver, &[mine]).await;
+    let private_hash = Hash::new(&private);
+    // A sender who knows that file lists it in a share of its own, next to a large file it
+    // sends slowly, and gives the ticket to an accomplice.
+    let sender = limited_node(&env, "sender", 1 << 20).await;
+    let out = env.dir("out");
+    write(&out.join("big.bin"), &pseudo_random(5 << 20, 16));
+    write(&out.join("same.bin"), &private);
+    let (shared, _events) = share(&sender, &[out.join("big.bin"), out.join("same.bin")]).await;
+    let root: Hash = shared.info().offer.hash.parse().unwrap();
+    let receiving = {
+        let (receiver, ticket, dest) = (
+            receiver.clone(),
+            shared.ticket().to_string(),
+            env.dir("dest"),
+        );
+        tokio::spawn(async move { receive(&receiver, &ticket, &dest).await })
+    };
+    // The accomplice holds the ticket: it is a member of the share at the receiver.
+    let accomplice = loopback_endpoint().await;
+    let target = receiver.endpoint().addr();
+    let hello = accomplice
+        .connect(target.clone(), swarm::members::ALPN)
+        .await
+        .unwrap();
+    let blobs = accomplice
+        .connect(target.clone(), iroh_blobs::ALPN)
+        .await
+        .unwrap();
+    let store = iroh_blobs::store::mem::MemStore::new();
+    let big_hash = Hash::new(pseudo_random(5 << 20, 16));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        // Served once the receiver has the first piece of the large file and knows the member.
+        let me = swarm::members::Contact::of(&accomplice.addr());
+        swarm::members::exchange(&hello, root, me, None)
+            .await
+            .unwrap();
+        let got = store
+            .remote()
+            .execute_get(
+                blobs.clone(),
+                GetRequest::blob_ranges(big_hash, ChunkRanges::bytes(0..1024)),
+            )
+            .await;
+        if got.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the member was never served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The listed hash is the receiver's private file: not served from what it holds for its
+    // own share, only (later) from what it fetched for this one.
+    let leak = store
+        .remote()
+        .execute_get(blobs.clone(), GetRequest::blob(private_hash))
+        .await;
+    assert!(!receiving.is_finished(), "asked while the receive runs");
+    assert!(
+        leak.is_err(),
+        "the receiver's private file was served to a member of another share"
+    );
+    receiving.await.unwrap().unwrap();
 }

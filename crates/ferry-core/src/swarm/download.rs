@@ -23,7 +23,7 @@ use iroh::{endpoint::Connection, EndpointId};
 use iroh_blobs::{
     api::{remote::GetProgressItem, Store},
     get::{fsm::DecodeError, GetError},
-    protocol::{GetRequest, ObserveRequest},
+    protocol::{ChunkRanges, ChunkRangesExt, GetRequest, ObserveRequest},
     Hash,
 };
 use n0_future::StreamExt;
@@ -46,6 +46,9 @@ pub const MAX_STRIKES: u32 = 3;
 /// the less is in flight, the fewer pieces the sender sends twice. Two requests in flight per
 /// peer keep its link busy across round trips.
 const BATCH_SECS: f64 = 0.25;
+
+/// How often the store is asked to commit what arrived.
+const SYNC_EVERY: Duration = Duration::from_millis(500);
 
 /// Requests in flight per peer.
 const WORKERS_PER_PEER: usize = 2;
@@ -118,6 +121,8 @@ struct Shared {
     progress: Mutex<Option<mpsc::UnboundedSender<Progress>>>,
     /// A failure that ends the whole download (this device's disk, say).
     fatal: Mutex<Option<Error>>,
+    /// When bytes last arrived from any peer (a slow peer may take long for one piece).
+    active: Mutex<Instant>,
 }
 
 #[derive(Default)]
@@ -149,6 +154,7 @@ pub async fn download(
         peers: Mutex::new(HashMap::new()),
         progress: Mutex::new(progress),
         fatal: Mutex::new(None),
+        active: Mutex::new(Instant::now()),
     });
     let mut tasks = tokio::task::JoinSet::new();
     let mut joined = std::collections::HashSet::new();
@@ -164,10 +170,21 @@ pub async fn download(
     let mut alone_since = None;
     let mut joins_open = true;
     let mut last = (0, Instant::now());
+    // The first piece is committed at once (a receiver may be killed a moment later), then
+    // twice a second.
+    let mut synced: Option<Instant> = None;
     loop {
         let have = shared.planner.lock().expect("planner").have_count();
-        if have != last.0 {
-            last = (have, Instant::now());
+        let active = *shared.active.lock().expect("active");
+        if have != last.0 || active > last.1 {
+            last = (have, active.max(Instant::now()));
+            // What arrived is committed twice a second, so that a receiver killed (SIGKILL,
+            // power loss) finds it again: the store commits a partial blob's entry only when
+            // asked to, the first time.
+            if synced.is_none_or(|at| at.elapsed() >= SYNC_EVERY) {
+                shared.store.sync_db().await.ok();
+                synced = Some(Instant::now());
+            }
         } else if last.1.elapsed() > NO_PROGRESS_LIMIT {
             shared.progress.lock().expect("progress").take();
             return Err(Error::Transfer(
@@ -268,7 +285,7 @@ async fn run_peer(shared: Arc<Shared>, source: Source) {
 
 /// Follows the peer's observe stream: its bitfield, then updates.
 async fn observe(shared: Arc<Shared>, source: Source) {
-    let mut claims = iroh_blobs::protocol::ChunkRanges::empty();
+    let mut claims = ChunkRanges::empty();
     let stream = shared
         .store
         .remote()
@@ -278,8 +295,19 @@ async fn observe(shared: Arc<Shared>, source: Source) {
         let Ok(update) = item else {
             break;
         };
-        // The first item is the whole bitfield, the others what changed.
+        // The first item is the whole bitfield, the others what changed. Claims beyond the
+        // blob mean nothing; a claim cut in more runs than the blob has pieces is a peer
+        // trying to make this node hold a huge set: it leaves.
         claims = &claims ^ &update.ranges;
+        claims &= ChunkRanges::chunks(0..shared.size.div_ceil(1024).max(1));
+        if claims.boundaries().len() > 2 * piece_count(shared.size) + 2 {
+            tracing::debug!("peer {} claims nonsense; dropped", source.id.fmt_short());
+            shared.planner.lock().expect("planner").drop_peer(source.id);
+            if let Some(p) = shared.peers.lock().expect("peers").get_mut(&source.id) {
+                p.report.left = Some(Left::Unreliable);
+            }
+            break;
+        }
         let pieces = pieces_in(&claims, shared.size);
         let started = pieces_touched(&claims, shared.size);
         let mut planner = shared.planner.lock().expect("planner");
@@ -385,7 +413,9 @@ async fn work(shared: Arc<Shared>, source: Source) -> Option<Left> {
             }
             Outcome::Done | Outcome::Short => {}
         }
-        if strike.is_some_and(|n| n >= MAX_STRIKES) {
+        // The share's sender is never struck out: a busy sender (its upload limit, many
+        // receivers) is slow, not lying, and the others may not have everything.
+        if strike.is_some_and(|n| n >= MAX_STRIKES) && !source.seed {
             return Some(Left::Unreliable);
         }
     }
@@ -416,7 +446,15 @@ enum Outcome {
 
 /// Asks the peer for `pieces`, giving up after [`STALL`] without progress.
 async fn request(shared: &Shared, source: &Source, pieces: &[usize]) -> Outcome {
-    let ranges = ranges_of(pieces, shared.size);
+    // Only what is not here yet: a resume after a crash may hold parts of these pieces.
+    let mut ranges = ranges_of(pieces, shared.size);
+    // (The empty blob's one piece is its last chunk, here once its size is.)
+    if let Ok(here) = shared.store.observe(shared.hash).await {
+        ranges = &ranges - &here.ranges;
+        if ranges.is_empty() {
+            return Outcome::Done;
+        }
+    }
     let get = GetRequest::blob_ranges(shared.hash, ranges);
     let mut stream = shared
         .store
@@ -430,7 +468,9 @@ async fn request(shared: &Shared, source: &Source, pieces: &[usize]) -> Outcome 
             Err(_) => return Outcome::Short,
         };
         match item {
-            GetProgressItem::Progress(_) => {}
+            GetProgressItem::Progress(_) => {
+                *shared.active.lock().expect("active") = Instant::now();
+            }
             GetProgressItem::Done(_) => return Outcome::Done,
             GetProgressItem::Error(e) => return classify(e, &source.conn),
         }

@@ -116,10 +116,14 @@ pub enum Answer {
     Unknown,
 }
 
+/// A share's members: who, how to reach them, when last heard from.
+type MemberList = HashMap<EndpointId, (Contact, Instant)>;
+
 #[derive(Debug, Default)]
 struct Inner {
-    /// Per root: the roots this node takes part in, with their members.
-    shares: HashMap<Hash, HashMap<EndpointId, (Contact, Instant)>>,
+    /// Per root: how many guards keep it (a node may send and receive one root), and its
+    /// members.
+    shares: HashMap<Hash, (usize, MemberList)>,
 }
 
 /// The members of the shares this node sends or receives, and the protocol handler that
@@ -139,12 +143,13 @@ pub struct MembersGuard {
 
 impl Drop for MembersGuard {
     fn drop(&mut self) {
-        self.members
-            .inner
-            .lock()
-            .expect("members lock")
-            .shares
-            .remove(&self.root);
+        let mut inner = self.members.inner.lock().expect("members lock");
+        if let Some((count, _)) = inner.shares.get_mut(&self.root) {
+            *count -= 1;
+            if *count == 0 {
+                inner.shares.remove(&self.root);
+            }
+        }
     }
 }
 
@@ -164,7 +169,8 @@ impl Members {
             .expect("members lock")
             .shares
             .entry(root)
-            .or_default();
+            .or_default()
+            .0 += 1;
         MembersGuard {
             members: self.clone(),
             root,
@@ -176,7 +182,7 @@ impl Members {
     pub fn meet(&self, root: Hash, contact: Contact) -> Option<Vec<Contact>> {
         let id = EndpointId::from_bytes(&contact.id).ok()?;
         let mut inner = self.inner.lock().expect("members lock");
-        let members = inner.shares.get_mut(&root)?;
+        let members = &mut inner.shares.get_mut(&root)?.1;
         let now = Instant::now();
         members.retain(|_, (_, seen)| now.duration_since(*seen) < FORGET_AFTER);
         members.insert(id, (contact, now));
@@ -212,7 +218,7 @@ impl Members {
         inner
             .shares
             .get(&root)
-            .map(|m| {
+            .map(|(_, m)| {
                 m.values()
                     .filter(|(_, seen)| now.duration_since(*seen) < FORGET_AFTER)
                     .map(|(c, _)| c.clone())
@@ -224,10 +230,15 @@ impl Members {
     /// Answers one hello from `peer`.
     fn answer(&self, peer: EndpointId, hello: Hello) -> Answer {
         let root = Hash::from_bytes(hello.root);
-        // The member is who the connection says it is, whatever the hello claims.
+        // The member is who the connection says it is, whatever the hello claims; what it
+        // says of its addresses is kept within bounds (a relay URL that parses, at most 256
+        // bytes), so that the answers passed on stay small.
         let mut me = hello.me;
         me.id = *peer.as_bytes();
         me.addrs.truncate(MAX_ADDRS);
+        me.relay = me
+            .relay
+            .filter(|u| u.len() <= 256 && u.parse::<RelayUrl>().is_ok());
         match self.meet(root, me) {
             Some(others) => {
                 // Asking is holding the ticket: the share's pieces are open to the asker.
@@ -266,7 +277,8 @@ impl ProtocolHandler for Members {
     async fn accept(&self, conn: Connection) -> std::result::Result<(), AcceptError> {
         let peer = conn.remote_id();
         while let Ok((mut send, mut recv)) = conn.accept_bi().await {
-            let Ok(bytes) = recv.read_to_end(MAX_HELLO).await else {
+            let read = tokio::time::timeout(EXCHANGE_TIMEOUT, recv.read_to_end(MAX_HELLO));
+            let Ok(Ok(bytes)) = read.await else {
                 break;
             };
             let answer = match serde_json::from_slice::<Hello>(&bytes) {
@@ -369,7 +381,7 @@ mod tests {
             assert!(answer.len() <= MAX_ANSWER);
         }
         let inner = m.inner.lock().unwrap();
-        assert_eq!(inner.shares[&root].len(), MAX_MEMBERS);
+        assert_eq!(inner.shares[&root].1.len(), MAX_MEMBERS);
     }
 
     #[test]

@@ -121,6 +121,8 @@ pub struct Planner<P> {
     /// elsewhere will be there soon: asking the sender for it instead would send it twice).
     avail: Vec<u16>,
     peers: HashMap<P, Peer>,
+    /// Peers dropped from this transfer: their later claims are ignored.
+    gone: std::collections::HashSet<P>,
     rng: u64,
 }
 
@@ -134,6 +136,7 @@ impl<P: Copy + Eq + std::hash::Hash> Planner<P> {
             asked: vec![0; pieces],
             avail: vec![0; pieces],
             peers: HashMap::new(),
+            gone: Default::default(),
             rng: seed | 1,
         };
         for &i in have {
@@ -169,6 +172,9 @@ impl<P: Copy + Eq + std::hash::Hash> Planner<P> {
     /// Notes that `peer` says it has `pieces` (indices out of range are ignored: a claim is a
     /// peer's word). A peer not in the transfer yet joins it.
     pub fn peer_has(&mut self, peer: P, pieces: impl IntoIterator<Item = usize>) {
+        if self.gone.contains(&peer) {
+            return;
+        }
         let n = self.have.len();
         let entry = Self::entry(&mut self.peers, peer, n);
         for i in pieces {
@@ -187,6 +193,9 @@ impl<P: Copy + Eq + std::hash::Hash> Planner<P> {
     /// Notes that `peer` has part of `pieces`: it is fetching them. They count as available
     /// (so that the rarest-first order leaves them to that peer) but are not asked of it.
     pub fn peer_started(&mut self, peer: P, pieces: impl IntoIterator<Item = usize>) {
+        if self.gone.contains(&peer) {
+            return;
+        }
         let n = self.have.len();
         let entry = Self::entry(&mut self.peers, peer, n);
         for i in pieces {
@@ -205,10 +214,10 @@ impl<P: Copy + Eq + std::hash::Hash> Planner<P> {
         })
     }
 
-    /// Removes `peer` from the transfer (it left, stalled for good, or served what it should
-    /// not have); the pieces it was asked for go back to the pool. A peer that comes back
-    /// starts anew with its next claim.
+    /// Removes `peer` from the transfer for good (it left, stalled too often, or served what
+    /// it should not have); the pieces it was asked for go back to the pool.
     pub fn drop_peer(&mut self, peer: P) {
+        self.gone.insert(peer);
         let Some(p) = self.peers.remove(&peer) else {
             return;
         };
@@ -420,6 +429,9 @@ mod tests {
         }
         assert!(p.done());
         assert_eq!(got.len(), 8);
+        assert_eq!(p.peer_count(), 1);
+        // A late claim of the dropped peer (its observe stream still running) changes nothing.
+        p.peer_has(0, 0..8);
         assert_eq!(p.peer_count(), 1);
     }
 

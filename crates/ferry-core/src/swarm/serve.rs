@@ -1,12 +1,18 @@
-//! Serving the pieces a receiver already has to the other receivers of the same share.
+//! The node's blobs provider (iroh-blobs' protocol, get and observe requests only), serving
+//! each request from the store that holds the asked hash: the store of a live receive or seed
+//! if one registered the hash ([`Stores`]), else the node's own store.
 //!
-//! A one-shot receive downloads into a store of its own (see [`crate::transfer_store`]), which
-//! the node's blobs protocol does not serve. This protocol ([`ALPN`]) speaks plain iroh-blobs
-//! requests (get and observe only) and answers each from the store that holds the asked hash:
-//! a live receive's store, else the node's own store. Who may have what is decided as for
-//! every other request, by the provider's gatekeeper ([`crate::access`]): a share's blobs go
-//! only to a peer that opened its root, so a stranger without the ticket gets nothing, not
-//! even whether this node holds the blob. Rate limits apply the same way.
+//! This is how receivers serve the pieces they have to the other receivers of a share: a
+//! one-shot receive downloads into a store of its own (see [`crate::transfer_store`]), and
+//! registers it here for as long as it runs. A hash a receive registered is served from that
+//! store only, never from the node's own: the hashes of a received share are whatever its
+//! sender listed, and a hostile sender could list a hash this node holds for something else
+//! (another share, a folder) to have it served to the share's holders. What a receive's store
+//! holds was fetched for that share, so serving it leaks nothing.
+//!
+//! Who may have what is decided by the provider's gatekeeper ([`crate::access`]) as before: a
+//! share's blobs go only to a peer that opened its root, so a stranger without the ticket
+//! gets nothing, not even whether this node holds the blob. Rate limits apply the same way.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -27,9 +33,6 @@ use iroh_blobs::{
     Hash,
 };
 
-/// The protocol's ALPN.
-pub const ALPN: &[u8] = b"ferry/swarm-blobs/0";
-
 #[derive(Debug, Default)]
 struct Inner {
     next: u64,
@@ -37,7 +40,7 @@ struct Inner {
     stores: HashMap<u64, (Store, HashSet<Hash>)>,
 }
 
-/// The stores this node serves swarm requests from, besides its own.
+/// The stores of live receives and seeds, by the hashes they registered.
 #[derive(Debug, Clone, Default)]
 pub struct Stores(Arc<Mutex<Inner>>);
 
@@ -74,7 +77,7 @@ impl Stores {
         }
     }
 
-    /// The store to answer for `hash`, if a live receive holds it.
+    /// The store to answer for `hash`, if a live receive or seed registered it.
     fn holding(&self, hash: &Hash) -> Option<Store> {
         let inner = self.0.lock().expect("stores lock");
         inner
@@ -87,18 +90,18 @@ impl Stores {
 
 /// The protocol handler.
 #[derive(Debug, Clone)]
-pub struct SwarmBlobs {
+pub struct Provider {
     /// The node's own store.
     main: Store,
     stores: Stores,
     events: EventSender,
 }
 
-impl SwarmBlobs {
+impl Provider {
     /// Serves from `stores`, else from `main`; every request goes through `events` (the
     /// gatekeeper).
-    pub fn new(main: Store, stores: Stores, events: EventSender) -> SwarmBlobs {
-        SwarmBlobs {
+    pub fn new(main: Store, stores: Stores, events: EventSender) -> Provider {
+        Provider {
             main,
             stores,
             events,
@@ -106,7 +109,7 @@ impl SwarmBlobs {
     }
 }
 
-impl ProtocolHandler for SwarmBlobs {
+impl ProtocolHandler for Provider {
     async fn accept(&self, conn: Connection) -> Result<(), AcceptError> {
         let connection_id = conn.stable_id() as u64;
         if let Err(cause) = self
@@ -126,6 +129,7 @@ impl ProtocolHandler for SwarmBlobs {
                 let Ok(request) = pair.read_request().await else {
                     return;
                 };
+                // A registered hash only from the store that registered it (see the module docs).
                 let store = |hash: &Hash| this.stores.holding(hash).unwrap_or(this.main.clone());
                 let res = match request {
                     Request::Get(r) => handle_get(pair, store(&r.hash), r).await,
@@ -134,7 +138,7 @@ impl ProtocolHandler for SwarmBlobs {
                     _ => Ok(()),
                 };
                 if let Err(e) = res {
-                    tracing::debug!("swarm request: {e}");
+                    tracing::debug!("blobs request: {e}");
                 }
             });
         }

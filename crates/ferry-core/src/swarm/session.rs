@@ -4,7 +4,8 @@
 //!
 //! Every few seconds the sender (and every peer met) is asked for the members it knows
 //! ([`members`](super::members)); a new member is greeted (which opens the share to this node
-//! on its side) and connected to over [`serve::ALPN`]. At most [`MAX_PEERS`] peers besides
+//! on its side) and connected to over the blobs protocol (its provider serves its receive's
+//! store, see [`serve`](super::serve)). At most [`MAX_PEERS`] peers besides
 //! the sender are used. A sender that does not speak the member protocol (sendme, an older
 //! Ferry) simply leaves the receive with the sender alone.
 
@@ -21,7 +22,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::{
     download::Source,
     members::{self, Contact, Members, MembersGuard},
-    serve::{self, StoreGuard, Stores},
+    serve::{StoreGuard, Stores},
 };
 use crate::registry::{Registry, ShareGuard};
 
@@ -33,6 +34,9 @@ pub const MAX_PEERS: usize = 16;
 const EXCHANGE_EVERY: Duration = Duration::from_secs(2);
 const EXCHANGE_FIRST: Duration = Duration::from_millis(300);
 const FIRST_ROUNDS: u32 = 15;
+
+/// How long a member that could not be reached is left alone.
+const RETRY_FAILED: Duration = Duration::from_secs(60);
 
 /// How long connecting to a member may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -151,18 +155,16 @@ async fn find_peers(
     new: broadcast::Sender<Source>,
 ) {
     let me = endpoint.id();
-    let mut greeted: HashSet<EndpointId> = HashSet::new();
-    // Member connections to ask again, the sender's first.
+    // Peers connected (and the sender): never dialled again.
+    let mut greeted: HashSet<EndpointId> = HashSet::from([sender.id]);
+    // Peers that could not be reached, and when: tried again after a while.
+    let mut failed: std::collections::HashMap<EndpointId, std::time::Instant> = Default::default();
+    // The sender is asked again and again (reconnected if its connection drops); the peers
+    // met are asked while their connection lasts.
+    let mut to_sender: Option<Connection> = None;
     let mut askable: Vec<Connection> = Vec::new();
-    match connect(&endpoint, sender.clone(), members::ALPN).await {
-        Some(c) => askable.push(c),
-        None => {
-            tracing::debug!("the sender does not introduce receivers; fetching from it alone");
-            return;
-        }
-    }
-    greeted.insert(sender.id);
     let mut round = 0u32;
+    let mut peers = 0usize;
     loop {
         if round > 0 {
             let every = if round < FIRST_ROUNDS {
@@ -175,29 +177,52 @@ async fn find_peers(
         round += 1;
         let contact = Contact::of(&endpoint.addr());
         let mut found: Vec<Contact> = Vec::new();
+        let sender_waits = failed
+            .get(&sender.id)
+            .is_some_and(|at| at.elapsed() < RETRY_FAILED);
+        if to_sender
+            .as_ref()
+            .is_none_or(|c| c.close_reason().is_some())
+            && !sender_waits
+        {
+            to_sender = connect(&endpoint, sender.clone(), members::ALPN).await;
+            if to_sender.is_none() {
+                tracing::debug!("the sender does not introduce receivers (now)");
+                failed.insert(sender.id, std::time::Instant::now());
+            }
+        }
+        if let Some(conn) = &to_sender {
+            match members::exchange(conn, root, contact.clone(), None).await {
+                Ok(list) => found.extend(list),
+                Err(e) => tracing::debug!("member exchange with the sender: {e}"),
+            }
+        }
         let mut alive = Vec::new();
         for conn in askable.drain(..) {
-            match members::exchange(&conn, root, contact.clone(), None).await {
-                Ok(list) => {
-                    found.extend(list);
-                    alive.push(conn);
-                }
-                Err(e) => tracing::debug!("member exchange: {e}"),
+            if let Ok(list) = members::exchange(&conn, root, contact.clone(), None).await {
+                found.extend(list);
+                alive.push(conn);
             }
         }
         askable = alive;
         // Members that greeted this node are candidates too.
         found.extend(members.list(root));
         for c in found {
+            if peers >= MAX_PEERS {
+                break;
+            }
             let Some(addr) = c.addr() else { continue };
-            if addr.id == me || greeted.contains(&addr.id) || greeted.len() > MAX_PEERS {
+            let recently_failed = failed
+                .get(&addr.id)
+                .is_some_and(|at| at.elapsed() < RETRY_FAILED);
+            if addr.id == me || greeted.contains(&addr.id) || recently_failed {
                 continue;
             }
-            greeted.insert(addr.id);
             let (Some(hello), Some(blobs)) = (
                 connect(&endpoint, addr.clone(), members::ALPN).await,
-                connect(&endpoint, addr.clone(), serve::ALPN).await,
+                connect(&endpoint, addr.clone(), iroh_blobs::ALPN).await,
             ) else {
+                failed.insert(addr.id, std::time::Instant::now());
                 continue;
             };
             // Greeting opens the share to this node on the peer's side.
@@ -205,8 +230,11 @@ async fn find_peers(
                 .await
                 .is_err()
             {
+                failed.insert(addr.id, std::time::Instant::now());
                 continue;
             }
+            greeted.insert(addr.id);
+            peers += 1;
             askable.push(hello);
             let source = Source {
                 id: addr.id,
