@@ -761,3 +761,56 @@ async fn files_with_the_same_content_stay_separate_files() {
     std::fs::write(&y, b"edited in place").unwrap();
     assert_eq!(std::fs::read(&x).unwrap(), same, "editing y changed x");
 }
+
+/// A node that counts what it uploads (a limit it never reaches).
+async fn counting_node(env: &Env, name: &str) -> ferry_core::Node {
+    let config = ferry_core::NodeConfig {
+        upload: ferry_core::limits::UploadLimits {
+            total: Some(1 << 50),
+            per_peer: None,
+        },
+        ..ferry_core::NodeConfig::local(env.home(name))
+    };
+    ferry_core::Node::spawn(config).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_file_comes_piece_by_piece_from_every_member_that_has_it() {
+    let env = Env::new();
+    let size = ferry_core::folder::incoming::INTO_PLACE_MIN as usize + (1 << 20);
+    let data = pseudo_random(size, 21);
+    let (a_dir, b_dir, c_dir) = (env.dir("a"), env.dir("b"), env.dir("c"));
+    write(&a_dir.join("video.bin"), &data);
+    let a = counting_node(&env, "a").await;
+    let b = counting_node(&env, "b").await;
+    let ticket = a.folder_share(a_dir.clone(), false).await.unwrap();
+    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
+    eventually("b holds the file", || {
+        read_eq(&b_dir.join("video.bin"), &data)
+    })
+    .await;
+    // C joins through B: it meets both, and both have the file.
+    let b_ticket = b.folder_share(b_dir.clone(), false).await.unwrap();
+    let (a_before, b_before) = (a.uploaded_bytes(), b.uploaded_bytes());
+    let c = env.node("c").await;
+    c.folder_join(&b_ticket, c_dir.clone()).await.unwrap();
+    eventually("c holds the file", || {
+        read_eq(&c_dir.join("video.bin"), &data)
+    })
+    .await;
+    let (from_a, from_b) = (a.uploaded_bytes() - a_before, b.uploaded_bytes() - b_before);
+    println!("to c: {from_a} bytes from a, {from_b} from b, file {size}");
+    assert!(
+        from_a > 0 && from_b > 0,
+        "pieces came from both members: {from_a} from a, {from_b} from b"
+    );
+    assert!(
+        from_a + from_b < 2 * size as u64,
+        "each piece about once: {from_a} + {from_b} for {size}"
+    );
+}
+
+fn read_eq(path: &Path, data: &[u8]) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.len() == data.len() as u64)
+        && std::fs::read(path).is_ok_and(|d| d == data)
+}

@@ -1,5 +1,6 @@
 //! Fetching a folder's blobs from its peers: records and small files into the home's store,
-//! large files and the changed blocks of an edit into a store of their own under
+//! large files (piece by piece from every peer that has them, see [`crate::swarm`]) and the
+//! changed blocks of an edit into a store of their own under
 //! `.ferry/incoming/<hash>` (kept between attempts, removed once used; see
 //! [`incoming`](super::incoming)).
 //!
@@ -34,6 +35,13 @@ const FETCH_PARALLEL: usize = 32;
 
 /// How long one blob may take to arrive before the path is retried later.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long one attempt at fetching a large file apart may take; what arrived is kept for
+/// the next (the round that asked goes on meanwhile).
+const APART_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long connecting to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long one attempt at fetching the changed blocks of an edit may take.
 const RANGES_TIMEOUT: Duration = Duration::from_secs(120);
@@ -89,10 +97,12 @@ impl Fetcher {
         TransferStore::open_dir(self.incoming.join(hash.to_hex())).await
     }
 
-    /// Fetches `hash`, at most `size` bytes, into its store apart. `Some` with the store if it
-    /// is there whole at that size; `None` if not yet (no peer has it, or the time for one
-    /// attempt ran out; what arrived is kept). Content whose proven size is another one is an
-    /// error, and its store is removed: a later attempt has no use for it.
+    /// Fetches `hash`, at most `size` bytes, into its store apart: first the proof of its
+    /// size (its last chunk, from any peer), then its pieces from every peer that has it at
+    /// once (see [`crate::swarm`]). `Some` with the store if it is there whole at that size;
+    /// `None` if not yet (no peer has it, or the time for one attempt ran out; what arrived is
+    /// kept). Content whose proven size is another one is an error, and its store is removed:
+    /// a later attempt has no use for it.
     pub(super) async fn fetch_apart(
         &self,
         peers: &[EndpointId],
@@ -104,14 +114,31 @@ impl Fetcher {
         }
         let transfer = self.apart(hash).await?;
         let store = transfer.store();
-        let download = store
+        let what = format!("content {}", hash.fmt_short());
+        // The size first: a record that lies about it costs one chunk, not the file.
+        let proof = store
             .downloader(&self.endpoint)
-            .download(bounded(hash, size), Shuffled::new(peers.to_vec()));
-        if !downloaded(hash, FETCH_TIMEOUT, download).await {
+            .download(bounded(hash, 0), Shuffled::new(peers.to_vec()));
+        if !downloaded(hash, FETCH_TIMEOUT, proof).await {
             transfer.close(false).await;
             return Ok(None);
         }
-        let what = format!("content {}", hash.fmt_short());
+        if let Err(e) = holds_whole(store, hash, size, &what).await {
+            transfer.close(matches!(e, Error::BadData(_))).await;
+            return Err(e);
+        }
+        let sources = self.connect_all(peers).await;
+        if !sources.is_empty() {
+            // No peer joins later in this attempt: it ends when these cannot finish.
+            let (_, joins) = tokio::sync::mpsc::unbounded_channel();
+            let fetch =
+                crate::swarm::download::download(store.clone(), hash, size, sources, joins, None);
+            match tokio::time::timeout(APART_TIMEOUT, fetch).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::debug!("fetching {what}: {e}"),
+                Err(_) => tracing::debug!("fetching {what} continues later"),
+            }
+        }
         match holds_whole(store, hash, size, &what).await {
             Ok(true) => Ok(Some(transfer)),
             Ok(false) => {
@@ -123,6 +150,29 @@ impl Fetcher {
                 Err(e)
             }
         }
+    }
+
+    /// Connections to `peers` over the blobs protocol, those that answer in time.
+    async fn connect_all(&self, peers: &[EndpointId]) -> Vec<crate::swarm::download::Source> {
+        let tries = peers.iter().map(|&id| {
+            let endpoint = self.endpoint.clone();
+            async move {
+                let connect = endpoint.connect(id, iroh_blobs::ALPN);
+                match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                    Ok(Ok(conn)) => Some(crate::swarm::download::Source {
+                        id,
+                        conn,
+                        seed: false,
+                    }),
+                    _ => None,
+                }
+            }
+        });
+        n0_future::join_all(tries)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// Fetches the byte ranges `chunks` of `hash` into `store` (a store apart), verified on
