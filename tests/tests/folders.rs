@@ -391,8 +391,12 @@ fn a_daemon_killed_repeatedly_while_files_arrive_converges() {
                 .filter(|k| ta.get(*k) != tb.get(*k))
                 .take(5)
                 .collect();
+            // What the restarted daemon said (warnings and errors only, at its default level).
+            let said = db.stderr();
+            let tail: Vec<&str> = said.lines().rev().take(20).collect();
             panic!(
-                "the trees did not converge: {} vs {} files; differ on a: {only_a:?}, on b: {only_b:?}",
+                "the trees did not converge: {} vs {} files; differ on a: {only_a:?}, on b: \
+                 {only_b:?}; b's daemon said (last lines first): {tail:#?}",
                 ta.len(),
                 tb.len()
             );
