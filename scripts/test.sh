@@ -38,5 +38,6 @@ echo "== benchmarks still run (--quick, debug build; numbers are not checked)"
 FERRY_PROFILE=debug bash bench/oneshot.sh --quick >/dev/null
 FERRY_PROFILE=debug bash bench/folder.sh --quick >/dev/null
 FERRY_PROFILE=debug bash bench/import.sh --quick >/dev/null
+FERRY_PROFILE=debug bash bench/swarm.sh --quick >/dev/null
 
 echo "all tests passed"
