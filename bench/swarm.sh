@@ -26,11 +26,12 @@ FERRY="$CARGO_TARGET_DIR/${FERRY_PROFILE:-release}/ferry"
 [ -x "$FERRY" ] || { echo "build ferry first: cargo build --release -p ferry-cli" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "needs root (network namespaces)" >&2; exit 1; }
 
-# The BitTorrent anchor: aria2c and mktorrent from Debian; the tracker is a small script of
-# ours (the npm bittorrent-tracker needs a WebRTC module built from a download).
-if ! command -v aria2c >/dev/null || ! command -v mktorrent >/dev/null; then
-  apt-get install -y -qq aria2 mktorrent >/dev/null
-fi
+# The BitTorrent anchor: aria2c and mktorrent from Debian (scripts/setup.sh installs them);
+# the tracker is a small script of ours (the npm bittorrent-tracker needs a WebRTC module
+# built from a download).
+for tool in aria2c mktorrent bc; do
+  command -v "$tool" >/dev/null || { echo "$tool missing: run scripts/setup.sh" >&2; exit 1; }
+done
 
 MAXN=0
 for n in $COUNTS; do [ "$n" -gt "$MAXN" ] && MAXN=$n; done
@@ -60,9 +61,8 @@ ip -n "$BR" link set br0 up
 for i in $(seq 0 "$MAXN"); do
   ip netns add "$(ns "$i")"
   ip -n "$(ns "$i")" link set lo up
-  ip link add "v$TAG$i" type veth peer name "b$TAG$i"
-  ip link set "v$TAG$i" netns "$(ns "$i")"
-  ip link set "b$TAG$i" netns "$BR"
+  # Created inside the namespaces: no interface ever exists on the host, even on a failure.
+  ip link add "v$TAG$i" netns "$(ns "$i")" type veth peer name "b$TAG$i" netns "$BR"
   ip -n "$BR" link set "b$TAG$i" master br0
   ip -n "$BR" link set "b$TAG$i" up
   ip -n "$(ns "$i")" link set "v$TAG$i" name eth0
@@ -72,6 +72,27 @@ for i in $(seq 0 "$MAXN"); do
 done
 inns() { local i=$1; shift; ip netns exec "$(ns "$i")" "$@"; }
 tx_bytes() { inns 0 cat /sys/class/net/eth0/statistics/tx_bytes; }
+# Stops everything running in peer i's namespace, and waits until it is gone.
+stop_peer() {
+  local left
+  for _ in $(seq 50); do
+    left=$(ip netns pids "$(ns "$1")" 2>/dev/null || true)
+    [ -z "$left" ] && return 0
+    kill $left 2>/dev/null || true
+    sleep 0.1
+  done
+  kill -9 $(ip netns pids "$(ns "$1")") 2>/dev/null || true
+}
+# Waits until something listens on peer 0's TCP port $1.
+wait_port() {
+  for _ in $(seq 100); do
+    inns 0 bash -c "exec 3<>/dev/tcp/$(ip_of 0)/$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2; return 1
+}
+# A transfer that has not finished in this long is a failure, not a hang.
+LIMIT=${LIMIT:-600}
 
 # The file.
 mkdir -p "$work/src"
@@ -106,15 +127,15 @@ run_ferry() {
   local start; start=$(date +%s.%N)
   local pids=()
   for i in $(seq 1 "$n"); do
-    inns "$i" "$FERRY" --home "$run/h$i" --relay disabled --bind "$(ip_of "$i"):0" \
-      receive "$ticket" --out "$run/out$i" > /dev/null 2> "$run/recv$i.err" &
+    inns "$i" timeout "$LIMIT" "$FERRY" --home "$run/h$i" --relay disabled \
+      --bind "$(ip_of "$i"):0" receive "$ticket" --out "$run/out$i" > /dev/null 2> "$run/recv$i.err" &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || { cat "$run"/recv*.err >&2; exit 1; }; done
   local end; end=$(date +%s.%N)
   local after; after=$(tx_bytes)
   for i in $(seq 1 "$n"); do verify "$run/out$i/file.bin"; done
-  kill $(ip netns pids "$(ns 0)") 2>/dev/null || true
+  stop_peer 0
   echo -e "ferry\t$n\t$(echo "$end - $start" | bc)\t$(( after - before ))" >> "$results"
 }
 
@@ -122,7 +143,7 @@ run_bt() {
   local n=$1 run="$work/bt-$1"
   mkdir -p "$run"
   inns 0 python3 bench/tracker.py "$(ip_of 0)" 8000 > "$run/tracker.log" 2>&1 &
-  sleep 1
+  wait_port 8000
   mktorrent -l 18 -a "http://$(ip_of 0):8000/announce" -o "$run/file.torrent" \
     "$work/src/file.bin" > /dev/null
   local common=(--enable-dht=false --enable-dht6=false --bt-enable-lpd=false
@@ -130,28 +151,26 @@ run_bt() {
     --console-log-level=warn --check-integrity=true --bt-max-peers=60)
   inns 0 aria2c "${common[@]}" -d "$work/src" --seed-ratio=0.0 --seed-time=100000 \
     --bt-seed-unverified=true --listen-port=6881 "$run/file.torrent" > "$run/seed.log" 2>&1 &
-  sleep 2
+  wait_port 6881
   local before; before=$(tx_bytes)
   local start; start=$(date +%s.%N)
   local pids=()
   for i in $(seq 1 "$n"); do
-    inns "$i" aria2c "${common[@]}" -d "$run/out$i" --seed-time=0 --listen-port=6881 \
-      "$run/file.torrent" > "$run/leech$i.log" 2>&1 &
+    inns "$i" timeout "$LIMIT" aria2c "${common[@]}" -d "$run/out$i" --seed-time=0 \
+      --listen-port=6881 "$run/file.torrent" > "$run/leech$i.log" 2>&1 &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || { cat "$run"/leech*.log >&2; exit 1; }; done
   local end; end=$(date +%s.%N)
   local after; after=$(tx_bytes)
   for i in $(seq 1 "$n"); do verify "$run/out$i/file.bin"; done
-  kill $(ip netns pids "$(ns 0)") 2>/dev/null || true
+  stop_peer 0
   echo -e "bittorrent\t$n\t$(echo "$end - $start" | bc)\t$(( after - before ))" >> "$results"
 }
 
 for n in $COUNTS; do
   run_ferry "$n"
-  sleep 1
   run_bt "$n"
-  sleep 1
 done
 
 python3 - "$results" "$SIZE" "$RATE" <<'PY'

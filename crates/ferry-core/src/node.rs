@@ -193,8 +193,12 @@ impl Node {
         let (events, access_task) = access::spawn(registry.clone(), limits.clone());
         let swarm_stores = crate::swarm::serve::Stores::default();
         // One provider for every store this node serves (see `swarm::serve`).
-        let blobs =
-            crate::swarm::serve::Provider::new((*store).clone(), swarm_stores.clone(), events);
+        let blobs = crate::swarm::serve::Provider::new(
+            (*store).clone(),
+            swarm_stores.clone(),
+            registry.clone(),
+            events,
+        );
         let members = crate::swarm::members::Members::new(registry.clone());
         let gossip = iroh_gossip::net::Gossip::builder().spawn(endpoint.clone());
         let docs_dir = config.home.join("docs");

@@ -116,6 +116,12 @@ impl Registry {
         true
     }
 
+    /// The roots `peer` has opened.
+    pub fn opened_by(&self, peer: &EndpointId) -> HashSet<Hash> {
+        let inner = self.0.lock().expect("registry lock");
+        inner.opened.get(peer).cloned().unwrap_or_default()
+    }
+
     /// Forgets which shares `peer` opened: its last connection closed.
     pub fn forget_peer(&self, peer: &EndpointId) {
         self.0.lock().expect("registry lock").opened.remove(peer);

@@ -36,9 +36,10 @@ pub const GREET_EVERY: Duration = Duration::from_secs(60);
 /// A share this node keeps serving. Dropping it stops serving (the data stays on disk).
 pub struct Seed {
     ticket: Ticket,
-    _served: StoreGuard,
+    // Dropped in this order: out of the registry before the store stops being served.
     _guard: ShareGuard,
     _members: MembersGuard,
+    _served: StoreGuard,
     greeter: tokio::task::JoinHandle<()>,
     /// Closed (kept on disk) when the seed is dropped.
     _store: TransferStore,
@@ -92,7 +93,7 @@ impl Node {
         let served = self
             .inner
             .swarm_stores
-            .add(store.clone(), hashes.iter().copied());
+            .add(root, store.clone(), hashes.iter().copied());
         let guard = self.inner.registry.add(root, hashes, sizes, share_events);
         let joined = self.inner.members.join(root);
         let addr = self.ticket_addr().await;
@@ -104,9 +105,9 @@ impl Node {
         ));
         Ok(Seed {
             ticket: own,
-            _served: served,
             _guard: guard,
             _members: joined,
+            _served: served,
             greeter,
             _store: transfer,
         })

@@ -800,8 +800,9 @@ async fn a_large_file_comes_piece_by_piece_from_every_member_that_has_it() {
     .await;
     let (from_a, from_b) = (a.uploaded_bytes() - a_before, b.uploaded_bytes() - b_before);
     println!("to c: {from_a} bytes from a, {from_b} from b, file {size}");
+    // Each served a real share of the file (records alone are a few hundred bytes).
     assert!(
-        from_a > 0 && from_b > 0,
+        from_a > size as u64 / 8 && from_b > size as u64 / 8,
         "pieces came from both members: {from_a} from a, {from_b} from b"
     );
     assert!(

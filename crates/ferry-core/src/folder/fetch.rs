@@ -123,9 +123,14 @@ impl Fetcher {
             transfer.close(false).await;
             return Ok(None);
         }
-        if let Err(e) = holds_whole(store, hash, size, &what).await {
-            transfer.close(matches!(e, Error::BadData(_))).await;
-            return Err(e);
+        match holds_whole(store, hash, size, &what).await {
+            // A file of one chunk (or one resumed to its end) is whole already.
+            Ok(true) => return Ok(Some(transfer)),
+            Ok(false) => {}
+            Err(e) => {
+                transfer.close(matches!(e, Error::BadData(_))).await;
+                return Err(e);
+            }
         }
         let sources = self.connect_all(peers).await;
         if !sources.is_empty() {

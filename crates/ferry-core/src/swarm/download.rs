@@ -498,7 +498,11 @@ fn classify(e: GetError, conn: &Connection) -> Outcome {
             return Outcome::Corrupt;
         }
     }
-    if conn.close_reason().is_some() {
+    // Refused: the peer no longer shares this (or never let this node in). Nothing more will
+    // come from it in this transfer.
+    if conn.close_reason().is_some()
+        || e.iroh_error_code() == Some(iroh_blobs::protocol::ERR_PERMISSION)
+    {
         return Outcome::Gone;
     }
     tracing::debug!("swarm request failed: {e}");

@@ -36,8 +36,9 @@ use iroh_blobs::{
 #[derive(Debug, Default)]
 struct Inner {
     next: u64,
-    /// The stores of live receives: id to the store and the hashes it may answer for.
-    stores: HashMap<u64, (Store, HashSet<Hash>)>,
+    /// The stores of live receives and seeds: id to the share's root, the store and the
+    /// hashes it may answer for.
+    stores: HashMap<u64, (Hash, Store, HashSet<Hash>)>,
 }
 
 /// The stores of live receives and seeds, by the hashes they registered.
@@ -63,28 +64,37 @@ impl Drop for StoreGuard {
 }
 
 impl Stores {
-    /// Serves `hashes` from `store` until the guard is dropped.
-    pub fn add(&self, store: Store, hashes: impl IntoIterator<Item = Hash>) -> StoreGuard {
+    /// Serves `hashes` of the share `root` from `store` until the guard is dropped.
+    pub fn add(
+        &self,
+        root: Hash,
+        store: Store,
+        hashes: impl IntoIterator<Item = Hash>,
+    ) -> StoreGuard {
         let mut inner = self.0.lock().expect("stores lock");
         inner.next += 1;
         let id = inner.next;
         inner
             .stores
-            .insert(id, (store, hashes.into_iter().collect()));
+            .insert(id, (root, store, hashes.into_iter().collect()));
         StoreGuard {
             stores: self.clone(),
             id,
         }
     }
 
-    /// The store to answer for `hash`, if a live receive or seed registered it.
-    fn holding(&self, hash: &Hash) -> Option<Store> {
+    /// The store to answer `hash` from for a peer that opened the shares `opened`: that of
+    /// a live receive or seed of one of them that registered the hash, if any. A request for
+    /// a share's root is that share's (asking for it opens it, see [`crate::access`]).
+    fn holding(&self, hash: &Hash, opened: &HashSet<Hash>) -> Option<Store> {
         let inner = self.0.lock().expect("stores lock");
         inner
             .stores
             .values()
-            .find(|(_, hashes)| hashes.contains(hash))
-            .map(|(store, _)| store.clone())
+            .find(|(root, _, hashes)| {
+                hashes.contains(hash) && (opened.contains(root) || root == hash)
+            })
+            .map(|(_, store, _)| store.clone())
     }
 }
 
@@ -94,16 +104,23 @@ pub struct Provider {
     /// The node's own store.
     main: Store,
     stores: Stores,
+    registry: crate::registry::Registry,
     events: EventSender,
 }
 
 impl Provider {
     /// Serves from `stores`, else from `main`; every request goes through `events` (the
-    /// gatekeeper).
-    pub fn new(main: Store, stores: Stores, events: EventSender) -> Provider {
+    /// gatekeeper), whose `registry` says which shares a peer opened.
+    pub fn new(
+        main: Store,
+        stores: Stores,
+        registry: crate::registry::Registry,
+        events: EventSender,
+    ) -> Provider {
         Provider {
             main,
             stores,
+            registry,
             events,
         }
     }
@@ -123,14 +140,22 @@ impl ProtocolHandler for Provider {
             conn.close(cause.code(), cause.reason());
             return Ok(());
         }
+        let peer = conn.remote_id();
         while let Ok(mut pair) = StreamPair::accept(&conn, self.events.clone()).await {
             let this = self.clone();
             tokio::spawn(async move {
                 let Ok(request) = pair.read_request().await else {
                     return;
                 };
-                // A registered hash only from the store that registered it (see the module docs).
-                let store = |hash: &Hash| this.stores.holding(hash).unwrap_or(this.main.clone());
+                // A hash of a received share only from the store that fetched it, for the
+                // peers of that share (see the module docs); everything else from the node's
+                // own store.
+                let opened = this.registry.opened_by(&peer);
+                let store = |hash: &Hash| {
+                    this.stores
+                        .holding(hash, &opened)
+                        .unwrap_or(this.main.clone())
+                };
                 let res = match request {
                     Request::Get(r) => handle_get(pair, store(&r.hash), r).await,
                     Request::Observe(r) => handle_observe(pair, store(&r.hash), r).await,

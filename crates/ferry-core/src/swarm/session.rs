@@ -49,9 +49,11 @@ pub struct ShareSwarm {
     sources: Arc<Mutex<Vec<Source>>>,
     new: broadcast::Sender<Source>,
     task: tokio::task::JoinHandle<()>,
-    _served: StoreGuard,
+    // Dropped in this order: the share leaves the registry before its store stops being
+    // served, so no request is admitted for a store that is gone.
     _share: ShareGuard,
     _members: MembersGuard,
+    _served: StoreGuard,
 }
 
 impl Drop for ShareSwarm {
@@ -85,7 +87,9 @@ impl ShareSwarm {
         sender: EndpointAddr,
         sender_conn: Connection,
     ) -> ShareSwarm {
-        let served = parts.stores.add(store.clone(), hashes.iter().copied());
+        let served = parts
+            .stores
+            .add(root, store.clone(), hashes.iter().copied());
         let (events, _) = mpsc::unbounded_channel();
         let share = parts.registry.add(root, hashes, sizes, events);
         let joined = parts.members.join(root);
@@ -111,9 +115,9 @@ impl ShareSwarm {
             sources,
             new,
             task,
-            _served: served,
             _share: share,
             _members: joined,
+            _served: served,
         }
     }
 
@@ -157,6 +161,7 @@ async fn find_peers(
     let me = endpoint.id();
     // Peers connected (and the sender): never dialled again.
     let mut greeted: HashSet<EndpointId> = HashSet::from([sender.id]);
+    greeted.insert(me);
     // Peers that could not be reached, and when: tried again after a while.
     let mut failed: std::collections::HashMap<EndpointId, std::time::Instant> = Default::default();
     // The sender is asked again and again (reconnected if its connection drops); the peers
@@ -164,7 +169,6 @@ async fn find_peers(
     let mut to_sender: Option<Connection> = None;
     let mut askable: Vec<Connection> = Vec::new();
     let mut round = 0u32;
-    let mut peers = 0usize;
     loop {
         if round > 0 {
             let every = if round < FIRST_ROUNDS {
@@ -207,6 +211,16 @@ async fn find_peers(
         askable = alive;
         // Members that greeted this node are candidates too.
         found.extend(members.list(root));
+        // A peer whose connection ended frees its place (and may be met again).
+        let mut peers = {
+            let mut sources = sources.lock().expect("sources lock");
+            for s in sources.iter().filter(|s| s.conn.close_reason().is_some()) {
+                greeted.remove(&s.id);
+            }
+            sources.retain(|s| s.conn.close_reason().is_none() || s.seed);
+            sources.len().saturating_sub(1)
+        };
+        failed.retain(|_, at| at.elapsed() < RETRY_FAILED);
         for c in found {
             if peers >= MAX_PEERS {
                 break;
