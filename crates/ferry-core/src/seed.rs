@@ -132,8 +132,9 @@ impl Node {
 /// Greets the sender now and then, so that its receivers meet this helper.
 async fn greet(endpoint: iroh::Endpoint, sender: iroh::EndpointAddr, root: Hash) {
     loop {
-        let connect = endpoint.connect(sender.clone(), members::ALPN);
-        if let Ok(Ok(conn)) = tokio::time::timeout(Duration::from_secs(10), connect).await {
+        if let Some(conn) =
+            crate::swarm::session::connect(&endpoint, sender.clone(), members::ALPN).await
+        {
             let me = Contact::of(&endpoint.addr());
             if let Err(e) = members::exchange(&conn, root, me, None).await {
                 tracing::debug!("greeting the sender: {e}");

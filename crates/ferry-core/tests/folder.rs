@@ -762,18 +762,6 @@ async fn files_with_the_same_content_stay_separate_files() {
     assert_eq!(std::fs::read(&x).unwrap(), same, "editing y changed x");
 }
 
-/// A node that counts what it uploads (a limit it never reaches).
-async fn counting_node(env: &Env, name: &str) -> ferry_core::Node {
-    let config = ferry_core::NodeConfig {
-        upload: ferry_core::limits::UploadLimits {
-            total: Some(1 << 50),
-            per_peer: None,
-        },
-        ..ferry_core::NodeConfig::local(env.home(name))
-    };
-    ferry_core::Node::spawn(config).await.unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_file_comes_piece_by_piece_from_every_member_that_has_it() {
     let env = Env::new();
@@ -781,8 +769,9 @@ async fn a_large_file_comes_piece_by_piece_from_every_member_that_has_it() {
     let data = pseudo_random(size, 21);
     let (a_dir, b_dir, c_dir) = (env.dir("a"), env.dir("b"), env.dir("c"));
     write(&a_dir.join("video.bin"), &data);
-    let a = counting_node(&env, "a").await;
-    let b = counting_node(&env, "b").await;
+    // Limits they never reach: the nodes count what they upload.
+    let a = limited_node(&env, "a", 1 << 50).await;
+    let b = limited_node(&env, "b", 1 << 50).await;
     let ticket = a.folder_share(a_dir.clone(), false).await.unwrap();
     b.folder_join(&ticket, b_dir.clone()).await.unwrap();
     eventually("b holds the file", || {

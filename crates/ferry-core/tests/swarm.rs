@@ -359,18 +359,6 @@ async fn a_peer_that_leaves_midway_is_replaced_and_a_resume_fetches_only_the_res
     assert_eq!(report.peers[&other.addr().id].bytes, size - size / 4);
 }
 
-/// A node whose uploads are limited to `rate` bytes per second.
-async fn limited_node(env: &Env, name: &str, rate: u64) -> ferry_core::Node {
-    let config = ferry_core::NodeConfig {
-        upload: ferry_core::limits::UploadLimits {
-            total: Some(rate),
-            per_peer: None,
-        },
-        ..ferry_core::NodeConfig::local(env.home(name))
-    };
-    ferry_core::Node::spawn(config).await.unwrap()
-}
-
 #[tokio::test]
 async fn receivers_of_one_ticket_fetch_from_each_other_and_spare_the_sender() {
     let env = Env::new();

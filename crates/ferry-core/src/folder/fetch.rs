@@ -40,9 +40,6 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// the next (the round that asked goes on meanwhile).
 const APART_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long connecting to a peer may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// How long one attempt at fetching the changed blocks of an edit may take.
 const RANGES_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -159,19 +156,13 @@ impl Fetcher {
 
     /// Connections to `peers` over the blobs protocol, those that answer in time.
     async fn connect_all(&self, peers: &[EndpointId]) -> Vec<crate::swarm::download::Source> {
-        let tries = peers.iter().map(|&id| {
-            let endpoint = self.endpoint.clone();
-            async move {
-                let connect = endpoint.connect(id, iroh_blobs::ALPN);
-                match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-                    Ok(Ok(conn)) => Some(crate::swarm::download::Source {
-                        id,
-                        conn,
-                        seed: false,
-                    }),
-                    _ => None,
-                }
-            }
+        let tries = peers.iter().map(|&id| async move {
+            let conn = crate::swarm::session::connect(&self.endpoint, id, iroh_blobs::ALPN).await?;
+            Some(crate::swarm::download::Source {
+                id,
+                conn,
+                seed: false,
+            })
         });
         n0_future::join_all(tries)
             .await

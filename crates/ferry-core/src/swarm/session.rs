@@ -261,7 +261,13 @@ async fn find_peers(
     }
 }
 
-async fn connect(endpoint: &Endpoint, addr: EndpointAddr, alpn: &[u8]) -> Option<Connection> {
+/// Connects to a swarm member over `alpn`, giving up after a few seconds; `None` if it
+/// cannot be reached (logged at debug: members come and go).
+pub(crate) async fn connect(
+    endpoint: &Endpoint,
+    addr: impl Into<EndpointAddr>,
+    alpn: &[u8],
+) -> Option<Connection> {
     match tokio::time::timeout(CONNECT_TIMEOUT, endpoint.connect(addr, alpn)).await {
         Ok(Ok(c)) => Some(c),
         Ok(Err(e)) => {

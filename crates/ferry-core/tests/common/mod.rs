@@ -44,6 +44,18 @@ impl Env {
     }
 }
 
+/// A node whose uploads are limited to `rate` bytes per second (which also counts them).
+pub async fn limited_node(env: &Env, name: &str, rate: u64) -> Node {
+    let config = NodeConfig {
+        upload: ferry_core::limits::UploadLimits {
+            total: Some(rate),
+            per_peer: None,
+        },
+        ..NodeConfig::local(env.home(name))
+    };
+    Node::spawn(config).await.unwrap()
+}
+
 /// A bare iroh endpoint on loopback with no relay and no port mapping, for tests that play a
 /// peer Ferry does not control.
 pub async fn loopback_endpoint() -> iroh::Endpoint {
