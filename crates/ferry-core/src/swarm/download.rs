@@ -90,7 +90,7 @@ pub struct PeerReport {
     pub left: Option<Left>,
 }
 
-/// Progress of a swarm download, sent when a request ends.
+/// Progress of a swarm download, sent once what arrived is committed (at most twice a second).
 #[derive(Debug, Clone)]
 pub struct Progress {
     /// Verified bytes here.
@@ -170,27 +170,28 @@ pub async fn download(
     let mut alone_since = None;
     let mut joins_open = true;
     let mut last = (0, Instant::now());
-    // The first piece is committed at once (a receiver may be killed a moment later), then
-    // twice a second.
-    let mut synced: Option<Instant> = None;
+    // What arrived is committed, then reported: progress never counts what a receiver killed a
+    // moment later (SIGKILL, power loss) would not find again. The store commits a partial
+    // blob's entry only when asked to (or a second after its first write): the first piece is
+    // committed at once, the rest at most twice a second.
+    let mut reported = (usize::MAX, None::<Instant>);
     loop {
         let have = shared.planner.lock().expect("planner").have_count();
         let active = *shared.active.lock().expect("active");
         if have != last.0 || active > last.1 {
             last = (have, active.max(Instant::now()));
-            // What arrived is committed twice a second, so that a receiver killed (SIGKILL,
-            // power loss) finds it again: the store commits a partial blob's entry only when
-            // asked to, the first time.
-            if synced.is_none_or(|at| at.elapsed() >= SYNC_EVERY) {
-                shared.store.sync_db().await.ok();
-                synced = Some(Instant::now());
-            }
         } else if last.1.elapsed() > NO_PROGRESS_LIMIT {
             shared.progress.lock().expect("progress").take();
             return Err(Error::Transfer(
                 "no peer sent any of the rest of this file for a minute; run again to resume"
                     .into(),
             ));
+        }
+        let due = reported.1.map(|at| at + SYNC_EVERY);
+        if have != reported.0 && due.is_none_or(|due| due <= Instant::now()) {
+            shared.store.sync_db().await.ok();
+            reported = (have, Some(Instant::now()));
+            send_progress(&shared, have);
         }
         if shared.planner.lock().expect("planner").done() {
             break;
@@ -211,6 +212,8 @@ pub async fn download(
         } else {
             alone_since = None;
         }
+        // A piece may have arrived while the store committed.
+        let unreported = shared.planner.lock().expect("planner").have_count() != reported.0;
         tokio::select! {
             join = joins.recv(), if joins_open => match join {
                 Some(s) => start(s, &mut tasks),
@@ -218,7 +221,11 @@ pub async fn download(
             },
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = shared.changed.notified() => {}
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(match reported.1 {
+                // Something arrived that is not reported yet.
+                Some(at) if unreported => (at + SYNC_EVERY).saturating_duration_since(Instant::now()),
+                _ => Duration::from_secs(1),
+            }) => {}
         }
     }
     // Everything is here: the other requests (endgame duplicates) are of no use.
@@ -402,7 +409,6 @@ async fn work(shared: Arc<Shared>, source: Source) -> Option<Left> {
             }
             strike.then_some(p.strikes)
         };
-        send_progress(&shared);
         shared.changed.notify_waiters();
         match outcome {
             Outcome::Corrupt => return Some(Left::Corrupt),
@@ -509,12 +515,12 @@ fn classify(e: GetError, conn: &Connection) -> Outcome {
     Outcome::Short
 }
 
-fn send_progress(shared: &Shared) {
+/// Reports `have` pieces (committed) and each peer's part.
+fn send_progress(shared: &Shared, have: usize) {
     let Some(tx) = shared.progress.lock().expect("progress").clone() else {
         return;
     };
-    let done_pieces = shared.planner.lock().expect("planner").have_count() as u64;
-    let done = (done_pieces * PIECE_BYTES).min(shared.size);
+    let done = (have as u64 * PIECE_BYTES).min(shared.size);
     let peers = shared
         .peers
         .lock()
