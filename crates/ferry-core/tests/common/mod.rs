@@ -8,9 +8,42 @@ use ferry_core::{
 };
 use tokio::sync::mpsc;
 
-/// A temp dir holding the homes and folders of one test.
+/// A temp dir holding the homes and folders of one test, and the nodes it spawned.
+///
+/// The nodes are shut down when the `Env` is dropped (in a multi-thread runtime): a node
+/// merely dropped leaves its document engine and store to stop in whatever order their
+/// tasks are torn down, and the store's drop waits for its runtime, which could hang.
 pub struct Env {
     pub dir: tempfile::TempDir,
+    nodes: std::sync::Mutex<Vec<Node>>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let nodes = std::mem::take(&mut *self.nodes.lock().unwrap());
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if nodes.is_empty()
+            || handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread
+        {
+            return;
+        }
+        tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                let limit = std::time::Duration::from_secs(20);
+                let all = async {
+                    for node in &nodes {
+                        // A node the test shut down already says so; that is fine.
+                        let _ = node.shutdown().await;
+                    }
+                };
+                if tokio::time::timeout(limit, all).await.is_err() {
+                    eprintln!("nodes did not shut down within {limit:?}");
+                }
+            })
+        });
+    }
 }
 
 impl Env {
@@ -23,6 +56,7 @@ impl Env {
         }
         Env {
             dir: tempfile::tempdir().unwrap(),
+            nodes: Default::default(),
         }
     }
 
@@ -38,9 +72,16 @@ impl Env {
 
     /// A node with relays disabled, bound to loopback.
     pub async fn node(&self, name: &str) -> Node {
-        Node::spawn(NodeConfig::local(self.home(name)))
+        let node = Node::spawn(NodeConfig::local(self.home(name)))
             .await
-            .unwrap()
+            .unwrap();
+        self.keep(&node);
+        node
+    }
+
+    /// Shuts `node` down with the others when the test ends.
+    pub fn keep(&self, node: &Node) {
+        self.nodes.lock().unwrap().push(node.clone());
     }
 }
 
@@ -53,7 +94,9 @@ pub async fn limited_node(env: &Env, name: &str, rate: u64) -> Node {
         },
         ..NodeConfig::local(env.home(name))
     };
-    Node::spawn(config).await.unwrap()
+    let node = Node::spawn(config).await.unwrap();
+    env.keep(&node);
+    node
 }
 
 /// A bare iroh endpoint on loopback with no relay and no port mapping, for tests that play a
