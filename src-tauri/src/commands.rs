@@ -87,7 +87,11 @@ pub async fn receive(
         Some(d) => PathBuf::from(d),
         None => Settings::load(&state.home).effective_download_dir(),
     };
-    let stream = state.session.receive(&ticket, dest).await.map_err(err)?;
+    let stream = state
+        .session
+        .receive(&ticket, dest, None)
+        .await
+        .map_err(err)?;
     let (id, stop) = state.start();
     tauri::async_runtime::spawn(forward(app, id, stream, stop, on_event, notify_done));
     Ok(id)
@@ -143,7 +147,7 @@ pub async fn get_settings(state: State<'_, AppState>) -> CmdResult<SettingsView>
     })
 }
 
-/// Saves the settings (a relay change applies at the next start).
+/// Saves the settings (a relay change applies at the next start, the rest at once).
 #[tauri::command]
 #[specta::specta]
 pub async fn set_settings(
@@ -151,6 +155,7 @@ pub async fn set_settings(
     settings: Settings,
 ) -> CmdResult<SettingsView> {
     settings.save(&state.home).map_err(err)?;
+    state.session.apply_settings(&settings).await.map_err(err)?;
     get_settings(state).await
 }
 

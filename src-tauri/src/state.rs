@@ -34,8 +34,14 @@ impl AppState {
             Some(h) => h.into(),
             None => ferry_core::default_home()?,
         };
+        let settings = Settings::load(&home);
         let mut config = NodeConfig::new(home.clone());
-        config.relay = Settings::load(&home).relay;
+        config.relay = settings.relay;
+        config.upload = settings.upload;
+        config.download = settings.download;
+        // Settings may change the limits while the app runs.
+        config.adjustable_limits = true;
+        config.keep_serving = settings.keep_serving;
         if let Ok(relay) = std::env::var("FERRY_RELAY") {
             config.relay = relay.parse()?;
         }

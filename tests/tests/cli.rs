@@ -181,6 +181,55 @@ fn a_seed_serves_a_share_after_the_sender_stops() {
 }
 
 #[test]
+fn receive_seed_serves_later_receivers_until_interrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let size = 6 << 20;
+    write(&src.join("big.bin"), &pseudo_random(size, 9));
+    // A slow sender: the second receiver fetches from the first one too.
+    let mut cmd = ferry(&tmp.path().join("home-a"));
+    cmd.args(["--upload-limit", "2M", "send"])
+        .arg(src.join("big.bin"));
+    let mut sender = Proc::spawn(cmd);
+    let ticket = sender.stdout_line(LONG);
+
+    let mut cmd = ferry(&tmp.path().join("home-b"));
+    cmd.args(["--json", "receive", &ticket, "--seed", "--out"])
+        .arg(tmp.path().join("dest-b"));
+    let mut seeding = Proc::spawn(cmd);
+    seeding.wait_stderr(LONG, |l| l.contains("\"event\":\"serving\""));
+
+    let mut late = json_receive(
+        &tmp.path().join("home-c"),
+        &ticket,
+        &tmp.path().join("dest-c"),
+    );
+    let mut from_peers = 0;
+    loop {
+        let line = late.wait_stderr(LONG, |l| l.contains("\"event\":"));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["event"] == "progress" {
+            for p in v["peers"].as_array().into_iter().flatten() {
+                if p["sender"] == false {
+                    from_peers = from_peers.max(p["bytes"].as_u64().unwrap());
+                }
+            }
+        }
+        if v["event"] == "done" {
+            break;
+        }
+    }
+    assert!(late.wait(LONG).success());
+    assert!(
+        from_peers > 0,
+        "the late receiver fetched from the seeding one"
+    );
+    assert_trees_equal(&src, &tmp.path().join("dest-c"));
+    assert!(seeding.interrupt().success(), "Ctrl-C ends seeding cleanly");
+    assert_trees_equal(&src, &tmp.path().join("dest-b"));
+}
+
+#[test]
 fn sendme_receives_from_ferry_and_ferry_from_sendme() {
     let ns = NetNs::new("interop");
     let tmp = tempfile::tempdir().unwrap();

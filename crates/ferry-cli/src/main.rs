@@ -32,12 +32,19 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
     /// Limit what this node uploads, in bytes per second (e.g. 500K, 10M). Applies when this
-    /// command starts the node (not to a node already running for this home).
+    /// command starts the node (not to a node already running for this home); without it,
+    /// the limit in the home's settings applies.
     #[arg(long, global = true, value_parser = ferry_core::limits::parse_rate)]
     upload_limit: Option<u64>,
     /// Limit what this node uploads to each peer, in bytes per second (e.g. 2M).
     #[arg(long, global = true, value_parser = ferry_core::limits::parse_rate)]
     peer_upload_limit: Option<u64>,
+    /// Limit what this node downloads, in bytes per second (e.g. 5M).
+    #[arg(long, global = true, value_parser = ferry_core::limits::parse_rate)]
+    download_limit: Option<u64>,
+    /// Limit what this node downloads from each peer, in bytes per second.
+    #[arg(long, global = true, value_parser = ferry_core::limits::parse_rate)]
+    peer_download_limit: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,12 +75,18 @@ impl Cli {
             None => ferry_core::default_home()?,
         };
         let relay: RelayChoice = self.relay.parse()?;
+        // Each limit given here replaces the one in the settings.
+        let settings = ferry_core::settings::Settings::load(&home);
         let mut config = NodeConfig::new(home);
         config.relay = relay;
         config.bind = self.bind;
-        config.upload = ferry_core::limits::UploadLimits {
-            total: self.upload_limit,
-            per_peer: self.peer_upload_limit,
+        config.upload = ferry_core::limits::RateLimits {
+            total: self.upload_limit.or(settings.upload.total),
+            per_peer: self.peer_upload_limit.or(settings.upload.per_peer),
+        };
+        config.download = ferry_core::limits::RateLimits {
+            total: self.download_limit.or(settings.download.total),
+            per_peer: self.peer_download_limit.or(settings.download.per_peer),
         };
         Ok(config)
     }
@@ -104,7 +117,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = cli.config()?;
+    let mut config = cli.config()?;
+    // The app may attach to a daemon and change its limits while it runs; a daemon serves
+    // what it receives on as its settings say.
+    if matches!(cli.command, Command::Run) {
+        config.adjustable_limits = true;
+        config.keep_serving = ferry_core::settings::Settings::load(&config.home).keep_serving;
+    }
     let out = output::Output::new(cli.json);
     match cli.command {
         Command::Send(args) => send::run(config, args, out).await,

@@ -15,6 +15,11 @@ pub struct ReceiveArgs {
     /// Folder to save into. Default: the current directory.
     #[arg(long, short)]
     out: Option<PathBuf>,
+    /// Then keep serving what was received to the share's other receivers, while the sender
+    /// shares it (until then, or Ctrl-C). Through a running node (`ferry run`, the app), that
+    /// node serves it.
+    #[arg(long)]
+    seed: bool,
 }
 
 pub async fn run(config: NodeConfig, args: ReceiveArgs, out: Output) -> anyhow::Result<ExitCode> {
@@ -24,7 +29,14 @@ pub async fn run(config: NodeConfig, args: ReceiveArgs, out: Output) -> anyhow::
         None => std::env::current_dir()?,
     };
     let session = Session::open(config).await?;
-    let mut stream = session.receive(&ticket, dest).await?;
+    // Without --seed, a process of its own has no use for serving afterwards; a running node
+    // does as its settings say.
+    let keep_serving = match (args.seed, session.is_local()) {
+        (true, _) => Some(true),
+        (false, true) => Some(false),
+        (false, false) => None,
+    };
+    let mut stream = session.receive(&ticket, dest, keep_serving).await?;
     let mut bar: Option<ProgressBar> = None;
     // One listener for the whole transfer: a signal between two events is not missed.
     let stop = crate::signal::stop_requested();
@@ -65,7 +77,11 @@ pub async fn run(config: NodeConfig, args: ReceiveArgs, out: Output) -> anyhow::
             ReceiveEvent::Progress(p) => {
                 if let Some(b) = &bar {
                     b.set_position(p.done);
-                    b.set_message(p.current.unwrap_or_default());
+                    let current = p.current.unwrap_or_default();
+                    b.set_message(match p.peers.len() {
+                        0 | 1 => current,
+                        n => format!("{current} · from {n} peers"),
+                    });
                 }
             }
             ReceiveEvent::Exporting { .. } => {
@@ -85,6 +101,22 @@ pub async fn run(config: NodeConfig, args: ReceiveArgs, out: Output) -> anyhow::
         }
     };
     drop(stream);
+    if result.is_ok() && args.seed {
+        match session.local_node() {
+            Some(node) => {
+                let root = ticket.blob_ticket().hash();
+                out.note("serving it to the share's other receivers while the sender shares it; Ctrl-C stops");
+                out.event(&serde_json::json!({"event": "serving"}));
+                tokio::select! {
+                    _ = node.received_served(&root) => {
+                        out.note("no longer serving it (the sender stopped sharing it, or a file changed)");
+                    }
+                    _ = crate::signal::stop_requested() => {}
+                }
+            }
+            None => out.note("the running node serves it to the share's other receivers while the sender shares it"),
+        }
+    }
     session.shutdown().await?;
     result?;
     Ok(ExitCode::SUCCESS)

@@ -65,7 +65,7 @@ pub async fn run(config: NodeConfig, args: SendArgs, out: Output) -> anyhow::Res
             ShareEvent::PeerConnected { peer } => {
                 out.note(format!("{} connected", short(&peer)));
             }
-            ShareEvent::PeerProgress { peer, progress } => {
+            ShareEvent::PeerProgress { peer, progress, .. } => {
                 let bar = peers
                     .entry(peer.clone())
                     .or_insert_with(|| out.bar(progress.total, &short(&peer)));

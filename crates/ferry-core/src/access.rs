@@ -28,7 +28,7 @@ use iroh_blobs::provider::events::{
 use tokio::sync::mpsc;
 
 use crate::{
-    limits::Limits,
+    limits::Limiter,
     progress::{RateMeter, ShareEvent, Throttle, TransferProgress},
     registry::Registry,
 };
@@ -52,13 +52,13 @@ pub const MAX_CONNECTIONS_PER_PEER: usize = 16;
 pub const MAX_REQUESTS_PER_PEER: usize = 64;
 
 /// Starts the gatekeeper task and returns the sender to give to the blobs protocols. The
-/// provider asks before each chunk it sends only if an upload limit is set (see
-/// [`crate::limits`]).
+/// provider asks before each chunk it sends only if `throttle` (see [`crate::limits`]).
 pub fn spawn(
     registry: Registry,
-    limits: Arc<Limits>,
+    limits: Arc<Limiter>,
+    throttle: bool,
 ) -> (EventSender, tokio::task::JoinHandle<()>) {
-    let mask = if limits.limits().any() {
+    let mask = if throttle {
         EventMask {
             throttle: ThrottleMode::Intercept,
             ..MASK
@@ -71,7 +71,7 @@ pub fn spawn(
     (tx, task)
 }
 
-async fn run(registry: Registry, limits: Arc<Limits>, mut rx: mpsc::Receiver<ProviderMessage>) {
+async fn run(registry: Registry, limits: Arc<Limiter>, mut rx: mpsc::Receiver<ProviderMessage>) {
     let mut peers: HashMap<u64, String> = HashMap::new();
     let mut ids: HashMap<u64, iroh::EndpointId> = HashMap::new();
     let mut open: HashMap<iroh::EndpointId, usize> = HashMap::new();
@@ -272,10 +272,12 @@ async fn track(
                 rate: r,
                 current: None,
                 via: None,
+                ..Default::default()
             };
             events
                 .send(ShareEvent::PeerProgress {
                     peer: peer.clone(),
+                    name: None,
                     progress,
                 })
                 .ok();
@@ -287,12 +289,14 @@ async fn track(
         events
             .send(ShareEvent::PeerProgress {
                 peer: peer.clone(),
+                name: None,
                 progress: TransferProgress {
                     done: total,
                     total,
                     rate: 0.0,
                     current: None,
                     via: None,
+                    ..Default::default()
                 },
             })
             .ok();

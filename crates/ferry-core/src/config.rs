@@ -63,7 +63,15 @@ pub struct NodeConfig {
     /// Ask the home router for a port mapping (UPnP, PCP, NAT-PMP). Off when bound to loopback.
     pub portmapper: bool,
     /// Upload rate limits.
-    pub upload: crate::limits::UploadLimits,
+    pub upload: crate::limits::RateLimits,
+    /// Download rate limits.
+    pub download: crate::limits::RateLimits,
+    /// Limits may be set while the node runs (the app's Settings): uploads are throttled even
+    /// while no upload limit is set, at the cost of a message per chunk sent.
+    pub adjustable_limits: bool,
+    /// Serve shares received here to their other receivers while their sender shares them,
+    /// after the receive (see [`crate::seed`]).
+    pub keep_serving: bool,
 }
 
 impl NodeConfig {
@@ -76,6 +84,9 @@ impl NodeConfig {
             relay_insecure_tls: false,
             portmapper: true,
             upload: Default::default(),
+            download: Default::default(),
+            adjustable_limits: false,
+            keep_serving: false,
         }
     }
 

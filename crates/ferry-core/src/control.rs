@@ -29,6 +29,7 @@ use crate::{
     node::Node,
     progress::{Offer, ReceiveEvent, ShareEvent, StreamItem},
     session::{decode, encode, local_receive, local_share, EventStream},
+    settings::Settings,
     ticket::Ticket,
 };
 
@@ -65,6 +66,10 @@ pub enum Request {
         ticket: String,
         /// Destination directory (absolute).
         dest: PathBuf,
+        /// Serve what was received to the share's other receivers afterwards (while the
+        /// node runs and the sender shares it); `None`: as the node's settings say.
+        #[serde(default)]
+        keep_serving: Option<bool>,
     },
     /// Fetch an offer; one [`Offer`] comes back.
     Preview {
@@ -100,6 +105,11 @@ pub enum Request {
     FolderLeave {
         /// The folder (absolute).
         path: PathBuf,
+    },
+    /// Put the settings that apply while the node runs in force; `true` comes back.
+    ApplySettings {
+        /// The settings.
+        settings: Settings,
     },
 }
 
@@ -203,8 +213,12 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
         Request::Share { paths } => {
             pump(local_share(node, paths), lines, write).await;
         }
-        Request::Receive { ticket, dest } => match parse(&ticket) {
-            Ok(t) => pump(local_receive(node, t, dest), lines, write).await,
+        Request::Receive {
+            ticket,
+            dest,
+            keep_serving,
+        } => match parse(&ticket) {
+            Ok(t) => pump(local_receive(node, t, dest, keep_serving), lines, write).await,
             Err(e) => write_item::<()>(&mut write, &StreamItem::Error((&e).into())).await?,
         },
         Request::Preview { ticket } => {
@@ -254,6 +268,10 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
                 Err(e) => StreamItem::Error((&e).into()),
             };
             write_item(&mut write, &item).await?;
+        }
+        Request::ApplySettings { settings } => {
+            node.apply_settings(&settings);
+            write_item(&mut write, &StreamItem::Event(true)).await?;
         }
     }
     Ok(())
@@ -417,11 +435,13 @@ impl ControlClient {
         &self,
         ticket: &Ticket,
         dest: PathBuf,
+        keep_serving: Option<bool>,
     ) -> Result<EventStream<ReceiveEvent>> {
         let dest = absolute(dest)?;
         self.stream(&Request::Receive {
             ticket: ticket.to_string(),
             dest,
+            keep_serving,
         })
         .await
     }
@@ -476,6 +496,12 @@ impl ControlClient {
     pub async fn folder_leave(&self, path: PathBuf) -> Result<FolderInfo> {
         let path = absolute(path)?;
         self.call(&Request::FolderLeave { path }).await
+    }
+
+    /// Puts the settings that apply while a node runs in force on the remote node.
+    pub async fn apply_settings(&self, settings: Settings) -> Result<()> {
+        let _: bool = self.call(&Request::ApplySettings { settings }).await?;
+        Ok(())
     }
 }
 

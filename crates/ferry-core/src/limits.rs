@@ -1,13 +1,18 @@
-//! Upload rate limits, global and per peer, and the count of bytes uploaded.
+//! Rate limits, global and per peer, for what this node uploads and what it downloads, and
+//! the count of bytes each way.
 //!
-//! iroh-blobs' provider asks before it sends each chunk (~16 KiB) when throttling is on
-//! (`ThrottleMode::Intercept`); the gatekeeper ([`crate::access`]) answers after the delay a
-//! token bucket gives ([`Limits::delay`]). A bucket holds at most a quarter second of its
-//! rate (a short burst), and a chunk taken beyond it is debt that the next chunks wait for,
-//! so the rate holds over any window of a few seconds however many requests run at once.
+//! Uploads: iroh-blobs' provider asks before it sends each chunk (~16 KiB) when throttling is
+//! on (`ThrottleMode::Intercept`); the gatekeeper ([`crate::access`]) answers after the delay a
+//! token bucket gives ([`Limiter::delay`]). Downloads: Ferry reads every get's progress itself
+//! and waits as long as the bucket says after each item ([`Limiter::pace`]); a get is driven
+//! by that reading, so a receiver that waits holds the stream and QUIC's flow control holds
+//! the sender. A bucket holds at most a quarter second of its rate (a short burst), and bytes
+//! taken beyond it are debt that the next bytes wait for, so the rate holds over any window
+//! of a few seconds however many requests run at once.
 //!
-//! Throttling costs a message per chunk, so the provider asks only when a limit is set when
-//! the node starts (see `Node::spawn`).
+//! Limits can change while the node runs ([`Limiter::set`]). Throttling uploads costs a
+//! message per chunk, so the provider asks only if a limit is set when the node starts, or
+//! if the front end says limits may be set later (the app; see `NodeConfig::adjustable_limits`).
 
 use std::{
     collections::HashMap,
@@ -19,20 +24,35 @@ use std::{
 };
 
 use iroh::EndpointId;
+use serde::{Deserialize, Serialize};
 
-/// Upload limits in bytes per second; `None` is unlimited.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UploadLimits {
-    /// For everything this node sends.
+/// Rate limits in bytes per second for one direction; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(default)]
+pub struct RateLimits {
+    /// For everything, all peers together.
+    #[cfg_attr(feature = "specta", specta(type = Option<specta_typescript::Number>))]
     pub total: Option<u64>,
     /// For each peer.
+    #[cfg_attr(feature = "specta", specta(type = Option<specta_typescript::Number>))]
     pub per_peer: Option<u64>,
 }
 
-impl UploadLimits {
+impl RateLimits {
     /// True if any limit is set.
     pub fn any(&self) -> bool {
         self.total.is_some() || self.per_peer.is_some()
+    }
+
+    /// Refuses a limit of zero (which would stop every transfer for good), naming `what`.
+    pub fn check(&self, what: &str) -> Result<(), String> {
+        if self.total == Some(0) || self.per_peer == Some(0) {
+            return Err(format!(
+                "{what} limit of 0 would stop every transfer; leave it empty for no limit"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -108,44 +128,69 @@ const MAX_BUCKETS: usize = 1024;
 /// A bucket idle this long is full again.
 const IDLE: Duration = Duration::from_secs(60);
 
-/// The node's upload limits and counters.
+/// Limits for one direction, and the bytes counted.
 #[derive(Debug)]
-pub struct Limits {
-    limits: UploadLimits,
+pub struct Limiter {
+    limits: Mutex<RateLimits>,
     total: Mutex<Option<Bucket>>,
     peers: Mutex<HashMap<EndpointId, Bucket>>,
-    uploaded: AtomicU64,
+    counted: AtomicU64,
 }
 
-impl Limits {
+impl Default for Limiter {
+    /// No limits.
+    fn default() -> Self {
+        Limiter::new(RateLimits::default())
+    }
+}
+
+impl Limiter {
     /// Limits as configured.
-    pub fn new(limits: UploadLimits) -> Limits {
+    pub fn new(limits: RateLimits) -> Limiter {
         let now = Instant::now();
-        Limits {
-            limits,
+        Limiter {
+            limits: Mutex::new(limits),
             total: Mutex::new(limits.total.map(|r| Bucket::new(r, now))),
             peers: Mutex::new(HashMap::new()),
-            uploaded: AtomicU64::new(0),
+            counted: AtomicU64::new(0),
         }
     }
 
-    /// The configured limits.
-    pub fn limits(&self) -> UploadLimits {
-        self.limits
+    /// The limits in force.
+    pub fn limits(&self) -> RateLimits {
+        *self.limits.lock().expect("limits lock")
     }
 
-    /// Counts `n` bytes about to be sent to `peer` and says how long to wait first.
+    /// Puts new limits in force at once; buckets start full at their new rate.
+    pub fn set(&self, limits: RateLimits) {
+        let now = Instant::now();
+        *self.limits.lock().expect("limits lock") = limits;
+        *self.total.lock().expect("limits lock") = limits.total.map(|r| Bucket::new(r, now));
+        self.peers.lock().expect("limits lock").clear();
+    }
+
+    /// Counts `n` bytes about to go to (or just come from) `peer` and says how long to wait
+    /// before the next.
     pub fn delay(&self, peer: Option<&EndpointId>, n: u64) -> Duration {
         self.delay_at(peer, n, Instant::now())
     }
 
+    /// Counts `n` bytes and waits as long as the limits say.
+    pub async fn pace(&self, peer: Option<&EndpointId>, n: u64) {
+        let wait = self.delay(peer, n);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
     fn delay_at(&self, peer: Option<&EndpointId>, n: u64, now: Instant) -> Duration {
-        self.uploaded.fetch_add(n, Ordering::Relaxed);
+        self.counted.fetch_add(n, Ordering::Relaxed);
+        let per_peer = self.limits.lock().expect("limits lock").per_peer;
         let mut wait = Duration::ZERO;
         if let Some(b) = self.total.lock().expect("limits lock").as_mut() {
             wait = wait.max(b.take(n, now));
         }
-        if let (Some(rate), Some(peer)) = (self.limits.per_peer, peer) {
+        if let (Some(rate), Some(peer)) = (per_peer, peer) {
             let mut peers = self.peers.lock().expect("limits lock");
             if peers.len() >= MAX_BUCKETS && !peers.contains_key(peer) {
                 // Buckets idle for a while are full again: forgetting them changes nothing.
@@ -157,9 +202,9 @@ impl Limits {
         wait
     }
 
-    /// Payload bytes sent so far (counted while a limit is set).
-    pub fn uploaded(&self) -> u64 {
-        self.uploaded.load(Ordering::Relaxed)
+    /// Payload bytes counted so far (uploads: while throttling is on).
+    pub fn counted(&self) -> u64 {
+        self.counted.load(Ordering::Relaxed)
     }
 }
 
@@ -169,7 +214,7 @@ mod tests {
 
     /// Sends `chunks` of 16 KiB as fast as the limiter allows, in simulated time, and returns
     /// how long it took.
-    fn simulate(limits: &Limits, peer: Option<&EndpointId>, chunks: u64) -> Duration {
+    fn simulate(limits: &Limiter, peer: Option<&EndpointId>, chunks: u64) -> Duration {
         let start = Instant::now();
         let mut now = start;
         for _ in 0..chunks {
@@ -181,7 +226,7 @@ mod tests {
     #[test]
     fn the_total_limit_holds_within_ten_percent_over_ten_seconds() {
         let rate = 1_000_000;
-        let limits = Limits::new(UploadLimits {
+        let limits = Limiter::new(RateLimits {
             total: Some(rate),
             per_peer: None,
         });
@@ -193,12 +238,12 @@ mod tests {
             (achieved - rate as f64).abs() / (rate as f64) < 0.10,
             "{achieved} B/s for a limit of {rate}"
         );
-        assert_eq!(limits.uploaded(), chunks * 16 * 1024);
+        assert_eq!(limits.counted(), chunks * 16 * 1024);
     }
 
     #[test]
     fn each_peer_has_its_own_bucket_under_the_total() {
-        let limits = Limits::new(UploadLimits {
+        let limits = Limiter::new(RateLimits {
             total: None,
             per_peer: Some(500_000),
         });
@@ -229,8 +274,34 @@ mod tests {
     }
 
     #[test]
+    fn new_limits_are_in_force_at_once() {
+        let limits = Limiter::new(RateLimits {
+            total: Some(100_000),
+            per_peer: None,
+        });
+        let slow = simulate(&limits, None, 100);
+        limits.set(RateLimits {
+            total: Some(1_000_000),
+            per_peer: None,
+        });
+        let fast = simulate(&limits, None, 100);
+        assert!(
+            fast * 5 < slow,
+            "{fast:?} at ten times the rate of {slow:?}"
+        );
+        limits.set(RateLimits::default());
+        assert_eq!(simulate(&limits, None, 1000), Duration::ZERO);
+        assert!(RateLimits {
+            total: Some(0),
+            per_peer: None
+        }
+        .check("an upload")
+        .is_err());
+    }
+
+    #[test]
     fn no_limit_never_waits() {
-        let limits = Limits::new(UploadLimits::default());
+        let limits = Limiter::new(RateLimits::default());
         assert_eq!(simulate(&limits, None, 1000), Duration::ZERO);
     }
 }

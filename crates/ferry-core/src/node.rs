@@ -51,11 +51,16 @@ pub(crate) struct Inner {
     pub(crate) docs: iroh_docs::protocol::Docs,
     pub(crate) book: crate::peers::AddressBook,
     pub(crate) folders: std::sync::Mutex<Vec<crate::folder::manage::Running>>,
-    pub(crate) limits: Arc<crate::limits::Limits>,
+    /// What this node uploads and downloads: limits and counts.
+    pub(crate) upload: Arc<crate::limits::Limiter>,
+    pub(crate) download: Arc<crate::limits::Limiter>,
     /// The stores of live receives, served to the other receivers of their shares.
     pub(crate) swarm_stores: crate::swarm::serve::Stores,
     /// The members of the shares sent and received here.
     pub(crate) members: crate::swarm::members::Members,
+    /// The received shares served on (see [`crate::seed`]), and whether new ones are.
+    pub(crate) kept: crate::seed::Kept,
+    pub(crate) keep_serving: std::sync::atomic::AtomicBool,
     _access: tokio::task::JoinHandle<()>,
     _lock: File,
 }
@@ -189,8 +194,11 @@ impl Node {
 
         let config_home = config.home.clone();
         let registry = Registry::default();
-        let limits = Arc::new(crate::limits::Limits::new(config.upload));
-        let (events, access_task) = access::spawn(registry.clone(), limits.clone());
+        let upload = Arc::new(crate::limits::Limiter::new(config.upload));
+        let download = Arc::new(crate::limits::Limiter::new(config.download));
+        let throttle = config.upload.any() || config.adjustable_limits;
+        let keep_serving = config.keep_serving;
+        let (events, access_task) = access::spawn(registry.clone(), upload.clone(), throttle);
         let swarm_stores = crate::swarm::serve::Stores::default();
         // One provider for every store this node serves (see `swarm::serve`).
         let blobs = crate::swarm::serve::Provider::new(
@@ -227,9 +235,12 @@ impl Node {
                 docs,
                 book,
                 folders: std::sync::Mutex::new(Vec::new()),
-                limits,
+                upload,
+                download,
                 swarm_stores,
                 members,
+                kept: Default::default(),
+                keep_serving: std::sync::atomic::AtomicBool::new(keep_serving),
                 _access: access_task,
                 _lock: lock.file,
             }),
@@ -239,9 +250,50 @@ impl Node {
         Ok(node)
     }
 
-    /// Payload bytes this node has uploaded (counted while an upload limit is set).
+    /// Payload bytes this node has uploaded (counted while uploads are throttled: a limit was
+    /// set when it started, or limits are adjustable).
     pub fn uploaded_bytes(&self) -> u64 {
-        self.inner.limits.uploaded()
+        self.inner.upload.counted()
+    }
+
+    /// Payload bytes this node has downloaded for one-shot receives, seeds and large files
+    /// of synced folders.
+    pub fn downloaded_bytes(&self) -> u64 {
+        self.inner.download.counted()
+    }
+
+    /// The rate limits in force: uploads, downloads.
+    pub fn limits(&self) -> (crate::limits::RateLimits, crate::limits::RateLimits) {
+        (self.inner.upload.limits(), self.inner.download.limits())
+    }
+
+    /// Puts new rate limits in force at once. An upload limit holds only if uploads are
+    /// throttled: a limit was set when the node started, or `NodeConfig::adjustable_limits`.
+    pub fn set_limits(
+        &self,
+        upload: crate::limits::RateLimits,
+        download: crate::limits::RateLimits,
+    ) {
+        self.inner.upload.set(upload);
+        self.inner.download.set(download);
+    }
+
+    /// Puts the settings that apply while the node runs in force: the rate limits, and
+    /// whether received shares are served on (turning it off stops serving them now).
+    pub fn apply_settings(&self, settings: &crate::settings::Settings) {
+        self.set_limits(settings.upload, settings.download);
+        self.set_keep_serving(settings.keep_serving);
+    }
+
+    /// Whether shares received from now on are served to their other receivers while their
+    /// sender shares them; `false` also stops serving those received so far.
+    pub fn set_keep_serving(&self, on: bool) {
+        self.inner
+            .keep_serving
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+        if !on {
+            self.stop_serving_received();
+        }
     }
 
     /// The folder documents.
@@ -302,6 +354,7 @@ impl Node {
 
     /// Stops the node: closes connections and flushes the store.
     pub async fn shutdown(&self) -> Result<()> {
+        self.inner.kept.clear();
         // Folders stop first and save their state.
         let running = std::mem::take(&mut *self.inner.folders.lock().expect("folders lock"));
         for folder in running {

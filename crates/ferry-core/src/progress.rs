@@ -58,7 +58,7 @@ impl Offer {
 
 /// A snapshot of a running transfer.
 #[cfg_attr(feature = "specta", derive(specta::Type))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TransferProgress {
     /// Payload bytes present (already on disk before this run included).
     #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
@@ -74,6 +74,29 @@ pub struct TransferProgress {
     /// How the peer is reached, when known: a direct path or through a relay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<Via>,
+    /// A receive fetching a large file from the share's swarm: every peer it fetches from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerRate>,
+    /// A peer's progress as its sender sees it: how much of `done` came from this device (the
+    /// peer's claim; the rest came from the share's other peers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "specta", specta(type = Option<specta_typescript::Number>))]
+    pub from_here: Option<u64>,
+}
+
+/// One peer a receive fetches from, and what it brought.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerRate {
+    /// Its node id.
+    pub peer: String,
+    /// It is the share's sender (the others are its other receivers and helpers).
+    pub sender: bool,
+    /// Verified bytes it brought in this receive.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
+    pub bytes: u64,
+    /// Its current rate, in bytes per second.
+    pub rate: f64,
 }
 
 /// The network path a transfer uses.
@@ -190,6 +213,9 @@ pub enum ShareEvent {
     PeerProgress {
         /// Its node id.
         peer: String,
+        /// Its device name, as it says (a claim: shown, never trusted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
         /// Progress of that peer.
         progress: TransferProgress,
     },
@@ -338,6 +364,7 @@ mod tests {
             rate: 2.5,
             current: Some("a/b".into()),
             via: Some(Via::Direct),
+            ..Default::default()
         });
         let s = serde_json::to_string(&e).unwrap();
         assert!(s.contains("\"event\":\"progress\""));
@@ -348,6 +375,7 @@ mod tests {
             rate: 2.5,
             current: None,
             via: None,
+            ..Default::default()
         };
         assert_eq!(p.eta_secs(), Some(2.0));
     }

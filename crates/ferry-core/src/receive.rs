@@ -44,8 +44,10 @@ use crate::{
     export, names,
     node::Node,
     progress::{
-        Offer, OfferEntry, RateMeter, ReceiveEvent, ReceiveSummary, Throttle, TransferProgress, Via,
+        Offer, OfferEntry, PeerRate, RateMeter, ReceiveEvent, ReceiveSummary, Throttle,
+        TransferProgress, Via,
     },
+    seed::Received,
     swarm::session::{Parts, ShareSwarm},
     ticket::Ticket,
     transfer_store::{self, TransferStore},
@@ -127,7 +129,9 @@ impl Node {
     }
 
     /// Downloads everything a ticket offers into `dest`. Progress goes to `events`; `cancel`
-    /// stops the transfer, keeping what was fetched for a later attempt.
+    /// stops the transfer, keeping what was fetched for a later attempt. The files received
+    /// are then served to the share's other receivers if the node does that (see
+    /// [`Node::set_keep_serving`]).
     pub async fn receive(
         &self,
         ticket: &Ticket,
@@ -135,12 +139,34 @@ impl Node {
         events: mpsc::UnboundedSender<ReceiveEvent>,
         cancel: CancellationToken,
     ) -> Result<ReceiveSummary> {
+        self.receive_with(ticket, dest, None, events, cancel).await
+    }
+
+    /// [`Node::receive`], serving the files received to the share's other receivers while
+    /// its sender shares it if `keep_serving` says so (`None`: as the node does).
+    pub async fn receive_with(
+        &self,
+        ticket: &Ticket,
+        dest: &Path,
+        keep_serving: Option<bool>,
+        events: mpsc::UnboundedSender<ReceiveEvent>,
+        cancel: CancellationToken,
+    ) -> Result<ReceiveSummary> {
         let hash = ticket.blob_ticket().hash();
+        let keep = keep_serving.unwrap_or_else(|| {
+            self.inner
+                .keep_serving
+                .load(std::sync::atomic::Ordering::Relaxed)
+        });
         std::fs::create_dir_all(dest).map_err(|e| Error::write(dest, e))?;
         let transfer = TransferStore::open(self.home(), &hash).await?;
         let res = tokio::select! {
-            res = self.receive_into(transfer.store(), ticket, dest, &events) => res,
+            res = self.receive_into(transfer.store(), ticket, dest, keep, &events) => res,
             _ = cancel.cancelled() => Err(Error::Cancelled),
+        };
+        let (res, received) = match res {
+            Ok((summary, received)) => (Ok(summary), received),
+            Err(e) => (Err(e), None),
         };
         // Kept after a cancel or a failure the next attempt can resume from; removed once the
         // files are in place, or when the offer itself was refused.
@@ -151,6 +177,9 @@ impl Node {
             self.store().tags().delete(tag_name(&hash)).await.ok();
             events.send(ReceiveEvent::Done(summary.clone())).ok();
         }
+        if let Some(received) = received {
+            self.keep_serving(received);
+        }
         res
     }
 
@@ -159,8 +188,9 @@ impl Node {
         store: &Store,
         ticket: &Ticket,
         dest: &Path,
+        keep_serving: bool,
         events: &mpsc::UnboundedSender<ReceiveEvent>,
-    ) -> Result<ReceiveSummary> {
+    ) -> Result<(ReceiveSummary, Option<Received>)> {
         let t0 = Instant::now();
         let hash = ticket.blob_ticket().hash();
         let (checked, fetched) = self.fetch_all(store, ticket, Some(dest), events).await?;
@@ -176,13 +206,25 @@ impl Node {
         };
         let moved = transfer_dir.join("moved.json");
         let saved = export_all(store, mode, &checked, dest, &moved, events).await?;
-        Ok(ReceiveSummary {
+        let received = if keep_serving {
+            match received_share(store, ticket, &checked, &saved).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::info!("not serving what was received: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let summary = ReceiveSummary {
             saved,
             files: checked.files.len(),
             total_size: total,
             bytes_fetched: fetched,
             elapsed_secs: t0.elapsed().as_secs_f64(),
-        })
+        };
+        Ok((summary, received))
     }
 
     /// Fetches everything `ticket` offers into `store`: the names (checked), the sizes
@@ -241,7 +283,9 @@ impl Node {
             tracing::debug!("swarm fetched {swarmed} bytes; the rest from the sender");
             fetched = swarmed;
             if !local.is_complete() {
-                fetched += download(store, conn.clone(), &local, &checked, already, events).await?;
+                let pace = &self.inner.download;
+                fetched +=
+                    download(store, conn.clone(), &local, &checked, already, events, pace).await?;
             } else if let Some(swarm) = &swarm {
                 // Everything came from the swarm: no download of the collection told the sender.
                 swarm.report_done(checked.offer.total_size).await;
@@ -307,6 +351,7 @@ impl Node {
                 registry: &self.inner.registry,
                 stores: &self.inner.swarm_stores,
                 members: &self.inner.members,
+                name: crate::settings::Settings::load(self.home()).device_name,
             },
             root,
             hashes,
@@ -317,6 +362,8 @@ impl Node {
         );
         let total = checked.offer.total_size;
         let mut done_before = already;
+        // Bytes that came from the sender, told to it (its view of who served whom).
+        let mut from_sender_before = 0;
         for (i, hash, size) in large {
             let name = checked.offer.entries[i].name.clone();
             let (sources, joins) = swarm.sources();
@@ -324,23 +371,46 @@ impl Node {
             let forward = {
                 let events = events.clone();
                 let via = Via::of(conn);
+                let (swarm, sender) = (&swarm, ticket.blob_ticket().addr().id);
                 async move {
                     let mut rate = RateMeter::new();
                     let mut throttle = Throttle::new();
+                    let mut last = None;
                     while let Some(p) = prx.recv().await {
                         let done = (done_before + p.done).min(total);
                         let r = rate.update(done);
+                        let from_sender = from_sender_before
+                            + p.peers.iter().find(|x| x.0 == sender).map_or(0, |x| x.1);
+                        swarm.set_progress(done, total, from_sender);
+                        let peers = p
+                            .peers
+                            .iter()
+                            .map(|&(id, bytes, rate)| PeerRate {
+                                peer: id.to_string(),
+                                sender: id == sender,
+                                bytes,
+                                rate: rate as f64,
+                            })
+                            .collect();
+                        let progress = TransferProgress {
+                            done,
+                            total,
+                            rate: r,
+                            current: Some(name.clone()),
+                            via,
+                            peers,
+                            ..Default::default()
+                        };
                         if throttle.ready() {
-                            events
-                                .send(ReceiveEvent::Progress(TransferProgress {
-                                    done,
-                                    total,
-                                    rate: r,
-                                    current: Some(name.clone()),
-                                    via,
-                                }))
-                                .ok();
+                            events.send(ReceiveEvent::Progress(progress)).ok();
+                            last = None;
+                        } else {
+                            last = Some(progress);
                         }
+                    }
+                    // The last word (who brought what) is never held back.
+                    if let Some(progress) = last {
+                        events.send(ReceiveEvent::Progress(progress)).ok();
                     }
                 }
             };
@@ -351,6 +421,7 @@ impl Node {
                 sources,
                 joins,
                 Some(ptx),
+                self.inner.download.clone(),
             );
             let (report, ()) = tokio::join!(fetch, forward);
             let report = match report {
@@ -366,6 +437,8 @@ impl Node {
             };
             let got: u64 = report.peers.values().map(|p| p.bytes).sum();
             done_before += got;
+            let sender = ticket.blob_ticket().addr().id;
+            from_sender_before += report.peers.get(&sender).map_or(0, |p| p.bytes);
         }
         // What the swarm added, as the store counts it (a piece partly here before counts
         // only for its new part).
@@ -481,6 +554,7 @@ async fn download(
     checked: &Checked,
     already: u64,
     events: &mpsc::UnboundedSender<ReceiveEvent>,
+    pace: &crate::limits::Limiter,
 ) -> Result<u64> {
     let total = checked.offer.total_size;
     // Files still to fetch, in request order, for naming the current file.
@@ -501,10 +575,15 @@ async fn download(
     let mut commit = Throttle::with_interval(Duration::from_millis(500));
     let mut rate = RateMeter::new();
     let path_of = conn.clone();
+    let sender = conn.remote_id();
+    let mut read = 0;
     let mut stream = store.remote().execute_get(conn, local.missing()).stream();
     while let Some(item) = stream.next().await {
         match item {
             GetProgressItem::Progress(offset) => {
+                // The get goes on only as fast as this reads: waiting holds the sender.
+                pace.pace(Some(&sender), offset.saturating_sub(read)).await;
+                read = read.max(offset);
                 if !first_commit {
                     if let Some(hash) = current(&pending, offset).map(|c| c.2) {
                         let status = store.blobs().status(hash).await;
@@ -526,6 +605,7 @@ async fn download(
                             rate: rate.update(done),
                             current: current(&pending, offset).map(|c| c.1.to_string()),
                             via: Via::of(&path_of),
+                            ..Default::default()
                         }))
                         .ok();
                 }
@@ -538,6 +618,7 @@ async fn download(
                         rate: rate.update(total),
                         current: None,
                         via: Via::of(&path_of),
+                        ..Default::default()
                     }))
                     .ok();
                 return Ok(stats.payload_bytes_read);
@@ -725,6 +806,52 @@ async fn export_into(
         saved.push(at);
     }
     Ok(saved)
+}
+
+/// What serving a received share on needs: the blobs that are not files (taken from the
+/// transfer's store before it goes), and where each file was saved (`saved`: the top-level
+/// entries in the offer's order).
+async fn received_share(
+    store: &Store,
+    ticket: &Ticket,
+    checked: &Checked,
+    saved: &[PathBuf],
+) -> Result<Received> {
+    let root = ticket.blob_ticket().hash();
+    let seq =
+        iroh_blobs::hashseq::HashSeq::try_from(store.get_bytes(root).await.map_err(Error::store)?)
+            .map_err(|e| Error::BadData(format!("the list of files: {e}")))?;
+    let files: std::collections::HashSet<Hash> = checked.files.iter().map(|f| f.1).collect();
+    let mut meta = vec![store.get_bytes(root).await.map_err(Error::store)?];
+    for h in seq.iter().filter(|h| !files.contains(h)) {
+        meta.push(store.get_bytes(h).await.map_err(Error::store)?);
+    }
+    let placed: std::collections::HashMap<String, &PathBuf> =
+        checked.offer.top_level().into_iter().zip(saved).collect();
+    let mut located = Vec::with_capacity(checked.files.len());
+    for (rel, hash, _, _) in &checked.files {
+        let mut parts = rel.components();
+        let top = parts
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Some(at) = placed.get(&top) else {
+            return Err(Error::Transfer(format!("{} was not saved", rel.display())));
+        };
+        let rest = parts.as_path();
+        let path = if rest.as_os_str().is_empty() {
+            at.to_path_buf()
+        } else {
+            at.join(rest)
+        };
+        located.push((path, *hash));
+    }
+    Ok(Received {
+        ticket: ticket.clone(),
+        meta,
+        files: located,
+        sizes: checked.files.iter().map(|f| f.2).collect(),
+    })
 }
 
 fn local_payload(local: &iroh_blobs::api::remote::LocalInfo, checked: &Checked) -> u64 {

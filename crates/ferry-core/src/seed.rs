@@ -11,11 +11,28 @@
 //! holds for something else and have it served (see [`crate::swarm::serve`]). The store stays
 //! on disk when the seed stops, so that a helper that restarts resumes, and serves, what it
 //! had; [`Node::unseed`] removes it.
+//!
+//! A receiver keeps serving what it received the same way (`ferry receive --seed`, and the
+//! app unless its setting is off): once the files are saved, they are added by reference to a
+//! store of their own (hashed again, so a file changed since is not served; no second copy),
+//! served while the sender still shares the root (asked every [`GREET_EVERY`]; a sender out
+//! of reach for [`SENDER_GONE_AFTER`] counts as stopped), and the store is removed when
+//! serving ends.
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
-use iroh_blobs::{hashseq::HashSeq, ticket::BlobTicket, BlobFormat, Hash};
-use tokio::sync::mpsc;
+use iroh_blobs::{
+    api::blobs::{AddPathOptions, ImportMode},
+    hashseq::HashSeq,
+    ticket::BlobTicket,
+    BlobFormat, Hash,
+};
+use tokio::sync::{mpsc, watch};
 
 use crate::{
     error::{Error, Result},
@@ -23,7 +40,7 @@ use crate::{
     progress::{ReceiveEvent, ShareEvent},
     registry::ShareGuard,
     swarm::{
-        members::{self, Contact, MembersGuard},
+        members::{self, About, Contact, MembersGuard},
         serve::StoreGuard,
     },
     ticket::Ticket,
@@ -33,7 +50,11 @@ use crate::{
 /// How often a helper greets the sender, to stay in its list of members.
 pub const GREET_EVERY: Duration = Duration::from_secs(60);
 
-/// A share this node keeps serving. Dropping it stops serving (the data stays on disk).
+/// A received share is no longer served once its sender has been out of reach this long.
+pub const SENDER_GONE_AFTER: Duration = Duration::from_secs(600);
+
+/// A share this node keeps serving. Dropping it stops serving (a helper's data stays on disk;
+/// a received share's references to its saved files are removed).
 pub struct Seed {
     ticket: Ticket,
     // Dropped in this order: out of the registry before the store stops being served.
@@ -41,7 +62,7 @@ pub struct Seed {
     _members: MembersGuard,
     _served: StoreGuard,
     greeter: tokio::task::JoinHandle<()>,
-    /// Closed (kept on disk) when the seed is dropped.
+    /// Closed (kept on disk, or removed for a received share) when the seed is dropped.
     _store: TransferStore,
 }
 
@@ -70,6 +91,90 @@ fn seed_dir(home: &std::path::Path, root: &Hash) -> std::path::PathBuf {
     home.join("seeds").join(root.to_hex())
 }
 
+/// How long a seed greets the share's sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Greet {
+    /// For as long as the seed runs (a helper outlives its sender).
+    Always,
+    /// Until the sender says it no longer shares the root, or has been out of reach for
+    /// [`SENDER_GONE_AFTER`]; the seed then ends.
+    WhileShared,
+}
+
+/// A share received here, to keep serving from where its files were saved.
+pub(crate) struct Received {
+    /// The share's ticket (its sender's address).
+    pub ticket: Ticket,
+    /// The blobs of the share that are not files (the hash seq, the names), as received.
+    pub meta: Vec<bytes::Bytes>,
+    /// Every file: where it was saved, and its content.
+    pub files: Vec<(PathBuf, Hash)>,
+    /// The payload size of each file, in the share's order.
+    pub sizes: Vec<u64>,
+}
+
+/// The received shares this node keeps serving, by root, and those being prepared (their
+/// files hashed again); `changed` ticks when either changes.
+#[derive(Default, Clone)]
+pub(crate) struct Kept {
+    seeds: Arc<Mutex<HashMap<Hash, Seed>>>,
+    preparing: Arc<Mutex<std::collections::HashSet<Hash>>>,
+    changed: Arc<watch::Sender<()>>,
+}
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let roots: Vec<String> = self
+            .seeds
+            .lock()
+            .expect("kept lock")
+            .keys()
+            .map(|h| h.fmt_short().to_string())
+            .collect();
+        f.debug_struct("Kept").field("roots", &roots).finish()
+    }
+}
+
+impl Kept {
+    fn insert(&self, root: Hash, seed: Seed) {
+        self.seeds.lock().expect("kept lock").insert(root, seed);
+        self.changed.send_replace(());
+    }
+
+    fn remove(&self, root: &Hash) {
+        // Dropped outside the lock: dropping a seed closes its store.
+        let seed = self.seeds.lock().expect("kept lock").remove(root);
+        drop(seed);
+        self.changed.send_replace(());
+    }
+
+    fn contains(&self, root: &Hash) -> bool {
+        self.seeds.lock().expect("kept lock").contains_key(root)
+    }
+
+    fn preparing(&self, root: Hash, on: bool) {
+        let mut p = self.preparing.lock().expect("kept lock");
+        if on {
+            p.insert(root);
+        } else {
+            p.remove(&root);
+        }
+        drop(p);
+        self.changed.send_replace(());
+    }
+
+    fn is_preparing(&self, root: &Hash) -> bool {
+        self.preparing.lock().expect("kept lock").contains(root)
+    }
+
+    /// Stops serving every received share.
+    pub(crate) fn clear(&self) {
+        let all = std::mem::take(&mut *self.seeds.lock().expect("kept lock"));
+        drop(all);
+        self.changed.send_replace(());
+    }
+}
+
 impl Node {
     /// Fetches what `ticket` offers into this node's store and serves it until the returned
     /// [`Seed`] is dropped. Progress of the fetch goes to `events`; the peers it serves are
@@ -85,11 +190,27 @@ impl Node {
         let store = transfer.store().clone();
         // Kept on failure: the next attempt resumes.
         let checked = self.fetch_whole(&store, ticket, events).await?;
+        let sizes = checked.iter().map(|(_, size)| *size).collect();
+        self.serve_seed(ticket, transfer, sizes, share_events, Greet::Always, None)
+            .await
+    }
+
+    /// Serves the share in `transfer` (whole) as a seed.
+    async fn serve_seed(
+        &self,
+        ticket: &Ticket,
+        transfer: TransferStore,
+        sizes: Vec<u64>,
+        share_events: mpsc::UnboundedSender<ShareEvent>,
+        greet_mode: Greet,
+        on_end: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Result<Seed> {
+        let root = ticket.blob_ticket().hash();
+        let store = transfer.store().clone();
         let seq = HashSeq::try_from(store.get_bytes(root).await.map_err(Error::store)?)
             .map_err(|e| Error::BadData(format!("the list of files: {e}")))?;
         let mut hashes = vec![root];
         hashes.extend(seq.iter());
-        let sizes = checked.iter().map(|(_, size)| *size).collect();
         let served = self
             .inner
             .swarm_stores
@@ -98,10 +219,15 @@ impl Node {
         let joined = self.inner.members.join(root);
         let addr = self.ticket_addr().await;
         let own = Ticket::new(BlobTicket::new(addr, root, BlobFormat::HashSeq))?;
+        let name = crate::settings::Settings::load(self.home()).device_name;
         let greeter = tokio::spawn(greet(
             self.endpoint().clone(),
             ticket.blob_ticket().addr().clone(),
             root,
+            name,
+            greet_mode,
+            on_end,
+            GREET_EVERY,
         ));
         Ok(Seed {
             ticket: own,
@@ -111,6 +237,93 @@ impl Node {
             greeter,
             _store: transfer,
         })
+    }
+
+    /// Keeps serving a share just received (in the background): its saved files are added
+    /// by reference to a store of their own (hashed again: a file changed since is not
+    /// served), and served to the share's other receivers while its sender shares it (see
+    /// [`Greet::WhileShared`]), until [`Node::stop_serving_received`] or the node stops.
+    pub(crate) fn keep_serving(&self, received: Received) {
+        let node = self.clone();
+        let root = received.ticket.blob_ticket().hash();
+        self.inner.kept.preparing(root, true);
+        tokio::spawn(async move {
+            if let Err(e) = node.serve_received(received).await {
+                tracing::info!("not serving received share {}: {e}", root.fmt_short());
+            }
+            node.inner.kept.preparing(root, false);
+        });
+    }
+
+    async fn serve_received(&self, r: Received) -> Result<()> {
+        let root = r.ticket.blob_ticket().hash();
+        if self.inner.kept.contains(&root) {
+            return Ok(());
+        }
+        let mut transfer = TransferStore::open_dir(seed_dir(self.home(), &root)).await?;
+        // References to the saved files and their outboards: nothing to keep afterwards.
+        transfer.remove_when_dropped();
+        let store = transfer.store().clone();
+        for bytes in r.meta {
+            store.add_bytes(bytes).await.map_err(Error::store)?;
+        }
+        for (path, expected) in &r.files {
+            let tt = store
+                .add_path_with_opts(AddPathOptions {
+                    path: path.clone(),
+                    format: BlobFormat::Raw,
+                    mode: ImportMode::TryReference,
+                })
+                .temp_tag()
+                .await
+                .map_err(Error::store)?;
+            if tt.hash() != *expected {
+                return Err(Error::Transfer(format!(
+                    "{} changed since it was received",
+                    path.display()
+                )));
+            }
+        }
+        let kept = self.inner.kept.clone();
+        let on_end: Box<dyn FnOnce() + Send> = Box::new(move || kept.remove(&root));
+        let (events, _) = mpsc::unbounded_channel();
+        let seed = self
+            .serve_seed(
+                &r.ticket,
+                transfer,
+                r.sizes,
+                events,
+                Greet::WhileShared,
+                Some(on_end),
+            )
+            .await?;
+        tracing::info!(
+            "serving received share {} to its other receivers",
+            root.fmt_short()
+        );
+        self.inner.kept.insert(root, seed);
+        Ok(())
+    }
+
+    /// True while this node serves the received share `root`.
+    pub fn serves_received(&self, root: &Hash) -> bool {
+        self.inner.kept.contains(root)
+    }
+
+    /// Waits while this node prepares or serves the received share `root`: returns once it
+    /// no longer does (its sender stopped sharing it, or it could not be served).
+    pub async fn received_served(&self, root: &Hash) {
+        let mut changed = self.inner.kept.changed.subscribe();
+        while self.serves_received(root) || self.inner.kept.is_preparing(root) {
+            if changed.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Stops serving every received share (the setting was turned off).
+    pub fn stop_serving_received(&self) {
+        self.inner.kept.clear();
     }
 
     /// Removes what a stopped seed of `root` kept on disk.
@@ -129,17 +342,89 @@ impl Node {
     }
 }
 
-/// Greets the sender now and then, so that its receivers meet this helper.
-async fn greet(endpoint: iroh::Endpoint, sender: iroh::EndpointAddr, root: Hash) {
+/// Greets the sender now and then, so that its receivers meet this seed; with
+/// [`Greet::WhileShared`], ends (calling `on_end`) once the sender no longer shares the root.
+async fn greet(
+    endpoint: iroh::Endpoint,
+    sender: iroh::EndpointAddr,
+    root: Hash,
+    name: String,
+    mode: Greet,
+    on_end: Option<Box<dyn FnOnce() + Send>>,
+    every: Duration,
+) {
+    let mut heard = Instant::now();
     loop {
         if let Some(conn) =
             crate::swarm::session::connect(&endpoint, sender.clone(), members::ALPN).await
         {
             let me = Contact::of(&endpoint.addr());
-            if let Err(e) = members::exchange(&conn, root, me, None).await {
-                tracing::debug!("greeting the sender: {e}");
+            let about = About {
+                name: Some(name.clone()),
+                ..Default::default()
+            };
+            match members::exchange(&conn, root, me, about).await {
+                Ok(Some(_)) => heard = Instant::now(),
+                Ok(None) if mode == Greet::WhileShared => {
+                    tracing::info!("the sender stopped sharing {}", root.fmt_short());
+                    break;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!("greeting the sender: {e}"),
             }
         }
-        tokio::time::sleep(GREET_EVERY).await;
+        if mode == Greet::WhileShared && heard.elapsed() > SENDER_GONE_AFTER {
+            tracing::info!("the sender of {} is out of reach", root.fmt_short());
+            break;
+        }
+        tokio::time::sleep(every).await;
+    }
+    if let Some(f) = on_end {
+        f();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NodeConfig;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serving_a_received_share_ends_when_its_sender_stops_sharing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let sender = Node::spawn(NodeConfig::local(dir.path().join("s")))
+            .await
+            .unwrap();
+        let receiver = Node::spawn(NodeConfig::local(dir.path().join("r")))
+            .await
+            .unwrap();
+        let file = dir.path().join("f.txt");
+        std::fs::write(&file, b"shared for a while").unwrap();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let share = sender.share(&[file], tx).await.unwrap();
+        let ticket: Ticket = share.ticket().parse().unwrap();
+        let (ended_tx, ended_rx) = tokio::sync::oneshot::channel();
+        let on_end: Box<dyn FnOnce() + Send> = Box::new(move || {
+            ended_tx.send(()).ok();
+        });
+        let greeter = tokio::spawn(greet(
+            receiver.endpoint().clone(),
+            ticket.blob_ticket().addr().clone(),
+            ticket.blob_ticket().hash(),
+            "receiver".into(),
+            Greet::WhileShared,
+            Some(on_end),
+            Duration::from_millis(50),
+        ));
+        // While the share lives, the greeting goes on.
+        let early = tokio::time::timeout(Duration::from_millis(300), greeter).await;
+        assert!(early.is_err(), "ended while the sender still shares it");
+        drop(share);
+        tokio::time::timeout(Duration::from_secs(20), ended_rx)
+            .await
+            .expect("ends once the sender stops sharing")
+            .unwrap();
+        sender.shutdown().await.unwrap();
+        receiver.shutdown().await.unwrap();
     }
 }

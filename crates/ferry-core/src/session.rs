@@ -18,6 +18,7 @@ use crate::{
     history::{Direction, TransferRecord, TransferState},
     node::{Acquire, HomeLock, Node},
     progress::{Offer, ReceiveEvent, ShareEvent, StreamItem},
+    settings::Settings,
     ticket::Ticket,
     CancellationToken,
 };
@@ -98,6 +99,14 @@ impl Session {
         matches!(self, Session::Local { .. })
     }
 
+    /// The node, when this process runs it.
+    pub fn local_node(&self) -> Option<&Node> {
+        match self {
+            Session::Local { node, .. } => Some(node),
+            Session::Remote(_) => None,
+        }
+    }
+
     /// Shares paths; the stream yields import progress, `Ready`, then peer events.
     pub async fn share(&self, paths: Vec<PathBuf>) -> Result<EventStream<ShareEvent>> {
         match self {
@@ -106,15 +115,22 @@ impl Session {
         }
     }
 
-    /// Receives a ticket into `dest`.
+    /// Receives a ticket into `dest`; then serves it to the share's other receivers if
+    /// `keep_serving` says so (`None`: as the node does).
     pub async fn receive(
         &self,
         ticket: &Ticket,
         dest: PathBuf,
+        keep_serving: Option<bool>,
     ) -> Result<EventStream<ReceiveEvent>> {
         match self {
-            Session::Local { node, .. } => Ok(local_receive(node.clone(), ticket.clone(), dest)),
-            Session::Remote(c) => c.receive(ticket, dest).await,
+            Session::Local { node, .. } => Ok(local_receive(
+                node.clone(),
+                ticket.clone(),
+                dest,
+                keep_serving,
+            )),
+            Session::Remote(c) => c.receive(ticket, dest, keep_serving).await,
         }
     }
 
@@ -163,6 +179,18 @@ impl Session {
         match self {
             Session::Local { node, .. } => Ok(node.folder_statuses()),
             Session::Remote(c) => c.folder_statuses().await,
+        }
+    }
+
+    /// Puts the settings that apply while the node runs in force (limits, serving received
+    /// shares).
+    pub async fn apply_settings(&self, settings: &Settings) -> Result<()> {
+        match self {
+            Session::Local { node, .. } => {
+                node.apply_settings(settings);
+                Ok(())
+            }
+            Session::Remote(c) => c.apply_settings(settings.clone()).await,
         }
     }
 
@@ -250,7 +278,12 @@ pub fn local_share(node: Node, paths: Vec<PathBuf>) -> EventStream<ShareEvent> {
 
 /// Runs a receive on a local node as an event stream, recording it in the history. A new
 /// attempt at an unfinished receive (same offer, same folder) continues its record.
-pub fn local_receive(node: Node, ticket: Ticket, dest: PathBuf) -> EventStream<ReceiveEvent> {
+pub fn local_receive(
+    node: Node,
+    ticket: Ticket,
+    dest: PathBuf,
+    keep_serving: Option<bool>,
+) -> EventStream<ReceiveEvent> {
     let (out, rx) = mpsc::unbounded_channel();
     let (stop_tx, stop) = oneshot::channel::<()>();
     let dest = std::path::absolute(&dest).unwrap_or(dest);
@@ -299,7 +332,9 @@ pub fn local_receive(node: Node, ticket: Ticket, dest: PathBuf) -> EventStream<R
             }
             record
         });
-        let res = node.receive(&ticket, &dest, etx, cancel).await;
+        let res = node
+            .receive_with(&ticket, &dest, keep_serving, etx, cancel)
+            .await;
         let record = fwd.await.ok().flatten();
         if let Err(e) = res {
             if let Some(id) = record {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{atomic::write_atomic, config::RelayChoice, error::Error};
+use crate::{atomic::write_atomic, config::RelayChoice, error::Error, limits::RateLimits};
 
 /// File name of the settings inside the home.
 pub const SETTINGS_FILE: &str = "settings.json";
@@ -24,6 +24,13 @@ pub struct Settings {
     pub trash_days: u32,
     /// A synced folder's trash is kept under this many MiB (the oldest files go first).
     pub trash_mib: u32,
+    /// Upload rate limits (in force at once in the app; for `ferry`, when the node starts).
+    pub upload: RateLimits,
+    /// Download rate limits.
+    pub download: RateLimits,
+    /// Shares received here are served to their other receivers while their sender shares
+    /// them (see [`crate::seed`]).
+    pub keep_serving: bool,
 }
 
 impl Default for Settings {
@@ -34,6 +41,9 @@ impl Default for Settings {
             relay: RelayChoice::Default,
             trash_days: 30,
             trash_mib: 1024,
+            upload: RateLimits::default(),
+            download: RateLimits::default(),
+            keep_serving: true,
         }
     }
 }
@@ -64,6 +74,9 @@ impl Settings {
                     dir.display()
                 )));
             }
+        }
+        for (limits, what) in [(&self.upload, "an upload"), (&self.download, "a download")] {
+            limits.check(what).map_err(Error::Config)?;
         }
         let path = home.join(SETTINGS_FILE);
         let bytes = serde_json::to_vec_pretty(self).expect("serializable");
@@ -108,6 +121,15 @@ mod tests {
             relay: RelayChoice::Disabled,
             trash_days: 7,
             trash_mib: 100,
+            upload: RateLimits {
+                total: Some(1 << 20),
+                per_peer: None,
+            },
+            download: RateLimits {
+                total: None,
+                per_peer: Some(512 << 10),
+            },
+            keep_serving: false,
         };
         s.save(dir.path()).unwrap();
         assert_eq!(Settings::load(dir.path()), s);
@@ -117,6 +139,17 @@ mod tests {
             ..s.clone()
         };
         assert_eq!(bad.save(dir.path()).unwrap_err().code(), "invalid_config");
+        let stopped = Settings {
+            download: RateLimits {
+                total: Some(0),
+                per_peer: None,
+            },
+            ..s.clone()
+        };
+        assert_eq!(
+            stopped.save(dir.path()).unwrap_err().code(),
+            "invalid_config"
+        );
         let rel = Settings {
             download_dir: Some("rel".into()),
             ..s

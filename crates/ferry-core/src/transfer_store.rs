@@ -41,6 +41,8 @@ pub fn is_open_dir(dir: &Path) -> bool {
 pub struct TransferStore {
     dir: PathBuf,
     store: Option<FsStore>,
+    /// Removed from disk when dropped.
+    remove: bool,
 }
 
 impl TransferStore {
@@ -65,6 +67,7 @@ impl TransferStore {
             Ok(store) => Ok(TransferStore {
                 dir,
                 store: Some(store),
+                remove: false,
             }),
             Err(e) => {
                 OPEN.lock().expect("not poisoned").remove(&dir);
@@ -76,6 +79,11 @@ impl TransferStore {
     /// The store, to download into and export from.
     pub fn store(&self) -> &Store {
         self.store.as_ref().expect("open until closed")
+    }
+
+    /// Removes the store from disk when it is dropped (it holds nothing worth keeping).
+    pub fn remove_when_dropped(&mut self) {
+        self.remove = true;
     }
 
     /// Shuts the store down; removes it too when the transfer is `finished` (its files are in
@@ -97,16 +105,21 @@ impl Drop for TransferStore {
             return;
         };
         let dir = self.dir.clone();
+        let remove = self.remove;
+        let closed = move || {
+            if remove {
+                std::fs::remove_dir_all(&dir).ok();
+            }
+            OPEN.lock().expect("not poisoned").remove(&dir);
+        };
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
                     store.shutdown().await.ok();
-                    OPEN.lock().expect("not poisoned").remove(&dir);
+                    closed();
                 });
             }
-            Err(_) => {
-                OPEN.lock().expect("not poisoned").remove(&dir);
-            }
+            Err(_) => closed(),
         }
     }
 }

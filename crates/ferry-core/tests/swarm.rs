@@ -175,7 +175,16 @@ impl Receiver {
         let (joins_tx, joins) = mpsc::unbounded_channel();
         drop(joins_tx);
         let store: &Store = &self.store;
-        download(store.clone(), hash, size, sources, joins, None).await
+        download(
+            store.clone(),
+            hash,
+            size,
+            sources,
+            joins,
+            None,
+            Default::default(),
+        )
+        .await
     }
 
     async fn bytes(&self, hash: Hash) -> Vec<u8> {
@@ -302,7 +311,15 @@ async fn a_peer_with_half_the_blob_serves_its_half_and_a_late_peer_the_rest() {
     let (joins_tx, joins) = mpsc::unbounded_channel();
     let sources = vec![rx.source(&half).await];
     let store: Store = (*rx.store).clone();
-    let task = tokio::spawn(download(store, hash, size, sources, joins, None));
+    let task = tokio::spawn(download(
+        store,
+        hash,
+        size,
+        sources,
+        joins,
+        None,
+        Default::default(),
+    ));
     // The half arrives; the download waits for someone with the rest.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
@@ -447,7 +464,7 @@ async fn a_stranger_without_the_ticket_gets_nothing_from_a_receiver() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let me = swarm::members::Contact::of(&member.addr());
-        swarm::members::exchange(&member_hello, root, me, None)
+        swarm::members::exchange(&member_hello, root, me, Default::default())
             .await
             .unwrap();
         let got = member_store
@@ -465,10 +482,15 @@ async fn a_stranger_without_the_ticket_gets_nothing_from_a_receiver() {
     }
     // The receiver serves the file now, to its members only.
     let me = swarm::members::Contact::of(&stranger.addr());
-    let others = swarm::members::exchange(&stranger_hello, Hash::new(b"a guess"), me, None)
-        .await
-        .unwrap();
-    assert!(others.is_empty(), "a wrong root learns no members");
+    let others = swarm::members::exchange(
+        &stranger_hello,
+        Hash::new(b"a guess"),
+        me,
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    assert!(others.is_none(), "a wrong root learns no members");
     let refused = stranger_store
         .remote()
         .execute_get(stranger_blobs.clone(), first_chunks())
@@ -525,6 +547,108 @@ async fn an_upload_limit_holds() {
         achieved <= rate as f64 * 1.10 + (rate as f64 / 4.0) / took,
         "{achieved:.0} B/s for a limit of {rate} B/s"
     );
+}
+
+#[tokio::test]
+async fn a_download_limit_holds_from_the_moment_it_is_set() {
+    let env = Env::new();
+    let (size, rate) = (6usize << 20, 3u64 << 20);
+    let sender = env.node("sender").await;
+    let out = env.dir("out");
+    // A large file (fetched piece by piece) and a small one (fetched whole from the sender).
+    write(&out.join("big.bin"), &pseudo_random(size, 15));
+    write(&out.join("small.bin"), &pseudo_random(1 << 20, 16));
+    let (shared, _events) = share(&sender, std::slice::from_ref(&out)).await;
+    let receiver = env.node("receiver").await;
+    // Set while the node runs: per peer (the only peer here is the sender).
+    let limit = ferry_core::limits::RateLimits {
+        total: None,
+        per_peer: Some(rate),
+    };
+    receiver.set_limits(Default::default(), limit);
+    assert_eq!(receiver.limits().1, limit);
+    let dest = env.dir("dest");
+    let started = std::time::Instant::now();
+    receive(&receiver, shared.ticket(), &dest).await.unwrap();
+    let took = started.elapsed().as_secs_f64();
+    assert_trees_equal(&out, &dest.join("out"));
+    let got = receiver.downloaded_bytes();
+    let payload = (size + (1 << 20)) as u64;
+    assert!(got >= payload, "every byte was counted: {got}");
+    let achieved = got as f64 / took;
+    assert!(
+        achieved <= rate as f64 * 1.10 + (rate as f64 / 4.0) / took,
+        "{achieved:.0} B/s for a limit of {rate} B/s"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_serves_what_it_received_to_later_receivers() {
+    let env = Env::new();
+    let size = 6usize << 20;
+    // A slow sender: a later receiver that finds an earlier one fetches from it too.
+    let sender = limited_node(&env, "sender", 2 << 20).await;
+    let out = env.dir("out");
+    let data = pseudo_random(size, 17);
+    write(&out.join("big.bin"), &data);
+    let (shared, _events) = share(&sender, &[out.join("big.bin")]).await;
+    let ticket: ferry_core::Ticket = shared.ticket().parse().unwrap();
+    let root = ticket.blob_ticket().hash();
+
+    let early = env.node("early").await;
+    early.set_keep_serving(true);
+    let early_dest = env.dir("early");
+    receive(&early, shared.ticket(), &early_dest).await.unwrap();
+    eventually("the early receiver serves the share", || {
+        early.serves_received(&root)
+    })
+    .await;
+    // Served from the saved file: the seed's store holds no second copy.
+    let seed_dir = env.home("early").join("seeds").join(root.to_hex());
+    let kept: u64 = walk_files(&seed_dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    assert!(
+        kept < size as u64 / 10,
+        "{kept} bytes kept besides the file"
+    );
+
+    let late = env.node("late").await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let late_dest = env.dir("late");
+    late.receive(
+        &ticket,
+        &late_dest,
+        tx,
+        ferry_core::CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(std::fs::read(late_dest.join("big.bin")).unwrap(), data);
+    let mut from_early = 0;
+    while let Ok(e) = rx.try_recv() {
+        if let ferry_core::ReceiveEvent::Progress(p) = e {
+            for peer in p.peers.iter().filter(|p| p.peer == early.id().to_string()) {
+                assert!(!peer.sender);
+                from_early = from_early.max(peer.bytes);
+            }
+        }
+    }
+    assert!(
+        from_early > 0,
+        "the late receiver fetched from the early one"
+    );
+    assert_eq!(
+        std::fs::read(early_dest.join("big.bin")).unwrap(),
+        data,
+        "serving left the received file as it was"
+    );
+
+    // Turned off: no longer served, and the references are removed.
+    early.set_keep_serving(false);
+    assert!(!early.serves_received(&root));
+    eventually("the seed's store is removed", || !seed_dir.exists()).await;
 }
 
 #[tokio::test]
@@ -633,7 +757,7 @@ async fn a_received_share_cannot_make_a_receiver_serve_what_it_holds_for_somethi
         // A member once the receiver knows it, and has some of the large file: the small
         // file (the listed hash) comes only after the large one is whole.
         let me = swarm::members::Contact::of(&accomplice.addr());
-        swarm::members::exchange(&hello, root, me, None)
+        swarm::members::exchange(&hello, root, me, Default::default())
             .await
             .unwrap();
         let observed = store.remote().observe(

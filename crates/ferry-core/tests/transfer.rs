@@ -371,7 +371,7 @@ async fn history_records_transfers_and_a_retry_continues_its_record() {
     let dest = env.dir("dest");
 
     // A first attempt, abandoned once the offer is known (dropping the stream cancels it).
-    let mut first = local_receive(receiver.clone(), ticket.clone(), dest.clone());
+    let mut first = local_receive(receiver.clone(), ticket.clone(), dest.clone(), None);
     while let Some(item) = first.next().await {
         if let Ok(ReceiveEvent::Offer { .. }) = item {
             break;
@@ -387,7 +387,7 @@ async fn history_records_transfers_and_a_retry_continues_its_record() {
     })
     .await;
     // The retry continues the same record.
-    let mut ok = local_receive(receiver.clone(), ticket.clone(), dest.clone());
+    let mut ok = local_receive(receiver.clone(), ticket.clone(), dest.clone(), None);
     while let Some(item) = ok.next().await {
         if let Ok(ReceiveEvent::Done(_)) = item {
             break;

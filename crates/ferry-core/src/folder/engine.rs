@@ -120,6 +120,7 @@ impl FolderSync {
         store: Store,
         endpoint: iroh::Endpoint,
         registry: Registry,
+        pace: Arc<crate::limits::Limiter>,
     ) -> Arc<FolderSync> {
         // Loaded before anything runs: it tells files this device wrote from files changed
         // while it was not running.
@@ -136,6 +137,7 @@ impl FolderSync {
             store.clone(),
             endpoint,
             root.join(super::ignore::STATE_DIR).join("incoming"),
+            pace,
         );
         Arc::new(FolderSync {
             fetcher,

@@ -10,12 +10,12 @@
 //! for good. Which peers to ask is the caller's knowledge (the folder's [`Swarm`](super::swarm)
 //! and the document's sync peers); this part only fetches.
 
-use std::{collections::HashSet, path::PathBuf, time::Duration};
+use std::{collections::HashSet, path::PathBuf, sync::Arc, time::Duration};
 
 use iroh::EndpointId;
 use iroh_blobs::{
     api::{
-        downloader::{Downloader, Shuffled},
+        downloader::{DownloadProgress, DownloadProgressItem, Downloader, Shuffled},
         proto::BlobStatus,
         Store,
     },
@@ -27,6 +27,7 @@ use n0_future::{BufferedStreamExt, StreamExt};
 use crate::{
     error::{Error, Result},
     folder::version::parse_hash,
+    limits::Limiter,
     transfer_store::{self, TransferStore},
 };
 
@@ -53,16 +54,25 @@ pub(super) struct Fetcher {
     downloader: Downloader,
     /// Where blobs fetched apart are kept, one store per hash.
     incoming: PathBuf,
+    /// The node's download limits.
+    pace: Arc<Limiter>,
 }
 
 impl Fetcher {
-    /// A fetcher into `store` over `endpoint`, keeping blobs fetched apart under `incoming`.
-    pub(super) fn new(store: Store, endpoint: iroh::Endpoint, incoming: PathBuf) -> Fetcher {
+    /// A fetcher into `store` over `endpoint`, keeping blobs fetched apart under `incoming`,
+    /// within the download limits of `pace`.
+    pub(super) fn new(
+        store: Store,
+        endpoint: iroh::Endpoint,
+        incoming: PathBuf,
+        pace: Arc<Limiter>,
+    ) -> Fetcher {
         Fetcher {
             downloader: store.downloader(&endpoint),
             store,
             endpoint,
             incoming,
+            pace,
         }
     }
 
@@ -79,7 +89,7 @@ impl Fetcher {
             .map(|(hash, max)| {
                 let get = bounded(hash, max);
                 let fetch = self.downloader.download(get, Shuffled::new(peers.to_vec()));
-                downloaded(hash, FETCH_TIMEOUT, fetch)
+                downloaded(hash, FETCH_TIMEOUT, paced(fetch, &self.pace))
             })
             .collect();
         let fetched: Vec<bool> = n0_future::stream::iter(jobs)
@@ -116,7 +126,7 @@ impl Fetcher {
         let proof = store
             .downloader(&self.endpoint)
             .download(bounded(hash, 0), Shuffled::new(peers.to_vec()));
-        if !downloaded(hash, FETCH_TIMEOUT, proof).await {
+        if !downloaded(hash, FETCH_TIMEOUT, paced(proof, &self.pace)).await {
             transfer.close(false).await;
             return Ok(None);
         }
@@ -133,8 +143,16 @@ impl Fetcher {
         if !sources.is_empty() {
             // No peer joins later in this attempt: it ends when these cannot finish.
             let (_, joins) = tokio::sync::mpsc::unbounded_channel();
-            let fetch =
-                crate::swarm::download::download(store.clone(), hash, size, sources, joins, None);
+            let pace = self.pace.clone();
+            let fetch = crate::swarm::download::download(
+                store.clone(),
+                hash,
+                size,
+                sources,
+                joins,
+                None,
+                pace,
+            );
             match tokio::time::timeout(APART_TIMEOUT, fetch).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::debug!("fetching {what}: {e}"),
@@ -187,7 +205,7 @@ impl Fetcher {
             GetRequest::blob_ranges(hash, chunks),
             Shuffled::new(peers.to_vec()),
         );
-        downloaded(hash, RANGES_TIMEOUT, download).await
+        downloaded(hash, RANGES_TIMEOUT, paced(download, &self.pace)).await
     }
 
     /// The size of `hash` if the home's store holds it whole.
@@ -230,6 +248,26 @@ impl Fetcher {
 
 /// Waits up to `limit` for a download of (part of) `hash`; true if it completed. Whatever
 /// arrived stays in the store for the next attempt.
+/// Drives `download`, waiting after each piece of progress as long as the download limits say
+/// (the download goes on only as fast as its progress is read).
+async fn paced(download: DownloadProgress, pace: &Limiter) -> std::result::Result<(), String> {
+    let mut stream = download.stream().await.map_err(|e| e.to_string())?;
+    let (mut read, mut from) = (0, None);
+    while let Some(item) = stream.next().await {
+        match item {
+            DownloadProgressItem::TryProvider { id, .. } => from = Some(id),
+            DownloadProgressItem::Progress(total) => {
+                pace.pace(from.as_ref(), total.saturating_sub(read)).await;
+                read = read.max(total);
+            }
+            DownloadProgressItem::Error(e) => return Err(e.to_string()),
+            DownloadProgressItem::DownloadError => return Err("no peer had it whole".into()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 async fn downloaded<E: std::fmt::Display>(
     hash: Hash,
     limit: Duration,
@@ -321,6 +359,7 @@ mod tests {
             (*home).clone(),
             endpoint(&lookup).await,
             dir.path().join("incoming"),
+            Default::default(),
         );
         Setup {
             _peer: peer,

@@ -415,6 +415,7 @@ impl Node {
             self.store().clone(),
             self.endpoint().clone(),
             self.inner.registry.clone(),
+            self.inner.download.clone(),
         );
         // Every peer seen in the folder is recorded: its addresses in the address book, its id in
         // the folder's list, so a restart finds it again.

@@ -30,7 +30,10 @@ use n0_future::StreamExt;
 use tokio::sync::{mpsc, Notify};
 
 use super::pieces::{piece_count, pieces_in, pieces_touched, ranges_of, Planner, PIECE_BYTES};
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    limits::Limiter,
+};
 
 /// Largest request, in pieces (8 MiB).
 pub const MAX_BATCH: usize = 32;
@@ -123,6 +126,8 @@ struct Shared {
     fatal: Mutex<Option<Error>>,
     /// When bytes last arrived from any peer (a slow peer may take long for one piece).
     active: Mutex<Instant>,
+    /// The node's download limits.
+    pace: Arc<Limiter>,
 }
 
 #[derive(Default)]
@@ -142,6 +147,7 @@ pub async fn download(
     sources: Vec<Source>,
     mut joins: mpsc::UnboundedReceiver<Source>,
     progress: Option<mpsc::UnboundedSender<Progress>>,
+    pace: Arc<Limiter>,
 ) -> Result<Report> {
     let have = local_pieces(&store, hash, size).await?;
     let seed = rand::random::<u64>();
@@ -155,6 +161,7 @@ pub async fn download(
         progress: Mutex::new(progress),
         fatal: Mutex::new(None),
         active: Mutex::new(Instant::now()),
+        pace,
     });
     let mut tasks = tokio::task::JoinSet::new();
     let mut joined = std::collections::HashSet::new();
@@ -230,8 +237,10 @@ pub async fn download(
     }
     // Everything is here: the other requests (endgame duplicates) are of no use.
     tasks.abort_all();
-    shared.progress.lock().expect("progress").take();
     shared.store.sync_db().await.ok();
+    let have = shared.planner.lock().expect("planner").have_count();
+    send_progress(&shared, have);
+    shared.progress.lock().expect("progress").take();
     let report = Report {
         peers: shared
             .peers
@@ -467,6 +476,7 @@ async fn request(shared: &Shared, source: &Source, pieces: &[usize]) -> Outcome 
         .remote()
         .execute_get(source.conn.clone(), get)
         .stream();
+    let mut read = 0;
     loop {
         let item = match tokio::time::timeout(STALL, stream.next()).await {
             Ok(Some(item)) => item,
@@ -474,8 +484,12 @@ async fn request(shared: &Shared, source: &Source, pieces: &[usize]) -> Outcome 
             Err(_) => return Outcome::Short,
         };
         match item {
-            GetProgressItem::Progress(_) => {
+            GetProgressItem::Progress(offset) => {
                 *shared.active.lock().expect("active") = Instant::now();
+                // The request goes on only as fast as this reads: waiting holds the sender.
+                let n = offset.saturating_sub(read);
+                read = read.max(offset);
+                shared.pace.pace(Some(&source.id), n).await;
             }
             GetProgressItem::Done(_) => return Outcome::Done,
             GetProgressItem::Error(e) => return classify(e, &source.conn),

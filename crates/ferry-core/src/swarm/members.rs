@@ -105,6 +105,39 @@ pub struct Hello {
     /// ends: the sender's view of who has everything). A claim, shown to people only.
     #[serde(default)]
     pub progress: Option<(u64, u64)>,
+    /// How much of `progress` came from the node greeted (a claim, shown to people only).
+    #[serde(default)]
+    pub from_you: Option<u64>,
+    /// The asker's device name (a claim, shown to people only; at most [`MAX_NAME`] chars
+    /// are kept, without control characters).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Characters of a member's device name kept.
+pub const MAX_NAME: usize = 64;
+
+/// What an asker says of itself besides how to reach it (see [`Hello`]).
+#[derive(Debug, Clone, Default)]
+pub struct About {
+    /// Its device name.
+    pub name: Option<String>,
+    /// How much of the share it has, of how much.
+    pub progress: Option<(u64, u64)>,
+    /// How much of that came from the node greeted.
+    pub from_you: Option<u64>,
+}
+
+/// A device name a peer sent, fit to show: control characters dropped, at most
+/// [`MAX_NAME`] characters, `None` if nothing is left.
+fn shown_name(name: Option<String>) -> Option<String> {
+    let name: String = name?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME)
+        .collect();
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// What it gets back.
@@ -247,16 +280,20 @@ impl Members {
                     (hello.progress, self.registry.view(&root))
                 {
                     let peer = peer.to_string();
+                    let done = done.min(total);
                     let progress = crate::progress::TransferProgress {
-                        done: done.min(total),
+                        done,
                         total,
+                        from_here: hello.from_you.map(|n| n.min(done)),
                         rate: 0.0,
                         current: None,
                         via: None,
+                        ..Default::default()
                     };
                     view.events
                         .send(crate::progress::ShareEvent::PeerProgress {
                             peer: peer.clone(),
+                            name: shown_name(hello.name),
                             progress,
                         })
                         .ok();
@@ -297,20 +334,22 @@ impl ProtocolHandler for Members {
     }
 }
 
-/// Says hello to the member at `conn` for `root` as `me` (with `progress`, if given);
-/// returns the members it knows.
+/// Says hello to the member at `conn` for `root` as `me`, telling it `about`; returns the
+/// members it knows, or `None` if it does not share or receive `root` (now).
 pub async fn exchange(
     conn: &Connection,
     root: Hash,
     me: Contact,
-    progress: Option<(u64, u64)>,
-) -> Result<Vec<Contact>> {
+    about: About,
+) -> Result<Option<Vec<Contact>>> {
     let run = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(Error::network)?;
         let hello = Hello {
             root: *root.as_bytes(),
             me,
-            progress,
+            progress: about.progress,
+            from_you: about.from_you,
+            name: about.name,
         };
         send.write_all(&serde_json::to_vec(&hello).expect("serializable"))
             .await
@@ -325,9 +364,9 @@ pub async fn exchange(
         {
             Answer::Members(mut list) => {
                 list.truncate(MAX_ANSWER);
-                Ok(list)
+                Ok(Some(list))
             }
-            Answer::Unknown => Ok(Vec::new()),
+            Answer::Unknown => Ok(None),
         }
     };
     tokio::time::timeout(EXCHANGE_TIMEOUT, run)

@@ -21,7 +21,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::{
     download::Source,
-    members::{self, Contact, Members, MembersGuard},
+    members::{self, About, Contact, Members, MembersGuard},
     serve::{StoreGuard, Stores},
 };
 use crate::registry::{Registry, ShareGuard};
@@ -48,6 +48,8 @@ pub struct ShareSwarm {
     sender: EndpointAddr,
     sources: Arc<Mutex<Vec<Source>>>,
     new: broadcast::Sender<Source>,
+    /// What this node tells the sender of itself (its name, its progress).
+    about: Arc<Mutex<About>>,
     task: tokio::task::JoinHandle<()>,
     // Dropped in this order: the share leaves the registry before its store stops being
     // served, so no request is admitted for a store that is gone.
@@ -72,6 +74,8 @@ pub struct Parts<'a> {
     pub stores: &'a Stores,
     /// The member lists.
     pub members: &'a Members,
+    /// This device's name, told to the sender.
+    pub name: String,
 }
 
 impl ShareSwarm {
@@ -100,6 +104,10 @@ impl ShareSwarm {
         }]));
         let (new, _) = broadcast::channel(64);
         let sender_addr = sender.clone();
+        let about = Arc::new(Mutex::new(About {
+            name: Some(parts.name),
+            ..Default::default()
+        }));
         let task = tokio::spawn(find_peers(
             parts.endpoint.clone(),
             parts.members.clone(),
@@ -107,6 +115,7 @@ impl ShareSwarm {
             sender,
             sources.clone(),
             new.clone(),
+            about.clone(),
         ));
         ShareSwarm {
             endpoint: parts.endpoint.clone(),
@@ -114,11 +123,20 @@ impl ShareSwarm {
             sender: sender_addr,
             sources,
             new,
+            about,
             task,
             _share: share,
             _members: joined,
             _served: served,
         }
+    }
+
+    /// Notes this node's progress (`done` of `total` bytes, `from_sender` of them from the
+    /// sender), told to the sender at the next exchange: its view of each receiver.
+    pub fn set_progress(&self, done: u64, total: u64, from_sender: u64) {
+        let mut about = self.about.lock().expect("about lock");
+        about.progress = Some((done, total));
+        about.from_you = Some(from_sender);
     }
 
     /// Tells the sender this node has the whole share (`total` bytes): its view of who has
@@ -128,7 +146,12 @@ impl ShareSwarm {
             return;
         };
         let me = Contact::of(&self.endpoint.addr());
-        if let Err(e) = members::exchange(&conn, self.root, me, Some((total, total))).await {
+        let about = {
+            let mut about = self.about.lock().expect("about lock").clone();
+            about.progress = Some((total, total));
+            about
+        };
+        if let Err(e) = members::exchange(&conn, self.root, me, about).await {
             tracing::debug!("telling the sender the receive is done: {e}");
         }
     }
@@ -157,8 +180,14 @@ async fn find_peers(
     sender: EndpointAddr,
     sources: Arc<Mutex<Vec<Source>>>,
     new: broadcast::Sender<Source>,
+    about: Arc<Mutex<About>>,
 ) {
     let me = endpoint.id();
+    // Other members learn this node's name; only the sender its progress.
+    let named = About {
+        name: about.lock().expect("about lock").name.clone(),
+        ..Default::default()
+    };
     // Peers connected (and the sender): never dialled again.
     let mut greeted: HashSet<EndpointId> = HashSet::from([sender.id]);
     greeted.insert(me);
@@ -196,15 +225,16 @@ async fn find_peers(
             }
         }
         if let Some(conn) = &to_sender {
-            match members::exchange(conn, root, contact.clone(), None).await {
-                Ok(list) => found.extend(list),
+            let told = about.lock().expect("about lock").clone();
+            match members::exchange(conn, root, contact.clone(), told).await {
+                Ok(list) => found.extend(list.unwrap_or_default()),
                 Err(e) => tracing::debug!("member exchange with the sender: {e}"),
             }
         }
         let mut alive = Vec::new();
         for conn in askable.drain(..) {
-            if let Ok(list) = members::exchange(&conn, root, contact.clone(), None).await {
-                found.extend(list);
+            if let Ok(list) = members::exchange(&conn, root, contact.clone(), named.clone()).await {
+                found.extend(list.unwrap_or_default());
                 alive.push(conn);
             }
         }
@@ -240,7 +270,7 @@ async fn find_peers(
                 continue;
             };
             // Greeting opens the share to this node on the peer's side.
-            if members::exchange(&hello, root, contact.clone(), None)
+            if members::exchange(&hello, root, contact.clone(), named.clone())
                 .await
                 .is_err()
             {

@@ -24,8 +24,7 @@ impl Drop for Env {
         let Ok(handle) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        if nodes.is_empty()
-            || handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread
+        if nodes.is_empty() || handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread
         {
             return;
         }
@@ -88,7 +87,7 @@ impl Env {
 /// A node whose uploads are limited to `rate` bytes per second (which also counts them).
 pub async fn limited_node(env: &Env, name: &str, rate: u64) -> Node {
     let config = NodeConfig {
-        upload: ferry_core::limits::UploadLimits {
+        upload: ferry_core::limits::RateLimits {
             total: Some(rate),
             per_peer: None,
         },
