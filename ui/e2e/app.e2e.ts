@@ -2,7 +2,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { env, exit, ferry, firstLine, makeTree, openApp, sameTree, screenshot, type Browser } from "./harness";
+import { randomBytes } from "node:crypto";
+import { env, exit, ferry, firstLine, makeTree, namedHome, openApp, sameTree, screenshot, stderrLine, type Browser } from "./harness";
 
 let browser: Browser;
 
@@ -118,6 +119,114 @@ describe("settings", () => {
     expect(await dir.getValue()).toBe(join(env.work, "downloads"));
     expect(await (await browser.$("#device-name")).getValue()).toBe("e2e");
     await screenshot(browser, "settings");
+  });
+});
+
+describe("swarm", () => {
+  it("limits uploads and shows which receivers have what, and from whom", async () => {
+    // A slow sender: an upload limit set in Settings holds at once.
+    await (await browser.$('[data-testid="nav-settings"]')).click();
+    const limit = await browser.$('[data-testid="upload-limit"]');
+    await limit.waitForDisplayed({ timeout: 15_000 });
+    await limit.setValue("2");
+    await (await browser.$('button[type="submit"]')).click();
+    await (await browser.$("span.ok")).waitForDisplayed({ timeout: 15_000 });
+    await screenshot(browser, "settings-limits");
+
+    const src = join(env.work, "swarm-src");
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, "video.bin"), randomBytes(6 << 20));
+    await (await browser.$('[data-testid="nav-send"]')).click();
+    await browser.execute((path: string) => {
+      return (window as any).__TAURI_INTERNALS__.invoke("plugin:event|emit", {
+        event: "tauri://drag-drop",
+        payload: { paths: [path], position: { x: 10, y: 10 } },
+      });
+    }, join(src, "video.bin"));
+    // This share's card (the other tests' shares are on the screen too).
+    const findCard = async () => {
+      for (const c of await browser.$$('[data-testid="share-card"]')) {
+        if (String(await c.getProperty("textContent")).includes("video.bin") && (await c.$('[data-testid="ticket"]').isExisting())) return c;
+      }
+      return null;
+    };
+    await browser.waitUntil(async () => (await findCard()) != null, { timeout: 30_000, timeoutMsg: "no ticket for the share" });
+    const ticket = await (await (await findCard())!.$('[data-testid="ticket"]')).getValue();
+
+    // The first receiver stays to serve; the second fetches from both.
+    const outA = join(env.work, "swarm-a");
+    const seeding = ferry(namedHome(join(env.work, "home-swarm-a"), "Kitchen PC"), ["--json", "receive", ticket, "--seed", "--out", outA]);
+    try {
+      await stderrLine(seeding, '"event":"serving"');
+      const outB = join(env.work, "swarm-b");
+      const late = ferry(namedHome(join(env.work, "home-swarm-b"), "Office laptop"), ["receive", ticket, "--out", outB]);
+      const result = await exit(late);
+      expect(result.code, result.stderr).toBe(0);
+      expect(sameTree(src, outB)).toBeNull();
+      const card = async () => String(await (await findCard())?.getProperty("textContent"));
+      await browser.waitUntil(async () => (await card()).includes("2 of 2 devices have everything"), {
+        timeout: 30_000,
+        timeoutMsg: "the share never showed both receivers complete",
+      });
+      const text = await card();
+      expect(text).toContain("Kitchen PC");
+      expect(text).toContain("Office laptop");
+      expect(text).toMatch(/\d+% of what they received came from this device/);
+      await screenshot(browser, "send-swarm");
+    } finally {
+      seeding.kill("SIGINT");
+      await (await browser.$('[data-testid="nav-settings"]')).click();
+      const field = await browser.$('[data-testid="upload-limit"]');
+      await field.waitForDisplayed({ timeout: 15_000 });
+      await field.clearValue();
+      await (await browser.$('button[type="submit"]')).click();
+    }
+  });
+});
+
+describe("swarm receive", () => {
+  it("receives from the sender and another receiver at once, within a download limit", async () => {
+    const setLimit = async (value: string) => {
+      await (await browser.$('[data-testid="nav-settings"]')).click();
+      const field = await browser.$('[data-testid="download-limit"]');
+      await field.waitForDisplayed({ timeout: 15_000 });
+      await field.clearValue();
+      if (value) await field.setValue(value);
+      await (await browser.$('button[type="submit"]')).click();
+      await (await browser.$("span.ok")).waitForDisplayed({ timeout: 15_000 });
+    };
+    // Slow enough to watch: the app fetches 6 MB at 2 MB/s.
+    await setLimit("2");
+    const src = join(env.work, "swarm-in");
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, "film.bin"), randomBytes(6 << 20));
+    const sender = ferry(join(env.work, "home-swarm-sender"), ["send", join(src, "film.bin")]);
+    const ticket = await firstLine(sender);
+    const helper = ferry(namedHome(join(env.work, "home-swarm-helper"), "Living room"), [
+      "--json", "receive", ticket, "--seed", "--out", join(env.work, "swarm-helper"),
+    ]);
+    try {
+      await stderrLine(helper, '"event":"serving"');
+      await (await browser.$('[data-testid="nav-receive"]')).click();
+      await (await browser.$('[data-testid="ticket-input"]')).setValue(ticket);
+      await (await browser.$('[data-testid="preview"]')).click();
+      await (await browser.$('[data-testid="accept"]')).waitForDisplayed({ timeout: 30_000 });
+      await (await browser.$('[data-testid="accept"]')).click();
+      const peers = await browser.$('[data-testid="receive-peers"]');
+      await peers.waitForDisplayed({ timeout: 30_000 });
+      await browser.waitUntil(async () => String(await peers.getProperty("textContent")).includes("From 2 peers"), {
+        timeout: 30_000,
+        timeoutMsg: "the receive never listed the sender and the other receiver",
+      });
+      await (await peers.$("summary")).click();
+      await screenshot(browser, "receive-swarm");
+      await (await browser.$('[data-testid="receive-done"]')).waitForDisplayed({ timeout: 60_000 });
+      expect(readFileSync(join(env.work, "downloads", "film.bin")).equals(readFileSync(join(src, "film.bin")))).toBe(true);
+    } finally {
+      sender.kill("SIGINT");
+      helper.kill("SIGINT");
+      await setLimit("");
+    }
   });
 });
 

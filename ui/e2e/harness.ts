@@ -63,6 +63,29 @@ export function firstLine(p: ChildProcess, ms = 60_000): Promise<string> {
   });
 }
 
+/** Resolves once a process prints a stderr line containing `text`, within `ms`. */
+export function stderrLine(p: ChildProcess, text: string, ms = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no stderr line with ${text} in time`)), ms);
+    const lines = createInterface({ input: p.stderr! });
+    lines.on("line", (line) => {
+      if (line.includes(text)) {
+        clearTimeout(timer);
+        lines.close();
+        resolve(line);
+      }
+    });
+    p.once("exit", (code) => reject(new Error(`exited with ${code} before printing ${text}`)));
+  });
+}
+
+/** A `ferry` home whose device is called `name`. */
+export function namedHome(dir: string, name: string): string {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "settings.json"), JSON.stringify({ device_name: name }));
+  return dir;
+}
+
 /** Waits for a process to exit; resolves with its exit code and stderr. */
 export function exit(p: ChildProcess): Promise<{ code: number | null; stderr: string }> {
   let stderr = "";

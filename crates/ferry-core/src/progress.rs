@@ -96,6 +96,7 @@ pub struct PeerRate {
     #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub bytes: u64,
     /// Its current rate, in bytes per second.
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
     pub rate: f64,
 }
 

@@ -31,7 +31,7 @@ export const commands = {
 	discardTransfer: (id: string) => typedError<null, ErrorInfo>(__TAURI_INVOKE("discard_transfer", { id })),
 	/**  Reads the settings. */
 	getSettings: () => typedError<SettingsView_Serialize, ErrorInfo>(__TAURI_INVOKE("get_settings")),
-	/**  Saves the settings (a relay change applies at the next start). */
+	/**  Saves the settings (a relay change applies at the next start, the rest at once). */
 	setSettings: (settings: Settings_Deserialize) => typedError<SettingsView_Serialize, ErrorInfo>(__TAURI_INVOKE("set_settings", { settings })),
 	/**  A QR code of `text`, as SVG. */
 	qrSvg: (text: string) => typedError<string, ErrorInfo>(__TAURI_INVOKE("qr_svg", { text })),
@@ -305,6 +305,37 @@ export type OfferEntry = {
 /**  A link to open in the Receive screen, sent to the UI while the app runs. */
 export type OpenTicket = string;
 
+/**  One peer a receive fetches from, and what it brought. */
+export type PeerRate = {
+	/**  Its node id. */
+	peer: string,
+	/**  It is the share's sender (the others are its other receivers and helpers). */
+	sender: boolean,
+	/**  Verified bytes it brought in this receive. */
+	bytes: number,
+	/**  Its current rate, in bytes per second. */
+	rate: number,
+};
+
+/**  Rate limits in bytes per second for one direction; `None` is unlimited. */
+export type RateLimits = RateLimits_Serialize | RateLimits_Deserialize;
+
+/**  Rate limits in bytes per second for one direction; `None` is unlimited. */
+export type RateLimits_Deserialize = {
+	/**  For everything, all peers together. */
+	total?: number | null,
+	/**  For each peer. */
+	per_peer?: number | null,
+};
+
+/**  Rate limits in bytes per second for one direction; `None` is unlimited. */
+export type RateLimits_Serialize = {
+	/**  For everything, all peers together. */
+	total: number | null,
+	/**  For each peer. */
+	per_peer: number | null,
+};
+
 /**  Events of a receive, in order: `Connecting`, `Offer`, `Progress`*, `Exporting`, `Done`. */
 export type ReceiveEvent = ReceiveEvent_Serialize | ReceiveEvent_Deserialize;
 
@@ -419,6 +450,15 @@ export type Settings_Deserialize = {
 	trash_days?: number,
 	/**  A synced folder's trash is kept under this many MiB (the oldest files go first). */
 	trash_mib?: number,
+	/**  Upload rate limits (in force at once in the app; for `ferry`, when the node starts). */
+	upload?: RateLimits_Deserialize,
+	/**  Download rate limits. */
+	download?: RateLimits_Deserialize,
+	/**
+	 *  Shares received here are served to their other receivers while their sender shares
+	 *  them (see [`crate::seed`]).
+	 */
+	keep_serving?: boolean,
 };
 
 /**  What the user can change. */
@@ -433,6 +473,15 @@ export type Settings_Serialize = {
 	trash_days: number,
 	/**  A synced folder's trash is kept under this many MiB (the oldest files go first). */
 	trash_mib: number,
+	/**  Upload rate limits (in force at once in the app; for `ferry`, when the node starts). */
+	upload: RateLimits_Serialize,
+	/**  Download rate limits. */
+	download: RateLimits_Serialize,
+	/**
+	 *  Shares received here are served to their other receivers while their sender shares
+	 *  them (see [`crate::seed`]).
+	 */
+	keep_serving: boolean,
 };
 
 /**  Events of a share. */
@@ -449,7 +498,7 @@ files_total: number;
 /**  Bytes hashed. */
 bytes_done: number; 
 /**  Bytes to hash. */
-bytes_total: number }) & { peer?: never; progress?: never } | 
+bytes_total: number }) & { name?: never; peer?: never; progress?: never } | 
 /**  The share is live. */
 {
 	event: "ready",
@@ -457,21 +506,23 @@ bytes_total: number }) & { peer?: never; progress?: never } |
 /**  A peer connected. */
 ({ event: "peer_connected"; 
 /**  Its node id. */
-peer: string }) & { bytes_done?: never; bytes_total?: never; files_done?: never; files_total?: never; progress?: never } | 
+peer: string }) & { bytes_done?: never; bytes_total?: never; files_done?: never; files_total?: never; name?: never; progress?: never } | 
 /**  A peer's download progress (throttled per peer). */
 ({ event: "peer_progress"; 
 /**  Its node id. */
 peer: string; 
+/**  Its device name, as it says (a claim: shown, never trusted). */
+name?: string | null; 
 /**  Progress of that peer. */
 progress: TransferProgress_Deserialize }) & { bytes_done?: never; bytes_total?: never; files_done?: never; files_total?: never } | 
 /**  A peer fetched everything. */
 ({ event: "peer_done"; 
 /**  Its node id. */
-peer: string }) & { bytes_done?: never; bytes_total?: never; files_done?: never; files_total?: never; progress?: never } | 
+peer: string }) & { bytes_done?: never; bytes_total?: never; files_done?: never; files_total?: never; name?: never; progress?: never } | 
 /**  A peer's connection closed. */
 ({ event: "peer_disconnected"; 
 /**  Its node id. */
-peer: string }) & { bytes_done?: never; bytes_total?: never; files_done?: never; files_total?: never; progress?: never };
+peer: string }) & { bytes_done?: never; bytes_total?: never; files_done?: never; files_total?: never; name?: never; progress?: never };
 
 /**  Events of a share. */
 export type ShareEvent_Serialize = 
@@ -484,7 +535,7 @@ files_total: number;
 /**  Bytes hashed. */
 bytes_done: number; 
 /**  Bytes to hash. */
-bytes_total: number }) & { peer?: never; progress?: never } | 
+bytes_total: number }) & { name?: never; peer?: never; progress?: never } | 
 /**  The share is live. */
 {
 	event: "ready",
@@ -492,21 +543,23 @@ bytes_total: number }) & { peer?: never; progress?: never } |
 /**  A peer connected. */
 ({ event: "peer_connected"; 
 /**  Its node id. */
-peer: string }) & { bytes_done?: never; bytes_total?: never; files_done?: never; files_total?: never; progress?: never } | 
+peer: string }) & { bytes_done?: never; bytes_total?: never; files_done?: never; files_total?: never; name?: never; progress?: never } | 
 /**  A peer's download progress (throttled per peer). */
 ({ event: "peer_progress"; 
 /**  Its node id. */
 peer: string; 
+/**  Its device name, as it says (a claim: shown, never trusted). */
+name?: string; 
 /**  Progress of that peer. */
 progress: TransferProgress_Serialize }) & { bytes_done?: never; bytes_total?: never; files_done?: never; files_total?: never } | 
 /**  A peer fetched everything. */
 ({ event: "peer_done"; 
 /**  Its node id. */
-peer: string }) & { bytes_done?: never; bytes_total?: never; files_done?: never; files_total?: never; progress?: never } | 
+peer: string }) & { bytes_done?: never; bytes_total?: never; files_done?: never; files_total?: never; name?: never; progress?: never } | 
 /**  A peer's connection closed. */
 ({ event: "peer_disconnected"; 
 /**  Its node id. */
-peer: string }) & { bytes_done?: never; bytes_total?: never; files_done?: never; files_total?: never; progress?: never };
+peer: string }) & { bytes_done?: never; bytes_total?: never; files_done?: never; files_total?: never; name?: never; progress?: never };
 
 /**  A live share, as shown to the user. */
 export type ShareInfo = {
@@ -556,6 +609,13 @@ export type TransferProgress_Deserialize = {
 	current?: string | null,
 	/**  How the peer is reached, when known: a direct path or through a relay. */
 	via?: Via | null,
+	/**  A receive fetching a large file from the share's swarm: every peer it fetches from. */
+	peers?: PeerRate[],
+	/**
+	 *  A peer's progress as its sender sees it: how much of `done` came from this device (the
+	 *  peer's claim; the rest came from the share's other peers).
+	 */
+	from_here?: number | null,
 };
 
 /**  A snapshot of a running transfer. */
@@ -570,6 +630,13 @@ export type TransferProgress_Serialize = {
 	current: string | null,
 	/**  How the peer is reached, when known: a direct path or through a relay. */
 	via?: Via,
+	/**  A receive fetching a large file from the share's swarm: every peer it fetches from. */
+	peers?: PeerRate[],
+	/**
+	 *  A peer's progress as its sender sees it: how much of `done` came from this device (the
+	 *  peer's claim; the rest came from the share's other peers).
+	 */
+	from_here?: number,
 };
 
 /**  One transfer. */

@@ -132,6 +132,21 @@ describe("share", () => {
     expect(share.error).toContain("/nope");
   });
 
+  it("names receivers and says how much of the swarm's data came from this device", () => {
+    const share = new Share(["/x"]);
+    share.handle({ event: "peer_progress", peer: "p1", name: "Office laptop", progress: { done: 1000, total: 4000, rate: 0, current: null, from_here: 1000 } } as any);
+    share.handle({ event: "peer_progress", peer: "p2", progress: { done: 3000, total: 4000, rate: 0, current: null, from_here: 500 } } as any);
+    share.handle({ event: "peer_progress", peer: "p3", progress: { done: 4000, total: 4000, rate: 0, current: null } } as any);
+    share.handle({ event: "peer_done", peer: "p3" } as any);
+    expect(share.peers[0].name).toBe("Office laptop");
+    expect(share.peers[1].name).toBeNull();
+    // p3 did not say where its data came from: it is left out of the share.
+    expect(share.summary).toEqual({ devices: 3, complete: 1, fromHerePercent: 38 });
+    // A claim larger than what the peer has counts only up to that.
+    share.handle({ event: "peer_progress", peer: "p2", progress: { done: 3000, total: 4000, rate: 0, current: null, from_here: 9e9 } } as any);
+    expect(share.summary.fromHerePercent).toBe(100);
+  });
+
   it("titles long selections", () => {
     expect(topLevel(["a/1", "a/2", "b", "c", "d", "e"])).toBe("a, b, c and 2 more");
   });

@@ -4,9 +4,25 @@ import { describeError, eventChannel, unwrap } from "./api";
 
 export interface PeerView {
   id: string;
+  /** Its device name, as it says (shown, never trusted). */
+  name: string | null;
   progress: TransferProgress | null;
+  /** Bytes per second, from the events' rate or from the change between two reports. */
+  rate: number;
+  /** When `progress` arrived (ms). */
+  at: number;
+  /** Of what it has, the bytes that came from this device (its own report). */
+  fromHere: number | null;
   done: boolean;
   connected: boolean;
+}
+
+/** What the Send screen says of a share's receivers as a whole. */
+export interface SwarmSummary {
+  devices: number;
+  complete: number;
+  /** Percent of what the receivers report having that came from this device, if known. */
+  fromHerePercent: number | null;
 }
 
 export class Share {
@@ -54,9 +70,19 @@ export class Share {
       case "peer_connected":
         this.peer(e.peer).connected = true;
         break;
-      case "peer_progress":
-        this.peer(e.peer).progress = e.progress as TransferProgress;
+      case "peer_progress": {
+        const p = this.peer(e.peer);
+        const progress = e.progress as TransferProgress;
+        const now = Date.now();
+        if (e.name) p.name = e.name;
+        if (progress.rate > 0) p.rate = progress.rate;
+        else if (p.progress && now - p.at > 200) p.rate = Math.max(0, ((progress.done - p.progress.done) * 1000) / (now - p.at));
+        if (progress.from_here != null) p.fromHere = progress.from_here;
+        p.progress = progress;
+        p.at = now;
+        if (progress.total > 0 && progress.done >= progress.total) p.rate = 0;
         break;
+      }
       case "peer_done":
         this.peer(e.peer).done = true;
         break;
@@ -69,10 +95,27 @@ export class Share {
   private peer(id: string): PeerView {
     let p = this.peers.find((p) => p.id === id);
     if (!p) {
-      this.peers.push({ id, progress: null, done: false, connected: true });
+      this.peers.push({ id, name: null, progress: null, rate: 0, at: 0, fromHere: null, done: false, connected: true });
       p = this.peers[this.peers.length - 1];
     }
     return p;
+  }
+
+  /** How many receivers have everything, and how much of their data came from here. */
+  get summary(): SwarmSummary {
+    let got = 0;
+    let fromHere = 0;
+    for (const p of this.peers) {
+      if (p.fromHere != null && p.progress) {
+        got += p.progress.done;
+        fromHere += Math.min(p.fromHere, p.progress.done);
+      }
+    }
+    return {
+      devices: this.peers.length,
+      complete: this.peers.filter((p) => p.done).length,
+      fromHerePercent: got > 0 ? Math.round((fromHere / got) * 100) : null,
+    };
   }
 
   fail(message: string): void {
