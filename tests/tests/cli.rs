@@ -36,11 +36,33 @@ fn receiver_killed_mid_transfer_resumes() {
     let size = 256 * 1024 * 1024;
     write(&src.join("big.bin"), &pseudo_random(size, 2));
     let (_sender, ticket) = send(&tmp.path().join("home-a"), &[&src.join("big.bin")]);
+    // A helper holding the whole file: the receiver fetches pieces from both.
+    let mut helper = Proc::spawn({
+        let mut cmd = ferry(&tmp.path().join("home-helper"));
+        cmd.args(["seed", &ticket]);
+        cmd
+    });
+    helper.stdout_line(LONG);
     let home_b = tmp.path().join("home-b");
     let dest = tmp.path().join("dest");
 
-    let mut first = json_receive(&home_b, &ticket, &dest);
-    first.wait_stderr(LONG, |l| progress_at_least(l, size as u64 / 10));
+    // Slowed down so that the kill lands mid-transfer, with pieces from both peers on disk.
+    let mut first = Proc::spawn({
+        let mut cmd = ferry(&home_b);
+        cmd.args([
+            "--json",
+            "--download-limit",
+            "64M",
+            "receive",
+            &ticket,
+            "--out",
+        ])
+        .arg(&dest);
+        cmd
+    });
+    first.wait_stderr(LONG, |l| {
+        progress_at_least(l, size as u64 / 10) && peers_with_bytes(l) >= 2
+    });
     first.child.kill().unwrap(); // SIGKILL: no chance to clean up
     first.child.wait().unwrap();
     assert!(
@@ -319,6 +341,19 @@ fn sender_vanishing_mid_transfer_is_clear_and_resumable() {
 }
 
 /// True for a JSON progress line reporting at least `bytes` done.
+/// How many peers a progress line says brought bytes.
+fn peers_with_bytes(line: &str) -> usize {
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+        return 0;
+    };
+    v["peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["bytes"].as_u64().is_some_and(|b| b > 0))
+        .count()
+}
+
 fn progress_at_least(line: &str, bytes: u64) -> bool {
     let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
         return false;

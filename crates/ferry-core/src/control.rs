@@ -270,8 +270,11 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
             write_item(&mut write, &item).await?;
         }
         Request::ApplySettings { settings } => {
-            node.apply_settings(&settings);
-            write_item(&mut write, &StreamItem::Event(true)).await?;
+            let item = match node.apply_settings(&settings) {
+                Ok(()) => StreamItem::Event(true),
+                Err(e) => StreamItem::Error((&e).into()),
+            };
+            write_item(&mut write, &item).await?;
         }
     }
     Ok(())

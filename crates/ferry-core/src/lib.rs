@@ -20,6 +20,7 @@ pub mod export;
 pub mod folder;
 pub mod history;
 pub mod identity;
+pub mod kept;
 pub mod limits;
 pub mod names;
 pub mod node;

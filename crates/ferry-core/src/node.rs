@@ -58,8 +58,8 @@ pub(crate) struct Inner {
     pub(crate) swarm_stores: crate::swarm::serve::Stores,
     /// The members of the shares sent and received here.
     pub(crate) members: crate::swarm::members::Members,
-    /// The received shares served on (see [`crate::seed`]), and whether new ones are.
-    pub(crate) kept: crate::seed::Kept,
+    /// The received shares served on (see [`crate::kept`]), and whether new ones are.
+    pub(crate) kept: crate::kept::Kept,
     pub(crate) keep_serving: std::sync::atomic::AtomicBool,
     _access: tokio::task::JoinHandle<()>,
     _lock: File,
@@ -193,6 +193,7 @@ impl Node {
             .map_err(|e| Error::Store(format!("cannot open the blob store: {e}")))?;
 
         let config_home = config.home.clone();
+        crate::kept::clean(&config_home);
         let registry = Registry::default();
         let upload = Arc::new(crate::limits::Limiter::new(config.upload));
         let download = Arc::new(crate::limits::Limiter::new(config.download));
@@ -256,8 +257,8 @@ impl Node {
         self.inner.upload.counted()
     }
 
-    /// Payload bytes this node has downloaded for one-shot receives, seeds and large files
-    /// of synced folders.
+    /// Payload bytes this node has downloaded for one-shot receives, seeds and synced
+    /// folders' content.
     pub fn downloaded_bytes(&self) -> u64 {
         self.inner.download.counted()
     }
@@ -280,9 +281,16 @@ impl Node {
 
     /// Puts the settings that apply while the node runs in force: the rate limits, and
     /// whether received shares are served on (turning it off stops serving them now).
-    pub fn apply_settings(&self, settings: &crate::settings::Settings) {
+    pub fn apply_settings(&self, settings: &crate::settings::Settings) -> Result<()> {
+        for (limits, what) in [
+            (&settings.upload, "an upload"),
+            (&settings.download, "a download"),
+        ] {
+            limits.check(what).map_err(Error::Config)?;
+        }
         self.set_limits(settings.upload, settings.download);
         self.set_keep_serving(settings.keep_serving);
+        Ok(())
     }
 
     /// Whether shares received from now on are served to their other receivers while their
@@ -354,7 +362,7 @@ impl Node {
 
     /// Stops the node: closes connections and flushes the store.
     pub async fn shutdown(&self) -> Result<()> {
-        self.inner.kept.clear();
+        self.inner.kept.clear(true);
         // Folders stop first and save their state.
         let running = std::mem::take(&mut *self.inner.folders.lock().expect("folders lock"));
         for folder in running {

@@ -41,13 +41,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     error::{Error, Result},
-    export, names,
+    export,
+    kept::Received,
+    names,
     node::Node,
     progress::{
         Offer, OfferEntry, PeerRate, RateMeter, ReceiveEvent, ReceiveSummary, Throttle,
         TransferProgress, Via,
     },
-    seed::Received,
     swarm::session::{Parts, ShareSwarm},
     ticket::Ticket,
     transfer_store::{self, TransferStore},
@@ -173,12 +174,13 @@ impl Node {
         transfer
             .close(matches!(res, Ok(_) | Err(Error::BadData(_))))
             .await;
+        // Serving on is set up before `Done`: whoever waits for it after `Done` sees it.
+        if let Some(received) = received {
+            self.keep_serving(received, keep_serving);
+        }
         if let Ok(summary) = &res {
             self.store().tags().delete(tag_name(&hash)).await.ok();
             events.send(ReceiveEvent::Done(summary.clone())).ok();
-        }
-        if let Some(received) = received {
-            self.keep_serving(received);
         }
         res
     }

@@ -12,27 +12,13 @@
 //! on disk when the seed stops, so that a helper that restarts resumes, and serves, what it
 //! had; [`Node::unseed`] removes it.
 //!
-//! A receiver keeps serving what it received the same way (`ferry receive --seed`, and the
-//! app unless its setting is off): once the files are saved, they are added by reference to a
-//! store of their own (hashed again, so a file changed since is not served; no second copy),
-//! served while the sender still shares the root (asked every [`GREET_EVERY`]; a sender out
-//! of reach for [`SENDER_GONE_AFTER`] counts as stopped), and the store is removed when
-//! serving ends.
+//! A receiver serves what it received the same way, while the sender shares it (see
+//! [`crate::kept`]).
 
-use std::{
-    collections::HashMap,
-    path::PathBuf,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use iroh_blobs::{
-    api::blobs::{AddPathOptions, ImportMode},
-    hashseq::HashSeq,
-    ticket::BlobTicket,
-    BlobFormat, Hash,
-};
-use tokio::sync::{mpsc, watch};
+use iroh_blobs::{hashseq::HashSeq, ticket::BlobTicket, BlobFormat, Hash};
+use tokio::sync::mpsc;
 
 use crate::{
     error::{Error, Result},
@@ -41,7 +27,7 @@ use crate::{
     registry::ShareGuard,
     swarm::{
         members::{self, About, Contact, MembersGuard},
-        serve::StoreGuard,
+        serve::{Check, StoreGuard},
     },
     ticket::Ticket,
     transfer_store::{self, TransferStore},
@@ -93,7 +79,7 @@ fn seed_dir(home: &std::path::Path, root: &Hash) -> std::path::PathBuf {
 
 /// How long a seed greets the share's sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Greet {
+pub(crate) enum Greet {
     /// For as long as the seed runs (a helper outlives its sender).
     Always,
     /// Until the sender says it no longer shares the root, or has been out of reach for
@@ -101,78 +87,15 @@ enum Greet {
     WhileShared,
 }
 
-/// A share received here, to keep serving from where its files were saved.
-pub(crate) struct Received {
-    /// The share's ticket (its sender's address).
-    pub ticket: Ticket,
-    /// The blobs of the share that are not files (the hash seq, the names), as received.
-    pub meta: Vec<bytes::Bytes>,
-    /// Every file: where it was saved, and its content.
-    pub files: Vec<(PathBuf, Hash)>,
-    /// The payload size of each file, in the share's order.
-    pub sizes: Vec<u64>,
-}
-
-/// The received shares this node keeps serving, by root, and those being prepared (their
-/// files hashed again); `changed` ticks when either changes.
-#[derive(Default, Clone)]
-pub(crate) struct Kept {
-    seeds: Arc<Mutex<HashMap<Hash, Seed>>>,
-    preparing: Arc<Mutex<std::collections::HashSet<Hash>>>,
-    changed: Arc<watch::Sender<()>>,
-}
-
-impl std::fmt::Debug for Kept {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let roots: Vec<String> = self
-            .seeds
-            .lock()
-            .expect("kept lock")
-            .keys()
-            .map(|h| h.fmt_short().to_string())
-            .collect();
-        f.debug_struct("Kept").field("roots", &roots).finish()
-    }
-}
-
-impl Kept {
-    fn insert(&self, root: Hash, seed: Seed) {
-        self.seeds.lock().expect("kept lock").insert(root, seed);
-        self.changed.send_replace(());
-    }
-
-    fn remove(&self, root: &Hash) {
-        // Dropped outside the lock: dropping a seed closes its store.
-        let seed = self.seeds.lock().expect("kept lock").remove(root);
-        drop(seed);
-        self.changed.send_replace(());
-    }
-
-    fn contains(&self, root: &Hash) -> bool {
-        self.seeds.lock().expect("kept lock").contains_key(root)
-    }
-
-    fn preparing(&self, root: Hash, on: bool) {
-        let mut p = self.preparing.lock().expect("kept lock");
-        if on {
-            p.insert(root);
-        } else {
-            p.remove(&root);
-        }
-        drop(p);
-        self.changed.send_replace(());
-    }
-
-    fn is_preparing(&self, root: &Hash) -> bool {
-        self.preparing.lock().expect("kept lock").contains(root)
-    }
-
-    /// Stops serving every received share.
-    pub(crate) fn clear(&self) {
-        let all = std::mem::take(&mut *self.seeds.lock().expect("kept lock"));
-        drop(all);
-        self.changed.send_replace(());
-    }
+/// How a seed is served.
+pub(crate) struct Serve {
+    /// How long it greets the sender.
+    pub greet: Greet,
+    /// Called when the greeting ends (with [`Greet::WhileShared`]).
+    pub on_end: Option<Box<dyn FnOnce() + Send>>,
+    /// Asked before each request is served from the seed's store (see
+    /// [`crate::swarm::serve::Stores::add`]).
+    pub check: Option<Check>,
 }
 
 impl Node {
@@ -191,19 +114,23 @@ impl Node {
         // Kept on failure: the next attempt resumes.
         let checked = self.fetch_whole(&store, ticket, events).await?;
         let sizes = checked.iter().map(|(_, size)| *size).collect();
-        self.serve_seed(ticket, transfer, sizes, share_events, Greet::Always, None)
+        let how = Serve {
+            greet: Greet::Always,
+            on_end: None,
+            check: None,
+        };
+        self.serve_seed(ticket, transfer, sizes, share_events, how)
             .await
     }
 
     /// Serves the share in `transfer` (whole) as a seed.
-    async fn serve_seed(
+    pub(crate) async fn serve_seed(
         &self,
         ticket: &Ticket,
         transfer: TransferStore,
         sizes: Vec<u64>,
         share_events: mpsc::UnboundedSender<ShareEvent>,
-        greet_mode: Greet,
-        on_end: Option<Box<dyn FnOnce() + Send>>,
+        how: Serve,
     ) -> Result<Seed> {
         let root = ticket.blob_ticket().hash();
         let store = transfer.store().clone();
@@ -211,10 +138,10 @@ impl Node {
             .map_err(|e| Error::BadData(format!("the list of files: {e}")))?;
         let mut hashes = vec![root];
         hashes.extend(seq.iter());
-        let served = self
-            .inner
-            .swarm_stores
-            .add(root, store.clone(), hashes.iter().copied());
+        let served =
+            self.inner
+                .swarm_stores
+                .add(root, store.clone(), hashes.iter().copied(), how.check);
         let guard = self.inner.registry.add(root, hashes, sizes, share_events);
         let joined = self.inner.members.join(root);
         let addr = self.ticket_addr().await;
@@ -225,8 +152,8 @@ impl Node {
             ticket.blob_ticket().addr().clone(),
             root,
             name,
-            greet_mode,
-            on_end,
+            how.greet,
+            how.on_end,
             GREET_EVERY,
         ));
         Ok(Seed {
@@ -237,93 +164,6 @@ impl Node {
             greeter,
             _store: transfer,
         })
-    }
-
-    /// Keeps serving a share just received (in the background): its saved files are added
-    /// by reference to a store of their own (hashed again: a file changed since is not
-    /// served), and served to the share's other receivers while its sender shares it (see
-    /// [`Greet::WhileShared`]), until [`Node::stop_serving_received`] or the node stops.
-    pub(crate) fn keep_serving(&self, received: Received) {
-        let node = self.clone();
-        let root = received.ticket.blob_ticket().hash();
-        self.inner.kept.preparing(root, true);
-        tokio::spawn(async move {
-            if let Err(e) = node.serve_received(received).await {
-                tracing::info!("not serving received share {}: {e}", root.fmt_short());
-            }
-            node.inner.kept.preparing(root, false);
-        });
-    }
-
-    async fn serve_received(&self, r: Received) -> Result<()> {
-        let root = r.ticket.blob_ticket().hash();
-        if self.inner.kept.contains(&root) {
-            return Ok(());
-        }
-        let mut transfer = TransferStore::open_dir(seed_dir(self.home(), &root)).await?;
-        // References to the saved files and their outboards: nothing to keep afterwards.
-        transfer.remove_when_dropped();
-        let store = transfer.store().clone();
-        for bytes in r.meta {
-            store.add_bytes(bytes).await.map_err(Error::store)?;
-        }
-        for (path, expected) in &r.files {
-            let tt = store
-                .add_path_with_opts(AddPathOptions {
-                    path: path.clone(),
-                    format: BlobFormat::Raw,
-                    mode: ImportMode::TryReference,
-                })
-                .temp_tag()
-                .await
-                .map_err(Error::store)?;
-            if tt.hash() != *expected {
-                return Err(Error::Transfer(format!(
-                    "{} changed since it was received",
-                    path.display()
-                )));
-            }
-        }
-        let kept = self.inner.kept.clone();
-        let on_end: Box<dyn FnOnce() + Send> = Box::new(move || kept.remove(&root));
-        let (events, _) = mpsc::unbounded_channel();
-        let seed = self
-            .serve_seed(
-                &r.ticket,
-                transfer,
-                r.sizes,
-                events,
-                Greet::WhileShared,
-                Some(on_end),
-            )
-            .await?;
-        tracing::info!(
-            "serving received share {} to its other receivers",
-            root.fmt_short()
-        );
-        self.inner.kept.insert(root, seed);
-        Ok(())
-    }
-
-    /// True while this node serves the received share `root`.
-    pub fn serves_received(&self, root: &Hash) -> bool {
-        self.inner.kept.contains(root)
-    }
-
-    /// Waits while this node prepares or serves the received share `root`: returns once it
-    /// no longer does (its sender stopped sharing it, or it could not be served).
-    pub async fn received_served(&self, root: &Hash) {
-        let mut changed = self.inner.kept.changed.subscribe();
-        while self.serves_received(root) || self.inner.kept.is_preparing(root) {
-            if changed.changed().await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Stops serving every received share (the setting was turned off).
-    pub fn stop_serving_received(&self) {
-        self.inner.kept.clear();
     }
 
     /// Removes what a stopped seed of `root` kept on disk.

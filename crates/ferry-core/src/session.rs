@@ -186,10 +186,7 @@ impl Session {
     /// shares).
     pub async fn apply_settings(&self, settings: &Settings) -> Result<()> {
         match self {
-            Session::Local { node, .. } => {
-                node.apply_settings(settings);
-                Ok(())
-            }
+            Session::Local { node, .. } => node.apply_settings(settings),
             Session::Remote(c) => c.apply_settings(settings.clone()).await,
         }
     }

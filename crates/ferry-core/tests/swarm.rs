@@ -604,7 +604,7 @@ async fn a_receiver_serves_what_it_received_to_later_receivers() {
     })
     .await;
     // Served from the saved file: the seed's store holds no second copy.
-    let seed_dir = env.home("early").join("seeds").join(root.to_hex());
+    let seed_dir = env.home("early").join("kept").join(root.to_hex());
     let kept: u64 = walk_files(&seed_dir)
         .iter()
         .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
@@ -645,10 +645,69 @@ async fn a_receiver_serves_what_it_received_to_later_receivers() {
         "serving left the received file as it was"
     );
 
-    // Turned off: no longer served, and the references are removed.
-    early.set_keep_serving(false);
+    // The user edits the received file: its new bytes are never served, and the share is
+    // no longer served at all.
+    let hash = Hash::new(&data);
+    let fetch_from_early = || async {
+        let conn = late
+            .endpoint()
+            .connect(early.endpoint().addr(), iroh_blobs::ALPN)
+            .await
+            .unwrap();
+        let store = iroh_blobs::store::mem::MemStore::new();
+        // Asking for the root opens the share, as a receive does.
+        store
+            .remote()
+            .execute_get(conn.clone(), GetRequest::blob(root))
+            .await?;
+        store
+            .remote()
+            .execute_get(
+                conn,
+                GetRequest::blob_ranges(hash, ChunkRanges::chunks(0..16)),
+            )
+            .await
+    };
+    assert!(fetch_from_early().await.is_ok(), "served while unchanged");
+    let mut edited = data.clone();
+    edited[..11].copy_from_slice(b"my own note");
+    std::fs::write(early_dest.join("big.bin"), &edited).unwrap();
+    assert!(
+        fetch_from_early().await.is_err(),
+        "an edited file is not served"
+    );
     assert!(!early.serves_received(&root));
     eventually("the seed's store is removed", || !seed_dir.exists()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_received_shares_stops_when_the_setting_is_turned_off() {
+    let env = Env::new();
+    let sender = env.node("sender").await;
+    let out = env.dir("out");
+    write(&out.join("big.bin"), &pseudo_random(5 << 20, 18));
+    let (shared, _events) = share(&sender, &[out.join("big.bin")]).await;
+    let root = shared
+        .ticket()
+        .parse::<ferry_core::Ticket>()
+        .unwrap()
+        .blob_ticket()
+        .hash();
+    let receiver = env.node("receiver").await;
+    receiver.set_keep_serving(true);
+    receive(&receiver, shared.ticket(), &env.dir("dest"))
+        .await
+        .unwrap();
+    eventually("served on", || receiver.serves_received(&root)).await;
+    receiver.set_keep_serving(false);
+    assert!(!receiver.serves_received(&root));
+    // Waiting for it ends at once.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        receiver.received_served(&root),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]

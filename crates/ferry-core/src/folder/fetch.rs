@@ -246,19 +246,24 @@ impl Fetcher {
     }
 }
 
-/// Waits up to `limit` for a download of (part of) `hash`; true if it completed. Whatever
-/// arrived stays in the store for the next attempt.
 /// Drives `download`, waiting after each piece of progress as long as the download limits say
 /// (the download goes on only as fast as its progress is read).
 async fn paced(download: DownloadProgress, pace: &Limiter) -> std::result::Result<(), String> {
     let mut stream = download.stream().await.map_err(|e| e.to_string())?;
-    let (mut read, mut from) = (0, None);
+    // Progress counts what was here before the attempt too: the first report of an attempt is
+    // where it starts, not bytes that came.
+    let (mut read, mut from): (Option<u64>, _) = (None, None);
     while let Some(item) = stream.next().await {
         match item {
-            DownloadProgressItem::TryProvider { id, .. } => from = Some(id),
+            DownloadProgressItem::TryProvider { id, .. } => {
+                from = Some(id);
+                read = None;
+            }
             DownloadProgressItem::Progress(total) => {
-                pace.pace(from.as_ref(), total.saturating_sub(read)).await;
-                read = read.max(total);
+                if let Some(before) = read {
+                    pace.pace(from.as_ref(), total.saturating_sub(before)).await;
+                }
+                read = Some(read.map_or(total, |r| r.max(total)));
             }
             DownloadProgressItem::Error(e) => return Err(e.to_string()),
             DownloadProgressItem::DownloadError => return Err("no peer had it whole".into()),
@@ -268,6 +273,8 @@ async fn paced(download: DownloadProgress, pace: &Limiter) -> std::result::Resul
     Ok(())
 }
 
+/// Waits up to `limit` for a download of (part of) `hash`; true if it completed. Whatever
+/// arrived stays in the store for the next attempt.
 async fn downloaded<E: std::fmt::Display>(
     hash: Hash,
     limit: Duration,

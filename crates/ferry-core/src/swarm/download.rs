@@ -181,7 +181,10 @@ pub async fn download(
     // moment later (SIGKILL, power loss) would not find again. The store commits a partial
     // blob's entry only when asked to (or a second after its first write): the first piece is
     // committed at once, the rest at most twice a second.
-    let mut reported = (usize::MAX, None::<Instant>);
+    let mut reported = (
+        shared.planner.lock().expect("planner").have_count(),
+        None::<Instant>,
+    );
     loop {
         let have = shared.planner.lock().expect("planner").have_count();
         let active = *shared.active.lock().expect("active");

@@ -128,12 +128,20 @@ pub struct About {
     pub from_you: Option<u64>,
 }
 
-/// A device name a peer sent, fit to show: control characters dropped, at most
-/// [`MAX_NAME`] characters, `None` if nothing is left.
+/// Unicode's invisible formatting characters (category Cf, the ones that matter in a name).
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// A device name a peer sent, fit to show: control and formatting characters (direction
+/// overrides, zero-width marks) dropped, at most [`MAX_NAME`] characters, `None` if nothing
+/// is left.
 fn shown_name(name: Option<String>) -> Option<String> {
     let name: String = name?
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !is_format(*c))
         .take(MAX_NAME)
         .collect();
     let name = name.trim();
@@ -377,6 +385,23 @@ pub async fn exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claimed_name_is_cut_and_cleaned_before_it_is_shown() {
+        assert_eq!(
+            shown_name(Some(" Office laptop ".into())).as_deref(),
+            Some("Office laptop")
+        );
+        // Direction overrides and zero-width marks could make a name pass for another.
+        assert_eq!(
+            shown_name(Some("Bob\u{202E}kcab\u{200B}\u{7}".into())).as_deref(),
+            Some("Bobkcab")
+        );
+        assert_eq!(shown_name(Some("\u{200B}\n ".into())), None);
+        assert_eq!(shown_name(None), None);
+        let long = "é".repeat(1000);
+        assert_eq!(shown_name(Some(long)).unwrap().chars().count(), MAX_NAME);
+    }
 
     fn contact(n: u8) -> Contact {
         let key = iroh::SecretKey::from_bytes(&[n; 32]).public();

@@ -8,7 +8,9 @@
 //! store only, never from the node's own: the hashes of a received share are whatever its
 //! sender listed, and a hostile sender could list a hash this node holds for something else
 //! (another share, a folder) to have it served to the share's holders. What a receive's store
-//! holds was fetched for that share, so serving it leaks nothing.
+//! holds was fetched for that share, so serving it leaks nothing. A store that references files
+//! the user may change (a received share served on, see [`crate::kept`]) comes with a check
+//! that each get request must pass.
 //!
 //! Who may have what is decided by the provider's gatekeeper ([`crate::access`]) as before: a
 //! share's blobs go only to a peer that opened its root, so a stranger without the ticket
@@ -33,12 +35,32 @@ use iroh_blobs::{
     Hash,
 };
 
-#[derive(Debug, Default)]
+/// Asked before a get request is answered from a registered store: `false` refuses it (the
+/// data behind that hash may have changed; see [`crate::kept`]).
+pub type Check = Arc<dyn Fn(&Hash) -> bool + Send + Sync>;
+
+/// A registered store: the share's root, the store, the hashes it may answer for, and what
+/// to ask before answering.
+struct Entry {
+    root: Hash,
+    store: Store,
+    hashes: HashSet<Hash>,
+    check: Option<Check>,
+}
+
+#[derive(Default)]
 struct Inner {
     next: u64,
-    /// The stores of live receives and seeds: id to the share's root, the store and the
-    /// hashes it may answer for.
-    stores: HashMap<u64, (Hash, Store, HashSet<Hash>)>,
+    /// The stores of live receives and seeds, by id.
+    stores: HashMap<u64, Entry>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores")
+            .field("stores", &self.stores.len())
+            .finish()
+    }
 }
 
 /// The stores of live receives and seeds, by the hashes they registered.
@@ -64,19 +86,27 @@ impl Drop for StoreGuard {
 }
 
 impl Stores {
-    /// Serves `hashes` of the share `root` from `store` until the guard is dropped.
+    /// Serves `hashes` of the share `root` from `store` until the guard is dropped; each get
+    /// request only if `check` (if given) says yes for the asked hash.
     pub fn add(
         &self,
         root: Hash,
         store: Store,
         hashes: impl IntoIterator<Item = Hash>,
+        check: Option<Check>,
     ) -> StoreGuard {
         let mut inner = self.0.lock().expect("stores lock");
         inner.next += 1;
         let id = inner.next;
-        inner
-            .stores
-            .insert(id, (root, store, hashes.into_iter().collect()));
+        inner.stores.insert(
+            id,
+            Entry {
+                root,
+                store,
+                hashes: hashes.into_iter().collect(),
+                check,
+            },
+        );
         StoreGuard {
             stores: self.clone(),
             id,
@@ -86,15 +116,13 @@ impl Stores {
     /// The store to answer `hash` from for a peer that opened the shares `opened`: that of
     /// a live receive or seed of one of them that registered the hash, if any. A request for
     /// a share's root is that share's (asking for it opens it, see [`crate::access`]).
-    fn holding(&self, hash: &Hash, opened: &HashSet<Hash>) -> Option<Store> {
+    fn holding(&self, hash: &Hash, opened: &HashSet<Hash>) -> Option<(Store, Option<Check>)> {
         let inner = self.0.lock().expect("stores lock");
         inner
             .stores
             .values()
-            .find(|(root, _, hashes)| {
-                hashes.contains(hash) && (opened.contains(root) || root == hash)
-            })
-            .map(|(_, store, _)| store.clone())
+            .find(|e| e.hashes.contains(hash) && (opened.contains(&e.root) || e.root == *hash))
+            .map(|e| (e.store.clone(), e.check.clone()))
     }
 }
 
@@ -154,11 +182,15 @@ impl ProtocolHandler for Provider {
                 let store = |hash: &Hash| {
                     this.stores
                         .holding(hash, &opened)
-                        .unwrap_or(this.main.clone())
+                        .unwrap_or((this.main.clone(), None))
                 };
                 let res = match request {
-                    Request::Get(r) => handle_get(pair, store(&r.hash), r).await,
-                    Request::Observe(r) => handle_observe(pair, store(&r.hash), r).await,
+                    Request::Get(r) => match store(&r.hash) {
+                        // Refused: the stream ends with nothing, as for an unknown hash.
+                        (_, Some(check)) if !check(&r.hash) => Ok(()),
+                        (store, _) => handle_get(pair, store, r).await,
+                    },
+                    Request::Observe(r) => handle_observe(pair, store(&r.hash).0, r).await,
                     // Nothing else is served here.
                     _ => Ok(()),
                 };

@@ -93,7 +93,7 @@ impl ShareSwarm {
     ) -> ShareSwarm {
         let served = parts
             .stores
-            .add(root, store.clone(), hashes.iter().copied());
+            .add(root, store.clone(), hashes.iter().copied(), None);
         let (events, _) = mpsc::unbounded_channel();
         let share = parts.registry.add(root, hashes, sizes, events);
         let joined = parts.members.join(root);
@@ -183,11 +183,8 @@ async fn find_peers(
     about: Arc<Mutex<About>>,
 ) {
     let me = endpoint.id();
-    // Other members learn this node's name; only the sender its progress.
-    let named = About {
-        name: about.lock().expect("about lock").name.clone(),
-        ..Default::default()
-    };
+    // Only the sender learns this node's name and progress.
+    let named = About::default();
     // Peers connected (and the sender): never dialled again.
     let mut greeted: HashSet<EndpointId> = HashSet::from([sender.id]);
     greeted.insert(me);
