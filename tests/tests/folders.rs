@@ -330,7 +330,7 @@ fn a_daemon_killed_repeatedly_while_files_arrive_converges() {
     let (home_a, home_b) = (tmp.path().join("home-a"), tmp.path().join("home-b"));
     let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
     std::fs::create_dir_all(&dir_a).unwrap();
-    let _da = daemon(&home_a);
+    let mut da = daemon(&home_a);
     let mut db = daemon(&home_b);
     let ticket = folder(&home_a, &["share", dir_a.to_str().unwrap()]);
     folder(&home_b, &["join", ticket.trim(), dir_b.to_str().unwrap()]);
@@ -391,14 +391,28 @@ fn a_daemon_killed_repeatedly_while_files_arrive_converges() {
                 .filter(|k| ta.get(*k) != tb.get(*k))
                 .take(5)
                 .collect();
-            // What the restarted daemon said (warnings and errors only, at its default level).
-            let said = db.stderr();
-            let tail: Vec<&str> = said.lines().rev().take(20).collect();
+            // What each side says of the folder, and what the daemons said (warnings and
+            // errors only, at their default level).
+            let status = |home: &Path, dir: &Path| {
+                let out = ferry(home)
+                    .args(["--json", "folder", "status"])
+                    .arg(dir)
+                    .output()
+                    .unwrap();
+                String::from_utf8_lossy(&out.stdout).chars().take(3000).collect::<String>()
+            };
+            let (said_a, said_b) = (da.stderr(), db.stderr());
+            let tail = |s: &str| s.lines().rev().take(20).map(String::from).collect::<Vec<_>>();
             panic!(
                 "the trees did not converge: {} vs {} files; differ on a: {only_a:?}, on b: \
-                 {only_b:?}; b's daemon said (last lines first): {tail:#?}",
+                 {only_b:?}\na's status: {}\nb's status: {}\na's daemon said (last lines \
+                 first): {:#?}\nb's daemon said: {:#?}",
                 ta.len(),
-                tb.len()
+                tb.len(),
+                status(&home_a, &dir_a),
+                status(&home_b, &dir_b),
+                tail(&said_a),
+                tail(&said_b),
             );
         }
         std::thread::sleep(Duration::from_millis(100));
