@@ -23,6 +23,7 @@ pub async fn run(config: NodeConfig, args: SendArgs, out: Output) -> anyhow::Res
     let mut stream = session.share(args.paths).await?;
     let mut import_bar: Option<ProgressBar> = None;
     let mut peers: HashMap<String, ProgressBar> = HashMap::new();
+    let mut names: HashMap<String, String> = HashMap::new();
     // One listener for the whole transfer: a signal between two events is not missed.
     let stop = crate::signal::stop_requested();
     tokio::pin!(stop);
@@ -65,17 +66,29 @@ pub async fn run(config: NodeConfig, args: SendArgs, out: Output) -> anyhow::Res
             ShareEvent::PeerConnected { peer } => {
                 out.note(format!("{} connected", short(&peer)));
             }
-            ShareEvent::PeerProgress { peer, progress, .. } => {
+            ShareEvent::PeerProgress {
+                peer,
+                name,
+                progress,
+            } => {
+                if let Some(name) = name {
+                    names.insert(peer.clone(), name);
+                }
+                let label = label(&peer, &names);
                 let bar = peers
                     .entry(peer.clone())
-                    .or_insert_with(|| out.bar(progress.total, &short(&peer)));
+                    .or_insert_with(|| out.bar(progress.total, &label));
+                bar.set_prefix(label);
                 bar.set_position(progress.done);
+                if let Some(from_here) = progress.from_here {
+                    bar.set_message(format!("{} from here", human(from_here)));
+                }
             }
             ShareEvent::PeerDone { peer } => {
                 if let Some(bar) = peers.remove(&peer) {
                     bar.finish_and_clear();
                 }
-                out.note(format!("{} received everything", short(&peer)));
+                out.note(format!("{} received everything", label(&peer, &names)));
             }
             ShareEvent::PeerDisconnected { peer } => {
                 if let Some(bar) = peers.remove(&peer) {
@@ -92,4 +105,12 @@ pub async fn run(config: NodeConfig, args: SendArgs, out: Output) -> anyhow::Res
 
 fn short(peer: &str) -> String {
     format!("peer {}", &peer[..peer.len().min(10)])
+}
+
+/// A peer as people see it: the name it gave (a claim) with its short id, or the short id.
+fn label(peer: &str, names: &std::collections::HashMap<String, String>) -> String {
+    match names.get(peer) {
+        Some(name) => format!("{name} ({})", &peer[..peer.len().min(10)]),
+        None => short(peer),
+    }
 }
