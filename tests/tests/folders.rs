@@ -399,10 +399,19 @@ fn a_daemon_killed_repeatedly_while_files_arrive_converges() {
                     .arg(dir)
                     .output()
                     .unwrap();
-                String::from_utf8_lossy(&out.stdout).chars().take(3000).collect::<String>()
+                String::from_utf8_lossy(&out.stdout)
+                    .chars()
+                    .take(3000)
+                    .collect::<String>()
             };
             let (said_a, said_b) = (da.stderr(), db.stderr());
-            let tail = |s: &str| s.lines().rev().take(20).map(String::from).collect::<Vec<_>>();
+            let tail = |s: &str| {
+                s.lines()
+                    .rev()
+                    .take(20)
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            };
             panic!(
                 "the trees did not converge: {} vs {} files; differ on a: {only_a:?}, on b: \
                  {only_b:?}\na's status: {}\nb's status: {}\na's daemon said (last lines \
