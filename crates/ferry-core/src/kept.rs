@@ -3,14 +3,14 @@
 //! serves them to the share's other receivers while the sender still shares the root.
 //!
 //! The saved files are added by reference to a store of their own, `<home>/kept/<root>`
-//! (outboards only, no second copy; removed when serving ends, and at every start), hashed
-//! again on the way: a file that no longer holds what was received is not served, nor is the
+//! (outboards only, no second copy, except files of 16 KiB or less, which the store copies
+//! into its database; removed when serving ends, and at every start), hashed again on the way: a file that no longer holds what was received is not served, nor is the
 //! share. The seed then runs like a helper's ([`crate::seed`]) but greets the sender with
 //! [`Greet::WhileShared`]: it ends when the sender says it no longer shares the root, or has
 //! been out of reach for [`crate::seed::SENDER_GONE_AFTER`].
 //!
 //! The files stay the user's: they may be edited, replaced or deleted while served. Before a
-//! get request is answered, the files behind the asked hash must still be as they were when
+//! get or observe request is answered, the files behind the asked hash must still be as they were when
 //! they were hashed (length, modification time, inode); if not, the request is refused and
 //! the share is no longer served. (An edit in place that starts while a request is being
 //! answered can still reach that one peer: its bytes fail the file's hash there.)
@@ -172,16 +172,29 @@ impl Kept {
 
     /// Ends the slot `token` of `root` (a later slot of the same root stays).
     fn end(&self, root: Hash, token: u64) {
-        let mut s = self.slots.lock().expect("kept lock");
-        let mine = match s.slots.get(&root) {
-            Some(Slot::Preparing(t)) | Some(Slot::Serving { token: t, .. }) => *t == token,
-            None => false,
-        };
-        // Dropped outside the lock: dropping a seed closes its store.
-        let slot = if mine { s.slots.remove(&root) } else { None };
-        drop(s);
-        drop(slot);
-        self.changed.send_replace(());
+        self.ender(root, token)();
+    }
+
+    /// What ends the slot `token` of `root` from a seed's own tasks and checks: it holds the
+    /// slots weakly, since the slots hold the seed (a strong hold would keep a seed of a node
+    /// dropped without shutting down alive until its sender stops sharing).
+    fn ender(&self, root: Hash, token: u64) -> impl Fn() + Send + Sync + 'static {
+        let (slots, changed) = (Arc::downgrade(&self.slots), self.changed.clone());
+        move || {
+            let Some(slots) = slots.upgrade() else {
+                return;
+            };
+            let mut s = slots.lock().expect("kept lock");
+            let mine = match s.slots.get(&root) {
+                Some(Slot::Preparing(t)) | Some(Slot::Serving { token: t, .. }) => *t == token,
+                None => false,
+            };
+            // Dropped outside the lock: dropping a seed closes its store.
+            let slot = if mine { s.slots.remove(&root) } else { None };
+            drop(s);
+            drop(slot);
+            changed.send_replace(());
+        }
     }
 
     fn serving(&self, root: &Hash) -> bool {
@@ -262,6 +275,8 @@ impl Node {
         }
         let mut by_hash: HashMap<Hash, Vec<(PathBuf, Stamp)>> = HashMap::new();
         for (path, expected) in &r.files {
+            // The store refers to files by absolute path.
+            let path = &std::path::absolute(path).map_err(|e| Error::write(path, e))?;
             let changed =
                 || Error::Transfer(format!("{} changed since it was received", path.display()));
             let stamp = Stamp::of(path).ok_or_else(changed)?;
@@ -284,8 +299,7 @@ impl Node {
                 .push((path.clone(), stamp));
         }
         let stamps = Stamps { root, by_hash };
-        let kept = self.inner.kept.clone();
-        let check_kept = kept.clone();
+        let end = self.inner.kept.ender(root, token);
         let check = Arc::new(move |hash: &Hash| {
             let ok = stamps.unchanged(hash);
             if !ok {
@@ -293,13 +307,14 @@ impl Node {
                     "a file of received share {} changed: no longer serving it",
                     root.fmt_short()
                 );
-                check_kept.end(root, token);
+                end();
             }
             ok
         });
+        let end = self.inner.kept.ender(root, token);
         let how = Serve {
             greet: Greet::WhileShared,
-            on_end: Some(Box::new(move || kept.end(root, token))),
+            on_end: Some(Box::new(end)),
             check: Some(check),
         };
         let (events, _) = mpsc::unbounded_channel();

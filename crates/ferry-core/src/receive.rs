@@ -154,6 +154,8 @@ impl Node {
         cancel: CancellationToken,
     ) -> Result<ReceiveSummary> {
         let hash = ticket.blob_ticket().hash();
+        // Files are later found again by these paths (see `crate::kept`).
+        let dest = &std::path::absolute(dest).map_err(|e| Error::write(dest, e))?;
         let keep = keep_serving.unwrap_or_else(|| {
             self.inner
                 .keep_serving
@@ -379,7 +381,8 @@ impl Node {
                     let mut throttle = Throttle::new();
                     let mut last = None;
                     while let Some(p) = prx.recv().await {
-                        let done = (done_before + p.done).min(total);
+                        // `done_before` counts what was here of this file already.
+                        let done = (done_before + p.done.saturating_sub(p.start)).min(total);
                         let r = rate.update(done);
                         let from_sender = from_sender_before
                             + p.peers.iter().find(|x| x.0 == sender).map_or(0, |x| x.1);

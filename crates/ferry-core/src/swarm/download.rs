@@ -98,6 +98,8 @@ pub struct PeerReport {
 pub struct Progress {
     /// Verified bytes here.
     pub done: u64,
+    /// Verified bytes that were here when the download started (a resume).
+    pub start: u64,
     /// The blob's size.
     pub total: u64,
     /// Per peer in the transfer: bytes delivered and the current rate (bytes per second).
@@ -128,6 +130,8 @@ struct Shared {
     active: Mutex<Instant>,
     /// The node's download limits.
     pace: Arc<Limiter>,
+    /// Verified bytes here when the download started.
+    start: u64,
 }
 
 #[derive(Default)]
@@ -162,6 +166,7 @@ pub async fn download(
         fatal: Mutex::new(None),
         active: Mutex::new(Instant::now()),
         pace,
+        start: (have.len() as u64 * PIECE_BYTES).min(size),
     });
     let mut tasks = tokio::task::JoinSet::new();
     let mut joined = std::collections::HashSet::new();
@@ -548,6 +553,7 @@ fn send_progress(shared: &Shared, have: usize) {
         .collect();
     tx.send(Progress {
         done,
+        start: shared.start,
         total: shared.size,
         peers,
     })

@@ -35,8 +35,8 @@ use iroh_blobs::{
     Hash,
 };
 
-/// Asked before a get request is answered from a registered store: `false` refuses it (the
-/// data behind that hash may have changed; see [`crate::kept`]).
+/// Asked before a get or observe request is answered from a registered store: `false`
+/// refuses it (the data behind that hash may have changed; see [`crate::kept`]).
 pub type Check = Arc<dyn Fn(&Hash) -> bool + Send + Sync>;
 
 /// A registered store: the share's root, the store, the hashes it may answer for, and what
@@ -190,7 +190,11 @@ impl ProtocolHandler for Provider {
                         (_, Some(check)) if !check(&r.hash) => Ok(()),
                         (store, _) => handle_get(pair, store, r).await,
                     },
-                    Request::Observe(r) => handle_observe(pair, store(&r.hash).0, r).await,
+                    // Checked too: an observed blob keeps its file open in the store.
+                    Request::Observe(r) => match store(&r.hash) {
+                        (_, Some(check)) if !check(&r.hash) => Ok(()),
+                        (store, _) => handle_observe(pair, store, r).await,
+                    },
                     // Nothing else is served here.
                     _ => Ok(()),
                 };
