@@ -252,6 +252,82 @@ fn receive_seed_serves_later_receivers_until_interrupted() {
 }
 
 #[test]
+fn commands_that_only_ask_a_running_node_say_when_none_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let out = ferry(&home).arg("status").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("no Ferry node is running") && err.contains("[not_running]"),
+        "{err}"
+    );
+    let out = ferry(&home).args(["--json", "status"]).output().unwrap();
+    let line = String::from_utf8_lossy(&out.stderr);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
+    assert_eq!(v["event"], "error");
+    assert_eq!(v["code"], "not_running");
+    // Listing folders reads the home's list and says nothing syncs.
+    let out = ferry(&home).args(["folder", "list"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not syncing now"));
+    assert!(!home.join("docs").exists(), "no node was started to answer");
+
+    // With a node running, status asks it.
+    let mut cmd = ferry(&home);
+    cmd.arg("run");
+    let mut node = Proc::spawn(cmd);
+    node.wait_stderr(LONG, |l| l.contains("running"));
+    let out = ferry(&home).args(["--json", "status"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pid"].as_u64(), Some(node.child.id() as u64));
+    let out = ferry(&home).arg("status").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("node\t"));
+    assert!(node.interrupt().success());
+}
+
+#[test]
+fn an_interrupted_receive_exits_130_and_says_how_to_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    write(&src.join("big.bin"), &pseudo_random(8 << 20, 21));
+    let mut cmd = ferry(&tmp.path().join("home-a"));
+    cmd.args(["--upload-limit", "1M", "send"])
+        .arg(src.join("big.bin"));
+    let mut sender = Proc::spawn(cmd);
+    let ticket = sender.stdout_line(LONG);
+    let mut cmd = ferry(&tmp.path().join("home-b"));
+    cmd.env("RUST_LOG", "debug")
+        .args(["--json", "receive", &ticket, "--out"])
+        .arg(tmp.path().join("dest"));
+    let mut receiver = Proc::spawn(cmd);
+    receiver.wait_stderr(LONG, |l| progress_at_least(l, 1));
+    let status = receiver.interrupt();
+    assert_eq!(status.code(), Some(130));
+    let err = receiver.stderr();
+    assert!(err.contains("\"event\":\"cancelled\""), "{err}");
+    assert!(!err.contains("\"event\":\"error\""), "{err}");
+    // RUST_LOG is honoured, and logs to a pipe carry no colour codes.
+    assert!(err.contains("DEBUG"), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err}");
+}
+
+#[test]
+fn completions_are_printed_for_a_shell() {
+    let out = ferry(&tempfile::tempdir().unwrap().path().join("h"))
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        script.contains("complete") && script.contains("receive"),
+        "{script}"
+    );
+}
+
+#[test]
 fn sendme_receives_from_ferry_and_ferry_from_sendme() {
     let ns = NetNs::new("interop");
     let tmp = tempfile::tempdir().unwrap();

@@ -51,10 +51,29 @@ enum FolderCommand {
 }
 
 pub async fn run(config: NodeConfig, args: FolderArgs, out: Output) -> anyhow::Result<ExitCode> {
+    // Listing and looking at folders start no node: without one they read the home's list and
+    // the files on disk, and say that nothing syncs.
+    if matches!(
+        args.command,
+        FolderCommand::List | FolderCommand::Status { .. }
+    ) {
+        match Session::attach(&config.home).await {
+            Ok(session) => return look(&session, args.command, &out).await,
+            Err(ferry_core::Error::NotRunning { path }) => {
+                out.note(format!(
+                    "no Ferry node is running for {}: these folders are not syncing now (start one with `ferry run`)",
+                    path.display()
+                ));
+                return look_on_disk(&config.home, args.command, &out);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let session = Session::open(config).await?;
     let keep_running = match args.command {
         FolderCommand::Share { path, read_only } => {
             let ticket = session.folder_share(path, read_only).await?;
+            // The ticket alone on stdout (as with --json: scripts take the line as it is).
             println!("{ticket}");
             true
         }
@@ -71,33 +90,7 @@ pub async fn run(config: NodeConfig, args: FolderArgs, out: Output) -> anyhow::R
             ));
             true
         }
-        FolderCommand::List => {
-            for f in session.folder_list().await? {
-                println!(
-                    "{}\t{}\t{}",
-                    f.path.display(),
-                    if f.read_only {
-                        "receive-only"
-                    } else {
-                        "read-write"
-                    },
-                    f.id
-                );
-            }
-            false
-        }
-        FolderCommand::Status { path } => {
-            let path = std::fs::canonicalize(&path)?;
-            let folders = session.folder_statuses().await?;
-            let Some(f) = folders.into_iter().find(|f| f.info.path == path) else {
-                anyhow::bail!(
-                    "{} is not a synced folder (see `ferry folder list`)",
-                    path.display()
-                );
-            };
-            print_status(&f);
-            false
-        }
+        FolderCommand::List | FolderCommand::Status { .. } => unreachable!("handled above"),
         FolderCommand::Rescan { path } => {
             session.folder_rescan(path.clone()).await?;
             out.note(format!("looking at every file of {}", path.display()));
@@ -119,6 +112,77 @@ pub async fn run(config: NodeConfig, args: FolderArgs, out: Output) -> anyhow::R
     }
     session.shutdown().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `folder list` and `folder status` through the running node.
+async fn look(session: &Session, command: FolderCommand, out: &Output) -> anyhow::Result<ExitCode> {
+    match command {
+        FolderCommand::List => print_list(&session.folder_list().await?, out),
+        FolderCommand::Status { path } => {
+            let path = std::fs::canonicalize(&path)?;
+            let folders = session.folder_statuses().await?;
+            let Some(f) = folders.into_iter().find(|f| f.info.path == path) else {
+                anyhow::bail!(
+                    "{} is not a synced folder (see `ferry folder list`)",
+                    path.display()
+                );
+            };
+            print_one(&f, out);
+        }
+        _ => unreachable!("only list and status"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `folder list` and `folder status` with no node: the home's list, the files on disk.
+fn look_on_disk(
+    home: &std::path::Path,
+    command: FolderCommand,
+    out: &Output,
+) -> anyhow::Result<ExitCode> {
+    let folders = ferry_core::folder::manage::folders_of(home);
+    match command {
+        FolderCommand::List => print_list(&folders, out),
+        FolderCommand::Status { path } => {
+            let path = std::fs::canonicalize(&path)?;
+            let Some(info) = folders.iter().find(|f| f.path == path) else {
+                anyhow::bail!(
+                    "{} is not a synced folder (see `ferry folder list`)",
+                    path.display()
+                );
+            };
+            print_one(&ferry_core::folder::manage::FolderStatus::of(info), out);
+        }
+        _ => unreachable!("only list and status"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_list(folders: &[ferry_core::folder::manage::FolderInfo], out: &Output) {
+    for f in folders {
+        if out.is_json() {
+            println!("{}", serde_json::to_string(f).expect("serializable"));
+        } else {
+            println!(
+                "{}\t{}\t{}",
+                f.path.display(),
+                if f.read_only {
+                    "receive-only"
+                } else {
+                    "read-write"
+                },
+                f.id
+            );
+        }
+    }
+}
+
+fn print_one(f: &ferry_core::folder::manage::FolderStatus, out: &Output) {
+    if out.is_json() {
+        println!("{}", serde_json::to_string(f).expect("serializable"));
+    } else {
+        print_status(f);
+    }
 }
 
 fn print_status(f: &ferry_core::folder::manage::FolderStatus) {

@@ -5,7 +5,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use ferry_core::{session::Session, NodeConfig, RelayChoice};
 
 mod folder;
@@ -64,8 +64,14 @@ enum Command {
     /// Run the node headless until interrupted (all shares and folders), so other `ferry`
     /// commands and the app use it.
     Run,
-    /// Show the node of this home: id, addresses, live shares.
+    /// Show the running node of this home: id, addresses, live shares. Starts no node: says
+    /// so (exit 1) when none runs.
     Status,
+    /// Print a shell completion script, e.g. `ferry completions bash > ~/.local/share/bash-completion/completions/ferry`.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Cli {
@@ -92,29 +98,46 @@ impl Cli {
     }
 }
 
+/// Exit codes: 0 done, 1 failed, 2 wrong usage (from the argument parser), 130 interrupted
+/// (Ctrl-C) before the work was done.
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // FERRY_LOG, else RUST_LOG, else Ferry's default; colour only on a terminal.
+    let filter = ["FERRY_LOG", "RUST_LOG"]
+        .into_iter()
+        .find_map(|var| tracing_subscriber::EnvFilter::try_from_env(var).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(ferry_core::DEFAULT_LOG_FILTER));
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(ferry_core::DEFAULT_LOG_FILTER)
-            }),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let json = cli.json;
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            let code = e
-                .downcast_ref::<ferry_core::Error>()
-                .map(|e| e.code())
-                .unwrap_or("error");
-            eprintln!("error: {e:#} [{code}]");
+            let core = e.downcast_ref::<ferry_core::Error>();
+            if json {
+                let line = serde_json::json!({
+                    "event": "error",
+                    "code": core.map_or("error", |c| c.code()),
+                    "message": format!("{e:#}"),
+                });
+                eprintln!("{line}");
+            } else {
+                match core {
+                    Some(c) => eprintln!("error: {e:#} [{}]", c.code()),
+                    None => eprintln!("error: {e:#}"),
+                }
+            }
             ExitCode::from(1)
         }
     }
 }
+
+/// The exit code of a command interrupted before its work was done.
+pub const INTERRUPTED: u8 = 130;
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut config = cli.config()?;
@@ -145,10 +168,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => {
-            let session = Session::open(config).await?;
+            // Asks the running node; starts none.
+            let session = Session::attach(&config.home).await?;
             let status = session.status().await?;
-            println!("{}", serde_json::to_string_pretty(&status)?);
-            session.shutdown().await?;
+            if cli.json {
+                println!("{}", serde_json::to_string(&status)?);
+            } else {
+                println!("node\t{}", status.node_id);
+                println!("process\t{}", status.pid);
+                println!("shares\t{}", status.shares);
+                for addr in &status.addrs {
+                    println!("address\t{addr}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -15,6 +15,11 @@ impl Output {
         Output { json }
     }
 
+    /// True in `--json` mode.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
     /// Emits one event as a JSON line (only in `--json` mode).
     pub fn event<T: Serialize>(&self, event: &T) {
         if self.json {

@@ -41,14 +41,18 @@ pub async fn run(config: NodeConfig, args: ReceiveArgs, out: Output) -> anyhow::
     // One listener for the whole transfer: a signal between two events is not missed.
     let stop = crate::signal::stop_requested();
     tokio::pin!(stop);
+    let mut interrupted = false;
     let result = loop {
         let item = tokio::select! {
             item = stream.next() => item,
-            _ = &mut stop => break Err(anyhow::anyhow!("cancelled; run the same command again to resume")),
+            _ = &mut stop => {
+                interrupted = true;
+                break Ok(());
+            }
         };
         let event = match item {
             Some(Ok(e)) => e,
-            Some(Err(e)) => break Err(anyhow::anyhow!("{} [{}]", e.message, e.code)),
+            Some(Err(e)) => break Err(ferry_core::Error::Remote(e).into()),
             None => break Err(anyhow::anyhow!("the transfer ended unexpectedly")),
         };
         out.event(&event);
@@ -101,6 +105,15 @@ pub async fn run(config: NodeConfig, args: ReceiveArgs, out: Output) -> anyhow::
         }
     };
     drop(stream);
+    if interrupted {
+        if let Some(b) = bar.take() {
+            b.abandon();
+        }
+        out.note("cancelled; run the same command again to resume");
+        out.event(&serde_json::json!({"event": "cancelled"}));
+        session.shutdown().await?;
+        return Ok(ExitCode::from(crate::INTERRUPTED));
+    }
     if result.is_ok() && args.seed {
         match session.local_node() {
             Some(node) => {

@@ -34,7 +34,7 @@ pub async fn run(config: NodeConfig, args: SendArgs, out: Output) -> anyhow::Res
         };
         let event = match item {
             Some(Ok(e)) => e,
-            Some(Err(e)) => break Err(anyhow::anyhow!("{} [{}]", e.message, e.code)),
+            Some(Err(e)) => break Err(ferry_core::Error::Remote(e).into()),
             None => break Err(anyhow::anyhow!("the node stopped serving this share")),
         };
         out.event(&event);

@@ -70,6 +70,12 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// No node runs for this home (a command that only asks a running node).
+    #[error("no Ferry node is running for {path}; start one with `ferry run` (or open the app)")]
+    NotRunning {
+        /// The home directory.
+        path: PathBuf,
+    },
     /// Another process holds this home and cannot be reached over the control channel.
     #[error("the node of {path} is held by another process that does not answer: {reason}")]
     NodeUnreachable {
@@ -115,6 +121,7 @@ pub const CODES: &[&str] = &[
     "disk_full",
     "home_unusable",
     "node_unreachable",
+    "not_running",
     "control",
     "invalid_config",
     "folder_refused",
@@ -138,6 +145,7 @@ impl Error {
             Error::DiskFull { .. } => "disk_full",
             Error::Home { .. } => "home_unusable",
             Error::NodeUnreachable { .. } => "node_unreachable",
+            Error::NotRunning { .. } => "not_running",
             Error::Control(_) => "control",
             Error::Config(_) => "invalid_config",
             Error::Folder(_) => "folder_refused",

@@ -46,8 +46,9 @@ pub use share::Share;
 pub use ticket::Ticket;
 pub use tokio_util::sync::CancellationToken;
 
-/// The log filter the front ends use when `FERRY_LOG` is not set: warnings and errors, except
-/// iroh-docs' reports of a document sync that failed because both peers started one at the
-/// same moment (each folder reconciles with its peers every 10 s; the other sync succeeds). At
-/// the default level a healthy idle node logs nothing.
-pub const DEFAULT_LOG_FILTER: &str = "warn,iroh_docs::engine=error";
+/// The log filter the front ends use when neither `FERRY_LOG` nor `RUST_LOG` is set: Ferry's own
+/// news (info and up), and only errors from its dependencies (whose warnings, such as
+/// iroh-docs' report of a document sync that lost a race with the peer's own, or a relay that
+/// cannot be reached, are not something a person can act on). At the default level a healthy
+/// idle node logs nothing.
+pub const DEFAULT_LOG_FILTER: &str = "error,ferry=info,ferry_core=info,ferry_app=info";

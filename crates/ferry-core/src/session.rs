@@ -94,6 +94,31 @@ impl Session {
         }
     }
 
+    /// Connects to the process that runs the home's node; [`Error::NotRunning`] if none does
+    /// (no node is started: for commands that only ask a running node).
+    pub async fn attach(home: &std::path::Path) -> Result<Session> {
+        let deadline = tokio::time::Instant::now() + CONNECT_DEADLINE;
+        loop {
+            match HomeLock::acquire(home)? {
+                Acquire::Owned(_) => {
+                    return Err(Error::NotRunning {
+                        path: home.to_path_buf(),
+                    })
+                }
+                Acquire::Busy => match ControlClient::connect(home).await {
+                    Ok(client) => return Ok(Session::Remote(client)),
+                    Err(e) if tokio::time::Instant::now() >= deadline => {
+                        return Err(Error::NodeUnreachable {
+                            path: home.to_path_buf(),
+                            reason: e.to_string(),
+                        })
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                },
+            }
+        }
+    }
+
     /// True when this process runs the node.
     pub fn is_local(&self) -> bool {
         matches!(self, Session::Local { .. })

@@ -97,7 +97,12 @@ impl Running {
 }
 
 fn load_list(node: &Node) -> Vec<FolderInfo> {
-    std::fs::read(node.home().join(FOLDERS_FILE))
+    folders_of(node.home())
+}
+
+/// The synced folders of `home`, as its list on disk says (whether a node runs or not).
+pub fn folders_of(home: &std::path::Path) -> Vec<FolderInfo> {
+    std::fs::read(home.join(FOLDERS_FILE))
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
