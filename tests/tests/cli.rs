@@ -314,6 +314,73 @@ fn an_interrupted_receive_exits_130_and_says_how_to_resume() {
 }
 
 #[test]
+fn wrong_destinations_and_tickets_are_refused_before_anything_is_fetched() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(&tmp.path().join("src/a.txt"), b"a");
+    let (_sender, ticket) = send(&tmp.path().join("home-a"), &[&tmp.path().join("src/a.txt")]);
+    let file = tmp.path().join("not-a-folder");
+    write(&file, b"mine");
+    let out = ferry(&tmp.path().join("home-b"))
+        .args(["receive", &ticket, "--out"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("it is a file, not a folder"), "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"mine");
+    assert!(
+        !err.contains("connecting"),
+        "refused before connecting: {err}"
+    );
+
+    // A ticket cut off when copied, and a ticket given to the wrong command.
+    let cut = &ticket[..ticket.len() - 7];
+    let out = ferry(&tmp.path().join("home-b"))
+        .args(["receive", cut])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("looks cut off") && err.contains("[ticket_cut_off]"),
+        "{err}"
+    );
+    let out = ferry(&tmp.path().join("home-b"))
+        .args(["folder", "join", &ticket])
+        .arg(tmp.path().join("f"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ferry receive") && err.contains("[ticket_is_send]"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("f").exists(),
+        "nothing made for a wrong ticket"
+    );
+
+    // Received twice into one folder: the second copy gets a new name, and says so.
+    let dest = tmp.path().join("dest");
+    for _ in 0..2 {
+        let out = ferry(&tmp.path().join("home-b"))
+            .args(["receive", &ticket, "--out"])
+            .arg(&dest)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        if dest.join("a (1).txt").exists() {
+            assert!(
+                err.contains("a.txt was already there (kept as it was): saved as"),
+                "{err}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read(dest.join("a (1).txt")).unwrap(), b"a");
+}
+
+#[test]
 fn completions_are_printed_for_a_shell() {
     let out = ferry(&tempfile::tempdir().unwrap().path().join("h"))
         .args(["completions", "bash"])

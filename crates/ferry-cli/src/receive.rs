@@ -42,6 +42,8 @@ pub async fn run(config: NodeConfig, args: ReceiveArgs, out: Output) -> anyhow::
     let stop = crate::signal::stop_requested();
     tokio::pin!(stop);
     let mut interrupted = false;
+    // The offer's top-level names, in the order the saved paths come.
+    let mut tops: Vec<String> = Vec::new();
     let result = loop {
         let item = tokio::select! {
             item = stream.next() => item,
@@ -63,6 +65,7 @@ pub async fn run(config: NodeConfig, args: ReceiveArgs, out: Output) -> anyhow::
                 local_bytes,
                 resumed,
             } => {
+                tops = offer.top_level();
                 out.note(format!(
                     "receiving {} ({}, {}{})",
                     offer.top_level().join(", "),
@@ -97,8 +100,17 @@ pub async fn run(config: NodeConfig, args: ReceiveArgs, out: Output) -> anyhow::
                 if let Some(b) = bar.take() {
                     b.finish_and_clear();
                 }
-                for path in &summary.saved {
-                    out.note(format!("saved {}", path.display()));
+                // Names taken in the destination are never overwritten: say where it went.
+                for (path, top) in summary.saved.iter().zip(&tops) {
+                    let name = path.file_name().unwrap_or_default().to_string_lossy();
+                    if name != top.as_str() {
+                        out.note(format!(
+                            "{top} was already there (kept as it was): saved as {}",
+                            path.display()
+                        ));
+                    } else {
+                        out.note(format!("saved {}", path.display()));
+                    }
                 }
                 break Ok(());
             }

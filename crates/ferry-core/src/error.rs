@@ -110,6 +110,8 @@ pub const CODES: &[&str] = &[
     "ticket_malformed",
     "ticket_not_collection",
     "ticket_is_folder",
+    "ticket_is_send",
+    "ticket_cut_off",
     "unsafe_name",
     "share_source",
     "empty_share",

@@ -11,6 +11,26 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
+/// Checks, before anything is fetched, that files can be saved in `dest`: it is a folder
+/// (created if missing) in which this process may create files.
+pub fn check_destination(dest: &Path) -> Result<()> {
+    if std::fs::metadata(dest).is_ok_and(|m| !m.is_dir()) {
+        return Err(Error::Write {
+            path: dest.to_path_buf(),
+            source: std::io::Error::other("it is a file, not a folder: choose a folder to save in"),
+        });
+    }
+    std::fs::create_dir_all(dest).map_err(|e| Error::write(dest, e))?;
+    let probe = dest.join(format!(".ferry-probe-{:016x}", rand::random::<u64>()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| Error::write(dest, e))?;
+    std::fs::remove_file(&probe).ok();
+    Ok(())
+}
+
 /// Name of the staging directory for a collection.
 pub fn staging_dir(dest: &Path, hash_hex: &str) -> PathBuf {
     dest.join(format!(

@@ -161,7 +161,7 @@ impl Node {
                 .keep_serving
                 .load(std::sync::atomic::Ordering::Relaxed)
         });
-        std::fs::create_dir_all(dest).map_err(|e| Error::write(dest, e))?;
+        export::check_destination(dest)?;
         let transfer = TransferStore::open(self.home(), &hash).await?;
         let res = tokio::select! {
             res = self.receive_into(transfer.store(), ticket, dest, keep, &events) => res,

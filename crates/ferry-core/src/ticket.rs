@@ -25,8 +25,18 @@ pub enum TicketError {
     #[error("this ticket points at raw data, not at files (format {0})")]
     NotACollection(String),
     /// The ticket is for a shared folder, not a one-shot transfer.
-    #[error("this is a folder ticket; join it as a folder instead")]
+    #[error(
+        "this is a folder ticket: join it as a folder (`ferry folder join TICKET FOLDER`, or the app's Folders screen)"
+    )]
     FolderTicket,
+    /// A one-shot ticket where a folder ticket was expected.
+    #[error(
+        "this is a ticket for files, not a folder: receive it with `ferry receive TICKET` (or the app's Receive screen)"
+    )]
+    SendTicket,
+    /// It starts like a ticket but does not decode: usually cut off when copied.
+    #[error("this ticket looks cut off or changed ({0}); copy it again, whole")]
+    CutOff(String),
 }
 
 impl TicketError {
@@ -37,6 +47,8 @@ impl TicketError {
             TicketError::Malformed(_) => "ticket_malformed",
             TicketError::NotACollection(_) => "ticket_not_collection",
             TicketError::FolderTicket => "ticket_is_folder",
+            TicketError::SendTicket => "ticket_is_send",
+            TicketError::CutOff(_) => "ticket_cut_off",
         }
     }
 }
@@ -97,10 +109,32 @@ impl FromStr for Ticket {
         if !text.starts_with("blob") {
             return Err(TicketError::Malformed(describe(text)));
         }
-        let inner = BlobTicket::from_str(text)
-            .map_err(|e| TicketError::Malformed(format!("{} ({e})", describe(text))))?;
+        let inner = BlobTicket::from_str(text).map_err(|e| {
+            tracing::debug!("ticket {}: {e}", describe(text));
+            TicketError::CutOff(describe(text))
+        })?;
         Ticket::new(inner)
     }
+}
+
+/// Reads a folder ticket (iroh-docs' `DocTicket`), with the same care for pasted text as a
+/// one-shot ticket and a message that says what to do with a one-shot ticket instead.
+pub fn parse_folder_ticket(input: &str) -> Result<iroh_docs::DocTicket, TicketError> {
+    let text = input.trim();
+    if text.is_empty() {
+        return Err(TicketError::Empty);
+    }
+    let text = text.split_whitespace().last().unwrap_or(text);
+    if text.starts_with("blob") || strip_scheme(text).is_some() {
+        return Err(TicketError::SendTicket);
+    }
+    if !text.starts_with("doc") {
+        return Err(TicketError::Malformed(describe(text)));
+    }
+    iroh_docs::DocTicket::from_str(text).map_err(|e| {
+        tracing::debug!("folder ticket {}: {e}", describe(text));
+        TicketError::CutOff(describe(text))
+    })
 }
 
 fn strip_scheme(text: &str) -> Option<&str> {
@@ -151,10 +185,13 @@ mod tests {
         assert!(err.to_string().contains("hello"));
         let mut s = sample().to_string();
         s.truncate(s.len() - 5);
-        assert!(matches!(
-            s.parse::<Ticket>(),
-            Err(TicketError::Malformed(_))
-        ));
+        let cut = s.parse::<Ticket>().unwrap_err();
+        assert!(matches!(cut, TicketError::CutOff(_)), "{cut:?}");
+        assert!(cut.to_string().contains("looks cut off"), "{cut}");
+        assert!(
+            !cut.to_string().contains("decod"),
+            "no decoder internals: {cut}"
+        );
         let raw = BlobTicket::new(sample().addr().clone(), Hash::new(b"x"), BlobFormat::Raw);
         assert!(matches!(
             raw.to_string().parse::<Ticket>(),
@@ -163,5 +200,26 @@ mod tests {
         let long = "blob".to_string() + &"z".repeat(100_000);
         let err = long.parse::<Ticket>().unwrap_err();
         assert!(err.to_string().len() < 300, "error text stays short");
+    }
+
+    #[test]
+    fn each_kind_of_ticket_given_in_the_wrong_place_points_to_the_right_one() {
+        let send = sample().to_string();
+        let err = parse_folder_ticket(&send).unwrap_err();
+        assert_eq!(err, TicketError::SendTicket);
+        assert!(err.to_string().contains("ferry receive"), "{err}");
+        let err = parse_folder_ticket(&Ticket::new(sample()).unwrap().to_link()).unwrap_err();
+        assert_eq!(err, TicketError::SendTicket);
+        let err = "docaaaacut".parse::<Ticket>().unwrap_err();
+        assert_eq!(err, TicketError::FolderTicket);
+        assert!(err.to_string().contains("ferry folder join"), "{err}");
+        assert!(matches!(
+            parse_folder_ticket("docaaaacut"),
+            Err(TicketError::CutOff(_))
+        ));
+        assert!(matches!(
+            parse_folder_ticket("hello"),
+            Err(TicketError::Malformed(_))
+        ));
     }
 }

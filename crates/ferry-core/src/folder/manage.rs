@@ -5,7 +5,7 @@ use std::{path::PathBuf, str::FromStr, sync::Arc};
 use iroh_docs::{
     api::protocol::{AddrInfoOptions, ShareMode},
     store::DownloadPolicy,
-    DocTicket, NamespaceId,
+    NamespaceId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -197,11 +197,7 @@ impl Node {
 
     /// Joins a folder by ticket into `path` (created if missing; existing files are merged).
     pub async fn folder_join(&self, ticket: &str, path: PathBuf) -> Result<FolderInfo> {
-        let ticket = DocTicket::from_str(ticket.trim()).map_err(|e| {
-            Error::Ticket(crate::ticket::TicketError::Malformed(format!(
-                "not a folder ticket ({e})"
-            )))
-        })?;
+        let ticket = crate::ticket::parse_folder_ticket(ticket)?;
         let read_only = matches!(ticket.capability, iroh_docs::Capability::Read(_));
         let ticket_nodes = ticket.nodes.clone();
         let ticket_peers: Vec<iroh::EndpointId> = ticket_nodes.iter().map(|n| n.id).collect();
