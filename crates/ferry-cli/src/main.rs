@@ -52,20 +52,43 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Share files or folders; prints the ticket and serves until interrupted.
+    #[command(after_help = "Examples:\n  \
+        ferry send ~/Pictures/holiday            # prints a ticket; serves until Ctrl-C\n  \
+        ferry send report.pdf notes.txt         # several items in one ticket\n  \
+        ferry --upload-limit 2M send big.iso     # at most 2 MiB/s")]
     Send(send::SendArgs),
     /// Download what a ticket offers.
-    #[command(visible_alias = "recv")]
+    #[command(
+        visible_alias = "recv",
+        after_help = "Examples:\n  \
+        ferry receive <ticket>                   # into the current folder\n  \
+        ferry receive <ticket> --out ~/Downloads\n  \
+        ferry receive <ticket> --seed            # then help later receivers until Ctrl-C\n\n\
+        Interrupted? Run the same command again: only what is missing is fetched."
+    )]
     Receive(receive::ReceiveArgs),
     /// Synced folders: share, join, list, status.
+    #[command(after_help = "Examples:\n  \
+        ferry run &                               # keep a node running\n  \
+        ferry folder share ~/Projects/band        # prints a folder ticket\n  \
+        ferry folder join <folder-ticket> ~/band  # on the other device\n  \
+        ferry folder status ~/band\n  \
+        ferry folder leave ~/band                 # stop syncing; the files stay")]
     Folder(folder::FolderArgs),
     /// Keep a share available from this machine: fetch it (no files written) and serve it,
     /// with a ticket of its own, until interrupted.
     Seed(seed::SeedArgs),
     /// Run the node headless until interrupted (all shares and folders), so other `ferry`
     /// commands and the app use it.
+    #[command(after_help = "Example:\n  \
+        ferry run &          # then `ferry send`, `ferry folder ...` and the app use this node\n\n\
+        SIGTERM and Ctrl-C stop it cleanly.")]
     Run,
     /// Show the running node of this home: id, addresses, live shares. Starts no node: says
     /// so (exit 1) when none runs.
+    #[command(after_help = "Examples:\n  \
+        ferry status\n  \
+        ferry --json status   # one JSON line")]
     Status,
     /// Print a shell completion script, e.g. `ferry completions bash > ~/.local/share/bash-completion/completions/ferry`.
     Completions {

@@ -38,6 +38,28 @@ pub fn collect(paths: &[PathBuf]) -> Result<Sources, Error> {
     if paths.is_empty() {
         return Err(Error::EmptyShare("the list of paths".into()));
     }
+    // Each given path is an entry named after its last component: two with one name cannot
+    // both be offered (the receiver would get one folder or file of that name).
+    let mut tops: std::collections::HashMap<String, &PathBuf> = Default::default();
+    for given in paths {
+        let name = std::fs::canonicalize(given)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        if let Some(name) = name {
+            if let Some(first) = tops.insert(name.clone(), given) {
+                return Err(Error::ShareSource {
+                    path: given.clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!(
+                            "{} is also called {name:?}; two items with one name cannot be sent together: put them in folders of their own, or rename one",
+                            first.display()
+                        ),
+                    ),
+                });
+            }
+        }
+    }
     for given in paths {
         let src_err = |source| Error::ShareSource {
             path: given.clone(),
@@ -140,6 +162,22 @@ fn join_name(top: &str, rel: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_items_with_one_name_are_refused_with_both_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["a", "b"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+            std::fs::write(dir.path().join(d).join("x.txt"), d).unwrap();
+        }
+        let err = collect(&[dir.path().join("a/x.txt"), dir.path().join("b/x.txt")]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("b/x.txt") && text.contains("a/x.txt"),
+            "{text}"
+        );
+        assert!(text.contains("two items with one name"), "{text}");
+    }
 
     #[test]
     fn collects_a_tree_with_names_relative_to_parent() {
