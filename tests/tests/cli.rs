@@ -392,6 +392,15 @@ fn completions_are_printed_for_a_shell() {
         script.contains("complete") && script.contains("receive"),
         "{script}"
     );
+    // Every command's help shows how it is used.
+    for command in ["send", "receive", "folder", "seed", "run", "status"] {
+        let out = std::process::Command::new(ferry_bin())
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("Example"), "ferry {command} --help: {help}");
+    }
 }
 
 #[test]
