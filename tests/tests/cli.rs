@@ -372,7 +372,7 @@ fn wrong_destinations_and_tickets_are_refused_before_anything_is_fetched() {
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         if dest.join("a (1).txt").exists() {
             assert!(
-                err.contains("a.txt was already there (kept as it was): saved as"),
+                err.contains("a.txt was already there with the same content; this copy is"),
                 "{err}"
             );
         }

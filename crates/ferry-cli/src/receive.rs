@@ -104,10 +104,18 @@ pub async fn run(config: NodeConfig, args: ReceiveArgs, out: Output) -> anyhow::
                 for (path, top) in summary.saved.iter().zip(&tops) {
                     let name = path.file_name().unwrap_or_default().to_string_lossy();
                     if name != top.as_str() {
-                        out.note(format!(
-                            "{top} was already there (kept as it was): saved as {}",
-                            path.display()
-                        ));
+                        let there = path.with_file_name(top);
+                        if ferry_core::export::same_content(&there, path) {
+                            out.note(format!(
+                                "{top} was already there with the same content; this copy is {} (delete it if you do not need it)",
+                                path.display()
+                            ));
+                        } else {
+                            out.note(format!(
+                                "{top} was already there (kept as it was): saved as {}",
+                                path.display()
+                            ));
+                        }
                     } else {
                         out.note(format!("saved {}", path.display()));
                     }

@@ -31,6 +31,54 @@ pub fn check_destination(dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// True if `a` and `b` hold the same content: two files with the same bytes, or two folders
+/// with the same files (names and bytes; links and empty folders are not compared). For
+/// telling a person that what they received was there already.
+pub fn same_content(a: &Path, b: &Path) -> bool {
+    fn same_file(a: &Path, b: &Path) -> bool {
+        use std::io::Read;
+        let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) else {
+            return false;
+        };
+        if ma.len() != mb.len() {
+            return false;
+        }
+        let (Ok(mut fa), Ok(mut fb)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
+            return false;
+        };
+        let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+        loop {
+            let n = match fa.read(&mut ba) {
+                Ok(0) => return fb.read(&mut bb).is_ok_and(|m| m == 0),
+                Ok(n) => n,
+                Err(_) => return false,
+            };
+            if fb.read_exact(&mut bb[..n]).is_err() || ba[..n] != bb[..n] {
+                return false;
+            }
+        }
+    }
+    fn files(root: &Path) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = walkdir::WalkDir::new(root)
+            .follow_links(false)
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_file())
+            .filter_map(|e| e.path().strip_prefix(root).ok().map(Path::to_path_buf))
+            .collect();
+        out.sort();
+        out
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(ma), Ok(mb)) if ma.is_file() && mb.is_file() => same_file(a, b),
+        (Ok(ma), Ok(mb)) if ma.is_dir() && mb.is_dir() => {
+            let (fa, fb) = (files(a), files(b));
+            fa == fb && fa.iter().all(|rel| same_file(&a.join(rel), &b.join(rel)))
+        }
+        _ => false,
+    }
+}
+
 /// Name of the staging directory for a collection.
 pub fn staging_dir(dest: &Path, hash_hex: &str) -> PathBuf {
     dest.join(format!(
@@ -121,6 +169,31 @@ pub fn move_into_place(src: &Path, dir: &Path, name: &str) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_content_compares_bytes_and_trees() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        for (name, body) in [
+            ("a", "x"),
+            ("b", "x"),
+            ("c", "y"),
+            ("t1/f", "1"),
+            ("t2/f", "1"),
+            ("t3/f", "2"),
+        ] {
+            std::fs::create_dir_all(p(name).parent().unwrap()).unwrap();
+            std::fs::write(p(name), body).unwrap();
+        }
+        assert!(same_content(&p("a"), &p("b")));
+        assert!(!same_content(&p("a"), &p("c")));
+        assert!(same_content(&p("t1"), &p("t2")));
+        assert!(!same_content(&p("t1"), &p("t3")));
+        assert!(!same_content(&p("a"), &p("t1")));
+        assert!(!same_content(&p("a"), &p("missing")));
+        std::fs::write(p("t2/g"), "extra").unwrap();
+        assert!(!same_content(&p("t1"), &p("t2")));
+    }
 
     #[test]
     fn never_overwrites() {
