@@ -60,12 +60,14 @@ pub fn export_bindings(path: &std::path::Path) -> Result<(), String> {
 
 /// Runs the app.
 pub fn run() {
+    // FERRY_LOG, else RUST_LOG, else Ferry's default; to stdout, in colour only on a terminal.
+    let filter = ["FERRY_LOG", "RUST_LOG"]
+        .into_iter()
+        .find_map(|var| tracing_subscriber::EnvFilter::try_from_env(var).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(ferry_core::DEFAULT_LOG_FILTER));
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(ferry_core::DEFAULT_LOG_FILTER)
-            }),
-        )
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let builder = specta_builder();
     let context = tauri::generate_context!();

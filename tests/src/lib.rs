@@ -43,6 +43,7 @@ pub fn ferry_at(home: &Path, bind: &str) -> Command {
         .args(["--relay", "disabled", "--bind", bind])
         // The default log level, as users get it.
         .env_remove("FERRY_LOG")
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null());
     cmd
 }

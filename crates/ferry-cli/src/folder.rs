@@ -196,15 +196,12 @@ fn print_status(f: &ferry_core::folder::manage::FolderStatus) {
             "read-write"
         }
     );
-    // A folder that has only just started (this command started the node) has not counted
+    // Without a node the status was read from disk; a folder still scanning has not counted
     // its files yet: count them on disk.
-    let activity = f
-        .activity
-        .as_ref()
-        .filter(|a| a.state != FolderState::Scanning);
-    let (files, bytes) = match activity {
-        Some(a) => (a.files, a.bytes),
-        None => {
+    let (files, bytes) = match &f.activity {
+        None => (f.files, f.bytes),
+        Some(a) if a.state != FolderState::Scanning => (a.files, a.bytes),
+        Some(_) => {
             let on_disk = ferry_core::folder::manage::FolderStatus::of(&f.info);
             (on_disk.files, on_disk.bytes)
         }

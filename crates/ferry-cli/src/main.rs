@@ -131,11 +131,16 @@ async fn main() -> ExitCode {
         .into_iter()
         .find_map(|var| tracing_subscriber::EnvFilter::try_from_env(var).ok())
         .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(ferry_core::DEFAULT_LOG_FILTER));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // With --json every stderr line is JSON: logs too (they carry "level", events "event").
+    if cli.json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     let json = cli.json;
     match run(cli).await {
         Ok(code) => code,
@@ -163,6 +168,11 @@ async fn main() -> ExitCode {
 pub const INTERRUPTED: u8 = 130;
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Needs no home (package builds run it without one).
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
+        return Ok(ExitCode::SUCCESS);
+    }
     let mut config = cli.config()?;
     // The app may attach to a daemon and change its limits while it runs; a daemon serves
     // what it receives on as its settings say.
@@ -206,9 +216,6 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "ferry", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Completions { .. } => unreachable!("handled before the config"),
     }
 }

@@ -34,11 +34,19 @@ pub async fn run(config: NodeConfig, args: SeedArgs, out: Output) -> anyhow::Res
     tokio::pin!(fetch);
     let stop = crate::signal::stop_requested();
     tokio::pin!(stop);
-    let mut bar = None;
+    let mut bar: Option<indicatif::ProgressBar> = None;
     let seed = loop {
         tokio::select! {
             res = &mut fetch => break res?,
-            _ = &mut stop => anyhow::bail!("cancelled; run the same command again to resume"),
+            _ = &mut stop => {
+                if let Some(b) = bar.take() {
+                    b.abandon();
+                }
+                out.note("cancelled; run the same command again to resume");
+                out.event(&serde_json::json!({"event": "cancelled"}));
+                session.shutdown().await?;
+                return Ok(ExitCode::from(crate::INTERRUPTED));
+            }
             Some(event) = rx.recv() => {
                 out.event(&event);
                 match event {

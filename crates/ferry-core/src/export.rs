@@ -21,13 +21,16 @@ pub fn check_destination(dest: &Path) -> Result<()> {
         });
     }
     std::fs::create_dir_all(dest).map_err(|e| Error::write(dest, e))?;
-    let probe = dest.join(format!(".ferry-probe-{:016x}", rand::random::<u64>()));
+    // Named like Ferry's other temporary files, which synced folders ignore.
+    let probe = dest.join(format!(".probe-{:016x}.ferry-tmp", rand::random::<u64>()));
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&probe)
         .map_err(|e| Error::write(dest, e))?;
-    std::fs::remove_file(&probe).ok();
+    if let Err(e) = std::fs::remove_file(&probe) {
+        tracing::warn!("cannot remove {}: {e}", probe.display());
+    }
     Ok(())
 }
 

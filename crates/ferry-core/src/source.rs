@@ -40,13 +40,22 @@ pub fn collect(paths: &[PathBuf]) -> Result<Sources, Error> {
     }
     // Each given path is an entry named after its last component: two with one name cannot
     // both be offered (the receiver would get one folder or file of that name).
-    let mut tops: std::collections::HashMap<String, &PathBuf> = Default::default();
+    // Compared without case: a receiver's file system may not hold both. The same path given
+    // twice is offered once.
+    let mut tops: std::collections::HashMap<String, (PathBuf, &PathBuf)> = Default::default();
+    let mut unique: Vec<PathBuf> = Vec::new();
     for given in paths {
-        let name = std::fs::canonicalize(given)
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        let Ok(real) = std::fs::canonicalize(given) else {
+            unique.push(given.clone());
+            continue;
+        };
+        let name = real.file_name().map(|n| n.to_string_lossy().into_owned());
         if let Some(name) = name {
-            if let Some(first) = tops.insert(name.clone(), given) {
+            match tops.get(&name.to_lowercase()) {
+                Some((seen, _)) if *seen == real => continue,
+                _ => {}
+            }
+            if let Some((_, first)) = tops.insert(name.to_lowercase(), (real.clone(), given)) {
                 return Err(Error::ShareSource {
                     path: given.clone(),
                     source: std::io::Error::new(
@@ -59,8 +68,9 @@ pub fn collect(paths: &[PathBuf]) -> Result<Sources, Error> {
                 });
             }
         }
+        unique.push(given.clone());
     }
-    for given in paths {
+    for given in &unique {
         let src_err = |source| Error::ShareSource {
             path: given.clone(),
             source,

@@ -124,7 +124,11 @@ pub fn parse_folder_ticket(input: &str) -> Result<iroh_docs::DocTicket, TicketEr
     if text.is_empty() {
         return Err(TicketError::Empty);
     }
-    let text = text.split_whitespace().last().unwrap_or(text);
+    // A pasted command line (`ferry folder join TICKET DIR`): the word that looks like a ticket.
+    let text = text
+        .split_whitespace()
+        .find(|w| w.starts_with("doc") || w.starts_with("blob") || strip_scheme(w).is_some())
+        .unwrap_or(text);
     if text.starts_with("blob") || strip_scheme(text).is_some() {
         return Err(TicketError::SendTicket);
     }
@@ -220,6 +224,11 @@ mod tests {
         assert!(matches!(
             parse_folder_ticket("hello"),
             Err(TicketError::Malformed(_))
+        ));
+        // A pasted command line: the ticket is found among the words.
+        assert!(matches!(
+            parse_folder_ticket("ferry folder join docaaaacut ~/band"),
+            Err(TicketError::CutOff(_))
         ));
     }
 }
