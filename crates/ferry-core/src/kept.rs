@@ -6,7 +6,7 @@
 //! (outboards only, no second copy, except files of 16 KiB or less, which the store copies
 //! into its database; removed when serving ends, and at every start), hashed again on the way: a file that no longer holds what was received is not served, nor is the
 //! share. The seed then runs like a helper's ([`crate::seed`]) but greets the sender with
-//! [`Greet::WhileShared`]: it ends when the sender says it no longer shares the root, or has
+//! `Greet::WhileShared`: it ends when the sender says it no longer shares the root, or has
 //! been out of reach for [`crate::seed::SENDER_GONE_AFTER`].
 //!
 //! The files stay the user's: they may be edited, replaced or deleted while served. Before a

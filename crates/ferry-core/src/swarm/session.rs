@@ -3,7 +3,7 @@
 //! from all of them at once ([`download`](super::download)).
 //!
 //! Every few seconds the sender (and every peer met) is asked for the members it knows
-//! ([`members`](super::members)); a new member is greeted (which opens the share to this node
+//! ([`members`]); a new member is greeted (which opens the share to this node
 //! on its side) and connected to over the blobs protocol (its provider serves its receive's
 //! store, see [`serve`](super::serve)). At most [`MAX_PEERS`] peers besides
 //! the sender are used. A sender that does not speak the member protocol (sendme, an older

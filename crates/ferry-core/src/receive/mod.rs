@@ -17,7 +17,14 @@
 //!    A store of its own is what makes moving safe: the files leave a store nothing else uses,
 //!    so no other share, folder or transfer can be left pointing at a moved file.
 //!
+//! Parts: `swarm` (large files from the share's swarm), `plain` (the rest from the sender),
+//! `save` (into place, and what serving on needs).
+//!
 //! [`LocalInfo::missing`]: iroh_blobs::api::remote::LocalInfo::missing
+
+mod plain;
+mod save;
+mod swarm;
 
 use std::{
     path::{Path, PathBuf},
@@ -27,15 +34,13 @@ use std::{
 use iroh::endpoint::Connection;
 use iroh_blobs::{
     api::{
-        blobs::{BlobStatus, ExportMode, ExportOptions},
-        remote::GetProgressItem,
+        blobs::{BlobStatus, ExportMode},
         Store,
     },
     format::collection::Collection,
     protocol::{ChunkRanges, ChunkRangesSeq, GetRequest},
     Hash, HashAndFormat,
 };
-use n0_future::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -45,11 +50,7 @@ use crate::{
     kept::Received,
     names,
     node::Node,
-    progress::{
-        Offer, OfferEntry, PeerRate, RateMeter, ReceiveEvent, ReceiveSummary, Throttle,
-        TransferProgress, Via,
-    },
-    swarm::session::{Parts, ShareSwarm},
+    progress::{Offer, OfferEntry, ReceiveEvent, ReceiveSummary},
     ticket::Ticket,
     transfer_store::{self, TransferStore},
 };
@@ -91,6 +92,9 @@ struct Checked {
     /// (validated relative path, hash, size, complete locally)
     files: Vec<(PathBuf, Hash, u64, bool)>,
 }
+
+use plain::{describe_get_error, download};
+use save::{export_all, received_share};
 
 /// The tag under which receives before per-transfer stores kept their data in the home's
 /// store; dropped when such a transfer is received again or discarded.
@@ -319,140 +323,6 @@ impl Node {
         Ok(checked.files.into_iter().map(|f| (f.0, f.2)).collect())
     }
 
-    /// Fetches the large files of an offer that are not here yet from the share's swarm: the
-    /// sender and every other receiver found (see [`crate::swarm`]). Returns this node's part
-    /// in the swarm (kept while the receive goes on) and the bytes fetched.
-    async fn swarm_large_files(
-        &self,
-        store: &Store,
-        ticket: &Ticket,
-        conn: &Connection,
-        checked: &Checked,
-        already: u64,
-        events: &mpsc::UnboundedSender<ReceiveEvent>,
-    ) -> Result<(Option<ShareSwarm>, u64)> {
-        let large: Vec<(usize, Hash, u64)> = checked
-            .files
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| !f.3 && f.2 >= SWARM_MIN)
-            .map(|(i, f)| (i, f.1, f.2))
-            .collect();
-        if large.is_empty() {
-            return Ok((None, 0));
-        }
-        let root = ticket.blob_ticket().hash();
-        let seq = iroh_blobs::hashseq::HashSeq::try_from(
-            store.get_bytes(root).await.map_err(Error::store)?,
-        )
-        .map_err(|e| Error::BadData(format!("the list of files: {e}")))?;
-        let mut hashes = vec![root];
-        hashes.extend(seq.iter());
-        let sizes = checked.files.iter().map(|f| f.2).collect();
-        let swarm = ShareSwarm::start(
-            Parts {
-                endpoint: self.endpoint(),
-                registry: &self.inner.registry,
-                stores: &self.inner.swarm_stores,
-                members: &self.inner.members,
-                name: crate::settings::Settings::load(self.home()).device_name,
-            },
-            root,
-            hashes,
-            sizes,
-            store,
-            ticket.blob_ticket().addr().clone(),
-            conn.clone(),
-        );
-        let total = checked.offer.total_size;
-        let mut done_before = already;
-        // Bytes that came from the sender, told to it (its view of who served whom).
-        let mut from_sender_before = 0;
-        for (i, hash, size) in large {
-            let name = checked.offer.entries[i].name.clone();
-            let (sources, joins) = swarm.sources();
-            let (ptx, mut prx) = mpsc::unbounded_channel::<crate::swarm::download::Progress>();
-            let forward = {
-                let events = events.clone();
-                let via = Via::of(conn);
-                let (swarm, sender) = (&swarm, ticket.blob_ticket().addr().id);
-                async move {
-                    let mut rate = RateMeter::new();
-                    let mut throttle = Throttle::new();
-                    let mut last = None;
-                    while let Some(p) = prx.recv().await {
-                        // `done_before` counts what was here of this file already.
-                        let done = (done_before + p.done.saturating_sub(p.start)).min(total);
-                        let r = rate.update(done);
-                        let from_sender = from_sender_before
-                            + p.peers.iter().find(|x| x.0 == sender).map_or(0, |x| x.1);
-                        swarm.set_progress(done, total, from_sender);
-                        let peers = p
-                            .peers
-                            .iter()
-                            .map(|&(id, bytes, rate)| PeerRate {
-                                peer: id.to_string(),
-                                sender: id == sender,
-                                bytes,
-                                rate: rate as f64,
-                            })
-                            .collect();
-                        let progress = TransferProgress {
-                            done,
-                            total,
-                            rate: r,
-                            current: Some(name.clone()),
-                            via,
-                            peers,
-                            ..Default::default()
-                        };
-                        if throttle.ready() {
-                            events.send(ReceiveEvent::Progress(progress)).ok();
-                            last = None;
-                        } else {
-                            last = Some(progress);
-                        }
-                    }
-                    // The last word (who brought what) is never held back.
-                    if let Some(progress) = last {
-                        events.send(ReceiveEvent::Progress(progress)).ok();
-                    }
-                }
-            };
-            let fetch = crate::swarm::download::download(
-                store.clone(),
-                hash,
-                size,
-                sources,
-                joins,
-                Some(ptx),
-                self.inner.download.clone(),
-            );
-            let (report, ()) = tokio::join!(fetch, forward);
-            let report = match report {
-                Ok(r) => r,
-                // This device's trouble ends the receive.
-                Err(e @ (Error::DiskFull { .. } | Error::Store(_))) => return Err(e),
-                // The swarm could not finish (no peer had the rest in time): what it got stays,
-                // and the plain download from the sender fetches the rest.
-                Err(e) => {
-                    tracing::debug!("the swarm stopped short: {e}; the rest from the sender");
-                    break;
-                }
-            };
-            let got: u64 = report.peers.values().map(|p| p.bytes).sum();
-            done_before += got;
-            let sender = ticket.blob_ticket().addr().id;
-            from_sender_before += report.peers.get(&sender).map_or(0, |p| p.bytes);
-        }
-        // What the swarm added, as the store counts it (a piece partly here before counts
-        // only for its new part).
-        let content = HashAndFormat::hash_seq(root);
-        let local = store.remote().local(content).await.map_err(Error::store)?;
-        let fetched = local_payload(&local, checked).saturating_sub(already);
-        Ok((Some(swarm), fetched))
-    }
-
     /// Fetches the hash seq and the names into the store, checks the names, then learns every
     /// file's size.
     async fn fetch_offer(&self, store: &Store, conn: &Connection, hash: Hash) -> Result<Checked> {
@@ -551,332 +421,9 @@ async fn load_offer(store: &Store, hash: Hash, sizes: Option<&[u64]>) -> Result<
     }))
 }
 
-/// Fetches the missing ranges; returns the payload bytes that crossed the network.
-async fn download(
-    store: &Store,
-    conn: Connection,
-    local: &iroh_blobs::api::remote::LocalInfo,
-    checked: &Checked,
-    already: u64,
-    events: &mpsc::UnboundedSender<ReceiveEvent>,
-    pace: &crate::limits::Limiter,
-) -> Result<u64> {
-    let total = checked.offer.total_size;
-    // Files still to fetch, in request order, for naming the current file.
-    let pending: Vec<(u64, &str, Hash)> = checked
-        .files
-        .iter()
-        .zip(&checked.offer.entries)
-        .filter(|(f, _)| !f.3)
-        .map(|(f, e)| (f.2, e.name.as_str(), f.1))
-        .collect();
-    let mut throttle = Throttle::new();
-    // The store commits its index every 500 ms on its own. A partial blob gets its index
-    // entry once it outgrows the store's inline size (16 KiB). As soon as the first such
-    // entry exists it is committed, and from then on twice a second, so a receiver killed
-    // with SIGKILL finds its partial data again (the store rebuilds the bitfield from the
-    // data and outboard files it left).
-    let mut first_commit = false;
-    let mut commit = Throttle::with_interval(Duration::from_millis(500));
-    let mut rate = RateMeter::new();
-    let path_of = conn.clone();
-    let sender = conn.remote_id();
-    let mut read = 0;
-    let mut stream = store.remote().execute_get(conn, local.missing()).stream();
-    while let Some(item) = stream.next().await {
-        match item {
-            GetProgressItem::Progress(offset) => {
-                // The get goes on only as fast as this reads: waiting holds the sender.
-                pace.pace(Some(&sender), offset.saturating_sub(read)).await;
-                read = read.max(offset);
-                if !first_commit {
-                    if let Some(hash) = current(&pending, offset).map(|c| c.2) {
-                        let status = store.blobs().status(hash).await;
-                        if matches!(status, Ok(BlobStatus::Partial { .. })) {
-                            store.sync_db().await.ok();
-                            first_commit = true;
-                            commit.ready();
-                        }
-                    }
-                } else if commit.ready() {
-                    store.sync_db().await.ok();
-                }
-                if throttle.ready() {
-                    let done = (already + offset).min(total);
-                    events
-                        .send(ReceiveEvent::Progress(TransferProgress {
-                            done,
-                            total,
-                            rate: rate.update(done),
-                            current: current(&pending, offset).map(|c| c.1.to_string()),
-                            via: Via::of(&path_of),
-                            ..Default::default()
-                        }))
-                        .ok();
-                }
-            }
-            GetProgressItem::Done(stats) => {
-                events
-                    .send(ReceiveEvent::Progress(TransferProgress {
-                        done: total,
-                        total,
-                        rate: rate.update(total),
-                        current: None,
-                        via: Via::of(&path_of),
-                        ..Default::default()
-                    }))
-                    .ok();
-                return Ok(stats.payload_bytes_read);
-            }
-            GetProgressItem::Error(e) => return Err(describe_get_error(e)),
-        }
-    }
-    Err(Error::Transfer(
-        "the download ended without a result".into(),
-    ))
-}
-
-/// Exports every file into a staging dir, then moves the top-level entries into place.
-///
-/// An attempt cancelled or failed in the middle resumes from where it stopped: exporting out
-/// of the transfer's store moves a file (on one file system), so the staging directory may
-/// hold the only copy of a file, and the top-level entries already moved into place are noted
-/// in `moved` (in the transfer's directory). The staging directory is therefore kept until
-/// everything is in place; a file found in it is kept if it has its verified content.
-async fn export_all(
-    store: &Store,
-    mode: ExportMode,
-    checked: &Checked,
-    dest: &Path,
-    moved: &Path,
-    events: &mpsc::UnboundedSender<ReceiveEvent>,
-) -> Result<Vec<PathBuf>> {
-    let staging = export::staging_dir(dest, &checked.offer.hash);
-    std::fs::create_dir_all(&staging).map_err(|e| Error::write(&staging, e))?;
-    let saved = export_into(store, mode, checked, &staging, dest, moved, events).await?;
-    std::fs::remove_dir_all(&staging).ok();
-    Ok(saved)
-}
-
-/// What `moved.json` holds: the destination, and for each top-level entry the name it is
-/// (or is being) moved to there.
-#[derive(serde::Serialize, serde::Deserialize, Default)]
-struct Moved {
-    dest: PathBuf,
-    names: std::collections::BTreeMap<String, String>,
-}
-
-/// Top-level entries an earlier attempt into `dest` moved (or was moving) into place, and the
-/// name each has there. Another destination's record is not used.
-fn moved_so_far(moved: &Path, dest: &Path) -> std::collections::BTreeMap<String, String> {
-    std::fs::read(moved)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<Moved>(&b).ok())
-        .filter(|m| m.dest == dest)
-        .unwrap_or_default()
-        .names
-        .into_iter()
-        // Only names directly in the destination: the file is read back from disk.
-        .filter(|(_, name)| names::validate_name(name).is_ok() && !name.contains('/'))
-        .collect()
-}
-
-/// True if `a` and `b` are two names of one file.
-fn same_file(a: &Path, b: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
-            (Ok(a), Ok(b)) => a.is_file() && a.dev() == b.dev() && a.ino() == b.ino(),
-            _ => false,
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (a, b);
-        false
-    }
-}
-
-/// Notes in `moved` the names the top-level entries have (or are getting) in `dest`.
-fn note_moved(
-    moved: &Path,
-    dest: &Path,
-    names: &std::collections::BTreeMap<String, String>,
-) -> Result<()> {
-    let record = Moved {
-        dest: dest.to_path_buf(),
-        names: names.clone(),
-    };
-    crate::atomic::write_atomic(moved, &serde_json::to_vec(&record).expect("serializable"))
-        .map_err(|e| Error::write(moved, e))
-}
-
-/// True if `path` is a file whose content is `hash`.
-async fn holds(path: &Path, hash: Hash) -> bool {
-    let path = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        crate::folder::content::hash_of(&path).is_ok_and(|h| h == hash)
-    })
-    .await
-    .unwrap_or(false)
-}
-
-async fn export_into(
-    store: &Store,
-    mode: ExportMode,
-    checked: &Checked,
-    staging: &Path,
-    dest: &Path,
-    moved: &Path,
-    events: &mpsc::UnboundedSender<ReceiveEvent>,
-) -> Result<Vec<PathBuf>> {
-    let files_total = checked.files.len();
-    let mut throttle = Throttle::new();
-    let mut done = moved_so_far(moved, dest);
-    for (i, (rel, hash, _, _)) in checked.files.iter().enumerate() {
-        let top = rel
-            .components()
-            .next()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .unwrap_or_default();
-        // Moved into place by an earlier attempt (its staged copy is gone).
-        if done.contains_key(&top) && !staging.join(&top).exists() {
-            continue;
-        }
-        let target = export::create_parents(staging, rel)?;
-        if std::fs::symlink_metadata(&target).is_ok() {
-            if holds(&target, *hash).await {
-                continue;
-            }
-            std::fs::remove_file(&target).map_err(|e| Error::write(&target, e))?;
-        }
-        store
-            .export_with_opts(ExportOptions {
-                hash: *hash,
-                target: target.clone(),
-                mode,
-            })
-            .finish()
-            .await
-            .map_err(|e| {
-                // The store's error carries the original I/O error, so a full disk is
-                // recognised by `Error::write` like everywhere else.
-                let iroh_blobs::api::Error::Io(io) = iroh_blobs::api::Error::from(e);
-                Error::write(&target, io)
-            })?;
-        if throttle.ready() || i + 1 == files_total {
-            events
-                .send(ReceiveEvent::Exporting {
-                    files_done: i + 1,
-                    files_total,
-                })
-                .ok();
-        }
-    }
-    let mut saved = Vec::new();
-    for top in checked.offer.top_level() {
-        let staged = staging.join(&top);
-        if let Some(name) = done.get(&top) {
-            // Moved (a file is linked under its name, then its staged name removed): the staged
-            // name is gone, or is a second name of the very file in place.
-            let placed = dest.join(name);
-            if !staged.exists() || same_file(&staged, &placed) {
-                std::fs::remove_file(&staged).ok();
-                saved.push(placed);
-                continue;
-            }
-        }
-        // The name is noted before the move: a crash right after it finds the entry there
-        // (and its staged copy gone) instead of saving it a second time.
-        let name = done.get(&top).cloned().unwrap_or_else(|| {
-            export::free_name(dest, &top)
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned()
-        });
-        done.insert(top.clone(), name.clone());
-        note_moved(moved, dest, &done)?;
-        let at = export::move_into_place(&staged, dest, &name)?;
-        let landed = at
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
-        if landed != name {
-            done.insert(top, landed);
-            note_moved(moved, dest, &done)?;
-        }
-        saved.push(at);
-    }
-    Ok(saved)
-}
-
-/// What serving a received share on needs: the blobs that are not files (taken from the
-/// transfer's store before it goes), and where each file was saved (`saved`: the top-level
-/// entries in the offer's order).
-async fn received_share(
-    store: &Store,
-    ticket: &Ticket,
-    checked: &Checked,
-    saved: &[PathBuf],
-) -> Result<Received> {
-    let root = ticket.blob_ticket().hash();
-    let seq =
-        iroh_blobs::hashseq::HashSeq::try_from(store.get_bytes(root).await.map_err(Error::store)?)
-            .map_err(|e| Error::BadData(format!("the list of files: {e}")))?;
-    let files: std::collections::HashSet<Hash> = checked.files.iter().map(|f| f.1).collect();
-    let mut meta = vec![store.get_bytes(root).await.map_err(Error::store)?];
-    for h in seq.iter().filter(|h| !files.contains(h)) {
-        meta.push(store.get_bytes(h).await.map_err(Error::store)?);
-    }
-    let placed: std::collections::HashMap<String, &PathBuf> =
-        checked.offer.top_level().into_iter().zip(saved).collect();
-    let mut located = Vec::with_capacity(checked.files.len());
-    for (rel, hash, _, _) in &checked.files {
-        let mut parts = rel.components();
-        let top = parts
-            .next()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let Some(at) = placed.get(&top) else {
-            return Err(Error::Transfer(format!("{} was not saved", rel.display())));
-        };
-        let rest = parts.as_path();
-        let path = if rest.as_os_str().is_empty() {
-            at.to_path_buf()
-        } else {
-            at.join(rest)
-        };
-        located.push((path, *hash));
-    }
-    Ok(Received {
-        ticket: ticket.clone(),
-        meta,
-        files: located,
-        sizes: checked.files.iter().map(|f| f.2).collect(),
-    })
-}
-
 fn local_payload(local: &iroh_blobs::api::remote::LocalInfo, checked: &Checked) -> u64 {
     // local_bytes counts the hash seq and the metadata too; only payload matters here.
     local.local_bytes().saturating_sub(checked.overhead)
-}
-
-/// The pending file that the byte `offset` of the download falls into.
-fn current<'a>(
-    pending: &'a [(u64, &'a str, Hash)],
-    offset: u64,
-) -> Option<&'a (u64, &'a str, Hash)> {
-    let mut acc = 0;
-    for entry in pending {
-        acc += entry.0;
-        if offset < acc {
-            return Some(entry);
-        }
-    }
-    pending.last()
 }
 
 fn check_space(home: &Path, dest: &Path, total: u64, missing: u64) -> Result<()> {
@@ -938,38 +485,6 @@ fn same_filesystem(a: &Path, b: &Path) -> Option<bool> {
         (Ok(a), Ok(b)) => Some(a.components().next() == b.components().next()),
         _ => None,
     }
-}
-
-fn describe_get_error(e: iroh_blobs::get::GetError) -> Error {
-    if let Some(code) = e.iroh_error_code() {
-        if code == iroh_blobs::protocol::ERR_PERMISSION {
-            return Error::Transfer("the sender no longer shares this (or never did)".into());
-        }
-        if code == iroh_blobs::protocol::ERR_INTERNAL {
-            // The provider verifies what it reads against the hash it announced and stops
-            // when they differ: a shared file was edited or removed after sharing.
-            return Error::BadData(
-                "the sender's copy no longer matches what it offered (a file was changed or \
-                 removed after sharing); ask for a new ticket"
-                    .into(),
-            );
-        }
-    }
-    let text = e.to_string();
-    if let Some(io) = e.local_write() {
-        if crate::error::is_disk_full(io) {
-            return Error::DiskFull {
-                path: PathBuf::from("the data directory"),
-                needed: 0,
-                available: 0,
-            };
-        }
-        return Error::Store(text);
-    }
-    if text.contains("hash mismatch") || text.contains("decode") || text.contains("Decode") {
-        return Error::BadData(text);
-    }
-    Error::Transfer(format!("{text}; run again to resume"))
 }
 
 impl Node {
