@@ -54,7 +54,17 @@ fn two_daemons_sync_both_ways() {
         !ticket.is_empty() && !ticket.contains('\n'),
         "one line: {ticket}"
     );
-    folder(&home_b, &["join", ticket, dir_b.to_str().unwrap()]);
+    // With --json, the folder joined comes back as a JSON line.
+    let joined = folder(
+        &home_b,
+        &["--json", "join", ticket, dir_b.to_str().unwrap()],
+    );
+    let joined: serde_json::Value = serde_json::from_str(joined.trim()).unwrap();
+    assert_eq!(joined["read_only"], false);
+    assert_eq!(
+        joined["path"].as_str(),
+        dir_b.canonicalize().unwrap().to_str()
+    );
 
     eventually("a's file reaches b", || {
         read(&dir_b.join("notes.txt")).as_deref() == Some("v1")

@@ -79,6 +79,9 @@ pub async fn run(config: NodeConfig, args: FolderArgs, out: Output) -> anyhow::R
         }
         FolderCommand::Join { ticket, path } => {
             let info = session.folder_join(&ticket, path).await?;
+            if out.is_json() {
+                println!("{}", serde_json::to_string(&info)?);
+            }
             out.note(format!(
                 "syncing {}{}",
                 info.path.display(),
@@ -99,6 +102,9 @@ pub async fn run(config: NodeConfig, args: FolderArgs, out: Output) -> anyhow::R
         }
         FolderCommand::Leave { path } => {
             let info = session.folder_leave(path).await?;
+            if out.is_json() {
+                println!("{}", serde_json::to_string(&info)?);
+            }
             out.note(format!(
                 "stopped syncing {}; its files stay",
                 info.path.display()
