@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use iroh_blobs::{hashseq::HashSeq, ticket::BlobTicket, BlobFormat, Hash};
+use iroh_blobs::{ticket::BlobTicket, BlobFormat, Hash};
 use tokio::sync::mpsc;
 
 use crate::{
@@ -134,10 +134,7 @@ impl Node {
     ) -> Result<Seed> {
         let root = ticket.blob_ticket().hash();
         let store = transfer.store().clone();
-        let seq = HashSeq::try_from(store.get_bytes(root).await.map_err(Error::store)?)
-            .map_err(|e| Error::BadData(format!("the list of files: {e}")))?;
-        let mut hashes = vec![root];
-        hashes.extend(seq.iter());
+        let hashes = crate::share::share_hashes(&store, root).await?;
         let served =
             self.inner
                 .swarm_stores

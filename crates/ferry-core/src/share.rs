@@ -54,6 +54,16 @@ impl Share {
     pub fn stop(self) {}
 }
 
+/// Every blob of the share `root` in `store`: the root (its hash seq), then each blob the
+/// seq lists (the names, then the files), in that order. The seq must be in the store whole.
+pub(crate) async fn share_hashes(store: &iroh_blobs::api::Store, root: Hash) -> Result<Vec<Hash>> {
+    let seq = HashSeq::try_from(store.get_bytes(root).await.map_err(Error::store)?)
+        .map_err(|e| Error::BadData(format!("the list of files: {e}")))?;
+    let mut hashes = vec![root];
+    hashes.extend(seq.iter());
+    Ok(hashes)
+}
+
 impl Node {
     /// Shares files and folders. Progress of the import, then of every downloading peer, goes
     /// to `events` for as long as the share lives.
@@ -148,10 +158,7 @@ impl Node {
         // The collection's temp tag now protects the children.
         drop(imported);
         let root = tag.hash();
-        let seq = HashSeq::try_from(store.get_bytes(root).await.map_err(Error::store)?)
-            .map_err(Error::store)?;
-        let mut hashes: Vec<Hash> = vec![root];
-        hashes.extend(seq.iter());
+        let hashes = share_hashes(&store, root).await?;
 
         let addr = self.ticket_addr().await;
         let ticket = Ticket::new(BlobTicket::new(addr, root, BlobFormat::HashSeq))?;

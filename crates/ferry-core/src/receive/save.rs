@@ -210,13 +210,13 @@ pub(super) async fn received_share(
     saved: &[PathBuf],
 ) -> Result<Received> {
     let root = ticket.blob_ticket().hash();
-    let seq =
-        iroh_blobs::hashseq::HashSeq::try_from(store.get_bytes(root).await.map_err(Error::store)?)
-            .map_err(|e| Error::BadData(format!("the list of files: {e}")))?;
+    // The blobs that are not files: the root (the hash seq) and the names.
     let files: std::collections::HashSet<Hash> = checked.files.iter().map(|f| f.1).collect();
-    let mut meta = vec![store.get_bytes(root).await.map_err(Error::store)?];
-    for h in seq.iter().filter(|h| !files.contains(h)) {
-        meta.push(store.get_bytes(h).await.map_err(Error::store)?);
+    let mut meta = Vec::new();
+    for h in crate::share::share_hashes(store, root).await? {
+        if !files.contains(&h) {
+            meta.push(store.get_bytes(h).await.map_err(Error::store)?);
+        }
     }
     let placed: std::collections::HashMap<String, &PathBuf> =
         checked.offer.top_level().into_iter().zip(saved).collect();

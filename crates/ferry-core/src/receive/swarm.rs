@@ -37,12 +37,7 @@ impl Node {
             return Ok((None, 0));
         }
         let root = ticket.blob_ticket().hash();
-        let seq = iroh_blobs::hashseq::HashSeq::try_from(
-            store.get_bytes(root).await.map_err(Error::store)?,
-        )
-        .map_err(|e| Error::BadData(format!("the list of files: {e}")))?;
-        let mut hashes = vec![root];
-        hashes.extend(seq.iter());
+        let hashes = crate::share::share_hashes(store, root).await?;
         let sizes = checked.files.iter().map(|f| f.2).collect();
         let swarm = ShareSwarm::start(
             Parts {
