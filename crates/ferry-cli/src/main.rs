@@ -167,6 +167,22 @@ async fn main() -> ExitCode {
 /// The exit code of a command interrupted before its work was done.
 pub const INTERRUPTED: u8 = 130;
 
+/// Ends a fetch interrupted (Ctrl-C) before it was done: its bar put away, how to resume said
+/// (a `cancelled` event with --json), the node stopped; exit 130.
+async fn interrupted(
+    out: &output::Output,
+    bar: Option<indicatif::ProgressBar>,
+    session: Session,
+) -> anyhow::Result<ExitCode> {
+    if let Some(b) = bar {
+        b.abandon();
+    }
+    out.note("cancelled; run the same command again to resume");
+    out.event(&serde_json::json!({"event": "cancelled"}));
+    session.shutdown().await?;
+    Ok(ExitCode::from(INTERRUPTED))
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Needs no home (package builds run it without one).
     if let Command::Completions { shell } = cli.command {

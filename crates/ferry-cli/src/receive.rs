@@ -126,13 +126,7 @@ pub async fn run(config: NodeConfig, args: ReceiveArgs, out: Output) -> anyhow::
     };
     drop(stream);
     if interrupted {
-        if let Some(b) = bar.take() {
-            b.abandon();
-        }
-        out.note("cancelled; run the same command again to resume");
-        out.event(&serde_json::json!({"event": "cancelled"}));
-        session.shutdown().await?;
-        return Ok(ExitCode::from(crate::INTERRUPTED));
+        return crate::interrupted(&out, bar, session).await;
     }
     if result.is_ok() && args.seed {
         match session.local_node() {

@@ -38,15 +38,7 @@ pub async fn run(config: NodeConfig, args: SeedArgs, out: Output) -> anyhow::Res
     let seed = loop {
         tokio::select! {
             res = &mut fetch => break res?,
-            _ = &mut stop => {
-                if let Some(b) = bar.take() {
-                    b.abandon();
-                }
-                out.note("cancelled; run the same command again to resume");
-                out.event(&serde_json::json!({"event": "cancelled"}));
-                session.shutdown().await?;
-                return Ok(ExitCode::from(crate::INTERRUPTED));
-            }
+            _ = &mut stop => return crate::interrupted(&out, bar, session).await,
             Some(event) = rx.recv() => {
                 out.event(&event);
                 match event {

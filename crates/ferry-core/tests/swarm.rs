@@ -496,16 +496,9 @@ async fn a_stranger_without_the_ticket_gets_nothing_from_a_receiver() {
         .execute_get(stranger_blobs.clone(), first_chunks())
         .await;
     assert!(refused.is_err(), "a stranger is not served the file");
-    let observed = stranger_store.remote().observe(
-        stranger_blobs.clone(),
-        iroh_blobs::protocol::ObserveRequest::new(hash),
-    );
-    let first = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        n0_future::StreamExt::next(&mut std::pin::pin!(observed)),
-    )
-    .await
-    .expect("an answer, not silence");
+    let first = first_observed(&stranger_store, &stranger_blobs, hash, 10)
+        .await
+        .expect("an answer, not silence");
     assert!(
         !matches!(first, Some(Ok(_))),
         "nor told what the receiver has: {first:?}"
@@ -819,15 +812,7 @@ async fn a_received_share_cannot_make_a_receiver_serve_what_it_holds_for_somethi
         swarm::members::exchange(&hello, root, me, Default::default())
             .await
             .unwrap();
-        let observed = store.remote().observe(
-            blobs.clone(),
-            iroh_blobs::protocol::ObserveRequest::new(big_hash),
-        );
-        let first = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            n0_future::StreamExt::next(&mut std::pin::pin!(observed)),
-        )
-        .await;
+        let first = first_observed(&store, &blobs, big_hash, 5).await;
         if let Ok(Some(Ok(bitfield))) = first {
             if !bitfield.ranges.is_empty() {
                 break;
@@ -851,4 +836,24 @@ async fn a_received_share_cannot_make_a_receiver_serve_what_it_holds_for_somethi
         "the receiver's private file was served to a member of another share"
     );
     receiving.await.unwrap().unwrap();
+}
+
+/// The first answer to an observe request for `hash` over `conn` (what the peer says it has),
+/// or `Err` if none comes within `secs` seconds.
+async fn first_observed(
+    store: &Store,
+    conn: &Connection,
+    hash: Hash,
+    secs: u64,
+) -> Result<Option<std::io::Result<iroh_blobs::api::proto::Bitfield>>, tokio::time::error::Elapsed>
+{
+    let observed = store.remote().observe(
+        conn.clone(),
+        iroh_blobs::protocol::ObserveRequest::new(hash),
+    );
+    tokio::time::timeout(
+        std::time::Duration::from_secs(secs),
+        n0_future::StreamExt::next(&mut std::pin::pin!(observed)),
+    )
+    .await
 }
