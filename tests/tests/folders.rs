@@ -107,6 +107,22 @@ fn two_daemons_sync_both_ways() {
         status.contains("trash\t1"),
         "the deleted file is in b's trash: {status}"
     );
+    // Paused through the running daemon: b takes in nothing until resumed, and says so.
+    let paused = folder(&home_b, &["--json", "pause", dir_b.to_str().unwrap()]);
+    let paused: serde_json::Value = serde_json::from_str(paused.trim()).unwrap();
+    assert_eq!(paused["paused"], true);
+    let status = folder(&home_b, &["status", dir_b.to_str().unwrap()]);
+    assert!(status.contains("state\tpaused"), "{status}");
+    assert!(folder(&home_b, &["list"]).contains("\tpaused"));
+    write(&dir_a.join("while-paused.txt"), b"later");
+    eventually("a takes in its new file", || {
+        folder(&home_a, &["status", dir_a.to_str().unwrap()]).contains("files\t3")
+    });
+    assert!(!dir_b.join("while-paused.txt").exists(), "b is paused");
+    folder(&home_b, &["resume", dir_b.to_str().unwrap()]);
+    eventually("the file reaches b once resumed", || {
+        read(&dir_b.join("while-paused.txt")).as_deref() == Some("later")
+    });
     // Idle and healthy, across a reconciliation with the peer (every 10 s): nothing logged at
     // the default level.
     std::thread::sleep(Duration::from_secs(11));

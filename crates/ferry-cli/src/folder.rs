@@ -43,6 +43,19 @@ enum FolderCommand {
         /// The folder.
         path: PathBuf,
     },
+    /// Pause a folder: nothing is sent, received or written until it is resumed (also after a
+    /// restart).
+    #[command(after_help = "Example:\n  ferry folder pause ~/Shared")]
+    Pause {
+        /// The folder.
+        path: PathBuf,
+    },
+    /// Resume a paused folder; what changed meanwhile, here and on its peers, then syncs.
+    #[command(after_help = "Example:\n  ferry folder resume ~/Shared")]
+    Resume {
+        /// The folder.
+        path: PathBuf,
+    },
     /// Stop syncing a folder; its files stay where they are.
     Leave {
         /// The folder.
@@ -69,6 +82,11 @@ pub async fn run(config: NodeConfig, args: FolderArgs, out: Output) -> anyhow::R
             Err(e) => return Err(e.into()),
         }
     }
+    let args_pause = match args.command {
+        FolderCommand::Pause { .. } => Some(true),
+        FolderCommand::Resume { .. } => Some(false),
+        _ => None,
+    };
     let session = Session::open(config).await?;
     let keep_running = match args.command {
         FolderCommand::Share { path, read_only } => {
@@ -99,6 +117,20 @@ pub async fn run(config: NodeConfig, args: FolderArgs, out: Output) -> anyhow::R
             out.note(format!("looking at every file of {}", path.display()));
             // A node started just for this command would stop before the pass ran.
             session.is_local()
+        }
+        FolderCommand::Pause { path } | FolderCommand::Resume { path } => {
+            let paused = matches!(args_pause, Some(true));
+            let info = session.folder_pause(path, paused).await?;
+            if out.is_json() {
+                println!("{}", serde_json::to_string(&info)?);
+            }
+            out.note(format!(
+                "{} {}",
+                if paused { "paused" } else { "resumed" },
+                info.path.display()
+            ));
+            // Only the flag changes here; a running node (or the next start) acts on it.
+            false
         }
         FolderCommand::Leave { path } => {
             let info = session.folder_leave(path).await?;
@@ -170,14 +202,15 @@ fn print_list(folders: &[ferry_core::folder::manage::FolderInfo], out: &Output) 
             println!("{}", serde_json::to_string(f).expect("serializable"));
         } else {
             println!(
-                "{}\t{}\t{}",
+                "{}\t{}\t{}{}",
                 f.path.display(),
                 if f.read_only {
                     "receive-only"
                 } else {
                     "read-write"
                 },
-                f.id
+                f.id,
+                if f.paused { "\tpaused" } else { "" }
             );
         }
     }
@@ -212,7 +245,9 @@ fn print_status(f: &ferry_core::folder::manage::FolderStatus) {
             (on_disk.files, on_disk.bytes)
         }
     };
-    if let Some(a) = &f.activity {
+    if f.info.paused {
+        println!("state\tpaused");
+    } else if let Some(a) = &f.activity {
         let state = match a.state {
             FolderState::Scanning => format!("scanning ({} of {} files)", a.scanned, a.to_scan),
             FolderState::Syncing => format!("syncing ({} files waiting)", a.waiting),

@@ -106,6 +106,13 @@ pub enum Request {
         /// The folder (absolute).
         path: PathBuf,
     },
+    /// Pause or resume a folder; its [`FolderInfo`] comes back.
+    FolderPause {
+        /// The folder (absolute).
+        path: PathBuf,
+        /// Pause (`true`) or resume (`false`).
+        paused: bool,
+    },
     /// Put the settings that apply while the node runs in force; `true` comes back.
     ApplySettings {
         /// The settings.
@@ -264,6 +271,13 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
         }
         Request::FolderLeave { path } => {
             let item = match node.folder_leave(path).await {
+                Ok(info) => StreamItem::Event(info),
+                Err(e) => StreamItem::Error((&e).into()),
+            };
+            write_item(&mut write, &item).await?;
+        }
+        Request::FolderPause { path, paused } => {
+            let item = match node.folder_pause(path, paused).await {
                 Ok(info) => StreamItem::Event(info),
                 Err(e) => StreamItem::Error((&e).into()),
             };
@@ -499,6 +513,12 @@ impl ControlClient {
     pub async fn folder_leave(&self, path: PathBuf) -> Result<FolderInfo> {
         let path = absolute(path)?;
         self.call(&Request::FolderLeave { path }).await
+    }
+
+    /// Pauses or resumes a folder on the remote node.
+    pub async fn folder_pause(&self, path: PathBuf, paused: bool) -> Result<FolderInfo> {
+        let path = absolute(path)?;
+        self.call(&Request::FolderPause { path, paused }).await
     }
 
     /// Puts the settings that apply while a node runs in force on the remote node.

@@ -224,6 +224,14 @@ impl Session {
         }
     }
 
+    /// Pauses (`paused`) or resumes the folder at `path`.
+    pub async fn folder_pause(&self, path: PathBuf, paused: bool) -> Result<FolderInfo> {
+        match self {
+            Session::Local { node, .. } => node.folder_pause(path, paused).await,
+            Session::Remote(c) => c.folder_pause(path, paused).await,
+        }
+    }
+
     /// Stops syncing the folder at `path` (its files stay).
     pub async fn folder_leave(&self, path: PathBuf) -> Result<FolderInfo> {
         match self {

@@ -804,3 +804,56 @@ fn read_eq(path: &Path, data: &[u8]) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.len() == data.len() as u64)
         && std::fs::read(path).is_ok_and(|d| d == data)
 }
+
+/// A paused folder sends and writes nothing, stays paused across a restart, and catches up with
+/// what changed on both sides once it is resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_folder_syncs_nothing_until_resumed_even_after_a_restart() {
+    let env = Env::new();
+    let SharedFolder {
+        a, b, a_dir, b_dir, ..
+    } = synced_folder(&env, false, &[("first.txt", b"first")]).await;
+
+    let info = b.folder_pause(b_dir.clone(), true).await.unwrap();
+    assert!(info.paused);
+    let status = b.folder_statuses();
+    assert!(
+        status[0].info.paused && status[0].activity.is_none(),
+        "{status:?}"
+    );
+    assert_eq!(
+        b.folder_rescan(b_dir.clone()).unwrap_err().code(),
+        "folder_refused",
+        "a paused folder is not rescanned"
+    );
+    // Changes on both sides while b is paused.
+    write(&a_dir.join("from-a.txt"), b"while b was paused");
+    write(&b_dir.join("from-b.txt"), b"made while paused");
+    eventually("a has taken in its change", || {
+        a.folder_statuses()[0]
+            .activity
+            .as_ref()
+            .is_some_and(|s| s.files == 2)
+    })
+    .await;
+    // Nothing of b's folder runs: nothing can be written or sent.
+    assert!(b.folder_statuses()[0].activity.is_none());
+    assert!(!b_dir.join("from-a.txt").exists(), "b is paused");
+    assert!(!a_dir.join("from-b.txt").exists(), "b sends nothing");
+
+    // Paused across a restart.
+    b.shutdown().await.unwrap();
+    drop(b);
+    copy_dir(&env.home("b"), &env.home("b-again"));
+    let b = env.node("b-again").await;
+    assert!(b.folder_list()[0].paused);
+    assert!(b.folder_statuses()[0].activity.is_none(), "not started");
+
+    b.folder_pause(b_dir.clone(), false).await.unwrap();
+    eventually("both changes cross once b resumes", || {
+        read(&b_dir.join("from-a.txt")).as_deref() == Some("while b was paused")
+            && read(&a_dir.join("from-b.txt")).as_deref() == Some("made while paused")
+    })
+    .await;
+    assert!(!b.folder_list()[0].paused);
+}

@@ -33,6 +33,10 @@ pub struct FolderInfo {
     /// Peers this folder synced with (node ids), dialled again at start.
     #[serde(default)]
     pub peers: Vec<String>,
+    /// Paused by the user: nothing is published, applied or exchanged with peers until it is
+    /// resumed, also across restarts.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// A synced folder's state as shown to the user.
@@ -183,6 +187,7 @@ impl Node {
             path,
             read_only: false,
             peers: Vec::new(),
+            paused: false,
         };
         // The folder's first round scans and publishes what is there, in the background: a
         // folder of 100,000 files takes a while, and the ticket is useful at once (joiners
@@ -233,6 +238,7 @@ impl Node {
             path,
             read_only,
             peers: ticket_peers.iter().map(|p| p.to_string()).collect(),
+            paused: false,
         };
         let folder = self.start_folder(&info, doc.clone()).await?;
         for p in ticket_peers {
@@ -274,11 +280,17 @@ impl Node {
     /// written, and versions no longer named are no longer kept.
     pub fn folder_rescan(&self, path: PathBuf) -> Result<()> {
         let path = std::fs::canonicalize(&path).unwrap_or(path);
-        let id = load_list(self)
+        let info = load_list(self)
             .into_iter()
             .find(|f| f.path == path)
-            .map(|f| f.id)
             .ok_or_else(|| Error::Config(format!("{} is not a synced folder", path.display())))?;
+        if info.paused {
+            return Err(Error::Folder(format!(
+                "{} is paused; resume it first",
+                path.display()
+            )));
+        }
+        let id = info.id;
         let running = self.inner.folders.lock().expect("folders lock");
         let folder = running
             .iter()
@@ -301,14 +313,47 @@ impl Node {
         };
         let info = list.remove(at);
         save_list(self, &list)?;
+        self.stop_folder(&info.id).await;
+        Ok(info)
+    }
+
+    /// Pauses (`paused`) or resumes the folder at `path`. A paused folder publishes nothing,
+    /// writes nothing and exchanges nothing with its peers; what changed meanwhile, on either
+    /// side, syncs when it is resumed (its first round is a full pass). It stays paused across
+    /// restarts. Pausing a paused folder (or resuming a running one) changes nothing.
+    pub async fn folder_pause(&self, path: PathBuf, paused: bool) -> Result<FolderInfo> {
+        let path = std::fs::canonicalize(&path).unwrap_or(path);
+        let mut list = load_list(self);
+        let Some(info) = list.iter_mut().find(|f| f.path == path) else {
+            return Err(Error::Config(format!(
+                "{} is not a synced folder",
+                path.display()
+            )));
+        };
+        if info.paused == paused {
+            return Ok(info.clone());
+        }
+        info.paused = paused;
+        let info = info.clone();
+        save_list(self, &list)?;
+        if paused {
+            self.stop_folder(&info.id).await;
+        } else {
+            self.resume_folder(&info).await?;
+        }
+        Ok(info)
+    }
+
+    /// Stops the running folder `id` (if it runs) and its live sync; its document stays.
+    async fn stop_folder(&self, id: &str) {
         let stopped = {
             let mut running = self.inner.folders.lock().expect("folders lock");
             running
                 .iter()
-                .position(|r| r.folder.folder_id == info.id)
+                .position(|r| r.folder.folder_id == id)
                 .map(|i| running.remove(i))
         };
-        self.inner.registry.remove_folder(&info.id);
+        self.inner.registry.remove_folder(id);
         if let Some(running) = stopped {
             let doc = running.folder.doc().clone();
             running.stop().await;
@@ -316,7 +361,6 @@ impl Node {
                 tracing::debug!("leaving the folder document: {e}");
             }
         }
-        Ok(info)
     }
 
     /// A ticket for a folder this device syncs: read-write unless `read_only` or this device
@@ -343,42 +387,20 @@ impl Node {
             legacy.iter().map(|(_, h)| *h).collect();
         let mut adopted = true;
         for info in load_list(self) {
-            let Ok(id) = NamespaceId::from_str(&info.id) else {
+            if info.paused {
+                // Its content stays under the legacy tags until it runs again.
+                adopted = false;
                 continue;
-            };
-            match self.docs().open(id).await {
-                Ok(Some(doc)) => {
-                    let peers: Vec<iroh::EndpointAddr> = info
-                        .peers
-                        .iter()
-                        .filter_map(|p| p.parse::<iroh::EndpointId>().ok())
-                        .map(iroh::EndpointAddr::new)
-                        .collect();
-                    match self.start_folder(&info, doc.clone()).await {
-                        Ok(folder) => {
-                            if !legacy_hashes.is_empty() {
-                                adopted &= folder.adopt_legacy(&legacy_hashes).await.is_ok();
-                            }
-                            for p in &peers {
-                                folder.add_peer(p.id);
-                            }
-                            // Rejoin the folder's swarm; addresses come from the address book.
-                            if let Err(e) = doc.start_sync(peers).await {
-                                tracing::warn!(
-                                    "cannot resume syncing {}: {e}",
-                                    info.path.display()
-                                );
-                            }
-                        }
-                        Err(e) => {
-                            adopted = false;
-                            tracing::warn!("cannot start folder {}: {e}", info.path.display())
-                        }
+            }
+            match self.resume_folder(&info).await {
+                Ok(folder) => {
+                    if !legacy_hashes.is_empty() {
+                        adopted &= folder.adopt_legacy(&legacy_hashes).await.is_ok();
                     }
                 }
-                _ => {
+                Err(e) => {
                     adopted = false;
-                    tracing::warn!("folder {} has no document", info.path.display())
+                    tracing::warn!("cannot start folder {}: {e}", info.path.display())
                 }
             }
         }
@@ -387,6 +409,32 @@ impl Node {
                 tracing::debug!("dropping legacy content tags: {e}");
             }
         }
+    }
+
+    /// Starts a listed folder from its document and rejoins its peers.
+    async fn resume_folder(&self, info: &FolderInfo) -> Result<Arc<FolderSync>> {
+        let id = NamespaceId::from_str(&info.id).map_err(|e| Error::Store(e.to_string()))?;
+        let doc = self
+            .docs()
+            .open(id)
+            .await
+            .map_err(|e| Error::Store(e.to_string()))?
+            .ok_or_else(|| Error::Store(format!("folder {} has no document", info.id)))?;
+        let peers: Vec<iroh::EndpointAddr> = info
+            .peers
+            .iter()
+            .filter_map(|p| p.parse::<iroh::EndpointId>().ok())
+            .map(iroh::EndpointAddr::new)
+            .collect();
+        let folder = self.start_folder(info, doc.clone()).await?;
+        for p in &peers {
+            folder.add_peer(p.id);
+        }
+        // Rejoin the folder's swarm; addresses come from the address book.
+        if let Err(e) = doc.start_sync(peers).await {
+            tracing::warn!("cannot resume syncing {}: {e}", info.path.display());
+        }
+        Ok(folder)
     }
 
     async fn start_folder(
