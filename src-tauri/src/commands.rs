@@ -4,8 +4,12 @@ use std::path::PathBuf;
 
 use ferry_core::{
     control::Status,
-    folder::{conflict::Keep, manage::FolderStatus},
+    folder::{
+        conflict::Keep,
+        manage::{FolderInfo, FolderStatus},
+    },
     history::{History, TransferRecord},
+    overview::Summary,
     progress::StreamItem,
     session::{EventStream, Session},
     settings::Settings,
@@ -52,7 +56,10 @@ pub async fn share_paths(
         .await
         .map_err(err)?;
     let (id, stop) = state.start();
-    tauri::async_runtime::spawn(forward(app, id, stream, stop, on_event, |_, _| {}));
+    tauri::async_runtime::spawn(forward(app, id, stream, stop, on_event, |app, id, e| {
+        let state = app.state::<AppState>();
+        state.overview.lock().expect("overview lock").share(id, e);
+    }));
     Ok(id)
 }
 
@@ -93,7 +100,11 @@ pub async fn receive(
         .await
         .map_err(err)?;
     let (id, stop) = state.start();
-    tauri::async_runtime::spawn(forward(app, id, stream, stop, on_event, notify_done));
+    tauri::async_runtime::spawn(forward(app, id, stream, stop, on_event, |app, id, e| {
+        let state = app.state::<AppState>();
+        state.overview.lock().expect("overview lock").receive(id, e);
+        notify_done(app, e);
+    }));
     Ok(id)
 }
 
@@ -193,14 +204,14 @@ async fn forward<E: Clone + Serialize + Send + 'static>(
     mut stream: EventStream<E>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
     channel: Channel<StreamItem<E>>,
-    on_event: impl Fn(&AppHandle, &E) + Send + 'static,
+    on_event: impl Fn(&AppHandle, u32, &E) + Send + 'static,
 ) {
     loop {
         tokio::select! {
             item = stream.next_item() => match item {
                 Some(item) => {
                     if let StreamItem::Event(e) = &item {
-                        on_event(&app, e);
+                        on_event(&app, id, e);
                     }
                     if channel.send(item).is_err() {
                         break;
@@ -271,6 +282,64 @@ pub async fn folder_join(
 #[specta::specta]
 pub async fn folders(state: State<'_, AppState>) -> CmdResult<Vec<FolderStatus>> {
     state.session.folder_statuses().await.map_err(err)
+}
+
+/// Pauses (`paused`) or resumes a folder.
+#[tauri::command]
+#[specta::specta]
+pub async fn folder_pause(
+    state: State<'_, AppState>,
+    path: String,
+    paused: bool,
+) -> CmdResult<FolderInfo> {
+    state
+        .session
+        .folder_pause(PathBuf::from(path), paused)
+        .await
+        .map_err(err)
+}
+
+/// Looks at every file and record of a folder now.
+#[tauri::command]
+#[specta::specta]
+pub async fn folder_rescan(state: State<'_, AppState>, path: String) -> CmdResult<()> {
+    state
+        .session
+        .folder_rescan(PathBuf::from(path))
+        .await
+        .map_err(err)
+}
+
+/// Pauses (`paused`) or resumes every synced folder.
+#[tauri::command]
+#[specta::specta]
+pub async fn pause_all_sync(state: State<'_, AppState>, paused: bool) -> CmdResult<()> {
+    crate::tray::pause_all(&state, paused).await.map_err(err)
+}
+
+/// What is in progress: shares, receives, folders that sync.
+#[tauri::command]
+#[specta::specta]
+pub async fn activity(state: State<'_, AppState>) -> CmdResult<Summary> {
+    Ok(state.summary().await)
+}
+
+/// Quits Ferry, ending its shares, receives and folder sync; unless `force`, only when nothing
+/// is in progress: otherwise nothing happens and what is in progress comes back, one line each
+/// (the UI asks).
+#[tauri::command]
+#[specta::specta]
+pub async fn quit_app(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    force: bool,
+) -> CmdResult<Vec<String>> {
+    let summary = state.summary().await;
+    if force || summary.lines.is_empty() {
+        app.exit(0);
+        return Ok(Vec::new());
+    }
+    Ok(summary.lines.iter().map(crate::tray::words).collect())
 }
 
 /// Stops syncing a folder; its files stay.

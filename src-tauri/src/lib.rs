@@ -37,6 +37,11 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::folders,
             commands::restore_from_trash,
             commands::folder_leave,
+            commands::folder_pause,
+            commands::folder_rescan,
+            commands::pause_all_sync,
+            commands::activity,
+            commands::quit_app,
             commands::resolve_conflict,
             commands::open_in_folder,
             system::about,
@@ -44,7 +49,10 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             system::check_update,
             system::install_update,
         ])
-        .events(tauri_specta::collect_events![links::OpenTicket])
+        .events(tauri_specta::collect_events![
+            links::OpenTicket,
+            tray::QuitRequested
+        ])
 }
 
 /// Writes the TypeScript bindings to `path`.
@@ -77,10 +85,7 @@ pub fn run() {
         // to the running app instead of starting another one.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             links::handle_args(app, &argv);
-            if let Some(w) = app.get_webview_window("main") {
-                w.unminimize().ok();
-                w.set_focus().ok();
-            }
+            tray::show_window(app);
         }))
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_dialog::init())
@@ -89,21 +94,34 @@ pub fn run() {
         .plugin(tauri_plugin_opener::init())
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
-            None,
+            // Started at login: in the background, the window hidden until asked for.
+            Some(vec![tray::HIDDEN_ARG]),
         ));
     if updates {
         // Only a build configured with an update endpoint and key looks for updates.
         app = app.plugin(tauri_plugin_updater::Builder::new().build());
     }
     app.invoke_handler(builder.invoke_handler())
+        // Closing the window hides it: shares, receives and folders go on (quit from the tray
+        // or with Ctrl+Q).
+        .on_window_event(|window, event| {
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event {
+                api.prevent_close();
+                tray::hide_window(window.app_handle());
+            }
+        })
         .setup(move |app| {
             builder.mount_events(app);
             let state = tauri::async_runtime::block_on(state::AppState::open())?;
             app.manage(state);
             links::setup(app.handle());
             if let Err(e) = tray::setup(app.handle()) {
-                // No tray host (a bare X server, some desktops): the app works without it.
+                // No tray host (a bare X server, some desktops): the app works without it, and
+                // opening Ferry again shows the window.
                 tracing::warn!("no tray icon: {e}");
+            }
+            if !std::env::args().any(|a| a == tray::HIDDEN_ARG) {
+                tray::show_window(app.handle());
             }
             Ok(())
         })

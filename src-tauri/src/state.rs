@@ -9,7 +9,12 @@ use std::{
     },
 };
 
-use ferry_core::{session::Session, settings::Settings, NodeConfig};
+use ferry_core::{
+    overview::{Overview, Summary},
+    session::Session,
+    settings::Settings,
+    NodeConfig,
+};
 use tokio::sync::oneshot;
 
 /// Shared app state, managed by Tauri.
@@ -21,6 +26,8 @@ pub struct AppState {
     next_id: AtomicU32,
     /// Running operations; dropping the sender stops one.
     running: Mutex<HashMap<u32, oneshot::Sender<()>>>,
+    /// What the running operations are doing, for the tray and the quit question.
+    pub overview: Mutex<Overview>,
 }
 
 impl AppState {
@@ -56,6 +63,7 @@ impl AppState {
             home,
             next_id: AtomicU32::new(1),
             running: Mutex::new(HashMap::new()),
+            overview: Mutex::new(Overview::default()),
         })
     }
 
@@ -76,8 +84,18 @@ impl AppState {
             .is_some()
     }
 
-    /// Forgets an operation that ended by itself.
+    /// Forgets an operation that ended (by itself or stopped).
     pub fn finished(&self, id: u32) {
         self.running.lock().expect("state lock").remove(&id);
+        self.overview.lock().expect("overview lock").ended(id);
+    }
+
+    /// What is in progress now: the running operations and the folders.
+    pub async fn summary(&self) -> Summary {
+        let folders = self.session.folder_statuses().await.unwrap_or_default();
+        self.overview
+            .lock()
+            .expect("overview lock")
+            .summary(&folders)
     }
 }

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
+import { execFileSync, spawn } from "node:child_process";
 import { env, exit, ferry, firstLine, makeTree, namedHome, openApp, sameTree, screenshot, stderrLine, type Browser } from "./harness";
 
 let browser: Browser;
@@ -338,6 +339,11 @@ describe("garbage input", () => {
       ["folder_join", { ticket: "garbage", path: "/tmp/ferry-e2e-join" }],
       ["folder_join", { ticket: huge, path: binary }],
       ["folder_leave", { path: "/not/a/synced/folder" }],
+      ["folder_pause", { path: "/not/a/synced/folder", paused: true }],
+      ["folder_pause", { path: binary, paused: "later" }],
+      ["folder_rescan", { path: huge }],
+      ["pause_all_sync", { paused: 3 }],
+      ["quit_app", { force: "yes" }],
       ["resolve_conflict", { folder: "/tmp", copy: "../x.sync-conflict-1-2-d.txt", keep: "copy" }],
       ["resolve_conflict", { folder: "/tmp", copy: "a.txt", keep: "bogus" }],
       ["restore_from_trash", { folder: "/tmp", id: "../../etc/passwd" }],
@@ -388,3 +394,67 @@ describe("garbage input", () => {
     await (await browser.$('[data-testid="folders-empty"]')).waitForDisplayed({ timeout: 15_000 });
   });
 });
+
+describe("in the background", () => {
+  it("keeps sharing with the window closed, and opening Ferry again shows it", async () => {
+    const src = join(env.work, "background-share", "Evening");
+    makeTree(src);
+    await (await browser.$('[data-testid="nav-send"]')).click();
+    const before = (await browser.$$('[data-testid="ticket"]')).length;
+    await browser.execute((path: string) => {
+      return (window as any).__TAURI_INTERNALS__.invoke("plugin:event|emit", {
+        event: "tauri://drag-drop",
+        payload: { paths: [path], position: { x: 10, y: 10 } },
+      });
+    }, src);
+    await browser.waitUntil(async () => (await browser.$$('[data-testid="ticket"]')).length > before, {
+      timeout: 30_000,
+      timeoutMsg: "the share never became ready",
+    });
+    // The newest share comes first.
+    const ticket = await (await browser.$('[data-testid="ticket"]')).getValue();
+
+    // The window manager's close button: the window goes, Ferry stays.
+    expect(x11("close")).not.toBe("0");
+    await until(() => x11("state") === "hidden", "the window never hid");
+    const out = join(env.work, "background-received");
+    mkdirSync(out, { recursive: true });
+    const result = await exit(ferry(join(env.work, "home-background"), ["receive", ticket, "--out", out]));
+    expect(result.code, result.stderr).toBe(0);
+    expect(sameTree(src, join(out, "Evening"))).toBeNull();
+    expect(x11("state")).toBe("hidden");
+
+    // Opening Ferry again hands over to the running app, which shows its window.
+    const second = spawn(env.app, [], { stdio: "ignore" });
+    const code = await new Promise<number | null>((resolve) => second.once("exit", resolve));
+    expect(code, "the second launch hands over and exits").toBe(0);
+    await until(() => x11("state") === "shown", "the window never came back");
+    await (await browser.$('[data-testid="nav-send"]')).waitForDisplayed();
+  });
+
+  it("asks before quitting while a share runs, and keeps running when told to", async () => {
+    await browser.keys(["Control", "q"]);
+    const dialog = await browser.$('[data-testid="quit-dialog"]');
+    await dialog.waitForDisplayed({ timeout: 15_000 });
+    const text = String(await dialog.getProperty("textContent"));
+    expect(text).toContain("Sharing Evening");
+    expect(text).toContain("Sharing Project");
+    await screenshot(browser, "quit-question");
+    await (await browser.$('[data-testid="quit-keep"]')).click();
+    await dialog.waitForDisplayed({ reverse: true, timeout: 15_000 });
+    expect(x11("state")).toBe("shown");
+  });
+});
+
+/** Runs ui/e2e/x11.py (close or state) on the window titled Ferry. */
+function x11(what: "close" | "state"): string {
+  return execFileSync("/usr/bin/python3", [new URL("./x11.py", import.meta.url).pathname, what, "Ferry"]).toString().trim();
+}
+
+async function until(f: () => boolean, message: string, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > deadline) throw new Error(message);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

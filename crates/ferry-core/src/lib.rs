@@ -24,6 +24,7 @@ pub mod kept;
 pub mod limits;
 pub mod names;
 pub mod node;
+pub mod overview;
 pub mod peers;
 pub mod progress;
 pub mod qr;

@@ -49,6 +49,20 @@ export const commands = {
 	restoreFromTrash: (folder: string, id: string) => typedError<string, ErrorInfo>(__TAURI_INVOKE("restore_from_trash", { folder, id })),
 	/**  Stops syncing a folder; its files stay. */
 	folderLeave: (path: string) => typedError<null, ErrorInfo>(__TAURI_INVOKE("folder_leave", { path })),
+	/**  Pauses (`paused`) or resumes a folder. */
+	folderPause: (path: string, paused: boolean) => typedError<FolderInfo_Serialize, ErrorInfo>(__TAURI_INVOKE("folder_pause", { path, paused })),
+	/**  Looks at every file and record of a folder now. */
+	folderRescan: (path: string) => typedError<null, ErrorInfo>(__TAURI_INVOKE("folder_rescan", { path })),
+	/**  Pauses (`paused`) or resumes every synced folder. */
+	pauseAllSync: (paused: boolean) => typedError<null, ErrorInfo>(__TAURI_INVOKE("pause_all_sync", { paused })),
+	/**  What is in progress: shares, receives, folders that sync. */
+	activity: () => typedError<Summary, ErrorInfo>(__TAURI_INVOKE("activity")),
+	/**
+	 *  Quits Ferry, ending its shares, receives and folder sync; unless `force`, only when nothing
+	 *  is in progress: otherwise nothing happens and what is in progress comes back, one line each
+	 *  (the UI asks).
+	 */
+	quitApp: (force: boolean) => typedError<string[], ErrorInfo>(__TAURI_INVOKE("quit_app", { force })),
 	/**  Keeps one or both versions of a conflict; the other goes to the folder's trash. */
 	resolveConflict: (folder: string, copy: string, keep: Keep) => typedError<string, ErrorInfo>(__TAURI_INVOKE("resolve_conflict", { folder, copy, keep })),
 	/**  Opens a file of a synced folder with its default application. */
@@ -66,6 +80,7 @@ export const commands = {
 /** Events */
 export const events = {
 	openTicket: makeEvent<OpenTicket, OpenTicket>("open-ticket"),
+	quitRequested: makeEvent<QuitRequested, QuitRequested>("quit-requested"),
 };
 
 /* Types */
@@ -78,6 +93,19 @@ export type About = {
 	/**  Whether Ferry starts when the user logs in. */
 	autostart: boolean,
 };
+
+/**  The one state an icon shows; a later variant wins over an earlier one. */
+export type Busy = 
+/**  Nothing moves (shares may be waiting for receivers). */
+"idle" | 
+/**  A folder scans or syncs. */
+"syncing" | 
+/**  A receiver is downloading a share. */
+"sending" | 
+/**  A receive runs. */
+"receiving" | 
+/**  A folder failed. */
+"error";
 
 /**  One change to a folder's files. */
 export type Change = {
@@ -197,6 +225,11 @@ export type FolderInfo_Deserialize = {
 	read_only: boolean,
 	/**  Peers this folder synced with (node ids), dialled again at start. */
 	peers?: string[],
+	/**
+	 *  Paused by the user: nothing is published, applied or exchanged with peers until it is
+	 *  resumed, also across restarts.
+	 */
+	paused?: boolean,
 };
 
 /**  A synced folder as listed. */
@@ -209,6 +242,11 @@ export type FolderInfo_Serialize = {
 	read_only: boolean,
 	/**  Peers this folder synced with (node ids), dialled again at start. */
 	peers: string[],
+	/**
+	 *  Paused by the user: nothing is published, applied or exchanged with peers until it is
+	 *  resumed, also across restarts.
+	 */
+	paused: boolean,
 };
 
 /**  A peer of the folder. */
@@ -272,6 +310,39 @@ export type Keep =
 /**  Both: the copy is renamed `name (n).ext` and is no longer a conflict. */
 "both";
 
+/**  One thing in progress. */
+export type Line = 
+/**  A live share. */
+{ kind: "share"; 
+/**  What it is called (its first top-level name; empty while it is being prepared). */
+name: string; 
+/**  Other top-level names it holds. */
+others: number; 
+/**  Devices downloading it now. */
+downloading: number; 
+/**  Devices that have everything. */
+done: number; 
+/**  Of what the downloading devices fetch, the part they have (0–100). */
+percent: number } | 
+/**  A receive. */
+{ kind: "receive"; 
+/**  What it is called (empty until the offer arrived). */
+name: string; 
+/**  Other top-level names it holds. */
+others: number; 
+/**  The part of it here (0–100). */
+percent: number } | 
+/**  A folder with files still to sync. */
+{ kind: "syncing"; 
+/**  The folder's name. */
+folder: string; 
+/**  Files waiting (0 while it scans). */
+files: number } | 
+/**  A folder whose last round failed. */
+{ kind: "folder_error"; 
+/**  The folder's name. */
+folder: string };
+
 /**
  *  A file of the folder that cannot be synced on this device, and why (a link or a folder in
  *  its way, a name this file system refuses, no permission). Looked at again when the path
@@ -316,6 +387,12 @@ export type PeerRate = {
 	/**  Its current rate, in bytes per second. */
 	rate: number,
 };
+
+/**
+ *  Quit was asked for while something is in progress (these lines, for people): the UI asks
+ *  whether to quit anyway.
+ */
+export type QuitRequested = string[];
 
 /**  Rate limits in bytes per second for one direction; `None` is unlimited. */
 export type RateLimits = RateLimits_Serialize | RateLimits_Deserialize;
@@ -593,6 +670,18 @@ export type StreamItem<E> =
 { kind: "event"; body: E } | 
 /**  The operation failed. */
 { kind: "error"; body: ErrorInfo };
+
+/**  The state and the lines, most recent operation last. */
+export type Summary = {
+	/**  What the icon shows. */
+	busy: Busy,
+	/**  What is in progress. */
+	lines: Line[],
+	/**  Folders that sync (not paused). */
+	folders_running: number,
+	/**  Folders paused. */
+	folders_paused: number,
+};
 
 /**  A snapshot of a running transfer. */
 export type TransferProgress = TransferProgress_Serialize | TransferProgress_Deserialize;
