@@ -184,9 +184,10 @@ pub fn reveal(app: AppHandle, path: String) -> CmdResult<()> {
     use tauri_plugin_opener::OpenerExt;
     app.opener()
         .reveal_item_in_dir(&path)
-        .map_err(|e| ErrorInfo {
-            code: "open_failed".into(),
-            message: format!("cannot show {path}: {e}"),
+        .map_err(|e| {
+            ErrorInfo::new("open_failed", format!("cannot show {path}: {e}"))
+                .with("path", &path)
+                .with("reason", e)
         })
 }
 
@@ -372,9 +373,10 @@ pub fn open_in_folder(app: AppHandle, folder: String, rel: String) -> CmdResult<
     let path = std::path::Path::new(&folder).join(&rel);
     app.opener()
         .open_path(path.display().to_string(), None::<&str>)
-        .map_err(|e| ErrorInfo {
-            code: "open_failed".into(),
-            message: format!("cannot open {}: {e}", path.display()),
+        .map_err(|e| {
+            ErrorInfo::new("open_failed", format!("cannot open {}: {e}", path.display()))
+                .with("path", path.display())
+                .with("reason", e)
         })
 }
 

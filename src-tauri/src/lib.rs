@@ -15,6 +15,14 @@ mod tray;
 
 use tauri::Manager;
 
+/// Codes of errors only the app's own commands return (the core's are `ferry_core::error::CODES`).
+pub const APP_CODES: &[&str] = &[
+    "open_failed",
+    "autostart_failed",
+    "updates_off",
+    "update_failed",
+];
+
 /// The typed command set, shared by the app and the bindings generator.
 pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
     tauri_specta::Builder::<tauri::Wry>::new()
@@ -53,6 +61,15 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             links::OpenTicket,
             tray::QuitRequested
         ])
+        // Every code a command can fail with: the UI has a message for each (a test checks).
+        .constant(
+            "ERROR_CODES",
+            ferry_core::error::CODES
+                .iter()
+                .chain(APP_CODES)
+                .copied()
+                .collect::<Vec<_>>(),
+        )
 }
 
 /// Writes the TypeScript bindings to `path`.

@@ -37,10 +37,7 @@ pub struct UpdateInfo {
 }
 
 fn failed(code: &str, what: &str, e: impl std::fmt::Display) -> ErrorInfo {
-    ErrorInfo {
-        code: code.into(),
-        message: format!("{what}: {e}"),
-    }
+    ErrorInfo::new(code, format!("{what}: {e}")).with("reason", e)
 }
 
 /// The version, and whether updates and starting at login are on.
@@ -71,10 +68,10 @@ pub fn set_autostart(app: AppHandle, enabled: bool) -> CmdResult<bool> {
 }
 
 fn updates_off() -> ErrorInfo {
-    ErrorInfo {
-        code: "updates_off".into(),
-        message: "This build does not look for updates; your package manager or the release page has new versions.".into(),
-    }
+    ErrorInfo::new(
+        "updates_off",
+        "This build does not look for updates; your package manager or the release page has new versions.",
+    )
 }
 
 /// Looks for an update; `None` if this is the newest version.
@@ -112,10 +109,7 @@ pub async fn install_update(app: AppHandle) -> CmdResult<()> {
         .check()
         .await
         .map_err(|e| failed("update_failed", "cannot update", e))?
-        .ok_or_else(|| ErrorInfo {
-            code: "update_failed".into(),
-            message: "there is no update to install".into(),
-        })?;
+        .ok_or_else(|| ErrorInfo::new("update_failed", "there is no update to install"))?;
     update
         .download_and_install(|_, _| {}, || {})
         .await

@@ -205,10 +205,10 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
     let mut lines = BufReader::new(read).lines();
     let hello: Hello = read_line(&mut lines).await?;
     if hello.token != token || hello.version != PROTOCOL_VERSION {
-        let err = ErrorInfo {
-            code: "control".into(),
-            message: "control channel: wrong token or protocol version".into(),
-        };
+        let err = ErrorInfo::new(
+            "control",
+            "control channel: wrong token or protocol version",
+        );
         write_item::<()>(&mut write, &StreamItem::Error(err))
             .await
             .ok();

@@ -3,7 +3,7 @@
 //! Front ends (the CLI, the app's UI) switch on [`Error::code`], never on the message text. Codes
 //! are part of Ferry's interface: once published, a code keeps its meaning.
 
-use std::path::PathBuf;
+use std::{collections::BTreeMap, path::PathBuf};
 
 use crate::names::NameError;
 use crate::ticket::TicketError;
@@ -192,15 +192,64 @@ pub(crate) fn is_disk_full(e: &std::io::Error) -> bool {
 pub struct ErrorInfo {
     /// The stable code of [`Error::code`].
     pub code: String,
-    /// A message for people.
+    /// A message for people, in English (the CLI prints it).
     pub message: String,
+    /// What a front end needs to word the error itself, in its language: `path`, `reason`
+    /// (what the system said), `needed` and `available` (bytes), `detail`.
+    pub params: BTreeMap<String, String>,
+}
+
+impl ErrorInfo {
+    /// An error with this code and message, without parameters.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorInfo {
+            code: code.into(),
+            message: message.into(),
+            params: BTreeMap::new(),
+        }
+    }
+
+    /// Adds the parameter `key`.
+    pub fn with(mut self, key: &str, value: impl ToString) -> Self {
+        self.params.insert(key.to_string(), value.to_string());
+        self
+    }
 }
 
 impl From<&Error> for ErrorInfo {
     fn from(e: &Error) -> Self {
-        ErrorInfo {
-            code: e.code().to_string(),
-            message: e.to_string(),
+        let info = ErrorInfo::new(e.code(), e.to_string());
+        match e {
+            Error::Ticket(_) | Error::Cancelled => info,
+            Error::Name(n) => info.with("detail", n),
+            Error::ShareSource { path, source } | Error::Write { path, source } => info
+                .with("path", path.display())
+                .with("reason", source),
+            Error::DiskFull {
+                path,
+                needed,
+                available,
+            } => info
+                .with("path", path.display())
+                .with("needed", needed)
+                .with("available", available),
+            Error::Home { path, reason } | Error::NodeUnreachable { path, reason } => info
+                .with("path", path.display())
+                .with("reason", reason),
+            Error::NotRunning { path } => info.with("path", path.display()),
+            Error::EmptyShare(what) => info.with("path", what),
+            Error::Connect(d)
+            | Error::Transfer(d)
+            | Error::BadData(d)
+            | Error::Control(d)
+            | Error::Config(d)
+            | Error::Folder(d)
+            | Error::Store(d)
+            | Error::Network(d) => info.with("detail", d),
+            Error::Remote(remote) => ErrorInfo {
+                code: info.code,
+                ..remote.clone()
+            },
         }
     }
 }
@@ -225,6 +274,9 @@ mod tests {
         let remote = Error::Remote(ErrorInfo::from(&local));
         assert_eq!(remote.code(), "disk_full");
         assert_eq!(remote.to_string(), local.to_string());
+        let info = ErrorInfo::from(&remote);
+        assert_eq!(info.params["needed"], "2", "parameters cross the control channel");
+        assert_eq!(info.params["path"], "/x");
         assert!(CODES.contains(&local.code()));
     }
 }

@@ -31,6 +31,36 @@ pub struct Settings {
     /// Shares received here are served to their other receivers while their sender shares
     /// them (see [`crate::seed`]).
     pub keep_serving: bool,
+    /// The app's language (`en`, `de`); `None` follows the system.
+    pub language: Option<String>,
+    /// Which notifications the app shows.
+    pub notify: Notify,
+}
+
+/// Which notifications the app shows, by kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(default)]
+pub struct Notify {
+    /// A receive finished.
+    pub received: bool,
+    /// A device finished downloading something this device shares.
+    pub peer_done: bool,
+    /// A synced folder has a new conflict to review.
+    pub conflict: bool,
+    /// A synced folder stopped with an error.
+    pub folder_error: bool,
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Notify {
+            received: true,
+            peer_done: true,
+            conflict: true,
+            folder_error: true,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -44,6 +74,8 @@ impl Default for Settings {
             upload: RateLimits::default(),
             download: RateLimits::default(),
             keep_serving: true,
+            language: None,
+            notify: Notify::default(),
         }
     }
 }
@@ -73,6 +105,15 @@ impl Settings {
                     "the download folder must be an absolute path, got {}",
                     dir.display()
                 )));
+            }
+        }
+        if let Some(lang) = &self.language {
+            // A language tag: `de`, `pt-BR`; the app falls back to English for one it lacks.
+            let valid = !lang.is_empty()
+                && lang.len() <= 16
+                && lang.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            if !valid {
+                return Err(Error::Config(format!("{lang:?} is not a language tag")));
             }
         }
         for (limits, what) in [(&self.upload, "an upload"), (&self.download, "a download")] {
@@ -130,6 +171,11 @@ mod tests {
                 per_peer: Some(512 << 10),
             },
             keep_serving: false,
+            language: Some("de".into()),
+            notify: Notify {
+                conflict: false,
+                ..Notify::default()
+            },
         };
         s.save(dir.path()).unwrap();
         assert_eq!(Settings::load(dir.path()), s);
@@ -150,6 +196,11 @@ mod tests {
             stopped.save(dir.path()).unwrap_err().code(),
             "invalid_config"
         );
+        let odd = Settings {
+            language: Some("../de".into()),
+            ..s.clone()
+        };
+        assert_eq!(odd.save(dir.path()).unwrap_err().code(), "invalid_config");
         let rel = Settings {
             download_dir: Some("rel".into()),
             ..s

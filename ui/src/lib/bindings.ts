@@ -83,6 +83,9 @@ export const events = {
 	quitRequested: makeEvent<QuitRequested, QuitRequested>("quit-requested"),
 };
 
+/* Constants */
+export const ERROR_CODES = ["ticket_empty","ticket_malformed","ticket_not_collection","ticket_is_folder","ticket_is_send","ticket_cut_off","unsafe_name","share_source","empty_share","connect_failed","transfer_failed","bad_data","cancelled","write_failed","disk_full","home_unusable","node_unreachable","not_running","control","invalid_config","folder_refused","store","network","open_failed","autostart_failed","updates_off","update_failed"] as const;
+
 /* Types */
 /**  The version and the system integration settings. */
 export type About = {
@@ -149,8 +152,13 @@ export type Direction =
 export type ErrorInfo = {
 	/**  The stable code of [`Error::code`]. */
 	code: string,
-	/**  A message for people. */
+	/**  A message for people, in English (the CLI prints it). */
 	message: string,
+	/**
+	 *  What a front end needs to word the error itself, in its language: `path`, `reason`
+	 *  (what the system said), `needed` and `available` (bytes), `detail`.
+	 */
+	params: { [key in string]: string },
 };
 
 /**  A running folder's activity. */
@@ -355,6 +363,33 @@ export type NotSynced = {
 	reason: string,
 };
 
+/**  Which notifications the app shows, by kind. */
+export type Notify = Notify_Serialize | Notify_Deserialize;
+
+/**  Which notifications the app shows, by kind. */
+export type Notify_Deserialize = {
+	/**  A receive finished. */
+	received?: boolean,
+	/**  A device finished downloading something this device shares. */
+	peer_done?: boolean,
+	/**  A synced folder has a new conflict to review. */
+	conflict?: boolean,
+	/**  A synced folder stopped with an error. */
+	folder_error?: boolean,
+};
+
+/**  Which notifications the app shows, by kind. */
+export type Notify_Serialize = {
+	/**  A receive finished. */
+	received: boolean,
+	/**  A device finished downloading something this device shares. */
+	peer_done: boolean,
+	/**  A synced folder has a new conflict to review. */
+	conflict: boolean,
+	/**  A synced folder stopped with an error. */
+	folder_error: boolean,
+};
+
 /**  What a ticket offers: the preview a receiver sees before accepting. */
 export type Offer = {
 	/**  The collection hash (hex). */
@@ -536,6 +571,10 @@ export type Settings_Deserialize = {
 	 *  them (see [`crate::seed`]).
 	 */
 	keep_serving?: boolean,
+	/**  The app's language (`en`, `de`); `None` follows the system. */
+	language?: string | null,
+	/**  Which notifications the app shows. */
+	notify?: Notify_Deserialize,
 };
 
 /**  What the user can change. */
@@ -559,6 +598,10 @@ export type Settings_Serialize = {
 	 *  them (see [`crate::seed`]).
 	 */
 	keep_serving: boolean,
+	/**  The app's language (`en`, `de`); `None` follows the system. */
+	language: string | null,
+	/**  Which notifications the app shows. */
+	notify: Notify_Serialize,
 };
 
 /**  Events of a share. */

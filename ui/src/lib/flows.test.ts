@@ -57,7 +57,8 @@ describe("receive flow", () => {
     const flow = new Receive();
     await flow.preview("hello");
     expect(flow.phase).toBe("error");
-    expect(flow.error).toContain("not a Ferry ticket");
+    expect(flow.error?.code).toBe("ticket_malformed");
+    expect(flow.error?.message).toContain("not a Ferry ticket");
   });
 
   it("asks for a ticket when the field is empty, without calling the core", async () => {
@@ -66,6 +67,7 @@ describe("receive flow", () => {
     const flow = new Receive();
     await flow.preview("   ");
     expect(flow.phase).toBe("error");
+    expect(flow.error?.code).toBe("ticket_empty");
     expect(spy).not.toHaveBeenCalled();
   });
 
@@ -85,7 +87,23 @@ describe("receive flow", () => {
     expect(flow.phase).toBe("cancelled");
     channel.onmessage({ kind: "error", body: { code: "transfer_failed", message: "peer vanished; run again to resume" } });
     expect(flow.phase).toBe("error");
-    expect(flow.error).toContain("resume");
+    expect(flow.error?.code).toBe("transfer_failed");
+  });
+
+  it("a preview cancelled while looking for the sender ignores the late answer", async () => {
+    let answer: (v: unknown) => void = () => {};
+    mockIPC((cmd) => {
+      if (cmd === "preview") return new Promise((r) => (answer = r));
+    });
+    const flow = new Receive();
+    const looking = flow.preview("blobx");
+    expect(flow.phase).toBe("previewing");
+    flow.cancelPreview();
+    expect(flow.phase).toBe("idle");
+    answer(offer);
+    await looking;
+    expect(flow.phase).toBe("idle");
+    expect(flow.offer).toBeNull();
   });
 });
 

@@ -1,4 +1,5 @@
-// Human-readable sizes, rates and durations for progress displays.
+// Human-readable sizes, rates and durations for progress displays, in the UI's language.
+import { language, t } from "./i18n.svelte";
 
 const UNITS = ["B", "KB", "MB", "GB", "TB"];
 
@@ -10,18 +11,25 @@ export function formatBytes(n: number): string {
     v /= 1000;
     i++;
   }
-  return i === 0 ? `${v} ${UNITS[i]}` : `${v.toFixed(v < 10 ? 1 : 0)} ${UNITS[i]}`;
+  const digits = i === 0 ? 0 : v < 10 ? 1 : 0;
+  const number = new Intl.NumberFormat(language(), { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(v);
+  return `${number} ${UNITS[i]}`;
 }
 
 export function formatRate(bytesPerSec: number): string {
-  return `${formatBytes(Math.round(bytesPerSec))}/s`;
+  return t("common:per_second", { size: formatBytes(Math.round(bytesPerSec)) });
 }
 
 export function formatEta(seconds: number | null | undefined): string {
   if (seconds == null || !Number.isFinite(seconds)) return "";
   const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s left`;
+  if (s < 60) return t("common:eta_seconds", { s });
   const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${s % 60} s left`;
-  return `${Math.floor(m / 60)} h ${m % 60} min left`;
+  if (m < 60) return t("common:eta_minutes", { m, s: s % 60 });
+  return t("common:eta_hours", { h: Math.floor(m / 60), m: m % 60 });
+}
+
+/** A count in the UI's language (digit grouping). */
+export function formatCount(n: number): string {
+  return new Intl.NumberFormat(language()).format(n);
 }

@@ -1,6 +1,7 @@
 // The Receive flow: ticket, preview, accept, progress, done (or error, cancelled).
-import { commands, type Offer, type ReceiveEvent, type ReceiveSummary, type TransferProgress } from "./bindings";
-import { describeError, eventChannel, unwrap } from "./api";
+import { commands, type ErrorInfo, type Offer, type ReceiveEvent, type ReceiveSummary, type TransferProgress } from "./bindings";
+import { eventChannel, unwrap } from "./api";
+import { asInfo } from "./errors";
 
 export type Phase = "idle" | "previewing" | "preview" | "receiving" | "done" | "error" | "cancelled";
 
@@ -13,24 +14,41 @@ export class Receive {
   writing = $state(false);
   resumed = $state(false);
   summary: ReceiveSummary | null = $state(null);
-  error: string | null = $state(null);
+  error: ErrorInfo | null = $state(null);
   private id: number | null = null;
+  /** Counts previews, so that the answer to one that was cancelled is ignored. */
+  private previews = 0;
 
   /** Fetches what a ticket offers; invalid tickets end in the error phase with a message. */
   async preview(text: string): Promise<void> {
     this.reset();
     this.ticket = text.trim();
     if (!this.ticket) {
-      this.fail("Paste a ticket first: it starts with “blob” or “ferry://”.");
+      this.fail({ code: "ticket_empty", message: "the ticket is empty", params: {} });
       return;
     }
     this.phase = "previewing";
+    const mine = ++this.previews;
     try {
-      this.offer = await unwrap(commands.preview(this.ticket));
+      const offer = await unwrap(commands.preview(this.ticket));
+      if (mine !== this.previews) return;
+      this.offer = offer;
       this.phase = "preview";
     } catch (e) {
-      this.fail(describeError(e));
+      if (mine === this.previews) this.fail(e);
     }
+  }
+
+  /** Stops looking for the sender; a late answer is ignored. */
+  cancelPreview(): void {
+    this.previews++;
+    this.phase = "idle";
+  }
+
+  /** Tries again what failed: the download if an offer was seen, else the preview. */
+  retry(): void {
+    if (this.offer) void this.accept();
+    else void this.preview(this.ticket);
   }
 
   /** Starts the download into `dest` (null: the download folder from the settings). */
@@ -39,12 +57,12 @@ export class Receive {
     this.error = null;
     const channel = eventChannel<ReceiveEvent>(
       (e) => this.handle(e),
-      (e) => (e.code === "cancelled" ? (this.phase = "cancelled") : this.fail(e.message)),
+      (e) => (e.code === "cancelled" ? (this.phase = "cancelled") : this.fail(e)),
     );
     try {
       this.id = await unwrap(commands.receive(this.ticket, dest, channel));
     } catch (e) {
-      this.fail(describeError(e));
+      this.fail(e);
     }
   }
 
@@ -77,12 +95,13 @@ export class Receive {
     this.phase = "cancelled";
   }
 
-  fail(message: string): void {
-    this.error = message;
+  fail(e: unknown): void {
+    this.error = asInfo(e);
     this.phase = "error";
   }
 
   reset(): void {
+    this.previews++;
     this.phase = "idle";
     this.offer = null;
     this.progress = null;
