@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential pkg-config file curl libssl-dev
   libwebkit2gtk-4.1-dev libsoup-3.0-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
-  xvfb xauth dbus dbus-x11 webkit2gtk-driver x11-utils xdotool imagemagick python3-xlib
+  xvfb xauth dbus dbus-x11 webkit2gtk-driver x11-utils xdotool imagemagick python3-xlib python3-dbus python3-gi
   iproute2 rpm syncthing nodejs npm aria2 mktorrent bc
 )
 

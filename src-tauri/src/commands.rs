@@ -18,7 +18,7 @@ use ferry_core::{
 use serde::{Deserialize, Serialize};
 use tauri::{ipc::Channel, AppHandle, Manager, State};
 
-use crate::{links::PendingLink, state::AppState};
+use crate::{links::PendingLink, state::AppState, texts};
 
 pub(crate) type CmdResult<T> = Result<T, ErrorInfo>;
 
@@ -58,7 +58,17 @@ pub async fn share_paths(
     let (id, stop) = state.start();
     tauri::async_runtime::spawn(forward(app, id, stream, stop, on_event, |app, id, e| {
         let state = app.state::<AppState>();
-        state.overview.lock().expect("overview lock").share(id, e);
+        let mut overview = state.overview.lock().expect("overview lock");
+        overview.share(id, e);
+        if let ShareEvent::PeerDone { peer } = e {
+            let (share, device) = overview.share_peer(id, peer);
+            drop(overview);
+            crate::tray::notify(
+                app,
+                |n| n.peer_done,
+                |lang| texts::peer_done(lang, &share, device.as_deref()),
+            );
+        }
     }));
     Ok(id)
 }
@@ -182,13 +192,11 @@ pub fn qr_svg(text: String) -> CmdResult<String> {
 #[specta::specta]
 pub fn reveal(app: AppHandle, path: String) -> CmdResult<()> {
     use tauri_plugin_opener::OpenerExt;
-    app.opener()
-        .reveal_item_in_dir(&path)
-        .map_err(|e| {
-            ErrorInfo::new("open_failed", format!("cannot show {path}: {e}"))
-                .with("path", &path)
-                .with("reason", e)
-        })
+    app.opener().reveal_item_in_dir(&path).map_err(|e| {
+        ErrorInfo::new("open_failed", format!("cannot show {path}: {e}"))
+            .with("path", &path)
+            .with("reason", e)
+    })
 }
 
 /// The `ferry://` link the app was opened with, if any (once).
@@ -227,23 +235,17 @@ async fn forward<E: Clone + Serialize + Send + 'static>(
 }
 
 fn notify_done(app: &AppHandle, event: &ReceiveEvent) {
-    use tauri_plugin_notification::NotificationExt;
     if let ReceiveEvent::Done(summary) = event {
         let names: Vec<String> = summary
             .saved
             .iter()
             .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .collect();
-        let body = format!("{} saved ({} files)", names.join(", "), summary.files);
-        if let Err(e) = app
-            .notification()
-            .builder()
-            .title("Ferry: transfer complete")
-            .body(body)
-            .show()
-        {
-            tracing::debug!("no notification: {e}");
-        }
+        crate::tray::notify(
+            app,
+            |n| n.received,
+            |lang| texts::received(lang, &names.join(", "), summary.files),
+        );
     }
 }
 
@@ -340,7 +342,8 @@ pub async fn quit_app(
         app.exit(0);
         return Ok(Vec::new());
     }
-    Ok(summary.lines.iter().map(crate::tray::words).collect())
+    let lang = texts::Lang::of(&state.home);
+    Ok(summary.lines.iter().map(|l| texts::line(lang, l)).collect())
 }
 
 /// Stops syncing a folder; its files stay.
@@ -374,9 +377,12 @@ pub fn open_in_folder(app: AppHandle, folder: String, rel: String) -> CmdResult<
     app.opener()
         .open_path(path.display().to_string(), None::<&str>)
         .map_err(|e| {
-            ErrorInfo::new("open_failed", format!("cannot open {}: {e}", path.display()))
-                .with("path", path.display())
-                .with("reason", e)
+            ErrorInfo::new(
+                "open_failed",
+                format!("cannot open {}: {e}", path.display()),
+            )
+            .with("path", path.display())
+            .with("reason", e)
         })
 }
 

@@ -11,6 +11,7 @@ pub mod commands;
 mod links;
 pub mod state;
 mod system;
+mod texts;
 mod tray;
 
 use tauri::Manager;
@@ -137,6 +138,7 @@ pub fn run() {
                 // opening Ferry again shows the window.
                 tracing::warn!("no tray icon: {e}");
             }
+            tray::watch(app.handle());
             if !std::env::args().any(|a| a == tray::HIDDEN_ARG) {
                 tray::show_window(app.handle());
             }

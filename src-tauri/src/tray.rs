@@ -4,7 +4,10 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ferry_core::overview::{Busy, Line, Summary};
+use ferry_core::{
+    overview::{Busy, Summary},
+    settings::{Notify, Settings},
+};
 use serde::{Deserialize, Serialize};
 use tauri::{
     image::Image,
@@ -14,7 +17,10 @@ use tauri::{
 };
 use tauri_specta::Event;
 
-use crate::state::AppState;
+use crate::{
+    state::AppState,
+    texts::{self, Lang, Note},
+};
 
 /// The argument autostart launches Ferry with: start with the window hidden.
 pub const HIDDEN_ARG: &str = "--hidden";
@@ -46,16 +52,26 @@ pub fn hide_window(app: &AppHandle) {
         w.hide().ok();
     }
     if !SAID.swap(true, Ordering::Relaxed) {
-        use tauri_plugin_notification::NotificationExt;
-        let shown = app
-            .notification()
-            .builder()
-            .title("Ferry is still running")
-            .body("Shares and synced folders go on. Quit from the tray icon, or with Ctrl+Q in the window.")
-            .show();
-        if let Err(e) = shown {
-            tracing::debug!("no notification: {e}");
-        }
+        notify(app, |_| true, texts::still_running);
+    }
+}
+
+/// Shows a notification, unless the user turned its kind off.
+pub fn notify(app: &AppHandle, kind: fn(&Notify) -> bool, note: impl FnOnce(Lang) -> Note) {
+    use tauri_plugin_notification::NotificationExt;
+    let home = &app.state::<AppState>().home;
+    if !kind(&Settings::load(home).notify) {
+        return;
+    }
+    let note = note(Lang::of(home));
+    let shown = app
+        .notification()
+        .builder()
+        .title(note.title)
+        .body(note.body)
+        .show();
+    if let Err(e) = shown {
+        tracing::debug!("no notification: {e}");
     }
 }
 
@@ -67,7 +83,8 @@ pub async fn request_quit(app: &AppHandle) {
         return;
     }
     show_window(app);
-    let lines = summary.lines.iter().map(words).collect();
+    let lang = Lang::of(&app.state::<AppState>().home);
+    let lines = summary.lines.iter().map(|l| texts::line(lang, l)).collect();
     if let Err(e) = QuitRequested(lines).emit(app) {
         tracing::warn!("cannot ask whether to quit ({e}); quitting");
         app.exit(0);
@@ -92,10 +109,11 @@ pub fn setup(app: &AppHandle) -> tauri::Result<()> {
         folders_running: 0,
         folders_paused: 0,
     };
+    let lang = Lang::of(&app.state::<AppState>().home);
     TrayIconBuilder::with_id(TRAY_ID)
         .icon(icon(Busy::Idle)?)
-        .tooltip(tooltip(&idle))
-        .menu(&menu(app, &idle)?)
+        .tooltip(texts::tooltip(lang, &idle))
+        .menu(&menu(app, lang, &idle)?)
         .on_menu_event(|app, event| {
             let app = app.clone();
             match event.id.as_ref() {
@@ -115,28 +133,47 @@ pub fn setup(app: &AppHandle) -> tauri::Result<()> {
             }
         })
         .build(app)?;
-    let app = app.clone();
-    tauri::async_runtime::spawn(async move {
-        let mut shown = idle;
-        loop {
-            tokio::time::sleep(REFRESH).await;
-            let now = app.state::<AppState>().summary().await;
-            if now != shown {
-                if let Err(e) = update(&app, &now) {
-                    tracing::debug!("tray update: {e}");
-                }
-                shown = now;
-            }
-        }
-    });
     Ok(())
 }
 
-fn update(app: &AppHandle, summary: &Summary) -> tauri::Result<()> {
+/// Keeps the tray up to date and tells of the folders' news (conflicts, errors), whether or
+/// not there is a tray host.
+pub fn watch(app: &AppHandle) {
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let mut shown: Option<(Lang, Summary)> = None;
+        let mut folders: Option<Vec<ferry_core::folder::manage::FolderStatus>> = None;
+        loop {
+            let state = app.state::<AppState>();
+            let now = state.session.folder_statuses().await.unwrap_or_default();
+            if let Some(before) = &folders {
+                for news in ferry_core::overview::news(before, &now) {
+                    let kind: fn(&Notify) -> bool = match news {
+                        ferry_core::overview::News::Conflict { .. } => |n| n.conflict,
+                        ferry_core::overview::News::FolderError { .. } => |n| n.folder_error,
+                    };
+                    notify(&app, kind, |lang| texts::news(lang, &news));
+                }
+            }
+            let summary = state.overview.lock().expect("overview lock").summary(&now);
+            folders = Some(now);
+            let current = (Lang::of(&state.home), summary);
+            if shown.as_ref() != Some(&current) {
+                if let Err(e) = update(&app, current.0, &current.1) {
+                    tracing::debug!("tray update: {e}");
+                }
+                shown = Some(current);
+            }
+            tokio::time::sleep(REFRESH).await;
+        }
+    });
+}
+
+fn update(app: &AppHandle, lang: Lang, summary: &Summary) -> tauri::Result<()> {
     if let Some(tray) = app.tray_by_id(TRAY_ID) {
         tray.set_icon(Some(icon(summary.busy)?))?;
-        tray.set_tooltip(Some(tooltip(summary)))?;
-        tray.set_menu(Some(menu(app, summary)?))?;
+        tray.set_tooltip(Some(texts::tooltip(lang, summary)))?;
+        tray.set_menu(Some(menu(app, lang, summary)?))?;
     }
     Ok(())
 }
@@ -152,24 +189,12 @@ fn icon(busy: Busy) -> tauri::Result<Image<'static>> {
     Image::from_bytes(bytes)
 }
 
-fn tooltip(summary: &Summary) -> String {
-    let state = match summary.busy {
-        Busy::Idle if summary.lines.is_empty() => "ready",
-        Busy::Idle => "sharing",
-        Busy::Syncing => "syncing",
-        Busy::Sending => "sending",
-        Busy::Receiving => "receiving",
-        Busy::Error => "a folder needs attention",
-    };
-    format!("Ferry: {state}")
-}
-
-fn menu(app: &AppHandle, summary: &Summary) -> tauri::Result<Menu<Wry>> {
+fn menu(app: &AppHandle, lang: Lang, summary: &Summary) -> tauri::Result<Menu<Wry>> {
     let mut items: Vec<Box<dyn IsMenuItem<Wry>>> = Vec::new();
     items.push(Box::new(MenuItem::with_id(
         app,
         "show",
-        "Open Ferry",
+        texts::menu_item(lang, "show"),
         true,
         None::<&str>,
     )?));
@@ -181,13 +206,13 @@ fn menu(app: &AppHandle, summary: &Summary) -> tauri::Result<Menu<Wry>> {
         items.push(Box::new(MenuItem::with_id(
             app,
             id,
-            words(line),
+            texts::line(lang, line),
             false,
             None::<&str>,
         )?));
     }
     if summary.lines.len() > MAX_LINES {
-        let more = format!("and {} more", summary.lines.len() - MAX_LINES);
+        let more = texts::more(lang, summary.lines.len() - MAX_LINES);
         items.push(Box::new(MenuItem::with_id(
             app,
             "more",
@@ -198,11 +223,12 @@ fn menu(app: &AppHandle, summary: &Summary) -> tauri::Result<Menu<Wry>> {
     }
     if summary.folders_running + summary.folders_paused > 0 {
         items.push(Box::new(PredefinedMenuItem::separator(app)?));
-        let (id, text) = if summary.folders_running > 0 {
-            ("pause_all", "Pause all sync")
+        let id = if summary.folders_running > 0 {
+            "pause_all"
         } else {
-            ("resume_all", "Resume all sync")
+            "resume_all"
         };
+        let text = texts::menu_item(lang, id);
         items.push(Box::new(MenuItem::with_id(
             app,
             id,
@@ -215,67 +241,10 @@ fn menu(app: &AppHandle, summary: &Summary) -> tauri::Result<Menu<Wry>> {
     items.push(Box::new(MenuItem::with_id(
         app,
         "quit",
-        "Quit Ferry",
+        texts::menu_item(lang, "quit"),
         true,
         None::<&str>,
     )?));
     let refs: Vec<&dyn IsMenuItem<Wry>> = items.iter().map(|i| i.as_ref()).collect();
     Menu::with_items(app, &refs)
-}
-
-/// One line of the menu, for people.
-pub fn words(line: &Line) -> String {
-    let named = |name: &str, others: usize| match (name.is_empty(), others) {
-        (true, _) => "files".to_string(),
-        (false, 0) => name.to_string(),
-        (false, n) => format!("{name} and {n} more"),
-    };
-    let devices = |n: usize| {
-        if n == 1 {
-            "1 device".to_string()
-        } else {
-            format!("{n} devices")
-        }
-    };
-    match line {
-        Line::Share {
-            name,
-            others,
-            downloading: 0,
-            done: 0,
-            ..
-        } => format!("Sharing {} · waiting for receivers", named(name, *others)),
-        Line::Share {
-            name,
-            others,
-            downloading: 0,
-            done,
-            ..
-        } => format!(
-            "Sharing {} · {} {} everything",
-            named(name, *others),
-            devices(*done),
-            if *done == 1 { "has" } else { "have" }
-        ),
-        Line::Share {
-            name,
-            others,
-            downloading,
-            percent,
-            ..
-        } => format!(
-            "Sending {} to {} · {percent}%",
-            named(name, *others),
-            devices(*downloading)
-        ),
-        Line::Receive {
-            name,
-            others,
-            percent,
-        } => format!("Receiving {} · {percent}%", named(name, *others)),
-        Line::Syncing { folder, files: 0 } => format!("Syncing {folder}"),
-        Line::Syncing { folder, files: 1 } => format!("Syncing 1 file in {folder}"),
-        Line::Syncing { folder, files } => format!("Syncing {files} files in {folder}"),
-        Line::FolderError { folder } => format!("{folder}: sync stopped, open Ferry to see why"),
-    }
 }

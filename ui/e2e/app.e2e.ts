@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { execFileSync, spawn } from "node:child_process";
-import { env, exit, ferry, firstLine, makeTree, namedHome, openApp, sameTree, screenshot, stderrLine, type Browser } from "./harness";
+import { env, exit, ferry, firstLine, makeTree, namedHome, notified, openApp, sameTree, screenshot, stderrLine, type Browser } from "./harness";
 
 let browser: Browser;
 
@@ -53,6 +53,7 @@ describe("Ferry app", () => {
       await screenshot(browser, "receive-done");
       const dest = join(env.work, "downloads", "Holiday");
       expect(sameTree(src, dest)).toBeNull();
+      await notified((n) => n.summary === "Ferry: transfer complete" && n.body.includes("Holiday"));
     } finally {
       sender.kill("SIGINT");
     }
@@ -85,6 +86,7 @@ describe("Ferry app", () => {
       timeout: 30_000,
       timeoutMsg: "the peer never showed as complete",
     });
+    await notified((n) => n.summary === "Ferry: downloaded" && n.body.endsWith("downloaded Project"));
     await screenshot(browser, "send-sharing");
   });
 
@@ -297,6 +299,8 @@ describe("folders", () => {
       await conflicts.waitForDisplayed({ timeout: 30_000 });
       expect(await text("folder-conflicts")).toContain(copy);
       await screenshot(browser, "folders-conflict");
+      // ... and announced, also while the window is hidden.
+      await notified((n) => n.summary === "Ferry: a conflict in app-folder" && n.body.startsWith("plan.txt"));
       await (await browser.$('[data-testid="keep-original"]')).click();
       await browser.waitUntil(async () => !existsSync(join(dir, copy)) && !existsSync(join(cliDir, copy)), {
         timeout: 30_000,
@@ -417,6 +421,7 @@ describe("in the background", () => {
     // The window manager's close button: the window goes, Ferry stays.
     expect(x11("close")).not.toBe("0");
     await until(() => x11("state") === "hidden", "the window never hid");
+    await notified((n) => n.summary === "Ferry is still running");
     const out = join(env.work, "background-received");
     mkdirSync(out, { recursive: true });
     const result = await exit(ferry(join(env.work, "home-background"), ["receive", ticket, "--out", out]));

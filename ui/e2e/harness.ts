@@ -1,7 +1,7 @@
 // Helpers for driving the real Ferry window: app session, ferry CLI processes, file checks.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { remote } from "webdriverio";
 
@@ -11,7 +11,25 @@ export const env = {
   work: must("FERRY_E2E_WORK"),
   shots: must("FERRY_E2E_SHOTS"),
   theme: process.env.FERRY_E2E_THEME ?? "light",
+  notes: must("FERRY_E2E_NOTES"),
 };
+
+/** A desktop notification the app showed (recorded by ui/e2e/notifications.py). */
+export type Note = { summary: string; body: string };
+
+/** Waits until the app has shown a notification `match` accepts; returns it. */
+export async function notified(match: (n: Note) => boolean, ms = 30_000): Promise<Note> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const shown: Note[] = existsSync(env.notes)
+      ? readFileSync(env.notes, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l))
+      : [];
+    const found = shown.find(match);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no such notification; shown: ${JSON.stringify(shown)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 function must(name: string): string {
   const v = process.env[name];

@@ -222,9 +222,9 @@ impl From<&Error> for ErrorInfo {
         match e {
             Error::Ticket(_) | Error::Cancelled => info,
             Error::Name(n) => info.with("detail", n),
-            Error::ShareSource { path, source } | Error::Write { path, source } => info
-                .with("path", path.display())
-                .with("reason", source),
+            Error::ShareSource { path, source } | Error::Write { path, source } => {
+                info.with("path", path.display()).with("reason", source)
+            }
             Error::DiskFull {
                 path,
                 needed,
@@ -233,9 +233,9 @@ impl From<&Error> for ErrorInfo {
                 .with("path", path.display())
                 .with("needed", needed)
                 .with("available", available),
-            Error::Home { path, reason } | Error::NodeUnreachable { path, reason } => info
-                .with("path", path.display())
-                .with("reason", reason),
+            Error::Home { path, reason } | Error::NodeUnreachable { path, reason } => {
+                info.with("path", path.display()).with("reason", reason)
+            }
             Error::NotRunning { path } => info.with("path", path.display()),
             Error::EmptyShare(what) => info.with("path", what),
             Error::Connect(d)
@@ -275,7 +275,10 @@ mod tests {
         assert_eq!(remote.code(), "disk_full");
         assert_eq!(remote.to_string(), local.to_string());
         let info = ErrorInfo::from(&remote);
-        assert_eq!(info.params["needed"], "2", "parameters cross the control channel");
+        assert_eq!(
+            info.params["needed"], "2",
+            "parameters cross the control channel"
+        );
         assert_eq!(info.params["path"], "/x");
         assert!(CODES.contains(&local.code()));
     }

@@ -114,6 +114,7 @@ enum Op {
 
 #[derive(Debug, Default)]
 struct Peer {
+    name: Option<String>,
     done: u64,
     total: u64,
     connected: bool,
@@ -136,8 +137,15 @@ impl Overview {
             ShareEvent::PeerConnected { peer } => {
                 peers.entry(peer.clone()).or_default().connected = true;
             }
-            ShareEvent::PeerProgress { peer, progress, .. } => {
+            ShareEvent::PeerProgress {
+                peer,
+                progress,
+                name,
+            } => {
                 let p = peers.entry(peer.clone()).or_default();
+                if name.is_some() {
+                    p.name = name.clone();
+                }
                 p.connected = true;
                 p.done = progress.done;
                 p.total = progress.total;
@@ -174,6 +182,17 @@ impl Overview {
             }
             ReceiveEvent::Exporting { .. } | ReceiveEvent::Done(_) => *done = *total,
             ReceiveEvent::Connecting => {}
+        }
+    }
+
+    /// The name of the share `id` and the device name `peer` claims, if it said one.
+    pub fn share_peer(&self, id: u32, peer: &str) -> (String, Option<String>) {
+        match self.ops.get(&id) {
+            Some(Op::Share { names, peers }) => (
+                names.first().cloned().unwrap_or_default(),
+                peers.get(peer).and_then(|p| p.name.clone()),
+            ),
+            _ => (String::new(), None),
         }
     }
 
@@ -228,12 +247,7 @@ impl Overview {
                 folders_paused += 1;
                 continue;
             }
-            let folder = f
-                .info
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| f.info.path.display().to_string());
+            let folder = folder_name(f);
             match f.activity.as_ref().map(|a| (a.state, a.waiting)) {
                 Some((FolderState::Scanning, _)) => {
                     busy = busy.max(Busy::Syncing);
@@ -257,6 +271,64 @@ impl Overview {
             folders_paused,
         }
     }
+}
+
+/// Something that happened to a folder between two looks, worth telling the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum News {
+    /// A new conflict copy to review.
+    Conflict {
+        /// The folder's name.
+        folder: String,
+        /// The file it is a version of, relative to the folder.
+        file: String,
+    },
+    /// The folder went into its error state.
+    FolderError {
+        /// The folder's name.
+        folder: String,
+        /// What went wrong, as the folder says.
+        error: String,
+    },
+}
+
+/// What is new in `now` against `before`: conflict copies not seen before, folders that went
+/// into error. A folder not in `before` (just started or joined) tells only of errors.
+pub fn news(before: &[FolderStatus], now: &[FolderStatus]) -> Vec<News> {
+    let mut out = Vec::new();
+    for f in now {
+        let Some(a) = &f.activity else { continue };
+        let old = before
+            .iter()
+            .find(|b| b.info.id == f.info.id)
+            .and_then(|b| b.activity.as_ref());
+        let folder = folder_name(f);
+        if a.state == FolderState::Error && old.is_none_or(|o| o.state != FolderState::Error) {
+            out.push(News::FolderError {
+                folder: folder.clone(),
+                error: a.error.clone().unwrap_or_default(),
+            });
+        }
+        if let Some(old) = old {
+            for c in &a.conflicts {
+                if !old.conflicts.iter().any(|o| o.copy == c.copy) {
+                    out.push(News::Conflict {
+                        folder: folder.clone(),
+                        file: c.original.clone(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+fn folder_name(f: &FolderStatus) -> String {
+    f.info
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| f.info.path.display().to_string())
 }
 
 fn percent(done: u64, total: u64) -> u8 {
@@ -405,6 +477,64 @@ mod tests {
             }
         );
         assert_eq!((s.folders_running, s.folders_paused), (1, 1));
+    }
+
+    #[test]
+    fn news_tells_of_new_conflicts_and_new_errors_once() {
+        use crate::folder::activity::ConflictCopy;
+        let status = |state, conflicts: &[&str]| FolderStatus {
+            info: crate::folder::manage::FolderInfo {
+                id: "f".into(),
+                path: "/home/u/Docs".into(),
+                read_only: false,
+                peers: Vec::new(),
+                paused: false,
+            },
+            files: 0,
+            bytes: 0,
+            trash: Vec::new(),
+            activity: Some(FolderActivity {
+                state,
+                scanned: 0,
+                to_scan: 0,
+                files: 0,
+                bytes: 0,
+                waiting: 0,
+                waiting_bytes: 0,
+                peers: Vec::new(),
+                recent: Vec::new(),
+                conflicts: conflicts
+                    .iter()
+                    .map(|c| ConflictCopy {
+                        copy: format!("{c}.sync-conflict"),
+                        original: c.to_string(),
+                    })
+                    .collect(),
+                not_synced: Vec::new(),
+                error: Some("disk gone".into()),
+            }),
+        };
+        let a = [status(FolderState::UpToDate, &["old.txt"])];
+        let b = [status(FolderState::Error, &["old.txt", "report.odt"])];
+        assert_eq!(
+            news(&a, &b),
+            [
+                News::FolderError {
+                    folder: "Docs".into(),
+                    error: "disk gone".into()
+                },
+                News::Conflict {
+                    folder: "Docs".into(),
+                    file: "report.odt".into()
+                }
+            ]
+        );
+        assert_eq!(news(&b, &b), [], "nothing new the second time");
+        assert_eq!(
+            news(&[], &a),
+            [],
+            "a folder seen for the first time brings its old conflicts along silently"
+        );
     }
 
     #[test]

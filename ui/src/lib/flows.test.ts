@@ -147,7 +147,8 @@ describe("share", () => {
     const share = new Share(["/nope"]);
     await share.start();
     expect(share.phase).toBe("error");
-    expect(share.error).toContain("/nope");
+    expect(share.error?.code).toBe("share_source");
+    expect(share.error?.message).toContain("/nope");
   });
 
   it("names receivers and says how much of the swarm's data came from this device", () => {

@@ -1,6 +1,8 @@
 // One share as the Send screen shows it: importing, live with a ticket, peers, stopped.
-import { commands, type ShareEvent, type ShareInfo, type TransferProgress } from "./bindings";
-import { describeError, eventChannel, unwrap } from "./api";
+import { commands, type ErrorInfo, type ShareEvent, type ShareInfo, type TransferProgress } from "./bindings";
+import { eventChannel, unwrap } from "./api";
+import { asInfo } from "./errors";
+import { t } from "./i18n.svelte";
 
 export interface PeerView {
   id: string;
@@ -32,7 +34,7 @@ export class Share {
   info: ShareInfo | null = $state(null);
   hashed = $state({ files: 0, filesTotal: 0, bytes: 0, bytesTotal: 0 });
   peers: PeerView[] = $state([]);
-  error: string | null = $state(null);
+  error: ErrorInfo | null = $state(null);
 
   constructor(paths: string[]) {
     this.paths = paths;
@@ -42,12 +44,12 @@ export class Share {
   async start(): Promise<void> {
     const channel = eventChannel<ShareEvent>(
       (e) => this.handle(e),
-      (e) => this.fail(e.message),
+      (e) => this.fail(e),
     );
     try {
       this.id = await unwrap(commands.sharePaths(this.paths, channel));
     } catch (e) {
-      this.fail(describeError(e));
+      this.fail(e);
     }
   }
 
@@ -118,8 +120,8 @@ export class Share {
     };
   }
 
-  fail(message: string): void {
-    this.error = message;
+  fail(e: unknown): void {
+    this.error = asInfo(e);
     this.phase = "error";
   }
 
@@ -139,8 +141,8 @@ export class Share {
 export function topLevel(names: string[]): string {
   const tops: string[] = [];
   for (const n of names) {
-    const t = n.split("/")[0];
-    if (!tops.includes(t)) tops.push(t);
+    const top = n.split("/")[0];
+    if (!tops.includes(top)) tops.push(top);
   }
-  return tops.length > 3 ? `${tops.slice(0, 3).join(", ")} and ${tops.length - 3} more` : tops.join(", ");
+  return tops.length > 3 ? t("send:title_more", { names: tops.slice(0, 3).join(", "), count: tops.length - 3 }) : tops.join(", ");
 }
