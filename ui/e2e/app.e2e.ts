@@ -101,6 +101,51 @@ describe("Ferry app", () => {
     await screenshot(browser, "receive-invalid");
   });
 
+  it("leads a folder ticket from Receive to Folders, and offers to retry an unreachable sender", async () => {
+    const dir = join(env.work, "kind-folder");
+    mkdirSync(dir, { recursive: true });
+    const owner = ferry(join(env.work, "home-kind"), ["folder", "share", dir]);
+    try {
+      const folderTicket = await firstLine(owner);
+      await (await browser.$('[data-testid="nav-receive"]')).click();
+      await (await browser.$('[data-testid="ticket-input"]')).setValue(folderTicket);
+      await (await browser.$('[data-testid="preview"]')).click();
+      const error = await browser.$('[data-testid="receive-error"]');
+      await error.waitForDisplayed({ timeout: 15_000 });
+      expect(await error.getAttribute("data-code")).toBe("ticket_is_folder");
+      expect(await error.getText()).toContain("This is a folder ticket");
+      await screenshot(browser, "receive-folder-ticket");
+      await (await browser.$('[data-testid="error-go_folders"]')).click();
+      const join_ = await browser.$('[data-testid="join-ticket"]');
+      await join_.waitForDisplayed({ timeout: 15_000 });
+      expect(await join_.getValue()).toBe(folderTicket);
+    } finally {
+      owner.kill("SIGINT");
+    }
+
+    // A sender that is gone: looking for it can be cancelled; when it fails, Try again is offered.
+    const file = join(env.work, "gone.txt");
+    writeFileSync(file, "nobody serves this");
+    const sender = ferry(join(env.work, "home-gone"), ["send", file]);
+    const ticket = await firstLine(sender);
+    sender.kill("SIGKILL");
+    await exit(sender);
+    await (await browser.$('[data-testid="nav-receive"]')).click();
+    const input = await browser.$('[data-testid="ticket-input"]');
+    await input.clearValue();
+    await input.setValue(ticket);
+    await (await browser.$('[data-testid="preview"]')).click();
+    await (await browser.$('[data-testid="cancel-preview"]')).click();
+    await (await browser.$('[data-testid="preview"]')).waitForEnabled({ timeout: 5_000 });
+    await (await browser.$('[data-testid="preview"]')).click();
+    const unreachable = await browser.$('[data-testid="receive-error"]');
+    await unreachable.waitForDisplayed({ timeout: 60_000 });
+    expect(await unreachable.getAttribute("data-code")).toBe("connect_failed");
+    expect(await unreachable.getText()).toContain("The sender cannot be reached");
+    await (await browser.$('[data-testid="error-retry"]')).waitForDisplayed();
+    await screenshot(browser, "receive-unreachable");
+  });
+
   it("lists both transfers in the history", async () => {
     await (await browser.$('[data-testid="nav-transfers"]')).click();
     await browser.waitUntil(async () => (await browser.$$('[data-testid="transfer"]')).length >= 2, {
@@ -448,6 +493,28 @@ describe("in the background", () => {
     await (await browser.$('[data-testid="quit-keep"]')).click();
     await dialog.waitForDisplayed({ reverse: true, timeout: 15_000 });
     expect(x11("state")).toBe("shown");
+  });
+});
+
+describe("languages", () => {
+  it("switches to German from the settings, at once", async () => {
+    await (await browser.$('[data-testid="nav-settings"]')).click();
+    const select = await browser.$('[data-testid="settings-language"]');
+    await select.waitForDisplayed({ timeout: 15_000 });
+    await select.selectByAttribute("value", "de");
+    await (await browser.$('button[type="submit"]')).click();
+    await browser.waitUntil(async () => (await (await browser.$('[data-testid="nav-send"]')).getText()).includes("Senden"), {
+      timeout: 15_000,
+      timeoutMsg: "the navigation never turned German",
+    });
+    await screenshot(browser, "settings-de");
+    await (await browser.$('[data-testid="nav-send"]')).click();
+    await (await browser.$('[data-testid="ticket"]')).waitForDisplayed({ timeout: 15_000 });
+    expect(String(await (await browser.$("main")).getProperty("textContent"))).toContain("Teilen beenden");
+    await screenshot(browser, "send-de");
+    await (await browser.$('[data-testid="nav-folders"]')).click();
+    await (await browser.$('[data-testid="folders-empty"]')).waitForDisplayed({ timeout: 15_000 });
+    await screenshot(browser, "folders-de");
   });
 });
 
