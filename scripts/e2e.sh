@@ -31,6 +31,11 @@ for _ in $(seq 100); do
   grep -q ready "$FERRY_E2E_WORK/notifications.log" 2>/dev/null && break
   sleep 0.1
 done
+if ! grep -q ready "$FERRY_E2E_WORK/notifications.log" 2>/dev/null; then
+  echo "e2e: the notification server did not start:" >&2
+  cat "$FERRY_E2E_WORK/notifications.log" >&2
+  exit 1
+fi
 "$FERRY_TOOLS/bin/tauri-driver" --port 4444 --native-driver /usr/bin/WebKitWebDriver \
   > "$FERRY_E2E_WORK/tauri-driver.log" 2>&1 &
 driver=$!

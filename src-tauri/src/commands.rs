@@ -317,7 +317,7 @@ pub async fn folder_rescan(state: State<'_, AppState>, path: String) -> CmdResul
 #[tauri::command]
 #[specta::specta]
 pub async fn pause_all_sync(state: State<'_, AppState>, paused: bool) -> CmdResult<()> {
-    crate::tray::pause_all(&state, paused).await.map_err(err)
+    state.session.folder_pause_all(paused).await.map_err(err)
 }
 
 /// What is in progress: shares, receives, folders that sync.
@@ -332,18 +332,16 @@ pub async fn activity(state: State<'_, AppState>) -> CmdResult<Summary> {
 /// (the UI asks).
 #[tauri::command]
 #[specta::specta]
-pub async fn quit_app(
-    app: AppHandle,
-    state: State<'_, AppState>,
-    force: bool,
-) -> CmdResult<Vec<String>> {
-    let summary = state.summary().await;
-    if force || summary.lines.is_empty() {
-        app.exit(0);
-        return Ok(Vec::new());
+pub async fn quit_app(app: AppHandle, force: bool) -> CmdResult<Vec<String>> {
+    let lines = if force {
+        Vec::new()
+    } else {
+        crate::life::in_progress(&app).await
+    };
+    if lines.is_empty() {
+        crate::life::quit(&app);
     }
-    let lang = texts::Lang::of(&state.home);
-    Ok(summary.lines.iter().map(|l| texts::line(lang, l)).collect())
+    Ok(lines)
 }
 
 /// Stops syncing a folder; its files stay.

@@ -8,6 +8,7 @@
 //! a test fails when they are stale.
 
 pub mod commands;
+mod life;
 mod links;
 pub mod state;
 mod system;
@@ -60,7 +61,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         ])
         .events(tauri_specta::collect_events![
             links::OpenTicket,
-            tray::QuitRequested
+            life::QuitRequested
         ])
         // Every code a command can fail with: the UI has a message for each (a test checks).
         .constant(
@@ -103,7 +104,7 @@ pub fn run() {
         // to the running app instead of starting another one.
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             links::handle_args(app, &argv);
-            tray::show_window(app);
+            life::show_window(app);
         }))
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_dialog::init())
@@ -113,7 +114,7 @@ pub fn run() {
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
             // Started at login: in the background, the window hidden until asked for.
-            Some(vec![tray::HIDDEN_ARG]),
+            Some(vec![life::HIDDEN_ARG]),
         ));
     if updates {
         // Only a build configured with an update endpoint and key looks for updates.
@@ -125,7 +126,7 @@ pub fn run() {
         .on_window_event(|window, event| {
             if let tauri::WindowEvent::CloseRequested { api, .. } = event {
                 api.prevent_close();
-                tray::hide_window(window.app_handle());
+                life::hide_window(window.app_handle());
             }
         })
         .setup(move |app| {
@@ -139,13 +140,20 @@ pub fn run() {
                 tracing::warn!("no tray icon: {e}");
             }
             tray::watch(app.handle());
-            if !std::env::args().any(|a| a == tray::HIDDEN_ARG) {
-                tray::show_window(app.handle());
+            if !std::env::args().any(|a| a == life::HIDDEN_ARG) {
+                life::show_window(app.handle());
             }
             Ok(())
         })
-        .run(context)
-        .expect("the Ferry window could not be started");
+        .build(context)
+        .expect("the Ferry window could not be started")
+        .run(|app, event| match event {
+            tauri::RunEvent::ExitRequested { api, .. } => life::on_exit_requested(app, &api),
+            // macOS: the Dock icon clicked while the window is hidden.
+            #[cfg(target_os = "macos")]
+            tauri::RunEvent::Reopen { .. } => life::show_window(app),
+            _ => {}
+        });
 }
 
 #[cfg(test)]

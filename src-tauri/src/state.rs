@@ -90,6 +90,16 @@ impl AppState {
         self.overview.lock().expect("overview lock").ended(id);
     }
 
+    /// Stops the node if it runs in this process (folders save their state, the store
+    /// flushes); a daemon's node goes on.
+    pub async fn shutdown(&self) {
+        if let Session::Local { node, .. } = &self.session {
+            if let Err(e) = node.shutdown().await {
+                tracing::warn!("stopping the node: {e}");
+            }
+        }
+    }
+
     /// What is in progress now: the running operations and the folders.
     pub async fn summary(&self) -> Summary {
         let folders = self.session.folder_statuses().await.unwrap_or_default();

@@ -24,10 +24,12 @@ impl Lang {
     /// The language of the settings of `home`, else of the system.
     pub fn of(home: &Path) -> Lang {
         let setting = Settings::load(home).language;
-        let system = ["LC_ALL", "LC_MESSAGES", "LANG"]
+        // LANGUAGE is a list of preferences ("de:en"); the others one locale ("de_DE.UTF-8").
+        let system = ["LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"]
             .iter()
             .filter_map(|v| std::env::var(v).ok())
-            .find(|v| !v.is_empty());
+            .find(|v| !v.is_empty() && v != "C" && v != "POSIX")
+            .map(|v| v.split(':').next().unwrap_or_default().to_string());
         Lang::pick(setting.as_deref(), system.as_deref())
     }
 
@@ -52,15 +54,53 @@ pub struct Note {
     pub body: String,
 }
 
+/// How long a name may be in a menu line or a notification.
+const NAME_CHARS: usize = 48;
+
+/// A name from a peer or the disk (a file, a folder, a device), fit to show: no control or
+/// formatting characters (a right-to-left override could make `exe.txt` of `txt.exe`), cut
+/// to [`NAME_CHARS`].
+pub fn shown(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .filter(|c| !c.is_control() && !is_format(*c))
+        .collect();
+    if clean.chars().count() <= NAME_CHARS {
+        return clean;
+    }
+    let mut cut: String = clean.chars().take(NAME_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// Unicode format characters (category Cf) that change how text around them reads.
+fn is_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// Text for a menu item: `&` marks a mnemonic there, `&&` is a literal one.
+pub fn menu_text(text: &str) -> String {
+    text.replace('&', "&&")
+}
+
+/// Text for a notification's body: servers that take markup read `<` and `&` as markup.
+pub fn body_text(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// The tray menu's fixed items.
 pub fn menu_item(lang: Lang, id: &str) -> &'static str {
     match (lang, id) {
         (Lang::En, "show") => "Open Ferry",
         (Lang::De, "show") => "Ferry öffnen",
         (Lang::En, "pause_all") => "Pause all sync",
-        (Lang::De, "pause_all") => "Alle Synchronisierung pausieren",
+        (Lang::De, "pause_all") => "Alle Ordner pausieren",
         (Lang::En, "resume_all") => "Resume all sync",
-        (Lang::De, "resume_all") => "Alle Synchronisierung fortsetzen",
+        (Lang::De, "resume_all") => "Alle Ordner fortsetzen",
         (Lang::En, "quit") => "Quit Ferry",
         (Lang::De, "quit") => "Ferry beenden",
         _ => "",
@@ -99,9 +139,9 @@ pub fn line(lang: Lang, line: &Line) -> String {
     let named = |name: &str, others: usize| match (lang, name.is_empty(), others) {
         (Lang::En, true, _) => "files".to_string(),
         (Lang::De, true, _) => "Dateien".to_string(),
-        (_, false, 0) => name.to_string(),
-        (Lang::En, false, n) => format!("{name} and {n} more"),
-        (Lang::De, false, n) => format!("{name} und {n} weitere"),
+        (_, false, 0) => shown(name),
+        (Lang::En, false, n) => format!("{} and {n} more", shown(name)),
+        (Lang::De, false, n) => format!("{} und {n} weitere", shown(name)),
     };
     let devices = |n: usize| match (lang, n) {
         (Lang::En, 1) => "1 device".to_string(),
@@ -183,23 +223,28 @@ pub fn line(lang: Lang, line: &Line) -> String {
                 percent,
             },
         ) => format!("Empfängt {} · {percent} %", named(name, *others)),
-        (Lang::En, Line::Syncing { folder, files: 0 }) => format!("Syncing {folder}"),
-        (Lang::De, Line::Syncing { folder, files: 0 }) => format!("Synchronisiert {folder}"),
-        (Lang::En, Line::Syncing { folder, files: 1 }) => format!("Syncing 1 file in {folder}"),
+        (Lang::En, Line::Syncing { folder, files: 0 }) => format!("Syncing {}", shown(folder)),
+        (Lang::De, Line::Syncing { folder, files: 0 }) => {
+            format!("Synchronisiert {}", shown(folder))
+        }
+        (Lang::En, Line::Syncing { folder, files: 1 }) => {
+            format!("Syncing 1 file in {}", shown(folder))
+        }
         (Lang::De, Line::Syncing { folder, files: 1 }) => {
-            format!("Synchronisiert 1 Datei in {folder}")
+            format!("Synchronisiert 1 Datei in {}", shown(folder))
         }
         (Lang::En, Line::Syncing { folder, files }) => {
-            format!("Syncing {files} files in {folder}")
+            format!("Syncing {files} files in {}", shown(folder))
         }
         (Lang::De, Line::Syncing { folder, files }) => {
-            format!("Synchronisiert {files} Dateien in {folder}")
+            format!("Synchronisiert {files} Dateien in {}", shown(folder))
         }
         (Lang::En, Line::FolderError { folder }) => {
-            format!("{folder}: sync stopped, open Ferry to see why")
+            format!("{}: sync stopped, open Ferry to see why", shown(folder))
         }
         (Lang::De, Line::FolderError { folder }) => {
-            format!("{folder}: Synchronisierung angehalten, öffne Ferry für den Grund")
+            let folder = shown(folder);
+            format!("{folder}: Synchronisierung angehalten, Details in Ferry")
         }
     }
 }
@@ -220,6 +265,7 @@ pub fn still_running(lang: Lang) -> Note {
 
 /// A receive finished: `names` saved, `files` in all.
 pub fn received(lang: Lang, names: &str, files: usize) -> Note {
+    let names = shown(names);
     match lang {
         Lang::En => Note {
             title: "Ferry: transfer complete".into(),
@@ -242,7 +288,8 @@ pub fn received(lang: Lang, names: &str, files: usize) -> Note {
 
 /// A device finished downloading the share `share`; `device` is the name it claims.
 pub fn peer_done(lang: Lang, share: &str, device: Option<&str>) -> Note {
-    let device = device.map(|d| d.to_string());
+    let device = device.map(shown);
+    let share = &shown(share);
     match lang {
         Lang::En => Note {
             title: "Ferry: downloaded".into(),
@@ -273,6 +320,16 @@ pub fn peer_done(lang: Lang, share: &str, device: Option<&str>) -> Note {
 
 /// A folder's news.
 pub fn news(lang: Lang, news: &News) -> Note {
+    let news = &match news {
+        News::Conflict { folder, file } => News::Conflict {
+            folder: shown(folder),
+            file: shown(file),
+        },
+        News::FolderError { folder, error } => News::FolderError {
+            folder: shown(folder),
+            error: error.chars().take(300).collect(),
+        },
+    };
     match (lang, news) {
         (Lang::En, News::Conflict { folder, file }) => Note {
             title: format!("Ferry: a conflict in {folder}"),
@@ -303,6 +360,17 @@ mod tests {
         assert_eq!(Lang::pick(None, Some("de_AT.UTF-8")), Lang::De);
         assert_eq!(Lang::pick(Some("fr"), Some("C")), Lang::En);
         assert_eq!(Lang::pick(None, None), Lang::En);
+    }
+
+    #[test]
+    fn names_from_peers_are_shown_tamed() {
+        assert_eq!(shown("report\u{202E}txt.exe"), "reporttxt.exe");
+        assert_eq!(shown("a\nb\tc"), "abc");
+        let long = "x".repeat(300);
+        assert_eq!(shown(&long).chars().count(), NAME_CHARS);
+        assert!(shown(&long).ends_with('…'));
+        assert_eq!(menu_text("Tom & Jerry"), "Tom && Jerry");
+        assert_eq!(body_text("<b>a & b</b>"), "&lt;b&gt;a &amp; b&lt;/b&gt;");
     }
 
     #[test]

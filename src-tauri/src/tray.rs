@@ -1,60 +1,28 @@
-//! Ferry in the background: the window hides on close, the tray icon shows what is in progress
-//! and offers open, pause / resume all sync and quit. Optional: without a tray host the app
-//! runs anyway, and opening Ferry again brings the window back (single instance).
+//! What Ferry shows outside its window: the tray icon (what is in progress; open, pause /
+//! resume all sync, quit) and notifications. The tray is optional: without a tray host the
+//! app runs anyway (see [`crate::life`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
+use crate::{
+    life::{request_quit, show_window},
+    state::AppState,
+    texts::{self, Lang, Note},
+};
 use ferry_core::{
     overview::{Busy, Summary},
     settings::{Notify, Settings},
 };
-use serde::{Deserialize, Serialize};
 use tauri::{
     image::Image,
     menu::{IsMenuItem, Menu, MenuItem, PredefinedMenuItem},
     tray::TrayIconBuilder,
     AppHandle, Manager, Wry,
 };
-use tauri_specta::Event;
-
-use crate::{
-    state::AppState,
-    texts::{self, Lang, Note},
-};
-
-/// The argument autostart launches Ferry with: start with the window hidden.
-pub const HIDDEN_ARG: &str = "--hidden";
 
 const TRAY_ID: &str = "ferry";
 /// How often the tray looks at what is in progress.
 const REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
 /// Lines shown in the menu at most (the window lists everything).
 const MAX_LINES: usize = 6;
-
-/// Quit was asked for while something is in progress (these lines, for people): the UI asks
-/// whether to quit anyway.
-#[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
-pub struct QuitRequested(pub Vec<String>);
-
-/// Shows, unminimises and focuses the main window.
-pub fn show_window(app: &AppHandle) {
-    if let Some(w) = app.get_webview_window("main") {
-        w.show().ok();
-        w.unminimize().ok();
-        w.set_focus().ok();
-    }
-}
-
-/// Hides the main window; the first time, says that Ferry goes on in the background.
-pub fn hide_window(app: &AppHandle) {
-    static SAID: AtomicBool = AtomicBool::new(false);
-    if let Some(w) = app.get_webview_window("main") {
-        w.hide().ok();
-    }
-    if !SAID.swap(true, Ordering::Relaxed) {
-        notify(app, |_| true, texts::still_running);
-    }
-}
 
 /// Shows a notification, unless the user turned its kind off.
 pub fn notify(app: &AppHandle, kind: fn(&Notify) -> bool, note: impl FnOnce(Lang) -> Note) {
@@ -68,37 +36,11 @@ pub fn notify(app: &AppHandle, kind: fn(&Notify) -> bool, note: impl FnOnce(Lang
         .notification()
         .builder()
         .title(note.title)
-        .body(note.body)
+        .body(texts::body_text(&note.body))
         .show();
     if let Err(e) = shown {
         tracing::debug!("no notification: {e}");
     }
-}
-
-/// Quits at once when nothing is in progress; otherwise shows the window, which asks.
-pub async fn request_quit(app: &AppHandle) {
-    let summary = app.state::<AppState>().summary().await;
-    if summary.lines.is_empty() {
-        app.exit(0);
-        return;
-    }
-    show_window(app);
-    let lang = Lang::of(&app.state::<AppState>().home);
-    let lines = summary.lines.iter().map(|l| texts::line(lang, l)).collect();
-    if let Err(e) = QuitRequested(lines).emit(app) {
-        tracing::warn!("cannot ask whether to quit ({e}); quitting");
-        app.exit(0);
-    }
-}
-
-/// Pauses (`paused`) or resumes every synced folder.
-pub async fn pause_all(state: &AppState, paused: bool) -> ferry_core::Result<()> {
-    for folder in state.session.folder_list().await? {
-        if folder.paused != paused {
-            state.session.folder_pause(folder.path, paused).await?;
-        }
-    }
-    Ok(())
 }
 
 /// Creates the tray icon and keeps it up to date.
@@ -121,7 +63,8 @@ pub fn setup(app: &AppHandle) -> tauri::Result<()> {
                 "pause_all" | "resume_all" => {
                     let paused = event.id.as_ref() == "pause_all";
                     tauri::async_runtime::spawn(async move {
-                        if let Err(e) = pause_all(&app.state::<AppState>(), paused).await {
+                        let state = app.state::<AppState>();
+                        if let Err(e) = state.session.folder_pause_all(paused).await {
                             tracing::warn!("pause / resume all sync: {e}");
                         }
                     });
@@ -145,7 +88,11 @@ pub fn watch(app: &AppHandle) {
         let mut folders: Option<Vec<ferry_core::folder::manage::FolderStatus>> = None;
         loop {
             let state = app.state::<AppState>();
-            let now = state.session.folder_statuses().await.unwrap_or_default();
+            // A failed look (a daemon busy or gone) changes nothing: no news from a gap.
+            let Ok(now) = state.session.folder_statuses().await else {
+                tokio::time::sleep(REFRESH).await;
+                continue;
+            };
             if let Some(before) = &folders {
                 for news in ferry_core::overview::news(before, &now) {
                     let kind: fn(&Notify) -> bool = match news {
@@ -206,7 +153,7 @@ fn menu(app: &AppHandle, lang: Lang, summary: &Summary) -> tauri::Result<Menu<Wr
         items.push(Box::new(MenuItem::with_id(
             app,
             id,
-            texts::line(lang, line),
+            texts::menu_text(&texts::line(lang, line)),
             false,
             None::<&str>,
         )?));

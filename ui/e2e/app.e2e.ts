@@ -15,7 +15,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await browser?.deleteSession();
+  // The last test quits the app: its session may be gone already.
+  await browser?.deleteSession().catch(() => {});
 });
 
 describe("Ferry app", () => {
@@ -515,6 +516,19 @@ describe("languages", () => {
     await (await browser.$('[data-testid="nav-folders"]')).click();
     await (await browser.$('[data-testid="folders-empty"]')).waitForDisplayed({ timeout: 15_000 });
     await screenshot(browser, "folders-de");
+  });
+});
+
+describe("quitting", () => {
+  it("quits when told to, and lets go of its home", async () => {
+    await browser.keys(["Control", "q"]);
+    await (await browser.$('[data-testid="quit-dialog"]')).waitForDisplayed({ timeout: 15_000 });
+    await (await browser.$('[data-testid="quit-anyway"]')).click();
+    await until(() => x11("state") === "gone", "the window never went away", 30_000);
+    // The node let go of its home: a command that asks it finds none.
+    const status = await exit(spawn(env.ferry, ["--home", process.env.FERRY_HOME!, "--json", "status"], { stdio: ["ignore", "pipe", "pipe"] }));
+    expect(status.code, status.stderr).toBe(1);
+    expect(status.stderr).toContain("not_running");
   });
 });
 

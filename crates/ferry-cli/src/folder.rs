@@ -82,11 +82,28 @@ pub async fn run(config: NodeConfig, args: FolderArgs, out: Output) -> anyhow::R
             Err(e) => return Err(e.into()),
         }
     }
-    let args_pause = match args.command {
-        FolderCommand::Pause { .. } => Some(true),
-        FolderCommand::Resume { .. } => Some(false),
-        _ => None,
-    };
+    // Pausing and resuming start no node either: a node started for it would run the folder
+    // (and take in its peers' changes) before pausing it. Without one, the list on disk
+    // changes, and the next start holds or runs the folder.
+    if let FolderCommand::Pause { path } | FolderCommand::Resume { path } = &args.command {
+        let paused = matches!(args.command, FolderCommand::Pause { .. });
+        let info = match Session::attach(&config.home).await {
+            Ok(session) => session.folder_pause(path.clone(), paused).await?,
+            Err(ferry_core::Error::NotRunning { .. }) => {
+                ferry_core::folder::pause::set_paused_on_disk(&config.home, path.clone(), paused)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if out.is_json() {
+            println!("{}", serde_json::to_string(&info)?);
+        }
+        out.note(format!(
+            "{} {}",
+            if paused { "paused" } else { "resumed" },
+            info.path.display()
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
     let session = Session::open(config).await?;
     let keep_running = match args.command {
         FolderCommand::Share { path, read_only } => {
@@ -118,19 +135,8 @@ pub async fn run(config: NodeConfig, args: FolderArgs, out: Output) -> anyhow::R
             // A node started just for this command would stop before the pass ran.
             session.is_local()
         }
-        FolderCommand::Pause { path } | FolderCommand::Resume { path } => {
-            let paused = matches!(args_pause, Some(true));
-            let info = session.folder_pause(path, paused).await?;
-            if out.is_json() {
-                println!("{}", serde_json::to_string(&info)?);
-            }
-            out.note(format!(
-                "{} {}",
-                if paused { "paused" } else { "resumed" },
-                info.path.display()
-            ));
-            // Only the flag changes here; a running node (or the next start) acts on it.
-            false
+        FolderCommand::Pause { .. } | FolderCommand::Resume { .. } => {
+            unreachable!("handled above")
         }
         FolderCommand::Leave { path } => {
             let info = session.folder_leave(path).await?;

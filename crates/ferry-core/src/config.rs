@@ -72,6 +72,8 @@ pub struct NodeConfig {
     /// Serve shares received here to their other receivers while their sender shares them,
     /// after the receive (see [`crate::seed`]).
     pub keep_serving: bool,
+    /// How often the store drops what nothing keeps (tests make it short).
+    pub gc_interval: std::time::Duration,
 }
 
 impl NodeConfig {
@@ -87,6 +89,7 @@ impl NodeConfig {
             download: Default::default(),
             adjustable_limits: false,
             keep_serving: false,
+            gc_interval: std::time::Duration::from_secs(300),
         }
     }
 

@@ -36,7 +36,7 @@ use crate::{
 /// File in the home that tells clients where the node listens.
 pub const CONTROL_FILE: &str = "control.json";
 /// Version of the control protocol.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ControlFile {
@@ -110,6 +110,11 @@ pub enum Request {
     FolderPause {
         /// The folder (absolute).
         path: PathBuf,
+        /// Pause (`true`) or resume (`false`).
+        paused: bool,
+    },
+    /// Pause or resume every folder; `true` comes back.
+    FolderPauseAll {
         /// Pause (`true`) or resume (`false`).
         paused: bool,
     },
@@ -279,6 +284,13 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
         Request::FolderPause { path, paused } => {
             let item = match node.folder_pause(path, paused).await {
                 Ok(info) => StreamItem::Event(info),
+                Err(e) => StreamItem::Error((&e).into()),
+            };
+            write_item(&mut write, &item).await?;
+        }
+        Request::FolderPauseAll { paused } => {
+            let item = match node.folder_pause_all(paused).await {
+                Ok(()) => StreamItem::Event(true),
                 Err(e) => StreamItem::Error((&e).into()),
             };
             write_item(&mut write, &item).await?;
@@ -519,6 +531,12 @@ impl ControlClient {
     pub async fn folder_pause(&self, path: PathBuf, paused: bool) -> Result<FolderInfo> {
         let path = absolute(path)?;
         self.call(&Request::FolderPause { path, paused }).await
+    }
+
+    /// Pauses or resumes every folder on the remote node.
+    pub async fn folder_pause_all(&self, paused: bool) -> Result<()> {
+        let _: bool = self.call(&Request::FolderPauseAll { paused }).await?;
+        Ok(())
     }
 
     /// Puts the settings that apply while a node runs in force on the remote node.

@@ -200,6 +200,27 @@ pub struct ErrorInfo {
 }
 
 impl ErrorInfo {
+    /// Reads an error as any version wrote it: those before parameters have none. (Not
+    /// `#[serde(default)]` on the field: the bindings generator then splits the type in two,
+    /// which the generic event types cannot name.)
+    pub fn deserialize_any_version<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> std::result::Result<Option<ErrorInfo>, D::Error> {
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            code: String,
+            message: String,
+            #[serde(default)]
+            params: BTreeMap<String, String>,
+        }
+        let stored: Option<Stored> = serde::Deserialize::deserialize(d)?;
+        Ok(stored.map(|s| ErrorInfo {
+            code: s.code,
+            message: s.message,
+            params: s.params,
+        }))
+    }
+
     /// An error with this code and message, without parameters.
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
         ErrorInfo {

@@ -69,6 +69,8 @@ pub struct TransferRecord {
     /// Current state.
     pub state: TransferState,
     /// The error, when failed.
+    #[serde(default, deserialize_with = "ErrorInfo::deserialize_any_version")]
+    #[cfg_attr(feature = "specta", specta(type = Option<ErrorInfo>))]
     pub error: Option<ErrorInfo>,
     /// The ticket (to resume a receive, or to show a share again).
     pub ticket: String,
@@ -304,6 +306,32 @@ mod tests {
             .is_none());
         h2.remove(&recv.id);
         assert!(History::open(dir.path()).get(&recv.id).is_none());
+    }
+
+    #[test]
+    fn a_history_written_before_errors_had_parameters_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(dir.path());
+        let offer = crate::progress::Offer {
+            hash: "h".into(),
+            entries: Vec::new(),
+            total_size: 0,
+        };
+        let mut failed = TransferRecord::new(Direction::Receive, &offer, "t".into());
+        failed.finish(
+            TransferState::Failed,
+            Some(ErrorInfo::new("connect_failed", "could not connect")),
+        );
+        h.put(failed.clone());
+        // As an earlier version wrote it: the error without `params`.
+        let path = dir.path().join(HISTORY_FILE);
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        json[0]["error"].as_object_mut().unwrap().remove("params");
+        std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+        let again = History::open(dir.path());
+        assert_eq!(again.get(&failed.id).unwrap().error, failed.error);
+        assert!(!dir.path().join("history.json.corrupt").exists());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Mutex,
+        Arc, Mutex,
     },
     time::{Duration, Instant},
 };
@@ -135,6 +135,8 @@ pub struct Limiter {
     total: Mutex<Option<Bucket>>,
     peers: Mutex<HashMap<EndpointId, Bucket>>,
     counted: AtomicU64,
+    /// Limits that hold over this one's too (a part of the node's traffic counted apart).
+    parent: Option<Arc<Limiter>>,
 }
 
 impl Default for Limiter {
@@ -153,6 +155,16 @@ impl Limiter {
             total: Mutex::new(limits.total.map(|r| Bucket::new(r, now))),
             peers: Mutex::new(HashMap::new()),
             counted: AtomicU64::new(0),
+            parent: None,
+        }
+    }
+
+    /// A part of `parent`'s traffic, counted apart (a folder's downloads): no limits of its
+    /// own, `parent`'s hold and count it too.
+    pub fn within(parent: Arc<Limiter>) -> Limiter {
+        Limiter {
+            parent: Some(parent),
+            ..Limiter::default()
         }
     }
 
@@ -199,6 +211,9 @@ impl Limiter {
             let b = peers.entry(*peer).or_insert_with(|| Bucket::new(rate, now));
             wait = wait.max(b.take(n, now));
         }
+        if let Some(parent) = &self.parent {
+            wait = wait.max(parent.delay_at(peer, n, now));
+        }
         wait
     }
 
@@ -239,6 +254,29 @@ mod tests {
             "{achieved} B/s for a limit of {rate}"
         );
         assert_eq!(limits.counted(), chunks * 16 * 1024);
+    }
+
+    #[test]
+    fn a_part_counts_its_own_bytes_under_the_whole_limit() {
+        let rate = 1_000_000;
+        let node = Arc::new(Limiter::new(RateLimits {
+            total: Some(rate),
+            per_peer: None,
+        }));
+        let folder = Limiter::within(node.clone());
+        let chunks = 10 * rate / (16 * 1024);
+        let took = simulate(&folder, None, chunks).as_secs_f64();
+        let achieved = (chunks * 16 * 1024) as f64 / took;
+        assert!(
+            (achieved - rate as f64).abs() / (rate as f64) < 0.10,
+            "the node's limit holds over the part: {achieved} B/s"
+        );
+        assert_eq!(folder.counted(), chunks * 16 * 1024);
+        assert_eq!(
+            node.counted(),
+            folder.counted(),
+            "and the node counts it too"
+        );
     }
 
     #[test]

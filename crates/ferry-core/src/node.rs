@@ -51,6 +51,11 @@ pub(crate) struct Inner {
     pub(crate) docs: iroh_docs::protocol::Docs,
     pub(crate) book: crate::peers::AddressBook,
     pub(crate) folders: std::sync::Mutex<Vec<crate::folder::manage::Running>>,
+    /// Serialises what changes the folder list or which folders run (share, join, pause,
+    /// leave, peers recorded): each reads the list, changes it and starts or stops a folder.
+    pub(crate) folder_ops: tokio::sync::Mutex<()>,
+    /// The paused folders (see [`crate::folder::pause`]).
+    pub(crate) paused: crate::folder::pause::Paused,
     /// What this node uploads and downloads: limits and counts.
     pub(crate) upload: Arc<crate::limits::Limiter>,
     pub(crate) download: Arc<crate::limits::Limiter>,
@@ -185,7 +190,7 @@ impl Node {
         // everything else the store keeps is tagged (folder content, shares, transfers).
         let inner_for_gc: Arc<std::sync::OnceLock<std::sync::Weak<Inner>>> = Default::default();
         options.gc = Some(GcConfig {
-            interval: Duration::from_secs(300),
+            interval: config.gc_interval,
             add_protected: Some(records_kept(inner_for_gc.clone())),
         });
         let store = FsStore::load_with_opts(store_dir.join("blobs.db"), options)
@@ -236,6 +241,8 @@ impl Node {
                 docs,
                 book,
                 folders: std::sync::Mutex::new(Vec::new()),
+                folder_ops: tokio::sync::Mutex::new(()),
+                paused: Default::default(),
                 upload,
                 download,
                 swarm_stores,
@@ -382,8 +389,8 @@ impl Node {
     }
 }
 
-/// Keeps, at each garbage collection, the records the running folders' documents name: the
-/// documents do not tag what they store. (iroh-docs' own protect handler keeps a handle to
+/// Keeps, at each garbage collection, the records the running and paused folders' documents
+/// name: the documents do not tag what they store. (iroh-docs' own protect handler keeps a handle to
 /// its sync actor in a task whose drop joins that actor's thread from inside the runtime,
 /// which stalled other nodes of the same process on shutdown.) A failure skips the run.
 fn records_kept(
@@ -393,12 +400,15 @@ fn records_kept(
     Arc::new(move |live| {
         let docs: Option<Vec<iroh_docs::api::Doc>> =
             inner.get().and_then(|w| w.upgrade()).map(|i| {
-                i.folders
+                let mut docs: Vec<iroh_docs::api::Doc> = i
+                    .folders
                     .lock()
                     .expect("folders lock")
                     .iter()
                     .map(|r| r.folder.doc().clone())
-                    .collect()
+                    .collect();
+                docs.extend(i.paused.docs());
+                docs
             });
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {

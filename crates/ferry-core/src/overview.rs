@@ -458,6 +458,8 @@ mod tests {
                 conflicts: Vec::new(),
                 not_synced: Vec::new(),
                 error: Some("disk".into()),
+                rate: 0,
+                last_synced_ms: None,
             }),
         };
         let paused = FolderStatus {
@@ -512,6 +514,8 @@ mod tests {
                     .collect(),
                 not_synced: Vec::new(),
                 error: Some("disk gone".into()),
+                rate: 0,
+                last_synced_ms: None,
             }),
         };
         let a = [status(FolderState::UpToDate, &["old.txt"])];

@@ -232,6 +232,14 @@ impl Session {
         }
     }
 
+    /// Pauses (`paused`) or resumes every synced folder; each is tried.
+    pub async fn folder_pause_all(&self, paused: bool) -> Result<()> {
+        match self {
+            Session::Local { node, .. } => node.folder_pause_all(paused).await,
+            Session::Remote(c) => c.folder_pause_all(paused).await,
+        }
+    }
+
     /// Stops syncing the folder at `path` (its files stay).
     pub async fn folder_leave(&self, path: PathBuf) -> Result<FolderInfo> {
         match self {

@@ -81,12 +81,37 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Loads the settings of `home`, or the defaults.
+    /// Loads the settings of `home`, or the defaults. A setting the file holds in a form this
+    /// version cannot read (edited by hand, written by another version) falls back to its
+    /// default alone: one odd value does not reset the others (a relay turned off, say).
     pub fn load(home: &Path) -> Settings {
-        std::fs::read(home.join(SETTINGS_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        let path = home.join(SETTINGS_FILE);
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Settings::default();
+        };
+        if let Ok(settings) = serde_json::from_slice(&bytes) {
+            return settings;
+        }
+        let Ok(serde_json::Value::Object(stored)) = serde_json::from_slice(&bytes) else {
+            tracing::warn!("{} is unreadable; using the defaults", path.display());
+            return Settings::default();
+        };
+        let mut kept = serde_json::Map::new();
+        for (key, value) in stored {
+            let mut candidate = kept.clone();
+            candidate.insert(key.clone(), value);
+            if serde_json::from_value::<Settings>(serde_json::Value::Object(candidate.clone()))
+                .is_ok()
+            {
+                kept = candidate;
+            } else {
+                tracing::warn!(
+                    "{}: `{key}` is not valid; using its default",
+                    path.display()
+                );
+            }
+        }
+        serde_json::from_value(serde_json::Value::Object(kept)).unwrap_or_default()
     }
 
     /// Saves the settings into `home`, after checking them.
@@ -151,6 +176,24 @@ fn default_device_name() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_odd_value_falls_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(SETTINGS_FILE),
+            r#"{"device_name":"laptop","relay":{"mode":"disabled"},"notify":null,"language":5,"trash_days":"many"}"#,
+        )
+        .unwrap();
+        let s = Settings::load(dir.path());
+        assert_eq!(s.device_name, "laptop");
+        assert_eq!(s.relay, RelayChoice::Disabled, "the relay choice survives");
+        assert_eq!(s.notify, Notify::default());
+        assert_eq!(s.language, None);
+        assert_eq!(s.trash_days, Settings::default().trash_days);
+        std::fs::write(dir.path().join(SETTINGS_FILE), "[1, 2]").unwrap();
+        assert_eq!(Settings::load(dir.path()), Settings::default());
+    }
 
     #[test]
     fn roundtrip_and_validation() {

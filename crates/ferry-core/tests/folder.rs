@@ -5,6 +5,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
+use ferry_core::{Node, NodeConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_modify_delete_flow_both_ways() {
@@ -805,14 +806,33 @@ fn read_eq(path: &Path, data: &[u8]) -> bool {
         && std::fs::read(path).is_ok_and(|d| d == data)
 }
 
-/// A paused folder sends and writes nothing, stays paused across a restart, and catches up with
-/// what changed on both sides once it is resumed.
+/// A paused folder sends and writes nothing, keeps its records through garbage collection,
+/// stays paused across a restart, and catches up with what changed on both sides once it is
+/// resumed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_folder_syncs_nothing_until_resumed_even_after_a_restart() {
     let env = Env::new();
-    let SharedFolder {
-        a, b, a_dir, b_dir, ..
-    } = synced_folder(&env, false, &[("first.txt", b"first")]).await;
+    let gc_often = |name: &str| NodeConfig {
+        gc_interval: std::time::Duration::from_millis(100),
+        ..NodeConfig::local(env.home(name))
+    };
+    let (a_dir, b_dir, c_dir) = (
+        env.dir("a-folder"),
+        env.dir("b-folder"),
+        env.dir("c-folder"),
+    );
+    write(&a_dir.join("first.txt"), b"first");
+    let a = env.node("a").await;
+    let b = Node::spawn(gc_often("b")).await.unwrap();
+    env.keep(&b);
+    let c = env.node("c").await;
+    let ticket = a.folder_share(a_dir.clone(), false).await.unwrap();
+    b.folder_join(&ticket, b_dir.clone()).await.unwrap();
+    c.folder_join(&ticket, c_dir.clone()).await.unwrap();
+    eventually("b and c hold the first file", || {
+        read(&b_dir.join("first.txt")).is_some() && read(&c_dir.join("first.txt")).is_some()
+    })
+    .await;
 
     let info = b.folder_pause(b_dir.clone(), true).await.unwrap();
     assert!(info.paused);
@@ -821,25 +841,49 @@ async fn a_paused_folder_syncs_nothing_until_resumed_even_after_a_restart() {
         status[0].info.paused && status[0].activity.is_none(),
         "{status:?}"
     );
+    assert_eq!(status[0].files, 1, "its counts, as they were");
     assert_eq!(
         b.folder_rescan(b_dir.clone()).unwrap_err().code(),
         "folder_refused",
         "a paused folder is not rescanned"
     );
-    // Changes on both sides while b is paused.
+    // Changes on both sides while b is paused: c, which runs, sees a's; b does not.
     write(&a_dir.join("from-a.txt"), b"while b was paused");
     write(&b_dir.join("from-b.txt"), b"made while paused");
-    eventually("a has taken in its change", || {
-        a.folder_statuses()[0]
-            .activity
-            .as_ref()
-            .is_some_and(|s| s.files == 2)
+    eventually("the running member c gets a's change", || {
+        read(&c_dir.join("from-a.txt")).is_some()
     })
     .await;
-    // Nothing of b's folder runs: nothing can be written or sent.
-    assert!(b.folder_statuses()[0].activity.is_none());
     assert!(!b_dir.join("from-a.txt").exists(), "b is paused");
     assert!(!a_dir.join("from-b.txt").exists(), "b sends nothing");
+    assert!(!c_dir.join("from-b.txt").exists(), "b sends nothing");
+
+    // Its records survive garbage collection (every 100 ms here) while it is paused: every
+    // entry of its document still has its record in b's store.
+    let doc = b
+        .docs()
+        .open(ticket_namespace(&ticket))
+        .await
+        .unwrap()
+        .expect("the document stays");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let entries: Vec<_> = {
+        use n0_future::StreamExt;
+        let stream = doc
+            .get_many(iroh_docs::store::Query::single_latest_per_key())
+            .await
+            .unwrap();
+        stream.collect::<Vec<_>>().await
+    };
+    assert!(!entries.is_empty());
+    for entry in entries {
+        let hash = entry.unwrap().content_hash();
+        let status = b.store().blobs().status(hash).await.unwrap();
+        assert!(
+            matches!(status, iroh_blobs::api::blobs::BlobStatus::Complete { .. }),
+            "a record of the paused folder was collected: {status:?}"
+        );
+    }
 
     // Paused across a restart.
     b.shutdown().await.unwrap();
@@ -856,4 +900,5 @@ async fn a_paused_folder_syncs_nothing_until_resumed_even_after_a_restart() {
     })
     .await;
     assert!(!b.folder_list()[0].paused);
+    assert!(b.folder_statuses()[0].activity.is_some());
 }

@@ -190,6 +190,13 @@ export type FolderActivity_Deserialize = {
 	not_synced: NotSynced[],
 	/**  What went wrong in the last round, if it failed. */
 	error?: string | null,
+	/**  Bytes per second of content arriving now (over the last seconds). */
+	rate: number,
+	/**
+	 *  When a round last ended with nothing left to do (Unix milliseconds), since the folder
+	 *  started here.
+	 */
+	last_synced_ms?: number | null,
 };
 
 /**  A running folder's activity. */
@@ -218,6 +225,13 @@ export type FolderActivity_Serialize = {
 	not_synced: NotSynced[],
 	/**  What went wrong in the last round, if it failed. */
 	error: string | null,
+	/**  Bytes per second of content arriving now (over the last seconds). */
+	rate: number,
+	/**
+	 *  When a round last ended with nothing left to do (Unix milliseconds), since the folder
+	 *  started here.
+	 */
+	last_synced_ms: number | null,
 };
 
 /**  A synced folder as listed. */

@@ -1,6 +1,19 @@
-// Keyboard and screen-reader users land on what just appeared.
+// Keyboard and screen-reader users land on what just appeared, once: an element shown again
+// (the user came back to its screen) does not take the focus again.
 
-/** A Svelte action: focuses the element when it appears (it needs tabindex="-1" if it is not a control). */
-export function focusOnMount(node: HTMLElement): void {
-  queueMicrotask(() => node.focus({ preventScroll: false }));
+const focused = new Set<string>();
+
+/**
+ * A Svelte action: focuses the element the first time it appears for `key` (an offer's hash,
+ * an error's number); nothing when `key` is undefined. Elements that are not controls need
+ * tabindex="-1".
+ */
+export function focusOnce(node: HTMLElement, key: string | undefined) {
+  const take = (k: string | undefined) => {
+    if (k === undefined || focused.has(k)) return;
+    focused.add(k);
+    queueMicrotask(() => node.focus());
+  };
+  take(key);
+  return { update: take };
 }

@@ -18,16 +18,20 @@ export class Receive {
   private id: number | null = null;
   /** Counts previews, so that the answer to one that was cancelled is ignored. */
   private previews = 0;
+  /** Counts what the user started (previews and downloads): what appears for a new one takes the focus. */
+  attempt = $state(0);
 
   /** Fetches what a ticket offers; invalid tickets end in the error phase with a message. */
   async preview(text: string): Promise<void> {
     this.reset();
     this.ticket = text.trim();
     if (!this.ticket) {
+      this.attempt++;
       this.fail({ code: "ticket_empty", message: "the ticket is empty", params: {} });
       return;
     }
     this.phase = "previewing";
+    this.attempt++;
     const mine = ++this.previews;
     try {
       const offer = await unwrap(commands.preview(this.ticket));
@@ -54,6 +58,7 @@ export class Receive {
   /** Starts the download into `dest` (null: the download folder from the settings). */
   async accept(dest: string | null = this.dest): Promise<void> {
     this.phase = "receiving";
+    this.attempt++;
     this.error = null;
     const channel = eventChannel<ReceiveEvent>(
       (e) => this.handle(e),

@@ -122,6 +122,13 @@ pub struct FolderActivity {
     pub not_synced: Vec<NotSynced>,
     /// What went wrong in the last round, if it failed.
     pub error: Option<String>,
+    /// Bytes per second of content arriving now (over the last seconds).
+    #[cfg_attr(feature = "specta", specta(type = specta_typescript::Number))]
+    pub rate: u64,
+    /// When a round last ended with nothing left to do (Unix milliseconds), since the folder
+    /// started here.
+    #[cfg_attr(feature = "specta", specta(type = Option<specta_typescript::Number>))]
+    pub last_synced_ms: Option<u64>,
 }
 
 /// The short log of recent changes.

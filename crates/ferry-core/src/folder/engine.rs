@@ -200,7 +200,8 @@ impl FolderSync {
 
     /// What the folder is doing, for people. Cheap: read from memory.
     pub fn activity(&self) -> FolderActivity {
-        self.report.activity(self.swarm.list())
+        self.report
+            .activity(self.swarm.list(), self.fetcher.fetched())
     }
 
     /// Records how far the current full pass is.

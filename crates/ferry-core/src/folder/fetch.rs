@@ -54,7 +54,7 @@ pub(super) struct Fetcher {
     downloader: Downloader,
     /// Where blobs fetched apart are kept, one store per hash.
     incoming: PathBuf,
-    /// The node's download limits.
+    /// The node's download limits, through a part that counts this folder's downloads.
     pace: Arc<Limiter>,
 }
 
@@ -72,8 +72,13 @@ impl Fetcher {
             store,
             endpoint,
             incoming,
-            pace,
+            pace: Arc::new(Limiter::within(pace)),
         }
+    }
+
+    /// Payload bytes this folder has fetched since it started.
+    pub(super) fn fetched(&self) -> u64 {
+        self.pace.counted()
     }
 
     /// Fetches blobs into the home's store from `peers`, each `(hash, at most this many

@@ -100,7 +100,7 @@ impl Running {
     }
 }
 
-fn load_list(node: &Node) -> Vec<FolderInfo> {
+pub(super) fn load_list(node: &Node) -> Vec<FolderInfo> {
     folders_of(node.home())
 }
 
@@ -148,8 +148,13 @@ fn refuse_overlap(list: &[FolderInfo], path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
-fn save_list(node: &Node, list: &[FolderInfo]) -> Result<()> {
-    let path = node.home().join(FOLDERS_FILE);
+pub(super) fn save_list(node: &Node, list: &[FolderInfo]) -> Result<()> {
+    save_list_in(node.home(), list)
+}
+
+/// Writes `home`'s list of synced folders.
+pub(super) fn save_list_in(home: &std::path::Path, list: &[FolderInfo]) -> Result<()> {
+    let path = home.join(FOLDERS_FILE);
     write_atomic(
         &path,
         &serde_json::to_vec_pretty(list).expect("serializable"),
@@ -161,6 +166,7 @@ impl Node {
     /// Shares the folder at `path`; returns the folder ticket (read-write unless `read_only`:
     /// then joiners only receive).
     pub async fn folder_share(&self, path: PathBuf, read_only: bool) -> Result<String> {
+        let _ops = self.inner.folder_ops.lock().await;
         let path = std::fs::canonicalize(&path).map_err(|e| Error::ShareSource {
             path: path.clone(),
             source: e,
@@ -202,6 +208,7 @@ impl Node {
 
     /// Joins a folder by ticket into `path` (created if missing; existing files are merged).
     pub async fn folder_join(&self, ticket: &str, path: PathBuf) -> Result<FolderInfo> {
+        let _ops = self.inner.folder_ops.lock().await;
         let ticket = crate::ticket::parse_folder_ticket(ticket)?;
         let read_only = matches!(ticket.capability, iroh_docs::Capability::Read(_));
         let ticket_nodes = ticket.nodes.clone();
@@ -263,15 +270,36 @@ impl Node {
 
     /// The synced folders with what each is doing.
     pub fn folder_statuses(&self) -> Vec<FolderStatus> {
-        let running = self.inner.folders.lock().expect("folders lock");
-        load_list(self)
-            .iter()
-            .map(
-                |info| match running.iter().find(|r| r.folder.folder_id == info.id) {
-                    Some(r) => FolderStatus::running(info, &r.folder),
-                    None => FolderStatus::of(info),
-                },
-            )
+        let list = load_list(self);
+        let mut statuses: Vec<Option<FolderStatus>> = {
+            let running = self.inner.folders.lock().expect("folders lock");
+            list.iter()
+                .map(|info| {
+                    running
+                        .iter()
+                        .find(|r| r.folder.folder_id == info.id)
+                        .map(|r| FolderStatus::running(info, &r.folder))
+                })
+                .collect()
+        };
+        // The others, outside the lock: a paused folder as it was when paused (it runs
+        // nothing, walking its files included); one that failed to start, from disk.
+        list.iter()
+            .zip(statuses.iter_mut())
+            .map(|(info, status)| {
+                status
+                    .take()
+                    .unwrap_or_else(|| match self.inner.paused.counts(&info.id) {
+                        Some((files, bytes)) => FolderStatus {
+                            info: info.clone(),
+                            files,
+                            bytes,
+                            trash: crate::folder::trash::Trash::new(&info.path).list(),
+                            activity: None,
+                        },
+                        None => FolderStatus::of(info),
+                    })
+            })
             .collect()
     }
 
@@ -303,6 +331,7 @@ impl Node {
     /// Stops syncing the folder at `path` and forgets it. Its files (and its trash) stay where
     /// they are; other members are not affected.
     pub async fn folder_leave(&self, path: PathBuf) -> Result<FolderInfo> {
+        let _ops = self.inner.folder_ops.lock().await;
         let path = std::fs::canonicalize(&path).unwrap_or(path);
         let mut list = load_list(self);
         let Some(at) = list.iter().position(|f| f.path == path) else {
@@ -314,38 +343,13 @@ impl Node {
         let info = list.remove(at);
         save_list(self, &list)?;
         self.stop_folder(&info.id).await;
-        Ok(info)
-    }
-
-    /// Pauses (`paused`) or resumes the folder at `path`. A paused folder publishes nothing,
-    /// writes nothing and exchanges nothing with its peers; what changed meanwhile, on either
-    /// side, syncs when it is resumed (its first round is a full pass). It stays paused across
-    /// restarts. Pausing a paused folder (or resuming a running one) changes nothing.
-    pub async fn folder_pause(&self, path: PathBuf, paused: bool) -> Result<FolderInfo> {
-        let path = std::fs::canonicalize(&path).unwrap_or(path);
-        let mut list = load_list(self);
-        let Some(info) = list.iter_mut().find(|f| f.path == path) else {
-            return Err(Error::Config(format!(
-                "{} is not a synced folder",
-                path.display()
-            )));
-        };
-        if info.paused == paused {
-            return Ok(info.clone());
-        }
-        info.paused = paused;
-        let info = info.clone();
-        save_list(self, &list)?;
-        if paused {
-            self.stop_folder(&info.id).await;
-        } else {
-            self.resume_folder(&info).await?;
-        }
+        self.inner.paused.remove(&info.id);
         Ok(info)
     }
 
     /// Stops the running folder `id` (if it runs) and its live sync; its document stays.
-    async fn stop_folder(&self, id: &str) {
+    /// Returns what it last counted: (files, bytes).
+    pub(super) async fn stop_folder(&self, id: &str) -> Option<(u64, u64)> {
         let stopped = {
             let mut running = self.inner.folders.lock().expect("folders lock");
             running
@@ -353,14 +357,20 @@ impl Node {
                 .position(|r| r.folder.folder_id == id)
                 .map(|i| running.remove(i))
         };
-        self.inner.registry.remove_folder(id);
+        let mut counts = None;
         if let Some(running) = stopped {
+            let activity = running.folder.activity();
+            counts = Some((activity.files, activity.bytes));
             let doc = running.folder.doc().clone();
+            // Stopped before its content is withdrawn: until it has stopped, a round could
+            // still make content servable.
             running.stop().await;
             if let Err(e) = doc.leave().await {
                 tracing::debug!("leaving the folder document: {e}");
             }
         }
+        self.inner.registry.remove_folder(id);
+        counts
     }
 
     /// A ticket for a folder this device syncs: read-write unless `read_only` or this device
@@ -390,6 +400,7 @@ impl Node {
             if info.paused {
                 // Its content stays under the legacy tags until it runs again.
                 adopted = false;
+                self.hold_paused(&info).await;
                 continue;
             }
             match self.resume_folder(&info).await {
@@ -412,7 +423,7 @@ impl Node {
     }
 
     /// Starts a listed folder from its document and rejoins its peers.
-    async fn resume_folder(&self, info: &FolderInfo) -> Result<Arc<FolderSync>> {
+    pub(super) async fn resume_folder(&self, info: &FolderInfo) -> Result<Arc<FolderSync>> {
         let id = NamespaceId::from_str(&info.id).map_err(|e| Error::Store(e.to_string()))?;
         let doc = self
             .docs()
@@ -475,6 +486,7 @@ impl Node {
         tokio::spawn(async move {
             while let Some(id) = seen_rx.recv().await {
                 node.inner.book.remember_seen(node.endpoint(), id).await;
+                let _ops = node.inner.folder_ops.lock().await;
                 let mut list = load_list(&node);
                 if let Some(f) = list.iter_mut().find(|f| f.id == folder_id) {
                     if !f.peers.contains(&id.to_string()) {

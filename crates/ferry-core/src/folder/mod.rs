@@ -40,6 +40,7 @@ mod index;
 mod local;
 pub mod manage;
 pub mod names;
+pub mod pause;
 pub mod place;
 mod publish;
 mod queue;

@@ -35,6 +35,10 @@ pub(super) struct Report {
     /// Paths that cannot be synced here, and why: reported, and not retried until the path
     /// changes or the next full pass.
     refused: std::sync::Mutex<BTreeMap<String, String>>,
+    /// The rate at which content arrives, from the bytes fetched.
+    meter: std::sync::Mutex<crate::progress::RateMeter>,
+    /// When a round last ended with nothing left to do (Unix ms; 0: not yet).
+    last_synced_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Report {
@@ -58,6 +62,12 @@ impl Report {
 
     /// A round ended, leaving `summary`.
     pub(super) fn finished(&self, summary: Summary) {
+        if summary.error.is_none() && summary.waiting == 0 {
+            self.last_synced_ms.store(
+                crate::history::now_ms(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         *self.summary.lock().expect("summary lock") = summary;
         *self.scan.lock().expect("scan lock") = (0, 0);
         self.busy.store(0, std::sync::atomic::Ordering::Relaxed);
@@ -109,8 +119,12 @@ impl Report {
             .retain(|rel, _| keep(rel));
     }
 
-    /// What the folder is doing, with its `peers`.
-    pub(super) fn activity(&self, peers: Vec<FolderPeer>) -> FolderActivity {
+    /// What the folder is doing, with its `peers`, having fetched `fetched` bytes so far.
+    pub(super) fn activity(&self, peers: Vec<FolderPeer>, fetched: u64) -> FolderActivity {
+        let rate = self.meter.lock().expect("meter lock").update(fetched);
+        let last_synced = self
+            .last_synced_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
         let summary = self.summary.lock().expect("summary lock").clone();
         let scan = *self.scan.lock().expect("scan lock");
         let busy = self.busy.load(std::sync::atomic::Ordering::Relaxed);
@@ -145,6 +159,8 @@ impl Report {
             conflicts: summary.conflicts,
             not_synced,
             error: summary.error,
+            rate: rate as u64,
+            last_synced_ms: (last_synced > 0).then_some(last_synced),
         }
     }
 }
@@ -154,15 +170,17 @@ mod tests {
     use super::*;
 
     fn state(r: &Report) -> FolderState {
-        r.activity(Vec::new()).state
+        r.activity(Vec::new(), 0).state
     }
 
     #[test]
     fn a_folder_with_files_not_synced_is_never_up_to_date() {
         let r = Report::starting();
         assert_eq!(state(&r), FolderState::Scanning);
+        assert_eq!(r.activity(Vec::new(), 0).last_synced_ms, None);
         r.finished(Summary::default());
         assert_eq!(state(&r), FolderState::UpToDate);
+        assert!(r.activity(Vec::new(), 0).last_synced_ms.is_some());
         assert!(r.not_synced("aux.c", "a name Windows cannot hold".into()));
         assert!(
             !r.not_synced("aux.c", "a name Windows cannot hold".into()),
@@ -170,7 +188,7 @@ mod tests {
         );
         r.finished(Summary::default());
         assert_eq!(state(&r), FolderState::Incomplete);
-        let a = r.activity(Vec::new());
+        let a = r.activity(Vec::new(), 0);
         assert_eq!(a.not_synced[0].path, "aux.c");
         assert_eq!(a.not_synced[0].reason, "a name Windows cannot hold");
         r.synced("aux.c");
@@ -190,13 +208,13 @@ mod tests {
         assert_eq!(state(&r), FolderState::Error);
         r.busy(true);
         r.scan_progress(5, 10);
-        let a = r.activity(Vec::new());
+        let a = r.activity(Vec::new(), 0);
         assert_eq!(
             (a.state, a.scanned, a.to_scan),
             (FolderState::Scanning, 5, 10)
         );
         r.finished(Summary::default());
-        let a = r.activity(Vec::new());
+        let a = r.activity(Vec::new(), 0);
         assert_eq!(
             (a.state, a.scanned, a.error),
             (FolderState::Incomplete, 0, None)
