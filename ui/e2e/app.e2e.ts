@@ -319,6 +319,12 @@ describe("folders", () => {
         timeoutMsg: "the folder never showed as up to date",
       });
       expect(await text("folder-summary")).toContain("1 of 1 peer connected");
+      // The peer by the name its changes carry, and how it is reached.
+      await (await browser.$('[data-testid="folder-peers"] summary')).click();
+      await browser.waitUntil(async () => (await text("folder-peers")).includes("connected directly"), {
+        timeout: 30_000,
+        timeoutMsg: "the peer never showed as connected directly",
+      });
       expect(await text("folder-recent")).toContain("from-cli.txt");
       await (await browser.$('[data-testid="folder-recent"] summary')).click();
       await screenshot(browser, "folders");

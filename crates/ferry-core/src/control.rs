@@ -265,7 +265,8 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
             write_item(&mut write, &StreamItem::Event(node.folder_list())).await?;
         }
         Request::FolderStatus => {
-            write_item(&mut write, &StreamItem::Event(node.folder_statuses())).await?;
+            let statuses = node.folder_statuses_now().await;
+            write_item(&mut write, &StreamItem::Event(statuses)).await?;
         }
         Request::FolderRescan { path } => {
             let item = match node.folder_rescan(path) {

@@ -112,6 +112,22 @@ pub enum Via {
 }
 
 impl Via {
+    /// The path this endpoint uses to `id` right now, if it uses one.
+    pub async fn of_remote(endpoint: &iroh::Endpoint, id: iroh::EndpointId) -> Option<Via> {
+        let info = endpoint.remote_info(id).await?;
+        let active: Vec<_> = info
+            .addrs()
+            .filter(|a| matches!(a.usage(), iroh::endpoint::TransportAddrUsage::Active))
+            .collect();
+        if active.iter().any(|a| a.addr().is_ip()) {
+            Some(Via::Direct)
+        } else if active.iter().any(|a| a.addr().is_relay()) {
+            Some(Via::Relay)
+        } else {
+            None
+        }
+    }
+
     /// The path a connection uses right now.
     pub fn of(conn: &iroh::endpoint::Connection) -> Option<Via> {
         let paths = conn.paths();

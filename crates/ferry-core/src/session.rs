@@ -202,7 +202,7 @@ impl Session {
     /// The synced folders with what each is doing.
     pub async fn folder_statuses(&self) -> Result<Vec<FolderStatus>> {
         match self {
-            Session::Local { node, .. } => Ok(node.folder_statuses()),
+            Session::Local { node, .. } => Ok(node.folder_statuses_now().await),
             Session::Remote(c) => c.folder_statuses().await,
         }
     }

@@ -902,3 +902,37 @@ async fn a_paused_folder_syncs_nothing_until_resumed_even_after_a_restart() {
     assert!(!b.folder_list()[0].paused);
     assert!(b.folder_statuses()[0].activity.is_some());
 }
+
+/// A folder's peers are shown by the device name their changes carry, and by how they are
+/// reached while connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folder_peers_show_their_names_and_paths() {
+    let env = Env::new();
+    let mut settings = ferry_core::settings::Settings::load(&env.home("a"));
+    settings.device_name = "Office laptop".into();
+    std::fs::create_dir_all(env.home("a")).unwrap();
+    settings.save(&env.home("a")).unwrap();
+    let shared = synced_folder(&env, false, &[("notes.txt", b"from a")]).await;
+    let a_id = shared.a.id().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let statuses = shared.b.folder_statuses_now().await;
+        let peer = statuses[0]
+            .activity
+            .as_ref()
+            .and_then(|a| a.peers.iter().find(|p| p.id == a_id).cloned());
+        if let Some(p) = &peer {
+            if p.name.as_deref() == Some("Office laptop")
+                && p.connected
+                && p.via == Some(ferry_core::progress::Via::Direct)
+            {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a never showed by name, connected directly: {peer:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -181,7 +181,7 @@ export type FolderActivity_Deserialize = {
 	/**  Their total size, as far as known. */
 	waiting_bytes: number,
 	/**  Peers seen in this folder. */
-	peers: FolderPeer[],
+	peers: FolderPeer_Deserialize[],
 	/**  Recent changes, newest first. */
 	recent: Change[],
 	/**  Conflict copies waiting for review. */
@@ -216,7 +216,7 @@ export type FolderActivity_Serialize = {
 	/**  Their total size, as far as known. */
 	waiting_bytes: number,
 	/**  Peers seen in this folder. */
-	peers: FolderPeer[],
+	peers: FolderPeer_Serialize[],
 	/**  Recent changes, newest first. */
 	recent: Change[],
 	/**  Conflict copies waiting for review. */
@@ -272,11 +272,30 @@ export type FolderInfo_Serialize = {
 };
 
 /**  A peer of the folder. */
-export type FolderPeer = {
+export type FolderPeer = FolderPeer_Serialize | FolderPeer_Deserialize;
+
+/**  A peer of the folder. */
+export type FolderPeer_Deserialize = {
 	/**  Its node id. */
 	id: string,
 	/**  True while this device is connected to it for this folder. */
 	connected: boolean,
+	/**  The device name its changes carry (a claim: shown, never trusted), once one was seen. */
+	name?: string | null,
+	/**  How it is reached now, while connected: directly or through a relay. */
+	via?: Via | null,
+};
+
+/**  A peer of the folder. */
+export type FolderPeer_Serialize = {
+	/**  Its node id. */
+	id: string,
+	/**  True while this device is connected to it for this folder. */
+	connected: boolean,
+	/**  The device name its changes carry (a claim: shown, never trusted), once one was seen. */
+	name: string | null,
+	/**  How it is reached now, while connected: directly or through a relay. */
+	via: Via | null,
 };
 
 /**  The state of a synced folder. */

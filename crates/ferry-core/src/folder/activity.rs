@@ -86,6 +86,10 @@ pub struct FolderPeer {
     pub id: String,
     /// True while this device is connected to it for this folder.
     pub connected: bool,
+    /// The device name its changes carry (a claim: shown, never trusted), once one was seen.
+    pub name: Option<String>,
+    /// How it is reached now, while connected: directly or through a relay.
+    pub via: Option<crate::progress::Via>,
 }
 
 /// A running folder's activity.

@@ -214,6 +214,7 @@ impl FolderSync {
         let by = if by.device == self.device {
             String::new()
         } else {
+            self.report.named(&by.device, &by.device_name);
             by.device_name.clone()
         };
         self.report.note(Change {

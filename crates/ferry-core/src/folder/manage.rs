@@ -268,6 +268,22 @@ impl Node {
         load_list(self)
     }
 
+    /// The synced folders with what each is doing, and how each connected peer is reached.
+    pub async fn folder_statuses_now(&self) -> Vec<FolderStatus> {
+        let mut statuses = self.folder_statuses();
+        for peer in statuses
+            .iter_mut()
+            .filter_map(|s| s.activity.as_mut())
+            .flat_map(|a| a.peers.iter_mut())
+            .filter(|p| p.connected)
+        {
+            if let Ok(id) = peer.id.parse::<iroh::EndpointId>() {
+                peer.via = crate::progress::Via::of_remote(self.endpoint(), id).await;
+            }
+        }
+        statuses
+    }
+
     /// The synced folders with what each is doing.
     pub fn folder_statuses(&self) -> Vec<FolderStatus> {
         let list = load_list(self);

@@ -10,6 +10,9 @@ use crate::folder::activity::{
     Change, ConflictCopy, FolderActivity, FolderPeer, FolderState, NotSynced, Recent,
 };
 
+/// Device names remembered at most.
+const MAX_NAMES: usize = 1024;
+
 /// What a round leaves for people.
 #[derive(Debug, Default, Clone)]
 pub(super) struct Summary {
@@ -39,6 +42,8 @@ pub(super) struct Report {
     meter: std::sync::Mutex<crate::progress::RateMeter>,
     /// When a round last ended with nothing left to do (Unix ms; 0: not yet).
     last_synced_ms: std::sync::atomic::AtomicU64,
+    /// The device names peers' changes carried, by device id (bounded: one per peer met).
+    names: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl Report {
@@ -77,6 +82,16 @@ impl Report {
     pub(super) fn failed(&self, error: String) {
         self.summary.lock().expect("summary lock").error = Some(error);
         self.busy.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Remembers the name `device` gave its last change here.
+    pub(super) fn named(&self, device: &str, name: &str) {
+        let mut names = self.names.lock().expect("names lock");
+        // Names of peers met only: a member cannot grow this with made-up device ids beyond
+        // what it can publish, and each is a short claim.
+        if names.len() < MAX_NAMES || names.contains_key(device) {
+            names.insert(device.to_string(), name.chars().take(64).collect());
+        }
     }
 
     /// Notes a change, newest first in a short log.
@@ -120,7 +135,13 @@ impl Report {
     }
 
     /// What the folder is doing, with its `peers`, having fetched `fetched` bytes so far.
-    pub(super) fn activity(&self, peers: Vec<FolderPeer>, fetched: u64) -> FolderActivity {
+    pub(super) fn activity(&self, mut peers: Vec<FolderPeer>, fetched: u64) -> FolderActivity {
+        {
+            let names = self.names.lock().expect("names lock");
+            for p in &mut peers {
+                p.name = names.get(&p.id).cloned();
+            }
+        }
         let rate = self.meter.lock().expect("meter lock").update(fetched);
         let last_synced = self
             .last_synced_ms

@@ -80,6 +80,8 @@ impl Swarm {
             .map(|id| FolderPeer {
                 id: id.to_string(),
                 connected: inner.connected.contains(id),
+                name: None,
+                via: None,
             })
             .collect();
         peers.sort_by(|a, b| (!a.connected, &a.id).cmp(&(!b.connected, &b.id)));
