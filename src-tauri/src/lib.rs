@@ -63,6 +63,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             links::OpenTicket,
             life::QuitRequested
         ])
+        // Why a folder's file is not synced: the UI words each (a test checks).
+        .constant("WHY_CODES", ferry_core::folder::activity::WHY_CODES)
         // Every code a command can fail with: the UI has a message for each (a test checks).
         .constant(
             "ERROR_CODES",

@@ -207,17 +207,26 @@ async fn names_a_file_system_cannot_hold_apart_are_listed_not_overwritten() {
     write(&a_dir.join("aux.c"), b"a device name");
     eventually("a lists the name it does not publish", || {
         let act = a.folder_statuses().remove(0).activity.expect("running");
-        act.not_synced
-            .iter()
-            .any(|x| x.path == "aux.c" && x.reason.contains("device name"))
+        act.not_synced.iter().any(|x| {
+            x.path == "aux.c"
+                && x.reason.contains("device name")
+                && x.code == "only_here"
+                && x.params.get("why").map(String::as_str) == Some("windows_device")
+                && x.params.get("name").map(String::as_str) == Some("aux.c")
+        })
     })
     .await;
     let listed = || {
         let act = b.folder_statuses().remove(0).activity.expect("running");
         let ok = clashes.iter().all(|(n, _)| {
-            act.not_synced
-                .iter()
-                .any(|x| x.path == *n && !x.reason.is_empty())
+            act.not_synced.iter().any(|x| {
+                let code = if n.contains('?') {
+                    "windows_char"
+                } else {
+                    "same_spelling"
+                };
+                x.path == *n && !x.reason.is_empty() && x.code == code
+            })
         });
         ok.then_some(act)
     };

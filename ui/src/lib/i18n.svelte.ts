@@ -66,3 +66,8 @@ export function t(key: string, params?: Record<string, unknown>): string {
   const lng = current.lang;
   return i18next.t(key, { lng, ...params }) as string;
 }
+
+/** True if the catalog has `key` ("part:key") in English (every language has what English has). */
+export function has(key: string): boolean {
+  return i18next.exists(key, { lng: "en" });
+}

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { catalogs, LANGUAGES, pickLanguage, setLanguage, t } from "./i18n.svelte";
-import { ERROR_CODES } from "./bindings";
+import { ERROR_CODES, WHY_CODES } from "./bindings";
+import { whyText } from "./notsynced";
 import { explain } from "./errors";
 import { formatBytes, formatEta } from "./format";
 
@@ -70,6 +71,23 @@ describe("message catalog", () => {
       }
     }
     setLanguage("en");
+  });
+
+  it("words every reason a file is not synced, in every language", () => {
+    const params = { name: "aux.c", char: "?", other: "AUX.C", why: "windows_device", reason: "r" };
+    for (const { code: lang } of LANGUAGES) {
+      setLanguage(lang);
+      for (const code of WHY_CODES) {
+        const text = whyText({ code, params, reason: "core text" });
+        expect(text, `${lang} ${code}`).not.toBe("core text");
+        expect(text).not.toMatch(/\{\{|folders:/);
+      }
+    }
+    setLanguage("en");
+    expect(whyText({ code: "only_here", params, reason: "x" })).toBe(
+      "“aux.c” is a device name on Windows. Kept on this device only, so that every device can hold the folder.",
+    );
+    expect(whyText({ code: "from_the_future", params: {}, reason: "the core's words" })).toBe("the core's words");
   });
 
   it("turns parameters into sizes and unknown codes into a general message", () => {

@@ -74,8 +74,98 @@ pub struct ConflictCopy {
 pub struct NotSynced {
     /// The file, relative to the folder.
     pub path: String,
-    /// Why, for people.
+    /// Why, for people, in English (the CLI prints it).
     pub reason: String,
+    /// Why, as a stable code (see [`Why`]), for front ends to word in their language.
+    pub code: String,
+    /// What the code's wording needs: `name`, `char`, `other`, `why`, `reason`.
+    pub params: std::collections::BTreeMap<String, String>,
+}
+
+/// Why a path cannot be synced here: a stable code with its parameters, and the English
+/// text. Codes: `windows_char` (`name`, `char`), `windows_ending` (`name`), `windows_device`
+/// (`name`), `same_spelling` (`other`), `in_the_way`, `no_permission`, `read_only`,
+/// `bad_name`, `bad_content`, `cannot_write` (each with `reason`, what the system said), and
+/// `only_here` (this device's file, not published: `why` is the inner code, with its
+/// parameters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Why {
+    /// The code.
+    pub code: String,
+    /// Its parameters.
+    pub params: std::collections::BTreeMap<String, String>,
+    /// The English text.
+    pub text: String,
+}
+
+/// Every code a [`Why`] can carry.
+pub const WHY_CODES: &[&str] = &[
+    "windows_char",
+    "windows_ending",
+    "windows_device",
+    "same_spelling",
+    "in_the_way",
+    "no_permission",
+    "read_only",
+    "bad_name",
+    "bad_content",
+    "cannot_write",
+    "only_here",
+];
+
+impl Why {
+    /// A reason with this code and English text.
+    pub fn new(code: &str, text: impl Into<String>) -> Why {
+        debug_assert!(WHY_CODES.contains(&code), "unlisted code {code}");
+        Why {
+            code: code.into(),
+            params: Default::default(),
+            text: text.into(),
+        }
+    }
+
+    /// Adds the parameter `key`.
+    pub fn with(mut self, key: &str, value: impl ToString) -> Why {
+        self.params.insert(key.into(), value.to_string());
+        self
+    }
+
+    /// The reason a write failed, from the error.
+    pub(crate) fn of_write(e: &crate::error::Error) -> Why {
+        use std::io::ErrorKind;
+        let code = match e {
+            crate::error::Error::BadData(_) => "bad_content",
+            crate::error::Error::Write { source, .. } => match source.kind() {
+                ErrorKind::AlreadyExists | ErrorKind::NotADirectory | ErrorKind::IsADirectory => {
+                    "in_the_way"
+                }
+                ErrorKind::PermissionDenied => "no_permission",
+                ErrorKind::ReadOnlyFilesystem => "read_only",
+                ErrorKind::InvalidInput => "bad_name",
+                _ => "cannot_write",
+            },
+            _ => "cannot_write",
+        };
+        let reason = match e {
+            crate::error::Error::Write { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+        Why::new(code, e.to_string()).with("reason", reason)
+    }
+
+    /// This device's file at a path its peers could not hold, for `inner`: kept here only.
+    pub(crate) fn only_here(inner: Why) -> Why {
+        let mut why = Why::new(
+            "only_here",
+            format!(
+                "{}: kept on this device only, so that every device can hold the folder",
+                inner.text
+            ),
+        )
+        .with("why", &inner.code);
+        why.params.extend(inner.params);
+        why
+    }
 }
 
 /// A peer of the folder.

@@ -14,7 +14,7 @@ use iroh_blobs::Hash;
 use crate::{
     error::{Error, Result},
     folder::{
-        activity::ChangeKind,
+        activity::{ChangeKind, Why},
         decide::{PathState, MAX_COPIES},
         delta::Patch,
         engine::FolderSync,
@@ -160,7 +160,7 @@ impl FolderSync {
                 }
                 // Not writable here (a link or a folder in the way, a name or a permission the
                 // file system refuses): reported, and left until the path changes.
-                Err(e) if cannot_write_here(&e) => self.not_synced(rel, e.to_string()),
+                Err(e) if cannot_write_here(&e) => self.not_synced(rel, Why::of_write(&e)),
                 Err(e) => {
                     tracing::warn!("{}: {rel:?}: {e}", self.root.display());
                     missing.insert(rel.clone());
@@ -182,9 +182,10 @@ impl FolderSync {
 
     /// Lists `rel` as not synced here, for `reason`; it is looked at again when it changes or
     /// at the next full pass.
-    pub(super) fn not_synced(&self, rel: &str, reason: String) {
-        if self.report.not_synced(rel, reason.clone()) {
-            tracing::info!("{}: not synced: {reason}", self.root.display());
+    pub(super) fn not_synced(&self, rel: &str, why: Why) {
+        let text = why.text.clone();
+        if self.report.not_synced(rel, why) {
+            tracing::info!("{}: not synced: {text}", self.root.display());
         }
     }
 

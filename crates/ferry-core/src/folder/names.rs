@@ -25,7 +25,7 @@ use std::{
 use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
-use crate::folder::ignore::STATE_DIR;
+use crate::folder::{activity::Why, ignore::STATE_DIR};
 
 /// The file system's rules for names (and its executable bit), as they matter to a synced
 /// folder.
@@ -85,7 +85,7 @@ impl NameRules {
     }
 
     /// Why this file system cannot hold a file or directory at `rel`, if it cannot.
-    pub fn cannot_hold(&self, rel: &str) -> Option<String> {
+    pub fn cannot_hold(&self, rel: &str) -> Option<Why> {
         if !self.windows {
             return None;
         }
@@ -94,16 +94,27 @@ impl NameRules {
 }
 
 /// Windows' reason to refuse the name component `c`, if any.
-fn windows_refuses(c: &str) -> Option<String> {
+fn windows_refuses(c: &str) -> Option<Why> {
     if let Some(bad) = c.chars().find(|ch| {
         matches!(ch, '<' | '>' | ':' | '"' | '|' | '?' | '*' | '\\') || (*ch as u32) < 32
     }) {
-        return Some(format!("Windows cannot hold {bad:?} in the name {c:?}"));
+        return Some(
+            Why::new(
+                "windows_char",
+                format!("Windows cannot hold {bad:?} in the name {c:?}"),
+            )
+            .with("name", c)
+            .with("char", bad),
+        );
     }
     if c.ends_with('.') || c.ends_with(' ') {
-        return Some(format!(
-            "Windows cannot hold a name ending in a dot or space: {c:?}"
-        ));
+        return Some(
+            Why::new(
+                "windows_ending",
+                format!("Windows cannot hold a name ending in a dot or space: {c:?}"),
+            )
+            .with("name", c),
+        );
     }
     let stem = c
         .split('.')
@@ -116,7 +127,13 @@ fn windows_refuses(c: &str) -> Option<String> {
             && stem.len() == 4
             && stem.as_bytes()[3].is_ascii_digit()
             && stem.as_bytes()[3] != b'0');
-    reserved.then(|| format!("{c:?} is a device name on Windows"))
+    reserved.then(|| {
+        Why::new(
+            "windows_device",
+            format!("{c:?} is a device name on Windows"),
+        )
+        .with("name", c)
+    })
 }
 
 /// True if the directory `dir` (Ferry's state directory) finds a file under another case.
@@ -217,7 +234,7 @@ impl Spellings {
 
     /// Why `rel` cannot be written here, if it cannot: a name the file system cannot hold,
     /// or a path (or a directory above it) that another spelling holds already.
-    pub(super) fn refuse(&self, rel: &str) -> Option<String> {
+    pub(super) fn refuse(&self, rel: &str) -> Option<Why> {
         if let Some(reason) = self.rules.cannot_hold(rel) {
             return Some(reason);
         }
@@ -230,10 +247,17 @@ impl Spellings {
             let prefix = &rel[..end];
             if let Some(other) = self.held.get(&self.rules.key(prefix)) {
                 if other != prefix {
-                    return Some(format!(
-                        "{prefix:?} and {other:?} differ only in case or accents, which this \
-                         file system cannot tell apart; {other:?} was here first"
-                    ));
+                    return Some(
+                        Why::new(
+                            "same_spelling",
+                            format!(
+                                "{prefix:?} and {other:?} differ only in case or accents, which \
+                                 this file system cannot tell apart; {other:?} was here first"
+                            ),
+                        )
+                        .with("name", prefix)
+                        .with("other", other),
+                    );
                 }
             }
             end += 1;

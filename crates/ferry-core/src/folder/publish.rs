@@ -9,7 +9,7 @@ use n0_future::{BufferedStreamExt, StreamExt};
 use crate::{
     error::{Error, Result},
     folder::{
-        activity::ChangeKind,
+        activity::{ChangeKind, Why},
         blocks,
         decide::PathState,
         engine::{FolderSync, PUBLISH_PARALLEL},
@@ -80,11 +80,10 @@ impl FolderSync {
                     windows: true,
                     ..NameRules::default()
                 };
-                let reason = windows.cannot_hold(&s.rel).unwrap_or(why);
-                self.not_synced(
-                    &s.rel,
-                    format!("{reason}: kept on this device only, so that every device can hold the folder"),
-                );
+                let reason = windows
+                    .cannot_hold(&s.rel)
+                    .unwrap_or_else(|| Why::new("bad_name", why.clone()).with("reason", why));
+                self.not_synced(&s.rel, Why::only_here(reason));
                 continue;
             }
             present.insert(s.rel.clone());

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use crate::folder::activity::{
-    Change, ConflictCopy, FolderActivity, FolderPeer, FolderState, NotSynced, Recent,
+    Change, ConflictCopy, FolderActivity, FolderPeer, FolderState, NotSynced, Recent, Why,
 };
 
 /// Device names remembered at most.
@@ -37,7 +37,7 @@ pub(super) struct Report {
     recent: std::sync::Mutex<Recent>,
     /// Paths that cannot be synced here, and why: reported, and not retried until the path
     /// changes or the next full pass.
-    refused: std::sync::Mutex<BTreeMap<String, String>>,
+    refused: std::sync::Mutex<BTreeMap<String, Why>>,
     /// The rate at which content arrives, from the bytes fetched.
     meter: std::sync::Mutex<crate::progress::RateMeter>,
     /// When a round last ended with nothing left to do (Unix ms; 0: not yet).
@@ -101,12 +101,12 @@ impl Report {
 
     /// Lists `rel` as not synced here, for `reason`; true if that is news (a new path or a
     /// new reason).
-    pub(super) fn not_synced(&self, rel: &str, reason: String) -> bool {
+    pub(super) fn not_synced(&self, rel: &str, why: Why) -> bool {
         let mut refused = self.refused.lock().expect("refused lock");
-        if refused.get(rel) == Some(&reason) {
+        if refused.get(rel) == Some(&why) {
             return false;
         }
-        refused.insert(rel.to_string(), reason);
+        refused.insert(rel.to_string(), why);
         true
     }
 
@@ -154,9 +154,11 @@ impl Report {
             .lock()
             .expect("refused lock")
             .iter()
-            .map(|(path, reason)| NotSynced {
+            .map(|(path, why)| NotSynced {
                 path: path.clone(),
-                reason: reason.clone(),
+                reason: why.text.clone(),
+                code: why.code.clone(),
+                params: why.params.clone(),
             })
             .collect();
         let state = match (busy, &summary.error) {
@@ -202,16 +204,16 @@ mod tests {
         r.finished(Summary::default());
         assert_eq!(state(&r), FolderState::UpToDate);
         assert!(r.activity(Vec::new(), 0).last_synced_ms.is_some());
-        assert!(r.not_synced("aux.c", "a name Windows cannot hold".into()));
-        assert!(
-            !r.not_synced("aux.c", "a name Windows cannot hold".into()),
-            "no news"
-        );
+        let why = || Why::new("windows_device", "a name Windows cannot hold").with("name", "aux.c");
+        assert!(r.not_synced("aux.c", why()));
+        assert!(!r.not_synced("aux.c", why()), "no news");
         r.finished(Summary::default());
         assert_eq!(state(&r), FolderState::Incomplete);
         let a = r.activity(Vec::new(), 0);
         assert_eq!(a.not_synced[0].path, "aux.c");
         assert_eq!(a.not_synced[0].reason, "a name Windows cannot hold");
+        assert_eq!(a.not_synced[0].code, "windows_device");
+        assert_eq!(a.not_synced[0].params["name"], "aux.c");
         r.synced("aux.c");
         assert_eq!(state(&r), FolderState::UpToDate);
     }
@@ -219,7 +221,7 @@ mod tests {
     #[test]
     fn waiting_content_and_errors_show_over_the_rest() {
         let r = Report::starting();
-        r.not_synced("x", "why".into());
+        r.not_synced("x", Why::new("bad_name", "why"));
         r.finished(Summary {
             waiting: 2,
             ..Default::default()
@@ -246,7 +248,7 @@ mod tests {
     fn the_not_synced_list_is_filtered_and_pruned() {
         let r = Report::default();
         for p in ["a/x", "a/y", "b"] {
-            r.not_synced(p, "why".into());
+            r.not_synced(p, Why::new("bad_name", "why"));
         }
         assert_eq!(r.not_synced_where(|p| p.starts_with("a/")), ["a/x", "a/y"]);
         r.retain_not_synced(|p| p != "a/x");
