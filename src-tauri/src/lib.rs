@@ -150,7 +150,9 @@ pub fn run() {
         .build(context)
         .expect("the Ferry window could not be started")
         .run(|app, event| match event {
-            tauri::RunEvent::ExitRequested { api, .. } => life::on_exit_requested(app, &api),
+            tauri::RunEvent::ExitRequested { api, code, .. } => {
+                life::on_exit_requested(app, code, &api)
+            }
             // macOS: the Dock icon clicked while the window is hidden.
             #[cfg(target_os = "macos")]
             tauri::RunEvent::Reopen { .. } => life::show_window(app),

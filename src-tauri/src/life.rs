@@ -82,8 +82,10 @@ pub fn quit(app: &AppHandle) {
 
 /// Every request to exit passes here: unconfirmed ones ask first, confirmed ones stop the node
 /// before the process ends.
-pub fn on_exit_requested(app: &AppHandle, api: &tauri::ExitRequestApi) {
-    if STOPPED.load(Ordering::SeqCst) {
+pub fn on_exit_requested(app: &AppHandle, code: Option<i32>, api: &tauri::ExitRequestApi) {
+    // A restart after an update stopped the node itself (`system::install_update`); it
+    // cannot be held back anyway.
+    if STOPPED.load(Ordering::SeqCst) || code == Some(tauri::RESTART_EXIT_CODE) {
         return;
     }
     api.prevent_exit();

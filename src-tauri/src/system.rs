@@ -6,7 +6,7 @@
 
 use ferry_core::ErrorInfo;
 use serde::{Deserialize, Serialize};
-use tauri::AppHandle;
+use tauri::{AppHandle, Manager};
 use tauri_plugin_autostart::ManagerExt as _;
 
 use crate::commands::CmdResult;
@@ -114,5 +114,7 @@ pub async fn install_update(app: AppHandle) -> CmdResult<()> {
         .download_and_install(|_, _| {}, || {})
         .await
         .map_err(|e| failed("update_failed", "the update could not be installed", e))?;
+    // Folders save their state before the new version starts.
+    app.state::<crate::state::AppState>().shutdown().await;
     app.restart()
 }

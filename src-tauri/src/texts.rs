@@ -85,11 +85,16 @@ pub fn menu_text(text: &str) -> String {
     text.replace('&', "&&")
 }
 
-/// Text for a notification's body: servers that take markup read `<` and `&` as markup.
+/// Text for a notification's body: Linux notification servers that take markup read `<`
+/// and `&` as markup (Windows and macOS show the text as it is).
 pub fn body_text(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    if cfg!(target_os = "linux") {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    } else {
+        text.to_string()
+    }
 }
 
 /// The tray menu's fixed items.

@@ -370,6 +370,8 @@ impl Node {
     /// Stops the node: closes connections and flushes the store.
     pub async fn shutdown(&self) -> Result<()> {
         self.inner.kept.clear(true);
+        // No folder starts or stops meanwhile (a resume from the tray while quitting).
+        let _ops = self.inner.folder_ops.lock().await;
         // Folders stop first and save their state.
         let running = std::mem::take(&mut *self.inner.folders.lock().expect("folders lock"));
         for folder in running {

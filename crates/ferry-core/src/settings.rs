@@ -93,7 +93,7 @@ impl Settings {
             return settings;
         }
         let Ok(serde_json::Value::Object(stored)) = serde_json::from_slice(&bytes) else {
-            tracing::warn!("{} is unreadable; using the defaults", path.display());
+            tracing::debug!("{} is unreadable; using the defaults", path.display());
             return Settings::default();
         };
         let mut kept = serde_json::Map::new();
@@ -105,7 +105,8 @@ impl Settings {
             {
                 kept = candidate;
             } else {
-                tracing::warn!(
+                // Read often (every status refresh): said at debug level, not warned each time.
+                tracing::debug!(
                     "{}: `{key}` is not valid; using its default",
                     path.display()
                 );

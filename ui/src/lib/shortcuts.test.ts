@@ -14,8 +14,11 @@ describe("shortcuts", () => {
     expect(shortcut(key({ ctrlKey: true, code: "KeyQ", key: "q" }))).toBe("quit");
     expect(shortcut(key({ metaKey: true, code: "KeyQ", key: "q" }))).toBe("quit");
     expect(shortcut(key({ metaKey: true, code: "KeyO", key: "o" }))).toBe("open");
-    // A French AZERTY keyboard: the key labelled A sits where Q is on QWERTY.
-    expect(shortcut(key({ ctrlKey: true, code: "KeyQ", key: "a" }))).toBe("quit");
+    // A French AZERTY keyboard: the key labelled A sits where Q is on QWERTY, and Q where A is.
+    expect(shortcut(key({ ctrlKey: true, code: "KeyQ", key: "a" }))).toBeNull();
+    expect(shortcut(key({ ctrlKey: true, code: "KeyA", key: "q" }))).toBe("quit");
+    // A Russian layout types no Latin letter: the key's position decides.
+    expect(shortcut(key({ ctrlKey: true, code: "KeyQ", key: "й" }))).toBe("quit");
     expect(shortcut(key({ ctrlKey: true, shiftKey: true, code: "KeyQ", key: "Q" }))).toBeNull();
     expect(shortcut(key({ code: "KeyQ", key: "q" }))).toBeNull();
     expect(shortcut(key({ ctrlKey: true, code: "", key: "q" }))).toBe("quit");

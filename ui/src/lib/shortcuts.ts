@@ -1,6 +1,7 @@
-// Keyboard shortcuts of the window. Letters and digits are matched by their key position
-// (`KeyboardEvent.code`) so they work on every layout (on macOS, Alt+1 types "¡"); Ctrl on
-// Linux and Windows is Cmd on macOS.
+// Keyboard shortcuts of the window. Ctrl on Linux and Windows is Cmd on macOS. Letters are
+// matched by what the key types (Ctrl+Q is the key labelled Q, on AZERTY too), and by the key's
+// position only where it types no Latin letter (a Cyrillic layout); digits after Alt by position
+// (on macOS, Alt+1 types "¡").
 
 export type Shortcut = { go: number } | "quit" | "open";
 
@@ -12,8 +13,7 @@ export function shortcut(e: Pick<KeyboardEvent, "altKey" | "ctrlKey" | "metaKey"
     return digit ? { go: Number(digit) } : null;
   }
   if (command && !e.altKey && !e.shiftKey) {
-    // Synthetic events (assistive tools, test drivers) may carry no key position.
-    const letter = e.code ? /^Key([A-Z])$/.exec(e.code)?.[1] : e.key.toUpperCase();
+    const letter = /^[a-z]$/i.test(e.key) ? e.key.toUpperCase() : /^Key([A-Z])$/.exec(e.code)?.[1];
     if (letter === "Q") return "quit";
     if (letter === "O") return "open";
   }

@@ -36,6 +36,12 @@ impl Paused {
             .insert(id.to_string(), Held { doc, files, bytes });
     }
 
+    fn set_counts(&self, id: &str, (files, bytes): (u64, u64)) {
+        if let Some(held) = self.0.lock().expect("paused lock").get_mut(id) {
+            (held.files, held.bytes) = (files, bytes);
+        }
+    }
+
     /// Forgets the folder `id` (resumed or left).
     pub(crate) fn remove(&self, id: &str) {
         self.0.lock().expect("paused lock").remove(id);
@@ -68,14 +74,18 @@ impl Node {
             return Ok(info.clone());
         }
         if paused {
-            let counts = self.stop_folder(&info.id).await;
-            let counts = counts.unwrap_or_else(|| {
+            // Held as paused before it stops running: a garbage collection in between keeps
+            // its records either way.
+            let counts = self.running_counts(&info.id).unwrap_or_else(|| {
                 let s = FolderStatus::of(info);
                 (s.files, s.bytes)
             });
             self.inner
                 .paused
                 .insert(&info.id, self.open_doc(&info.id).await, counts);
+            if let Some(last) = self.stop_folder(&info.id).await {
+                self.inner.paused.set_counts(&info.id, last);
+            }
             info.paused = true;
         } else {
             // Started first, listed as running only once it runs: a folder that cannot start
@@ -117,6 +127,13 @@ impl Node {
         );
     }
 
+    fn running_counts(&self, id: &str) -> Option<(u64, u64)> {
+        let running = self.inner.folders.lock().expect("folders lock");
+        let folder = running.iter().find(|r| r.folder.folder_id == id)?;
+        let activity = folder.folder.activity();
+        Some((activity.files, activity.bytes))
+    }
+
     async fn open_doc(&self, id: &str) -> Option<iroh_docs::api::Doc> {
         let ns = NamespaceId::from_str(id).ok()?;
         self.docs().open(ns).await.ok().flatten()
@@ -130,6 +147,17 @@ pub fn set_paused_on_disk(
     path: PathBuf,
     paused: bool,
 ) -> Result<FolderInfo> {
+    // The home's lock, held while the list changes: a node starting meanwhile would run the
+    // folder as the list said before.
+    let _lock = match crate::node::HomeLock::acquire(home)? {
+        crate::node::Acquire::Owned(lock) => lock,
+        crate::node::Acquire::Busy => {
+            return Err(Error::Folder(
+                "a Ferry node started for this home meanwhile; pause or resume through it (run the command again)"
+                    .into(),
+            ))
+        }
+    };
     let path = std::fs::canonicalize(&path).unwrap_or(path);
     let mut list = folders_of(home);
     let Some(info) = list.iter_mut().find(|f| f.path == path) else {
