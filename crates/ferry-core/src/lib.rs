@@ -14,6 +14,7 @@
 pub mod access;
 pub mod atomic;
 pub mod config;
+pub mod contacts;
 pub mod control;
 pub mod error;
 pub mod export;
@@ -24,6 +25,7 @@ pub mod kept;
 pub mod limits;
 pub mod names;
 pub mod node;
+pub mod offers;
 pub mod overview;
 pub mod peers;
 pub mod progress;

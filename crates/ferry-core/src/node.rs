@@ -66,6 +66,10 @@ pub(crate) struct Inner {
     /// The received shares served on (see [`crate::kept`]), and whether new ones are.
     pub(crate) kept: crate::kept::Kept,
     pub(crate) keep_serving: std::sync::atomic::AtomicBool,
+    /// The devices this one exchanged files with.
+    pub(crate) contacts: crate::contacts::Contacts,
+    /// Offers of files from other devices.
+    pub(crate) offers: crate::offers::Offers,
     _access: tokio::task::JoinHandle<()>,
     _lock: File,
 }
@@ -214,6 +218,8 @@ impl Node {
             events,
         );
         let members = crate::swarm::members::Members::new(registry.clone());
+        let contacts = crate::contacts::Contacts::load(&config.home);
+        let (offers, accepted) = crate::offers::Offers::new(contacts.clone(), config.home.clone());
         let gossip = iroh_gossip::net::Gossip::builder().spawn(endpoint.clone());
         let docs_dir = config.home.join("docs");
         std::fs::create_dir_all(&docs_dir).map_err(|e| Error::Home {
@@ -229,6 +235,7 @@ impl Node {
             .accept(iroh_gossip::ALPN, gossip)
             .accept(iroh_docs::ALPN, docs.clone())
             .accept(crate::swarm::members::ALPN, members.clone())
+            .accept(crate::offers::ALPN, offers.clone())
             .spawn();
         let node = Node {
             inner: Arc::new(Inner {
@@ -249,11 +256,14 @@ impl Node {
                 members,
                 kept: Default::default(),
                 keep_serving: std::sync::atomic::AtomicBool::new(keep_serving),
+                contacts,
+                offers,
                 _access: access_task,
                 _lock: lock.file,
             }),
         };
         inner_for_gc.set(Arc::downgrade(&node.inner)).ok();
+        crate::offers::receive_accepted(Arc::downgrade(&node.inner), accepted);
         node.start_folders().await;
         Ok(node)
     }
