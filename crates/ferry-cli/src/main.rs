@@ -8,6 +8,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 use clap::{CommandFactory, Parser, Subcommand};
 use ferry_core::{session::Session, NodeConfig, RelayChoice};
 
+mod devices;
 mod folder;
 mod output;
 mod receive;
@@ -55,7 +56,8 @@ enum Command {
     #[command(after_help = "Examples:\n  \
         ferry send ~/Pictures/holiday            # prints a ticket; serves until Ctrl-C\n  \
         ferry send report.pdf notes.txt         # several items in one ticket\n  \
-        ferry --upload-limit 2M send big.iso     # at most 2 MiB/s")]
+        ferry --upload-limit 2M send big.iso     # at most 2 MiB/s\n  \
+        ferry send --to \"Office laptop\" report.pdf  # offered to a device, which accepts")]
     Send(send::SendArgs),
     /// Download what a ticket offers.
     #[command(
@@ -90,6 +92,37 @@ enum Command {
         ferry status\n  \
         ferry --json status   # one JSON line")]
     Status,
+    /// Show this device's name, or set it (what other devices see).
+    #[command(after_help = "Examples:\n  \
+        ferry name\n  \
+        ferry name \"Office laptop\"")]
+    Name {
+        /// The new name.
+        new: Option<String>,
+    },
+    /// The devices this one exchanged files with (its contacts).
+    #[command(after_help = "Example:\n  ferry devices")]
+    Devices,
+    /// Offers of files from other devices, waiting for an answer (through the running node).
+    #[command(
+        after_help = "Example:\n  ferry incoming        # then ferry accept ID, or ferry decline ID"
+    )]
+    Incoming,
+    /// Accept an offer and receive it.
+    #[command(after_help = "Example:\n  ferry accept 3 --out ~/Downloads")]
+    Accept {
+        /// The offer's number (see `ferry incoming`).
+        id: u32,
+        /// Folder to save into. Default: the current directory.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Decline an offer: nothing is fetched.
+    #[command(after_help = "Example:\n  ferry decline 3")]
+    Decline {
+        /// The offer's number (see `ferry incoming`).
+        id: u32,
+    },
     /// Print a shell completion script, e.g. `ferry completions bash > ~/.local/share/bash-completion/completions/ferry`.
     Completions {
         /// The shell: bash, zsh, fish, elvish or powershell.
@@ -202,6 +235,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Receive(args) => receive::run(config, args, out).await,
         Command::Folder(args) => folder::run(config, args, out).await,
         Command::Seed(args) => seed::run(config, args, out).await,
+        Command::Name { new } => devices::name(&config, new, &out),
+        Command::Devices => devices::devices(&config, &out).await,
+        Command::Incoming => devices::incoming(&config, &out).await,
+        Command::Accept { id, out: dest } => devices::accept(config, id, dest, out).await,
+        Command::Decline { id } => devices::decline(&config, id, &out).await,
         Command::Run => {
             let session = Session::open(config).await?;
             if !session.is_local() {

@@ -23,6 +23,22 @@ pub struct ReceiveArgs {
 }
 
 pub async fn run(config: NodeConfig, args: ReceiveArgs, out: Output) -> anyhow::Result<ExitCode> {
+    fetch(config, args.ticket, args.out, args.seed, out).await
+}
+
+/// Receives `ticket` into `dest` (default: the current folder), as `ferry receive` does.
+pub async fn fetch(
+    config: NodeConfig,
+    ticket: String,
+    dest: Option<PathBuf>,
+    seed: bool,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    let args = ReceiveArgs {
+        ticket,
+        out: dest,
+        seed,
+    };
     let ticket: Ticket = args.ticket.parse().map_err(ferry_core::Error::from)?;
     let dest = match args.out {
         Some(d) => d,

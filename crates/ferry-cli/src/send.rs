@@ -13,6 +13,11 @@ pub struct SendArgs {
     /// Files and folders to share.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
+    /// Offer them to this device (a contact's name, see `ferry devices`, or a node id, with
+    /// `@ip:port` for a device found no other way), which accepts or declines; may be given
+    /// more than once.
+    #[arg(long)]
+    to: Vec<String>,
 }
 
 pub async fn run(config: NodeConfig, args: SendArgs, out: Output) -> anyhow::Result<ExitCode> {
@@ -24,12 +29,30 @@ pub async fn run(config: NodeConfig, args: SendArgs, out: Output) -> anyhow::Res
     let mut import_bar: Option<ProgressBar> = None;
     let mut peers: HashMap<String, ProgressBar> = HashMap::new();
     let mut names: HashMap<String, String> = HashMap::new();
+    // Offers to devices, answered while the share runs.
+    let mut offers = n0_future::FuturesUnordered::new();
     // One listener for the whole transfer: a signal between two events is not missed.
     let stop = crate::signal::stop_requested();
     tokio::pin!(stop);
     let result = loop {
         let item = tokio::select! {
             item = stream.next() => item,
+            Some((to, answer)) = n0_future::StreamExt::next(&mut offers), if !offers.is_empty() => {
+                match answer {
+                    Ok(answer) => {
+                        out.event(&serde_json::json!({"event": "offer", "to": to, "answer": answer}));
+                        out.note(match answer {
+                            ferry_core::offers::Answer::Accepted => format!("{to} accepted; sending"),
+                            ferry_core::offers::Answer::Declined => format!("{to} declined"),
+                            ferry_core::offers::Answer::Expired => format!("{to} did not answer in time"),
+                            ferry_core::offers::Answer::Busy => format!("{to} has too many offers waiting; try later"),
+                            ferry_core::offers::Answer::Invalid(why) => format!("{to} refused the offer: {why}"),
+                        });
+                    }
+                    Err(e) => out.note(format!("cannot offer to {to}: {e}")),
+                }
+                continue;
+            }
             _ = &mut stop => break Ok(()),
         };
         let event = match item {
@@ -62,6 +85,23 @@ pub async fn run(config: NodeConfig, args: SendArgs, out: Output) -> anyhow::Res
                 ));
                 // The ticket alone on stdout, so scripts can take it.
                 println!("{}", info.ticket);
+                let ticket: ferry_core::Ticket = info.ticket.parse()?;
+                let top = info.offer.top_level();
+                let title = match top.len() {
+                    1 => top[0].clone(),
+                    n => format!("{} and {} more", top[0], n - 1),
+                };
+                for to in &args.to {
+                    out.note(format!("offered to {to}; waiting for an answer"));
+                    let (session, ticket, title, to) =
+                        (&session, ticket.clone(), title.clone(), to.clone());
+                    let files = info.offer.file_count() as u64;
+                    let size = info.offer.total_size;
+                    offers.push(async move {
+                        let answer = session.offer_to(&to, &ticket, title, files, size).await;
+                        (to, answer)
+                    });
+                }
             }
             ShareEvent::PeerConnected { peer } => {
                 out.note(format!("{} connected", short(&peer)));
@@ -98,6 +138,8 @@ pub async fn run(config: NodeConfig, args: SendArgs, out: Output) -> anyhow::Res
         }
     };
     drop(stream);
+    // Offers still unanswered end with the share.
+    drop(offers);
     session.shutdown().await?;
     result?;
     Ok(ExitCode::SUCCESS)

@@ -113,6 +113,31 @@ pub enum Request {
         /// Pause (`true`) or resume (`false`).
         paused: bool,
     },
+    /// The offers of files waiting for an answer; a list of [`IncomingOffer`] comes back.
+    Offers,
+    /// Accept or decline an offer; the [`IncomingOffer`] comes back.
+    AnswerOffer {
+        /// Its number.
+        id: u32,
+        /// Accept (`true`) or decline.
+        accept: bool,
+    },
+    /// Offer a ticket to a device (a contact's name or a node id); the [`Answer`] comes back
+    /// once the device's user answered.
+    OfferTo {
+        /// The device.
+        to: String,
+        /// The one-shot ticket.
+        ticket: String,
+        /// What it is called.
+        title: String,
+        /// Files in it.
+        files: u64,
+        /// Bytes in it.
+        size: u64,
+    },
+    /// The contacts; a list of [`Contact`] comes back.
+    Contacts,
     /// Pause or resume every folder; `true` comes back.
     FolderPauseAll {
         /// Pause (`true`) or resume (`false`).
@@ -289,6 +314,37 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
             };
             write_item(&mut write, &item).await?;
         }
+        Request::Offers => {
+            write_item(&mut write, &StreamItem::Event(node.incoming_offers())).await?;
+        }
+        Request::AnswerOffer { id, accept } => {
+            let item = match node.answer_offer(id, accept) {
+                Ok(offer) => StreamItem::Event(offer),
+                Err(e) => StreamItem::Error((&e).into()),
+            };
+            write_item(&mut write, &item).await?;
+        }
+        Request::OfferTo {
+            to,
+            ticket,
+            title,
+            files,
+            size,
+        } => {
+            let offered = async {
+                let ticket: crate::ticket::Ticket = ticket.parse()?;
+                let to = node.device(&to)?;
+                node.offer_to(to, &ticket, title, files, size).await
+            };
+            let item = match offered.await {
+                Ok(answer) => StreamItem::Event(answer),
+                Err(e) => StreamItem::Error((&e).into()),
+            };
+            write_item(&mut write, &item).await?;
+        }
+        Request::Contacts => {
+            write_item(&mut write, &StreamItem::Event(node.contacts().list())).await?;
+        }
         Request::FolderPauseAll { paused } => {
             let item = match node.folder_pause_all(paused).await {
                 Ok(()) => StreamItem::Event(true),
@@ -346,13 +402,23 @@ async fn write_item<E: Serialize>(
 async fn read_line<T: DeserializeOwned, R: tokio::io::AsyncBufRead + Unpin>(
     lines: &mut tokio::io::Lines<R>,
 ) -> Result<T> {
-    match tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await {
+    read_line_within(lines, Duration::from_secs(10)).await
+}
+
+async fn read_line_within<T: DeserializeOwned, R: tokio::io::AsyncBufRead + Unpin>(
+    lines: &mut tokio::io::Lines<R>,
+    limit: Duration,
+) -> Result<T> {
+    match tokio::time::timeout(limit, lines.next_line()).await {
         Ok(Ok(Some(line))) => decode(&line),
         Ok(Ok(None)) => Err(Error::Control("the other side closed the channel".into())),
         Ok(Err(e)) => Err(Error::Control(e.to_string())),
         Err(_) => Err(Error::Control("timed out waiting for a message".into())),
     }
 }
+
+/// How long a call that waits on a folder's round may take.
+const SLOW_CALL: Duration = Duration::from_secs(300);
 
 /// The client side, used by a process that does not own the node.
 #[derive(Debug, Clone)]
@@ -410,9 +476,19 @@ impl ControlClient {
     }
 
     async fn call<T: DeserializeOwned>(&self, request: &Request) -> Result<T> {
+        self.call_within(request, Duration::from_secs(10)).await
+    }
+
+    /// A call whose answer may take up to `limit` (a folder's round ending, a person
+    /// deciding on an offer).
+    async fn call_within<T: DeserializeOwned>(
+        &self,
+        request: &Request,
+        limit: Duration,
+    ) -> Result<T> {
         let stream = self.open(request).await?;
         let mut lines = BufReader::new(stream).lines();
-        match read_line::<StreamItem<T>, _>(&mut lines).await? {
+        match read_line_within::<StreamItem<T>, _>(&mut lines, limit).await? {
             StreamItem::Event(v) => Ok(v),
             StreamItem::Error(e) => Err(remote_error(e)),
         }
@@ -531,12 +607,55 @@ impl ControlClient {
     /// Pauses or resumes a folder on the remote node.
     pub async fn folder_pause(&self, path: PathBuf, paused: bool) -> Result<FolderInfo> {
         let path = absolute(path)?;
-        self.call(&Request::FolderPause { path, paused }).await
+        // Pausing waits for the folder's current round to end.
+        self.call_within(&Request::FolderPause { path, paused }, SLOW_CALL)
+            .await
+    }
+
+    /// The offers waiting on the remote node.
+    pub async fn incoming_offers(&self) -> Result<Vec<crate::offers::IncomingOffer>> {
+        self.call(&Request::Offers).await
+    }
+
+    /// Accepts or declines an offer on the remote node.
+    pub async fn answer_offer(
+        &self,
+        id: u32,
+        accept: bool,
+    ) -> Result<crate::offers::IncomingOffer> {
+        self.call(&Request::AnswerOffer { id, accept }).await
+    }
+
+    /// Offers a ticket to a device from the remote node; waits for the answer.
+    pub async fn offer_to(
+        &self,
+        to: &str,
+        offer: &crate::offers::OfferMsg,
+    ) -> Result<crate::offers::Answer> {
+        let request = Request::OfferTo {
+            to: to.into(),
+            ticket: offer.ticket.clone(),
+            title: offer.title.clone(),
+            files: offer.files,
+            size: offer.size,
+        };
+        self.call_within(
+            &request,
+            crate::offers::PENDING_FOR + Duration::from_secs(60),
+        )
+        .await
+    }
+
+    /// The remote node's contacts.
+    pub async fn contacts(&self) -> Result<Vec<crate::contacts::Contact>> {
+        self.call(&Request::Contacts).await
     }
 
     /// Pauses or resumes every folder on the remote node.
     pub async fn folder_pause_all(&self, paused: bool) -> Result<()> {
-        let _: bool = self.call(&Request::FolderPauseAll { paused }).await?;
+        let _: bool = self
+            .call_within(&Request::FolderPauseAll { paused }, SLOW_CALL)
+            .await?;
         Ok(())
     }
 

@@ -405,7 +405,53 @@ impl crate::node::Node {
 
     /// Accepts (the caller then receives its ticket) or declines the offer `id`.
     pub fn answer_offer(&self, id: u32, accept: bool) -> Result<IncomingOffer> {
-        self.inner.offers.answer(id, accept)
+        let offer = self.inner.offers.answer(id, accept)?;
+        if accept {
+            self.remember_addresses(&offer.from);
+        }
+        Ok(offer)
+    }
+
+    /// The device `name` names: a contact by its shown name (exactly one), or a node id,
+    /// optionally with `@ip:port` where it can be reached (a device found no other way).
+    pub fn device(&self, name: &str) -> Result<iroh::EndpointAddr> {
+        if let Some((id, addr)) = name.trim().split_once('@') {
+            let id: EndpointId = id
+                .parse()
+                .map_err(|_| Error::Config(format!("{id:?} is not a node id")))?;
+            let addr: std::net::SocketAddr = addr
+                .parse()
+                .map_err(|_| Error::Config(format!("{addr:?} is not an ip:port address")))?;
+            return Ok(iroh::EndpointAddr::new(id).with_ip_addr(addr));
+        }
+        let found = self.inner.contacts.find(name);
+        let id = match found.as_slice() {
+            [one] => one.id.clone(),
+            [] => name.trim().to_string(),
+            many => {
+                let ids: Vec<String> = many.iter().map(|c| c.id[..10].to_string()).collect();
+                return Err(Error::Config(format!(
+                    "{} devices are called {name:?} ({}); name one by its id",
+                    many.len(),
+                    ids.join(", ")
+                )));
+            }
+        };
+        let id: EndpointId = id.parse().map_err(|_| {
+            Error::Config(format!(
+                "no device is called {name:?}; see `ferry devices`, or give its node id"
+            ))
+        })?;
+        // Its addresses come from the address book (the endpoint's lookup).
+        Ok(iroh::EndpointAddr::new(id))
+    }
+
+    /// Keeps where the device `id` was reached, so that it is found again by id.
+    fn remember_addresses(&self, id: &str) {
+        if let Ok(id) = id.parse::<EndpointId>() {
+            let node = self.clone();
+            tokio::spawn(async move { node.inner.book.remember_seen(node.endpoint(), id).await });
+        }
     }
 
     /// Offers the files of `ticket` to the device `to`, as this device; waits for the answer.
@@ -429,6 +475,7 @@ impl crate::node::Node {
         let reply = offer(self.endpoint(), to, &msg).await?;
         if reply.answer == Answer::Accepted {
             self.inner.contacts.seen(&id.to_string(), &reply.name).ok();
+            self.remember_addresses(&id.to_string());
         }
         Ok(reply.answer)
     }

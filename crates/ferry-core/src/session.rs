@@ -240,6 +240,62 @@ impl Session {
         }
     }
 
+    /// The offers of files waiting for an answer.
+    pub async fn incoming_offers(&self) -> Result<Vec<crate::offers::IncomingOffer>> {
+        match self {
+            Session::Local { node, .. } => Ok(node.incoming_offers()),
+            Session::Remote(c) => c.incoming_offers().await,
+        }
+    }
+
+    /// Accepts (then receive its ticket) or declines the offer `id`.
+    pub async fn answer_offer(
+        &self,
+        id: u32,
+        accept: bool,
+    ) -> Result<crate::offers::IncomingOffer> {
+        match self {
+            Session::Local { node, .. } => node.answer_offer(id, accept),
+            Session::Remote(c) => c.answer_offer(id, accept).await,
+        }
+    }
+
+    /// Offers `ticket` to the device `to` (a contact's name or a node id); waits for its
+    /// user's answer.
+    pub async fn offer_to(
+        &self,
+        to: &str,
+        ticket: &Ticket,
+        title: String,
+        files: u64,
+        size: u64,
+    ) -> Result<crate::offers::Answer> {
+        match self {
+            Session::Local { node, .. } => {
+                node.offer_to(node.device(to)?, ticket, title, files, size)
+                    .await
+            }
+            Session::Remote(c) => {
+                let msg = crate::offers::OfferMsg {
+                    name: String::new(),
+                    ticket: ticket.to_string(),
+                    title,
+                    files,
+                    size,
+                };
+                c.offer_to(to, &msg).await
+            }
+        }
+    }
+
+    /// The contacts.
+    pub async fn contacts(&self) -> Result<Vec<crate::contacts::Contact>> {
+        match self {
+            Session::Local { node, .. } => Ok(node.contacts().list()),
+            Session::Remote(c) => c.contacts().await,
+        }
+    }
+
     /// Stops syncing the folder at `path` (its files stay).
     pub async fn folder_leave(&self, path: PathBuf) -> Result<FolderInfo> {
         match self {

@@ -1,0 +1,120 @@
+//! `ferry name`, `ferry devices`, `ferry incoming`, `ferry accept`, `ferry decline`: this
+//! device's name, the devices it knows, and the offers of files waiting for an answer.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use ferry_core::{session::Session, settings::Settings, NodeConfig};
+
+use crate::output::{human, plural, Output};
+
+/// `ferry name [NEW]`: shows or sets this device's name (no node needed).
+pub fn name(config: &NodeConfig, new: Option<String>, out: &Output) -> anyhow::Result<ExitCode> {
+    let mut settings = Settings::load(&config.home);
+    if let Some(new) = new {
+        settings.device_name = new.trim().to_string();
+        // A home not used yet is made for it.
+        std::fs::create_dir_all(&config.home).map_err(|e| ferry_core::Error::Home {
+            path: config.home.clone(),
+            reason: e.to_string(),
+        })?;
+        settings.save(&config.home)?;
+        out.note("other devices see the new name from their next exchange with this one");
+    }
+    if out.is_json() {
+        println!("{}", serde_json::json!({ "name": settings.device_name }));
+    } else {
+        println!("{}", settings.device_name);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ferry devices`: the contacts, through the running node or from the home.
+pub async fn devices(config: &NodeConfig, out: &Output) -> anyhow::Result<ExitCode> {
+    let contacts = match Session::attach(&config.home).await {
+        Ok(session) => session.contacts().await?,
+        Err(ferry_core::Error::NotRunning { .. }) => {
+            ferry_core::contacts::Contacts::load(&config.home).list()
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if contacts.is_empty() {
+        out.note(
+            "no devices yet: a device you send to or receive from by `ferry send --to` becomes one",
+        );
+    }
+    for c in contacts {
+        if out.is_json() {
+            println!("{}", serde_json::to_string(&c)?);
+        } else {
+            println!(
+                "{}\t{}\t{}",
+                c.shown_name(),
+                c.id,
+                c.auto_accept
+                    .as_ref()
+                    .map(|d| format!("accepts into {}", d.display()))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Offers arrive only at a running node.
+async fn running(config: &NodeConfig) -> anyhow::Result<Session> {
+    match Session::attach(&config.home).await {
+        Ok(s) => Ok(s),
+        Err(ferry_core::Error::NotRunning { path }) => {
+            Err(ferry_core::Error::NotRunning { path }.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `ferry incoming`: the offers waiting for an answer.
+pub async fn incoming(config: &NodeConfig, out: &Output) -> anyhow::Result<ExitCode> {
+    let session = running(config).await?;
+    let offers = session.incoming_offers().await?;
+    if offers.is_empty() {
+        out.note("no offers are waiting");
+    }
+    for o in offers {
+        if out.is_json() {
+            println!("{}", serde_json::to_string(&o)?);
+        } else {
+            println!(
+                "{}\t{} ({})\t{}\t{}, {}{}",
+                o.id,
+                o.name,
+                &o.from[..o.from.len().min(10)],
+                o.title,
+                plural(o.files as usize, "file"),
+                human(o.size),
+                if o.contact { "" } else { "\tnot a contact" }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ferry decline ID`.
+pub async fn decline(config: &NodeConfig, id: u32, out: &Output) -> anyhow::Result<ExitCode> {
+    let session = running(config).await?;
+    let offer = session.answer_offer(id, false).await?;
+    out.note(format!("declined {} from {}", offer.title, offer.name));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ferry accept ID [--out DIR]`: accepts, then receives it as `ferry receive` does.
+pub async fn accept(
+    config: NodeConfig,
+    id: u32,
+    dest: Option<PathBuf>,
+    out: Output,
+) -> anyhow::Result<ExitCode> {
+    let session = running(&config).await?;
+    let offer = session.answer_offer(id, true).await?;
+    drop(session);
+    out.note(format!("accepted {} from {}", offer.title, offer.name));
+    crate::receive::fetch(config, offer.ticket, dest, false, out).await
+}
