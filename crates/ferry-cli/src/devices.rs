@@ -62,13 +62,7 @@ pub async fn devices(config: &NodeConfig, out: &Output) -> anyhow::Result<ExitCo
 
 /// Offers arrive only at a running node.
 async fn running(config: &NodeConfig) -> anyhow::Result<Session> {
-    match Session::attach(&config.home).await {
-        Ok(s) => Ok(s),
-        Err(ferry_core::Error::NotRunning { path }) => {
-            Err(ferry_core::Error::NotRunning { path }.into())
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok(Session::attach(&config.home).await?)
 }
 
 /// `ferry incoming`: the offers waiting for an answer.
@@ -101,7 +95,7 @@ pub async fn incoming(config: &NodeConfig, out: &Output) -> anyhow::Result<ExitC
 pub async fn decline(config: &NodeConfig, id: u32, out: &Output) -> anyhow::Result<ExitCode> {
     let session = running(config).await?;
     let offer = session.answer_offer(id, false).await?;
-    out.note(format!("declined {} from {}", offer.title, offer.name));
+    out.note(format!("declined {:?} from {}", offer.title, offer.name));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -113,8 +107,35 @@ pub async fn accept(
     out: Output,
 ) -> anyhow::Result<ExitCode> {
     let session = running(&config).await?;
+    let Some(waiting) = session
+        .incoming_offers()
+        .await?
+        .into_iter()
+        .find(|o| o.id == id)
+    else {
+        anyhow::bail!("no offer {id} is waiting (see `ferry incoming`)");
+    };
+    // What the offer claimed, checked against what its ticket holds before saying yes.
+    let ticket: ferry_core::Ticket = waiting.ticket.parse().map_err(ferry_core::Error::from)?;
+    let real = session.preview(&ticket).await?;
+    if real.file_count() as u64 > waiting.files || real.total_size > waiting.size {
+        session.answer_offer(id, false).await?;
+        anyhow::bail!(
+            "the offer said {} ({}) but holds {} ({}): declined",
+            plural(waiting.files as usize, "file"),
+            human(waiting.size),
+            plural(real.file_count(), "file"),
+            human(real.total_size)
+        );
+    }
     let offer = session.answer_offer(id, true).await?;
     drop(session);
-    out.note(format!("accepted {} from {}", offer.title, offer.name));
-    crate::receive::fetch(config, offer.ticket, dest, false, out).await
+    out.note(format!("accepted {:?} from {}", offer.title, offer.name));
+    let ticket = offer.ticket.clone();
+    let json = out.is_json();
+    let result = crate::receive::fetch(config, offer.ticket, dest, false, out).await;
+    if result.is_err() && !json {
+        eprintln!("to try again: ferry receive {ticket}");
+    }
+    result
 }

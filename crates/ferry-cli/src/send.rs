@@ -51,6 +51,9 @@ pub async fn run(config: NodeConfig, args: SendArgs, out: Output) -> anyhow::Res
                     }
                     Err(e) => out.note(format!("cannot offer to {to}: {e}")),
                 }
+                if offers.is_empty() {
+                    out.note("still serving the ticket above; Ctrl-C stops");
+                }
                 continue;
             }
             _ = &mut stop => break Ok(()),

@@ -51,21 +51,35 @@ impl Contact {
     }
 }
 
-/// A name from a peer, fit to keep and show: no control or formatting characters, at most
-/// [`MAX_NAME`] characters, trimmed.
+/// A name from a peer, fit to keep and show: see [`clean_text`], at most [`MAX_NAME`]
+/// characters. A name that reads as a node id is dropped: a device named like another's id
+/// could be picked for it.
 pub fn clean_name(name: &str) -> String {
-    let kept: String = name
+    let name = clean_text(name, MAX_NAME);
+    if name.parse::<iroh::EndpointId>().is_ok() {
+        return String::new();
+    }
+    name
+}
+
+/// Text from a peer, fit to show: no control characters (no terminal escapes, no line breaks),
+/// no invisible or direction-changing ones (which could make `exe.txt` of `txt.exe`), at
+/// most `max` characters, trimmed.
+pub fn clean_text(text: &str, max: usize) -> String {
+    let kept: String = text
         .chars()
-        .filter(|c| !c.is_control() && !is_format(*c))
-        .take(MAX_NAME)
+        .filter(|c| !c.is_control() && !is_invisible(*c))
+        .take(max)
         .collect();
     kept.trim().to_string()
 }
 
-fn is_format(c: char) -> bool {
+fn is_invisible(c: char) -> bool {
     matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
+        | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF9}'..='\u{FFFB}' | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}')
 }
 
 /// The contacts of a home. Cheap to clone.
@@ -76,13 +90,18 @@ pub struct Contacts {
 }
 
 impl Contacts {
-    /// Loads the contacts of `home` (none if the file is missing or unreadable).
+    /// Loads the contacts of `home` (none if the file is missing). An unreadable file is set
+    /// aside (`contacts.json.corrupt`), not overwritten.
     pub fn load(home: &Path) -> Contacts {
         let path = home.join(CONTACTS_FILE);
-        let list: Vec<Contact> = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let list: Vec<Contact> = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!("{} is unreadable ({e}); set aside", path.display());
+                std::fs::rename(&path, path.with_extension("json.corrupt")).ok();
+                Vec::new()
+            }),
+            Err(_) => Vec::new(),
+        };
         Contacts {
             path,
             list: Arc::new(Mutex::new(
@@ -130,15 +149,18 @@ impl Contacts {
             entry.name = clean_name(name);
             entry.seen_ms = now;
             if list.len() > MAX_CONTACTS {
+                // The least recently seen goes, unless the user gave it a name or a rule.
                 let oldest = list
                     .values()
+                    .filter(|c| c.alias.is_none() && c.auto_accept.is_none())
                     .min_by_key(|c| c.seen_ms)
-                    .map(|c| c.id.clone())
-                    .expect("not empty");
-                list.remove(&oldest);
+                    .map(|c| c.id.clone());
+                if let Some(oldest) = oldest {
+                    list.remove(&oldest);
+                }
             }
+            Self::save_list(&self.path, &list)
         }
-        self.save()
     }
 
     /// Gives the contact `id` a name of the user's (`None`: its own again).
@@ -163,30 +185,30 @@ impl Contacts {
 
     /// Forgets the contact `id`.
     pub fn forget(&self, id: &str) -> Result<Contact> {
-        let removed = self
-            .lock()
+        let mut list = self.lock();
+        let removed = list
             .remove(id)
             .ok_or_else(|| Error::Config(format!("{id} is not a contact")))?;
-        self.save()?;
+        Self::save_list(&self.path, &list)?;
         Ok(removed)
     }
 
     fn change(&self, id: &str, f: impl FnOnce(&mut Contact)) -> Result<Contact> {
-        let changed = {
-            let mut list = self.lock();
-            let c = list
-                .get_mut(id)
-                .ok_or_else(|| Error::Config(format!("{id} is not a contact")))?;
-            f(c);
-            c.clone()
-        };
-        self.save()?;
+        let mut list = self.lock();
+        let c = list
+            .get_mut(id)
+            .ok_or_else(|| Error::Config(format!("{id} is not a contact")))?;
+        f(c);
+        let changed = c.clone();
+        Self::save_list(&self.path, &list)?;
         Ok(changed)
     }
 
-    fn save(&self) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(&self.list()).expect("serializable");
-        write_atomic(&self.path, &bytes).map_err(|e| Error::write(&self.path, e))
+    /// Writes the list, under its lock (two changes at once cannot lose one on disk).
+    fn save_list(path: &Path, list: &BTreeMap<String, Contact>) -> Result<()> {
+        let all: Vec<&Contact> = list.values().collect();
+        let bytes = serde_json::to_vec_pretty(&all).expect("serializable");
+        write_atomic(path, &bytes).map_err(|e| Error::write(path, e))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Contact>> {
@@ -231,5 +253,21 @@ mod tests {
     fn names_from_peers_are_cleaned_and_bounded() {
         assert_eq!(clean_name("  a\u{0}b\nc  "), "abc");
         assert_eq!(clean_name(&"x".repeat(500)).chars().count(), MAX_NAME);
+        assert_eq!(
+            clean_name("Office laptop\u{E0041}\u{E0042}"),
+            "Office laptop"
+        );
+        assert_eq!(clean_text("\u{1b}[8mhidden\u{1b}[0m", 50), "[8mhidden[0m");
+        let id = iroh::SecretKey::from_bytes(&[7; 32]).public().to_string();
+        assert_eq!(clean_name(&id), "", "a name that reads as an id is dropped");
+    }
+
+    #[test]
+    fn an_unreadable_file_is_set_aside_not_overwritten() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join(CONTACTS_FILE), "{broken").unwrap();
+        let c = Contacts::load(home.path());
+        assert!(c.list().is_empty());
+        assert!(home.path().join("contacts.json.corrupt").exists());
     }
 }

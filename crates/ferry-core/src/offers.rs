@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    contacts::{clean_name, Contacts},
+    contacts::{clean_name, clean_text, Contacts},
     error::{Error, Result},
     ticket::Ticket,
 };
@@ -50,6 +50,12 @@ pub const MAX_PER_MINUTE: usize = 5;
 pub const PENDING_FOR: Duration = Duration::from_secs(600);
 /// Characters of a title kept.
 const MAX_TITLE: usize = 200;
+/// Devices whose recent offers are counted at most (beyond: busy, until a minute passed).
+const MAX_RECENT: usize = 256;
+/// Offer connections open at once, at most.
+const MAX_OPEN: usize = 64;
+/// How long reading an offer (or the sender reading its answer) may take.
+const READ_FOR: Duration = Duration::from_secs(10);
 
 /// What a sender offers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,8 +107,11 @@ pub struct IncomingOffer {
     pub id: u32,
     /// The sender's node id.
     pub from: String,
-    /// The sender's device name (a claim; cleaned).
+    /// The sender as shown: a contact by the name this device knows it by, else the name the
+    /// offer claims (cleaned).
     pub name: String,
+    /// The name the offer claims (cleaned).
+    pub claimed: String,
     /// True if the sender is a contact.
     pub contact: bool,
     /// What it is called (the sender's words; cleaned).
@@ -127,6 +136,8 @@ pub struct Offers {
     contacts: Contacts,
     /// The node's home: its device name is in the settings there.
     home: PathBuf,
+    /// Room for offer connections open at once.
+    open: Arc<tokio::sync::Semaphore>,
     /// Offers accepted by an auto-accept rule, with their folder: the node receives them.
     auto: mpsc::UnboundedSender<(IncomingOffer, PathBuf)>,
 }
@@ -159,6 +170,7 @@ impl Offers {
                 inner: Default::default(),
                 contacts,
                 home,
+                open: Arc::new(tokio::sync::Semaphore::new(MAX_OPEN)),
                 auto,
             },
             rx,
@@ -189,7 +201,7 @@ impl Offers {
         };
         if accept {
             self.contacts
-                .seen(&pending.peer.to_string(), &pending.offer.name)
+                .seen(&pending.peer.to_string(), &pending.offer.claimed)
                 .ok();
         }
         // The sender may have gone meanwhile: the decision stands here all the same.
@@ -197,12 +209,12 @@ impl Offers {
         Ok(pending.offer)
     }
 
-    /// Checks an offer from `peer` and files it; the answer comes on the receiver.
+    /// Checks an offer from `peer` and files it; its number and the answer to come.
     fn arrive(
         &self,
         peer: EndpointId,
         msg: OfferMsg,
-    ) -> std::result::Result<oneshot::Receiver<Answer>, Answer> {
+    ) -> std::result::Result<(u32, oneshot::Receiver<Answer>), Answer> {
         let ticket: Ticket = msg
             .ticket
             .parse()
@@ -213,122 +225,163 @@ impl Offers {
             ));
         }
         let contact = self.contacts.get(&peer.to_string());
+        let claimed = clean_name(&msg.name);
         let offer_of = |id| IncomingOffer {
             id,
             from: peer.to_string(),
-            name: clean_name(&msg.name),
+            // A contact is shown as this device knows it, not as the offer says.
+            name: contact
+                .as_ref()
+                .map(|c| c.shown_name().to_string())
+                .unwrap_or_else(|| claimed.clone()),
+            claimed: claimed.clone(),
             contact: contact.is_some(),
-            title: msg.title.chars().take(MAX_TITLE).collect::<String>(),
+            title: clean_text(&msg.title, MAX_TITLE),
             files: msg.files,
             size: msg.size,
             ticket: msg.ticket.clone(),
             at_ms: crate::history::now_ms(),
         };
-        let mut state = self.inner.lock().expect("offers lock");
-        let now = Instant::now();
-        let recent = state.recent.entry(peer).or_default();
-        while recent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(60))
-        {
-            recent.pop_front();
-        }
-        if recent.len() >= MAX_PER_MINUTE {
-            return Err(Answer::Busy);
-        }
-        recent.push_back(now);
-        if state.recent.len() > 4 * MAX_PENDING {
-            // Devices with no offer in the last minute take no room.
-            state.recent.retain(|_, r| {
-                r.back()
-                    .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60))
-            });
-        }
-        state.next = state.next.wrapping_add(1);
-        let id = state.next;
-        let offer = offer_of(id);
-        // An auto-accept rule: accepted at once, received by the node.
-        if let Some(dir) = contact.and_then(|c| c.auto_accept) {
-            let (tx, rx) = oneshot::channel();
-            tx.send(Answer::Accepted).ok();
-            self.contacts.seen(&peer.to_string(), &offer.name).ok();
-            self.auto.send((offer, dir)).ok();
-            return Ok(rx);
-        }
-        let from_peer = state.pending.values().filter(|p| p.peer == peer).count();
-        if from_peer >= MAX_PENDING_PER_PEER || state.pending.len() >= MAX_PENDING {
-            return Err(Answer::Busy);
-        }
+        let auto = {
+            let mut state = self.inner.lock().expect("offers lock");
+            let now = Instant::now();
+            let minute = Duration::from_secs(60);
+            if !state.recent.contains_key(&peer) && state.recent.len() >= MAX_RECENT {
+                state
+                    .recent
+                    .retain(|_, r| r.back().is_some_and(|t| now.duration_since(*t) < minute));
+                if state.recent.len() >= MAX_RECENT {
+                    return Err(Answer::Busy);
+                }
+            }
+            let recent = state.recent.entry(peer).or_default();
+            while recent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > minute)
+            {
+                recent.pop_front();
+            }
+            if recent.len() >= MAX_PER_MINUTE {
+                return Err(Answer::Busy);
+            }
+            recent.push_back(now);
+            state.next = state.next.wrapping_add(1);
+            let id = state.next;
+            let offer = offer_of(id);
+            match contact.as_ref().and_then(|c| c.auto_accept.clone()) {
+                // An auto-accept rule: accepted at once, received by the node.
+                Some(dir) => (offer, dir),
+                None => {
+                    let from_peer = state.pending.values().filter(|p| p.peer == peer).count();
+                    if from_peer >= MAX_PENDING_PER_PEER || state.pending.len() >= MAX_PENDING {
+                        return Err(Answer::Busy);
+                    }
+                    let (tx, rx) = oneshot::channel();
+                    state.pending.insert(
+                        id,
+                        Pending {
+                            offer,
+                            peer,
+                            answer: tx,
+                        },
+                    );
+                    return Ok((id, rx));
+                }
+            }
+        };
+        // Outside the lock: writing the contacts touches the disk.
+        let (offer, dir) = auto;
         let (tx, rx) = oneshot::channel();
-        state.pending.insert(
-            id,
-            Pending {
-                offer,
-                peer,
-                answer: tx,
-            },
-        );
-        Ok(rx)
+        tx.send(Answer::Accepted).ok();
+        self.contacts.seen(&peer.to_string(), &offer.claimed).ok();
+        let id = offer.id;
+        self.auto.send((offer, dir)).ok();
+        Ok((id, rx))
     }
 
-    /// Forgets the offer `id` if it still waits (it expired).
-    fn expire(&self, id: u32) {
-        self.inner.lock().expect("offers lock").pending.remove(&id);
-    }
-
-    fn pending_id(&self, peer: EndpointId, ticket: &str) -> Option<u32> {
-        let state = self.inner.lock().expect("offers lock");
-        state
+    /// Forgets the offer `id` if it still waits; true if it did (nobody answered it).
+    fn expire(&self, id: u32) -> bool {
+        self.inner
+            .lock()
+            .expect("offers lock")
             .pending
-            .iter()
-            .rev()
-            .find(|(_, p)| p.peer == peer && p.offer.ticket == ticket)
-            .map(|(id, _)| *id)
+            .remove(&id)
+            .is_some()
+    }
+
+    /// Reads one offer on `conn`, files it and waits for its answer.
+    async fn handle(
+        &self,
+        conn: &Connection,
+        peer: EndpointId,
+    ) -> Option<(iroh::endpoint::SendStream, Answer)> {
+        let (send, mut recv) = tokio::time::timeout(READ_FOR, conn.accept_bi())
+            .await
+            .ok()?
+            .ok()?;
+        let read = tokio::time::timeout(READ_FOR, recv.read_to_end(MAX_OFFER));
+        let msg = match read.await {
+            Ok(Ok(bytes)) => match serde_json::from_slice::<OfferMsg>(&bytes) {
+                Ok(msg) => msg,
+                Err(e) => return Some((send, Answer::Invalid(format!("not an offer: {e}")))),
+            },
+            _ => {
+                let why = format!("no offer within {MAX_OFFER} bytes and {READ_FOR:?}");
+                return Some((send, Answer::Invalid(why)));
+            }
+        };
+        let (id, mut decided) = match self.arrive(peer, msg) {
+            Ok(filed) => filed,
+            Err(refused) => return Some((send, refused)),
+        };
+        let answer = tokio::select! {
+            answer = &mut decided => answer.unwrap_or(Answer::Expired),
+            // The sender went (Ctrl-C): its offer goes too.
+            _ = conn.closed() => {
+                self.expire(id);
+                return None;
+            }
+            _ = tokio::time::sleep(PENDING_FOR) => {
+                if self.expire(id) {
+                    Answer::Expired
+                } else {
+                    // Answered in the same instant: that answer stands.
+                    decided.await.unwrap_or(Answer::Expired)
+                }
+            }
+        };
+        Some((send, answer))
     }
 }
 
 impl ProtocolHandler for Offers {
     async fn accept(&self, conn: Connection) -> std::result::Result<(), AcceptError> {
-        let peer = conn.remote_id();
-        let Ok((mut send, mut recv)) = conn.accept_bi().await else {
+        // Connections beyond the limit are closed at once: a flood holds no more than that.
+        let Ok(_slot) = self.open.clone().try_acquire_owned() else {
+            conn.close(1u32.into(), b"busy");
             return Ok(());
         };
-        let read = tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(MAX_OFFER));
-        let answer = match read.await {
-            Ok(Ok(bytes)) => match serde_json::from_slice::<OfferMsg>(&bytes) {
-                Ok(msg) => {
-                    let ticket = msg.ticket.clone();
-                    match self.arrive(peer, msg) {
-                        Ok(decided) => match tokio::time::timeout(PENDING_FOR, decided).await {
-                            Ok(Ok(answer)) => answer,
-                            // The node dropped it (shutting down).
-                            Ok(Err(_)) => Answer::Expired,
-                            Err(_) => {
-                                if let Some(id) = self.pending_id(peer, &ticket) {
-                                    self.expire(id);
-                                }
-                                Answer::Expired
-                            }
-                        },
-                        Err(refused) => refused,
-                    }
-                }
-                Err(e) => Answer::Invalid(format!("not an offer: {e}")),
-            },
-            _ => Answer::Invalid(format!("no offer within {MAX_OFFER} bytes and 10 s")),
+        let peer = conn.remote_id();
+        let Some((mut send, answer)) = self.handle(&conn, peer).await else {
+            return Ok(());
         };
         if let Answer::Invalid(why) = &answer {
             tracing::debug!("offer from {} refused: {why}", peer.fmt_short());
         }
         let reply = Reply {
+            // This device's name goes only to a device whose offer it accepted.
+            name: if answer == Answer::Accepted {
+                crate::settings::Settings::load(&self.home).device_name
+            } else {
+                String::new()
+            },
             answer,
-            name: crate::settings::Settings::load(&self.home).device_name,
         };
         let out = serde_json::to_vec(&reply).expect("serializable");
         send.write_all(&out).await.ok();
         send.finish().ok();
-        // Wait for the sender to read the answer before the connection goes.
-        conn.closed().await;
+        // Give the sender a moment to read the answer before the connection goes.
+        tokio::time::timeout(READ_FOR, conn.closed()).await.ok();
         Ok(())
     }
 }
@@ -342,7 +395,12 @@ pub async fn offer(
     let id = to.id;
     let conn = tokio::time::timeout(Duration::from_secs(30), endpoint.connect(to, ALPN))
         .await
-        .map_err(|_| Error::Connect(format!("{}: no answer within 30 s", id.fmt_short())))?
+        .map_err(|_| {
+            Error::Connect(format!(
+                "{}: no answer within 30 s (is Ferry running there: the app, or `ferry run`?)",
+                id.fmt_short()
+            ))
+        })?
         .map_err(|e| Error::Connect(format!("{}: {e}", id.fmt_short())))?;
     let run = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(Error::network)?;
@@ -354,10 +412,15 @@ pub async fn offer(
         serde_json::from_slice::<Reply>(&bytes)
             .map_err(|e| Error::BadData(format!("an answer to an offer: {e}")))
     };
-    let reply = tokio::time::timeout(PENDING_FOR + Duration::from_secs(30), run)
+    let mut reply = tokio::time::timeout(PENDING_FOR + Duration::from_secs(30), run)
         .await
         .map_err(|_| Error::Transfer("the device did not answer the offer".into()))??;
     conn.close(0u32.into(), b"answered");
+    // The other device's words: cleaned like any name before they are shown.
+    reply.name = clean_name(&reply.name);
+    if let Answer::Invalid(why) = &reply.answer {
+        reply.answer = Answer::Invalid(clean_text(why, 200));
+    }
     Ok(reply)
 }
 
@@ -415,21 +478,28 @@ impl crate::node::Node {
     /// The device `name` names: a contact by its shown name (exactly one), or a node id,
     /// optionally with `@ip:port` where it can be reached (a device found no other way).
     pub fn device(&self, name: &str) -> Result<iroh::EndpointAddr> {
-        if let Some((id, addr)) = name.trim().split_once('@') {
-            let id: EndpointId = id
-                .parse()
-                .map_err(|_| Error::Config(format!("{id:?} is not a node id")))?;
-            let addr: std::net::SocketAddr = addr
-                .parse()
-                .map_err(|_| Error::Config(format!("{addr:?} is not an ip:port address")))?;
-            return Ok(iroh::EndpointAddr::new(id).with_ip_addr(addr));
+        let name = name.trim();
+        // An id is an id, whatever a contact calls itself.
+        if let Ok(id) = name.parse::<EndpointId>() {
+            return Ok(iroh::EndpointAddr::new(id));
+        }
+        if let Some((id, addr)) = name.split_once('@') {
+            if let (Ok(id), Ok(addr)) = (
+                id.parse::<EndpointId>(),
+                addr.parse::<std::net::SocketAddr>(),
+            ) {
+                return Ok(iroh::EndpointAddr::new(id).with_ip_addr(addr));
+            }
         }
         let found = self.inner.contacts.find(name);
         let id = match found.as_slice() {
             [one] => one.id.clone(),
             [] => name.trim().to_string(),
             many => {
-                let ids: Vec<String> = many.iter().map(|c| c.id[..10].to_string()).collect();
+                let ids: Vec<String> = many
+                    .iter()
+                    .map(|c| c.id.get(..10).unwrap_or(&c.id).to_string())
+                    .collect();
                 return Err(Error::Config(format!(
                     "{} devices are called {name:?} ({}); name one by its id",
                     many.len(),

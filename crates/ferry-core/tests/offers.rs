@@ -155,7 +155,7 @@ async fn hostile_offers_are_refused() {
     let msg = |ticket: &str| OfferMsg {
         name: "Evil\u{202E}txt.exe".into(),
         ticket: ticket.into(),
-        title: "x".repeat(1_000),
+        title: format!("\u{1b}[8m{}\n", "x".repeat(1_000)),
         files: u64::MAX,
         size: u64::MAX,
     };
@@ -206,7 +206,16 @@ async fn hostile_offers_are_refused() {
     // What is shown is cleaned and bounded.
     assert_eq!(pending[0].name, "Eviltxt.exe");
     assert!(pending[0].title.chars().count() <= 200);
+    assert!(
+        !pending[0].title.contains('\u{1b}') && !pending[0].title.contains('\n'),
+        "no terminal escapes or line breaks reach the screen"
+    );
+    // A sender that goes takes its offers with it.
     for t in waiting {
         t.abort();
     }
+    eventually("the gone sender's offers are withdrawn", || {
+        b.incoming_offers().is_empty()
+    })
+    .await;
 }
