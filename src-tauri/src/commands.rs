@@ -9,6 +9,7 @@ use ferry_core::{
         manage::{FolderInfo, FolderStatus},
     },
     history::{History, TransferRecord},
+    offers::IncomingOffer,
     overview::Summary,
     progress::StreamItem,
     session::{EventStream, Session},
@@ -342,6 +343,28 @@ pub async fn quit_app(app: AppHandle, force: bool) -> CmdResult<Vec<String>> {
         crate::life::quit(&app);
     }
     Ok(lines)
+}
+
+/// The offers of files from other devices changed (the list as it is now).
+#[derive(Debug, Clone, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
+pub struct OffersChanged(pub Vec<IncomingOffer>);
+
+/// Offers of files from other devices, waiting for an answer.
+#[tauri::command]
+#[specta::specta]
+pub async fn incoming_offers(state: State<'_, AppState>) -> CmdResult<Vec<IncomingOffer>> {
+    state.session.incoming_offers().await.map_err(err)
+}
+
+/// Accepts (the UI then previews and receives its ticket) or declines an offer.
+#[tauri::command]
+#[specta::specta]
+pub async fn answer_offer(
+    state: State<'_, AppState>,
+    id: u32,
+    accept: bool,
+) -> CmdResult<IncomingOffer> {
+    state.session.answer_offer(id, accept).await.map_err(err)
 }
 
 /// Stops syncing a folder; its files stay.

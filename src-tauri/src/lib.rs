@@ -52,6 +52,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::pause_all_sync,
             commands::activity,
             commands::quit_app,
+            commands::incoming_offers,
+            commands::answer_offer,
             commands::resolve_conflict,
             commands::open_in_folder,
             system::about,
@@ -61,7 +63,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         ])
         .events(tauri_specta::collect_events![
             links::OpenTicket,
-            life::QuitRequested
+            life::QuitRequested,
+            commands::OffersChanged
         ])
         // Why a folder's file is not synced: the UI words each (a test checks).
         .constant("WHY_CODES", ferry_core::folder::activity::WHY_CODES)

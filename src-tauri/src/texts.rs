@@ -323,6 +323,29 @@ pub fn peer_done(lang: Lang, share: &str, device: Option<&str>) -> Note {
     }
 }
 
+/// Another device offers files.
+pub fn offer(lang: Lang, from: &str, title: &str, contact: bool) -> Note {
+    let (from, title) = (shown(from), shown(title));
+    match (lang, contact) {
+        (Lang::En, true) => Note {
+            title: format!("Ferry: {from} wants to send you files"),
+            body: format!("{title}. Open Ferry to accept or decline."),
+        },
+        (Lang::En, false) => Note {
+            title: format!("Ferry: {from} (not a contact) wants to send you files"),
+            body: format!("{title}. Open Ferry to accept or decline."),
+        },
+        (Lang::De, true) => Note {
+            title: format!("Ferry: {from} möchte dir Dateien senden"),
+            body: format!("{title}. Öffne Ferry, um anzunehmen oder abzulehnen."),
+        },
+        (Lang::De, false) => Note {
+            title: format!("Ferry: {from} (kein Kontakt) möchte dir Dateien senden"),
+            body: format!("{title}. Öffne Ferry, um anzunehmen oder abzulehnen."),
+        },
+    }
+}
+
 /// A folder's news.
 pub fn news(lang: Lang, news: &News) -> Note {
     let news = &match news {

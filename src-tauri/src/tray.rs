@@ -2,6 +2,8 @@
 //! resume all sync, quit) and notifications. The tray is optional: without a tray host the
 //! app runs anyway (see [`crate::life`]).
 
+use tauri_specta::Event;
+
 use crate::{
     life::{request_quit, show_window},
     state::AppState,
@@ -86,8 +88,26 @@ pub fn watch(app: &AppHandle) {
     tauri::async_runtime::spawn(async move {
         let mut shown: Option<(Lang, Summary)> = None;
         let mut folders: Option<Vec<ferry_core::folder::manage::FolderStatus>> = None;
+        let mut offers: Vec<u32> = Vec::new();
         loop {
             let state = app.state::<AppState>();
+            // Offers from other devices: each new one announced, the window told of the list.
+            if let Ok(now) = state.session.incoming_offers().await {
+                let ids: Vec<u32> = now.iter().map(|o| o.id).collect();
+                if ids != offers {
+                    for o in now.iter().filter(|o| !offers.contains(&o.id)) {
+                        notify(
+                            &app,
+                            |n| n.offer,
+                            |lang| texts::offer(lang, &o.name, &o.title, o.contact),
+                        );
+                    }
+                    if let Err(e) = crate::commands::OffersChanged(now).emit(&app) {
+                        tracing::debug!("offers to the window: {e}");
+                    }
+                    offers = ids;
+                }
+            }
             // A failed look (a daemon busy or gone) changes nothing: no news from a gap.
             let Ok(now) = state.session.folder_statuses().await else {
                 tokio::time::sleep(REFRESH).await;

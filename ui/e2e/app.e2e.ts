@@ -451,6 +451,39 @@ describe("garbage input", () => {
   });
 });
 
+describe("offers", () => {
+  it("shows an offer from another device, and accepting it receives the files", async () => {
+    // The app's node, as the CLI's running-node channel reports it.
+    const statusLine = execFileSync(env.ferry, ["--home", process.env.FERRY_HOME!, "--json", "status"]).toString();
+    const me = JSON.parse(statusLine);
+    const to = `${me.node_id}@${me.addrs[0]}`;
+    const file = join(env.work, "offered", "menu.txt");
+    mkdirSync(join(file, ".."), { recursive: true });
+    writeFileSync(file, "soup of the day\n");
+    const sender = ferry(namedHome(join(env.work, "home-offer"), "Kitchen PC"), ["send", "--to", to, file]);
+    try {
+      const row = await browser.$('[data-testid="offer-row"]');
+      await (await browser.$('[data-testid="nav-receive"]')).click();
+      await row.waitForDisplayed({ timeout: 30_000 });
+      const text = String(await row.getProperty("textContent"));
+      expect(text).toContain("Kitchen PC");
+      expect(text).toContain("menu.txt");
+      expect(text).toContain("not a contact");
+      await notified((n) => n.summary === "Ferry: Kitchen PC (not a contact) wants to send you files");
+      await screenshot(browser, "receive-offer");
+      await (await browser.$('[data-testid="offer-accept"]')).click();
+      // The usual preview, then Download.
+      await (await browser.$('[data-testid="offer-entries"]')).waitForDisplayed({ timeout: 30_000 });
+      await (await browser.$('[data-testid="accept"]')).click();
+      await (await browser.$('[data-testid="receive-done"]')).waitForDisplayed({ timeout: 60_000 });
+      expect(readFileSync(join(env.work, "downloads", "menu.txt"), "utf8")).toBe("soup of the day\n");
+      await stderrLine(sender, "accepted", 30_000);
+    } finally {
+      sender.kill("SIGINT");
+    }
+  });
+});
+
 describe("in the background", () => {
   it("keeps sharing with the window closed, and opening Ferry again shows it", async () => {
     const src = join(env.work, "background-share", "Evening");

@@ -50,6 +50,8 @@ pub struct Notify {
     pub conflict: bool,
     /// A synced folder stopped with an error.
     pub folder_error: bool,
+    /// Another device offers files.
+    pub offer: bool,
 }
 
 impl Default for Notify {
@@ -59,6 +61,7 @@ impl Default for Notify {
             peer_done: true,
             conflict: true,
             folder_error: true,
+            offer: true,
         }
     }
 }

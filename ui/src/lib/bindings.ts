@@ -63,6 +63,10 @@ export const commands = {
 	 *  (the UI asks).
 	 */
 	quitApp: (force: boolean) => typedError<string[], ErrorInfo>(__TAURI_INVOKE("quit_app", { force })),
+	/**  Offers of files from other devices, waiting for an answer. */
+	incomingOffers: () => typedError<IncomingOffer[], ErrorInfo>(__TAURI_INVOKE("incoming_offers")),
+	/**  Accepts (the UI then previews and receives its ticket) or declines an offer. */
+	answerOffer: (id: number, accept: boolean) => typedError<IncomingOffer, ErrorInfo>(__TAURI_INVOKE("answer_offer", { id, accept })),
 	/**  Keeps one or both versions of a conflict; the other goes to the folder's trash. */
 	resolveConflict: (folder: string, copy: string, keep: Keep) => typedError<string, ErrorInfo>(__TAURI_INVOKE("resolve_conflict", { folder, copy, keep })),
 	/**  Opens a file of a synced folder with its default application. */
@@ -79,6 +83,7 @@ export const commands = {
 
 /** Events */
 export const events = {
+	offersChanged: makeEvent<OffersChanged, OffersChanged>("offers-changed"),
 	openTicket: makeEvent<OpenTicket, OpenTicket>("open-ticket"),
 	quitRequested: makeEvent<QuitRequested, QuitRequested>("quit-requested"),
 };
@@ -344,6 +349,33 @@ export type FolderStatus_Serialize = {
 	activity: FolderActivity_Serialize | null,
 };
 
+/**  An offer waiting here for the user. */
+export type IncomingOffer = {
+	/**  Its number on this node. */
+	id: number,
+	/**  The sender's node id. */
+	from: string,
+	/**
+	 *  The sender as shown: a contact by the name this device knows it by, else the name the
+	 *  offer claims (cleaned).
+	 */
+	name: string,
+	/**  The name the offer claims (cleaned). */
+	claimed: string,
+	/**  True if the sender is a contact. */
+	contact: boolean,
+	/**  What it is called (the sender's words; cleaned). */
+	title: string,
+	/**  How many files (the sender's claim; the preview checks). */
+	files: number,
+	/**  How many bytes (the sender's claim). */
+	size: number,
+	/**  The ticket, to receive it. */
+	ticket: string,
+	/**  When it arrived, Unix milliseconds. */
+	at_ms: number,
+};
+
 /**  Which version of a conflict to keep. */
 export type Keep = 
 /**  The file under its own name; the conflict copy goes to the trash. */
@@ -415,6 +447,8 @@ export type Notify_Deserialize = {
 	conflict?: boolean,
 	/**  A synced folder stopped with an error. */
 	folder_error?: boolean,
+	/**  Another device offers files. */
+	offer?: boolean,
 };
 
 /**  Which notifications the app shows, by kind. */
@@ -427,6 +461,8 @@ export type Notify_Serialize = {
 	conflict: boolean,
 	/**  A synced folder stopped with an error. */
 	folder_error: boolean,
+	/**  Another device offers files. */
+	offer: boolean,
 };
 
 /**  What a ticket offers: the preview a receiver sees before accepting. */
@@ -446,6 +482,9 @@ export type OfferEntry = {
 	/**  Size in bytes. */
 	size: number,
 };
+
+/**  The offers of files from other devices changed (the list as it is now). */
+export type OffersChanged = IncomingOffer[];
 
 /**  A link to open in the Receive screen, sent to the UI while the app runs. */
 export type OpenTicket = string;
