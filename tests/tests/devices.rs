@@ -86,6 +86,32 @@ fn a_device_accepts_an_offer_and_declines_another() {
     assert!(!dest.join("other.txt").exists());
     assert!(ok(&home_b, &["incoming"]).trim().is_empty());
     drop(sender);
+
+    // Named as b likes, and trusted: its next offer arrives unattended in the inbox.
+    let a_id = offer["from"].as_str().unwrap().to_string();
+    ok(&home_b, &["devices", "rename", &a_id, "Mum"]);
+    assert!(ok(&home_b, &["devices"]).contains("Mum"));
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    ok(
+        &home_b,
+        &["devices", "auto-accept", "Mum", inbox.to_str().unwrap()],
+    );
+    let recipe = tmp.path().join("recipe.txt");
+    std::fs::write(&recipe, b"flour, eggs").unwrap();
+    let mut send = ferry(&home_a);
+    send.args(["send", "--to", &b]).arg(&recipe);
+    let mut sender = Proc::spawn(send);
+    sender.wait_stderr(Duration::from_secs(30), |l| l.contains("accepted"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read(inbox.join("recipe.txt")).ok().as_deref() != Some(b"flour, eggs") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the trusted offer never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(sender);
     // Without a node, offers cannot be looked at: it says so.
     let out = ferry(&home_a).arg("incoming").output().unwrap();
     assert_eq!(out.status.code(), Some(1));

@@ -28,6 +28,71 @@ pub fn name(config: &NodeConfig, new: Option<String>, out: &Output) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
+/// Changes to a contact (`ferry devices rename|forget|auto-accept`).
+#[derive(Debug, clap::Subcommand)]
+pub enum Change {
+    /// Call a device by a name of yours (shown instead of its own).
+    #[command(after_help = "Example:\n  ferry devices rename 3f2a9c01d2 \"Anna's phone\"")]
+    Rename {
+        /// The device: its name or node id (see `ferry devices`).
+        device: String,
+        /// The name; leave it out to show the device's own name again.
+        name: Option<String>,
+    },
+    /// Forget a device: it is a stranger again (its offers wait for you).
+    Forget {
+        /// The device: its name or node id.
+        device: String,
+    },
+    /// Accept this device's offers without asking, into FOLDER; `--off` asks again.
+    #[command(
+        after_help = "Examples:\n  ferry devices auto-accept \"Office laptop\" ~/Inbox\n  ferry devices auto-accept \"Office laptop\" --off"
+    )]
+    AutoAccept {
+        /// The device: its name or node id.
+        device: String,
+        /// Where its files go.
+        #[arg(required_unless_present = "off")]
+        folder: Option<PathBuf>,
+        /// Ask again for its offers.
+        #[arg(long, conflicts_with = "folder")]
+        off: bool,
+    },
+}
+
+/// `ferry devices rename|forget|auto-accept`: through the running node, else on the home.
+pub async fn change(config: &NodeConfig, change: Change, out: &Output) -> anyhow::Result<ExitCode> {
+    use ferry_core::contacts::ContactChange;
+    let (device, change) = match change {
+        Change::Rename { device, name } => (device, ContactChange::Rename(name)),
+        Change::Forget { device } => (device, ContactChange::Forget),
+        Change::AutoAccept {
+            device,
+            folder,
+            off,
+        } => {
+            let dir = match (folder, off) {
+                (Some(d), false) => Some(std::path::absolute(d)?),
+                _ => None,
+            };
+            (device, ContactChange::AutoAccept(dir))
+        }
+    };
+    let changed = match Session::attach(&config.home).await {
+        Ok(session) => session.change_contact(&device, change).await?,
+        Err(ferry_core::Error::NotRunning { .. }) => {
+            ferry_core::contacts::Contacts::load(&config.home).apply(&device, change)?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if out.is_json() {
+        println!("{}", serde_json::to_string(&changed)?);
+    } else {
+        out.note(format!("{} ({})", changed.shown_name(), changed.id));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `ferry devices`: the contacts, through the running node or from the home.
 pub async fn devices(config: &NodeConfig, out: &Output) -> anyhow::Result<ExitCode> {
     let contacts = match Session::attach(&config.home).await {

@@ -102,7 +102,10 @@ enum Command {
     },
     /// The devices this one exchanged files with (its contacts).
     #[command(after_help = "Example:\n  ferry devices")]
-    Devices,
+    Devices {
+        #[command(subcommand)]
+        change: Option<devices::Change>,
+    },
     /// Offers of files from other devices, waiting for an answer (through the running node).
     #[command(
         after_help = "Example:\n  ferry incoming        # then ferry accept ID, or ferry decline ID"
@@ -236,7 +239,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Folder(args) => folder::run(config, args, out).await,
         Command::Seed(args) => seed::run(config, args, out).await,
         Command::Name { new } => devices::name(&config, new, &out),
-        Command::Devices => devices::devices(&config, &out).await,
+        Command::Devices { change: None } => devices::devices(&config, &out).await,
+        Command::Devices {
+            change: Some(change),
+        } => devices::change(&config, change, &out).await,
         Command::Incoming => devices::incoming(&config, &out).await,
         Command::Accept { id, out: dest } => devices::accept(config, id, dest, out).await,
         Command::Decline { id } => devices::decline(&config, id, &out).await,

@@ -82,6 +82,18 @@ fn is_invisible(c: char) -> bool {
         | '\u{FFF9}'..='\u{FFFB}' | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}')
 }
 
+/// A change the user makes to a contact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactChange {
+    /// A name of the user's (`None`: the device's own again).
+    Rename(Option<String>),
+    /// Forget it: a stranger again.
+    Forget,
+    /// Accept its offers into this folder (`None`: ask again).
+    AutoAccept(Option<PathBuf>),
+}
+
 /// The contacts of a home. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Contacts {
@@ -160,6 +172,32 @@ impl Contacts {
                 }
             }
             Self::save_list(&self.path, &list)
+        }
+    }
+
+    /// Applies `change` to the contact `device` (its id, or a name only one contact has).
+    pub fn apply(&self, device: &str, change: ContactChange) -> Result<Contact> {
+        let device = device.trim();
+        let id = match self.get(device) {
+            Some(c) => c.id,
+            None => match self.find(device).as_slice() {
+                [one] => one.id.clone(),
+                [] => {
+                    return Err(Error::Config(format!(
+                        "no device is called {device:?}; see `ferry devices`"
+                    )))
+                }
+                _ => {
+                    return Err(Error::Config(format!(
+                        "several devices are called {device:?}; name one by its id"
+                    )))
+                }
+            },
+        };
+        match change {
+            ContactChange::Rename(name) => self.rename(&id, name.as_deref()),
+            ContactChange::Forget => self.forget(&id),
+            ContactChange::AutoAccept(dir) => self.auto_accept(&id, dir),
         }
     }
 

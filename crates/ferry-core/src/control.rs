@@ -138,6 +138,13 @@ pub enum Request {
     },
     /// The contacts; a list of [`Contact`] comes back.
     Contacts,
+    /// Change a contact; the [`Contact`] comes back.
+    ChangeContact {
+        /// Its id, or a name only one contact has.
+        device: String,
+        /// The change.
+        change: crate::contacts::ContactChange,
+    },
     /// Pause or resume every folder; `true` comes back.
     FolderPauseAll {
         /// Pause (`true`) or resume (`false`).
@@ -344,6 +351,13 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
         }
         Request::Contacts => {
             write_item(&mut write, &StreamItem::Event(node.contacts().list())).await?;
+        }
+        Request::ChangeContact { device, change } => {
+            let item = match node.contacts().apply(&device, change) {
+                Ok(contact) => StreamItem::Event(contact),
+                Err(e) => StreamItem::Error((&e).into()),
+            };
+            write_item(&mut write, &item).await?;
         }
         Request::FolderPauseAll { paused } => {
             let item = match node.folder_pause_all(paused).await {
@@ -644,6 +658,16 @@ impl ControlClient {
             crate::offers::PENDING_FOR + Duration::from_secs(60),
         )
         .await
+    }
+
+    /// Changes a contact of the remote node.
+    pub async fn change_contact(
+        &self,
+        device: &str,
+        change: crate::contacts::ContactChange,
+    ) -> Result<crate::contacts::Contact> {
+        let device = device.to_string();
+        self.call(&Request::ChangeContact { device, change }).await
     }
 
     /// The remote node's contacts.

@@ -288,6 +288,18 @@ impl Session {
         }
     }
 
+    /// Changes a contact (by its id, or a name only one contact has).
+    pub async fn change_contact(
+        &self,
+        device: &str,
+        change: crate::contacts::ContactChange,
+    ) -> Result<crate::contacts::Contact> {
+        match self {
+            Session::Local { node, .. } => node.contacts().apply(device, change),
+            Session::Remote(c) => c.change_contact(device, change).await,
+        }
+    }
+
     /// The contacts.
     pub async fn contacts(&self) -> Result<Vec<crate::contacts::Contact>> {
         match self {
