@@ -175,25 +175,34 @@ impl Contacts {
         }
     }
 
-    /// Applies `change` to the contact `device` (its id, or a name only one contact has).
+    /// The one contact `name` names: its id, or a name (or id prefix) only it has.
+    pub fn one(&self, name: &str) -> Result<Contact> {
+        let name = name.trim();
+        if let Some(c) = self.get(name) {
+            return Ok(c);
+        }
+        match self.find(name).as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(Error::Config(format!(
+                "no device is called {name:?}; see `ferry devices`, or give its node id"
+            ))),
+            many => {
+                let ids: Vec<&str> = many
+                    .iter()
+                    .map(|c| c.id.get(..10).unwrap_or(&c.id))
+                    .collect();
+                Err(Error::Config(format!(
+                    "{} devices are called {name:?} ({}); name one by its id",
+                    many.len(),
+                    ids.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// Applies `change` to the contact `device` (see [`Contacts::one`]).
     pub fn apply(&self, device: &str, change: ContactChange) -> Result<Contact> {
-        let device = device.trim();
-        let id = match self.get(device) {
-            Some(c) => c.id,
-            None => match self.find(device).as_slice() {
-                [one] => one.id.clone(),
-                [] => {
-                    return Err(Error::Config(format!(
-                        "no device is called {device:?}; see `ferry devices`"
-                    )))
-                }
-                _ => {
-                    return Err(Error::Config(format!(
-                        "several devices are called {device:?}; name one by its id"
-                    )))
-                }
-            },
-        };
+        let id = self.one(device)?.id;
         match change {
             ContactChange::Rename(name) => self.rename(&id, name.as_deref()),
             ContactChange::Forget => self.forget(&id),

@@ -491,25 +491,10 @@ impl crate::node::Node {
                 return Ok(iroh::EndpointAddr::new(id).with_ip_addr(addr));
             }
         }
-        let found = self.inner.contacts.find(name);
-        let id = match found.as_slice() {
-            [one] => one.id.clone(),
-            [] => name.trim().to_string(),
-            many => {
-                let ids: Vec<String> = many
-                    .iter()
-                    .map(|c| c.id.get(..10).unwrap_or(&c.id).to_string())
-                    .collect();
-                return Err(Error::Config(format!(
-                    "{} devices are called {name:?} ({}); name one by its id",
-                    many.len(),
-                    ids.join(", ")
-                )));
-            }
-        };
-        let id: EndpointId = id.parse().map_err(|_| {
+        let contact = self.inner.contacts.one(name)?;
+        let id: EndpointId = contact.id.parse().map_err(|_| {
             Error::Config(format!(
-                "no device is called {name:?}; see `ferry devices`, or give its node id"
+                "the device {name:?} has no valid node id in the contacts"
             ))
         })?;
         // Its addresses come from the address book (the endpoint's lookup).

@@ -366,6 +366,46 @@ mod tests {
         }
     }
 
+    /// A running folder `Docs` in `state` with these conflict copies; its error, if in error,
+    /// is "disk gone".
+    fn folder(state: FolderState, conflicts: &[&str]) -> FolderStatus {
+        use crate::folder::activity::ConflictCopy;
+        FolderStatus {
+            info: crate::folder::manage::FolderInfo {
+                id: "f".into(),
+                path: "/home/u/Docs".into(),
+                read_only: false,
+                peers: Vec::new(),
+                paused: false,
+            },
+            files: 0,
+            bytes: 0,
+            trash: Vec::new(),
+            activity: Some(FolderActivity {
+                state,
+                scanned: 0,
+                to_scan: 0,
+                files: 0,
+                bytes: 0,
+                waiting: 0,
+                waiting_bytes: 0,
+                peers: Vec::new(),
+                recent: Vec::new(),
+                conflicts: conflicts
+                    .iter()
+                    .map(|c| ConflictCopy {
+                        copy: format!("{c}.sync-conflict"),
+                        original: c.to_string(),
+                    })
+                    .collect(),
+                not_synced: Vec::new(),
+                error: Some("disk gone".into()),
+                rate: 0,
+                last_synced_ms: None,
+            }),
+        }
+    }
+
     #[test]
     fn a_share_counts_who_downloads_and_who_is_done() {
         let mut o = Overview::default();
@@ -433,43 +473,10 @@ mod tests {
                 percent: 33,
             }]
         );
-        let info = crate::folder::manage::FolderInfo {
-            id: "f".into(),
-            path: "/x/Docs".into(),
-            read_only: false,
-            peers: Vec::new(),
-            paused: false,
-        };
-        let failed = FolderStatus {
-            info: info.clone(),
-            files: 0,
-            bytes: 0,
-            trash: Vec::new(),
-            activity: Some(FolderActivity {
-                state: FolderState::Error,
-                scanned: 0,
-                to_scan: 0,
-                files: 0,
-                bytes: 0,
-                waiting: 0,
-                waiting_bytes: 0,
-                peers: Vec::new(),
-                recent: Vec::new(),
-                conflicts: Vec::new(),
-                not_synced: Vec::new(),
-                error: Some("disk".into()),
-                rate: 0,
-                last_synced_ms: None,
-            }),
-        };
-        let paused = FolderStatus {
-            info: crate::folder::manage::FolderInfo {
-                paused: true,
-                ..info
-            },
-            activity: None,
-            ..failed.clone()
-        };
+        let failed = folder(FolderState::Error, &[]);
+        let mut paused = folder(FolderState::UpToDate, &[]);
+        paused.info.paused = true;
+        paused.activity = None;
         let s = o.summary(&[failed, paused]);
         assert_eq!(s.busy, Busy::Error);
         assert_eq!(
@@ -483,43 +490,8 @@ mod tests {
 
     #[test]
     fn news_tells_of_new_conflicts_and_new_errors_once() {
-        use crate::folder::activity::ConflictCopy;
-        let status = |state, conflicts: &[&str]| FolderStatus {
-            info: crate::folder::manage::FolderInfo {
-                id: "f".into(),
-                path: "/home/u/Docs".into(),
-                read_only: false,
-                peers: Vec::new(),
-                paused: false,
-            },
-            files: 0,
-            bytes: 0,
-            trash: Vec::new(),
-            activity: Some(FolderActivity {
-                state,
-                scanned: 0,
-                to_scan: 0,
-                files: 0,
-                bytes: 0,
-                waiting: 0,
-                waiting_bytes: 0,
-                peers: Vec::new(),
-                recent: Vec::new(),
-                conflicts: conflicts
-                    .iter()
-                    .map(|c| ConflictCopy {
-                        copy: format!("{c}.sync-conflict"),
-                        original: c.to_string(),
-                    })
-                    .collect(),
-                not_synced: Vec::new(),
-                error: Some("disk gone".into()),
-                rate: 0,
-                last_synced_ms: None,
-            }),
-        };
-        let a = [status(FolderState::UpToDate, &["old.txt"])];
-        let b = [status(FolderState::Error, &["old.txt", "report.odt"])];
+        let a = [folder(FolderState::UpToDate, &["old.txt"])];
+        let b = [folder(FolderState::Error, &["old.txt", "report.odt"])];
         assert_eq!(
             news(&a, &b),
             [

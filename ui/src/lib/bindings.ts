@@ -91,7 +91,7 @@ export const events = {
 /* Constants */
 export const ERROR_CODES = ["ticket_empty","ticket_malformed","ticket_not_collection","ticket_is_folder","ticket_is_send","ticket_cut_off","unsafe_name","share_source","empty_share","connect_failed","transfer_failed","bad_data","cancelled","write_failed","disk_full","home_unusable","node_unreachable","not_running","control","invalid_config","folder_refused","store","network","open_failed","autostart_failed","updates_off","update_failed"] as const;
 
-export const WHY_CODES = ["windows_char","windows_ending","windows_device","same_spelling","in_the_way","no_permission","read_only","bad_name","bad_content","cannot_write","only_here"] as const;
+export const WHY_CODES = ["windows_char","windows_ending","windows_device","same_spelling","in_the_way","no_permission","read_only","bad_name","bad_content","only_here"] as const;
 
 /* Types */
 /**  The version and the system integration settings. */

@@ -85,7 +85,7 @@ pub struct NotSynced {
 /// Why a path cannot be synced here: a stable code with its parameters, and the English
 /// text. Codes: `windows_char` (`name`, `char`), `windows_ending` (`name`), `windows_device`
 /// (`name`), `same_spelling` (`other`), `in_the_way`, `no_permission`, `read_only`,
-/// `bad_name`, `bad_content`, `cannot_write` (each with `reason`, what the system said), and
+/// `bad_name`, `bad_content` (each with `reason`, what the system said), and
 /// `only_here` (this device's file, not published: `why` is the inner code, with its
 /// parameters).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,7 +109,6 @@ pub const WHY_CODES: &[&str] = &[
     "read_only",
     "bad_name",
     "bad_content",
-    "cannot_write",
     "only_here",
 ];
 
@@ -130,8 +129,10 @@ impl Why {
         self
     }
 
-    /// The reason a write failed, from the error.
-    pub(crate) fn of_write(e: &crate::error::Error) -> Why {
+    /// Why a write failed, if trying again will not help until something changes on this
+    /// device, or until a peer publishes another version (content that does not match its
+    /// record); `None` for a failure worth retrying (a full disk, a peer gone).
+    pub(crate) fn of_write(e: &crate::error::Error) -> Option<Why> {
         use std::io::ErrorKind;
         let code = match e {
             crate::error::Error::BadData(_) => "bad_content",
@@ -142,15 +143,15 @@ impl Why {
                 ErrorKind::PermissionDenied => "no_permission",
                 ErrorKind::ReadOnlyFilesystem => "read_only",
                 ErrorKind::InvalidInput => "bad_name",
-                _ => "cannot_write",
+                _ => return None,
             },
-            _ => "cannot_write",
+            _ => return None,
         };
         let reason = match e {
             crate::error::Error::Write { source, .. } => source.to_string(),
             other => other.to_string(),
         };
-        Why::new(code, e.to_string()).with("reason", reason)
+        Some(Why::new(code, e.to_string()).with("reason", reason))
     }
 
     /// This device's file at a path its peers could not hold, for `inner`: kept here only.

@@ -160,12 +160,14 @@ impl FolderSync {
                 }
                 // Not writable here (a link or a folder in the way, a name or a permission the
                 // file system refuses): reported, and left until the path changes.
-                Err(e) if cannot_write_here(&e) => self.not_synced(rel, Why::of_write(&e)),
-                Err(e) => {
-                    tracing::warn!("{}: {rel:?}: {e}", self.root.display());
-                    missing.insert(rel.clone());
-                    failed = Some(e);
-                }
+                Err(e) => match Why::of_write(&e) {
+                    Some(why) => self.not_synced(rel, why),
+                    None => {
+                        tracing::warn!("{}: {rel:?}: {e}", self.root.display());
+                        missing.insert(rel.clone());
+                        failed = Some(e);
+                    }
+                },
             }
         }
         // The renames of this batch reach the disk together: one flush per directory, after
@@ -604,27 +606,6 @@ impl FolderSync {
             Err(Error::Store(format!("{what} is not complete")))
         }
     }
-}
-
-/// True for failures that trying again will not fix until something changes on this device,
-/// or until a peer publishes another version (content that does not match its record).
-fn cannot_write_here(e: &Error) -> bool {
-    use std::io::ErrorKind;
-    if matches!(e, Error::BadData(_)) {
-        return true;
-    }
-    let Error::Write { source, .. } = e else {
-        return false;
-    };
-    matches!(
-        source.kind(),
-        ErrorKind::PermissionDenied
-            | ErrorKind::AlreadyExists
-            | ErrorKind::InvalidInput
-            | ErrorKind::ReadOnlyFilesystem
-            | ErrorKind::NotADirectory
-            | ErrorKind::IsADirectory
-    )
 }
 
 /// Removes a file when dropped, unless forgotten.

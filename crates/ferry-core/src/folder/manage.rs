@@ -392,14 +392,18 @@ impl Node {
     /// A ticket for a folder this device syncs: read-write unless `read_only` or this device
     /// only receives it.
     async fn folder_ticket(&self, info: &FolderInfo, read_only: bool) -> Result<String> {
-        let id = NamespaceId::from_str(&info.id).map_err(|e| Error::Store(e.to_string()))?;
-        let doc = self
-            .docs()
-            .open(id)
+        let doc = self.folder_doc(&info.id).await?;
+        ticket_of(&doc, read_only || info.read_only).await
+    }
+
+    /// The document of the folder `id`, opened.
+    pub(super) async fn folder_doc(&self, id: &str) -> Result<iroh_docs::api::Doc> {
+        let ns = NamespaceId::from_str(id).map_err(|e| Error::Store(e.to_string()))?;
+        self.docs()
+            .open(ns)
             .await
             .map_err(|e| Error::Store(e.to_string()))?
-            .ok_or_else(|| Error::Store(format!("folder {} has no document", info.id)))?;
-        ticket_of(&doc, read_only || info.read_only).await
+            .ok_or_else(|| Error::Store(format!("folder {id} has no document")))
     }
 
     /// Starts every folder of the list (at node start).
@@ -440,13 +444,7 @@ impl Node {
 
     /// Starts a listed folder from its document and rejoins its peers.
     pub(super) async fn resume_folder(&self, info: &FolderInfo) -> Result<Arc<FolderSync>> {
-        let id = NamespaceId::from_str(&info.id).map_err(|e| Error::Store(e.to_string()))?;
-        let doc = self
-            .docs()
-            .open(id)
-            .await
-            .map_err(|e| Error::Store(e.to_string()))?
-            .ok_or_else(|| Error::Store(format!("folder {} has no document", info.id)))?;
+        let doc = self.folder_doc(&info.id).await?;
         let peers: Vec<iroh::EndpointAddr> = info
             .peers
             .iter()

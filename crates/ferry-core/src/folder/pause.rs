@@ -7,9 +7,7 @@
 //! Its document stays open here so that the records it names survive garbage collection
 //! (the store keeps only what running or paused folders' documents name).
 
-use std::{collections::HashMap, path::PathBuf, str::FromStr};
-
-use iroh_docs::NamespaceId;
+use std::{collections::HashMap, path::PathBuf};
 
 use super::manage::{folders_of, load_list, save_list, save_list_in, FolderInfo, FolderStatus};
 use crate::{
@@ -135,8 +133,7 @@ impl Node {
     }
 
     async fn open_doc(&self, id: &str) -> Option<iroh_docs::api::Doc> {
-        let ns = NamespaceId::from_str(id).ok()?;
-        self.docs().open(ns).await.ok().flatten()
+        self.folder_doc(id).await.ok()
     }
 }
 
