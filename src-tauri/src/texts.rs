@@ -23,7 +23,12 @@ pub enum Lang {
 impl Lang {
     /// The language of the settings of `home`, else of the system.
     pub fn of(home: &Path) -> Lang {
-        let setting = Settings::load(home).language;
+        Lang::of_settings(&Settings::load(home))
+    }
+
+    /// The language `settings` name, else the system's.
+    pub fn of_settings(settings: &Settings) -> Lang {
+        let setting = settings.language.clone();
         // LANGUAGE is a list of preferences ("de:en"); the others one locale ("de_DE.UTF-8").
         let system = ["LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"]
             .iter()
@@ -61,23 +66,13 @@ const NAME_CHARS: usize = 48;
 /// formatting characters (a right-to-left override could make `exe.txt` of `txt.exe`), cut
 /// to [`NAME_CHARS`].
 pub fn shown(name: &str) -> String {
-    let clean: String = name
-        .chars()
-        .filter(|c| !c.is_control() && !is_format(*c))
-        .collect();
+    let clean = ferry_core::contacts::clean_text(name, usize::MAX);
     if clean.chars().count() <= NAME_CHARS {
         return clean;
     }
     let mut cut: String = clean.chars().take(NAME_CHARS - 1).collect();
     cut.push('…');
     cut
-}
-
-/// Unicode format characters (category Cf) that change how text around them reads.
-fn is_format(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
 /// Text for a menu item: `&` marks a mnemonic there, `&&` is a literal one.

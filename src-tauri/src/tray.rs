@@ -29,11 +29,11 @@ const MAX_LINES: usize = 6;
 /// Shows a notification, unless the user turned its kind off.
 pub fn notify(app: &AppHandle, kind: fn(&Notify) -> bool, note: impl FnOnce(Lang) -> Note) {
     use tauri_plugin_notification::NotificationExt;
-    let home = &app.state::<AppState>().home;
-    if !kind(&Settings::load(home).notify) {
+    let settings = Settings::load(&app.state::<AppState>().home);
+    if !kind(&settings.notify) {
         return;
     }
-    let note = note(Lang::of(home));
+    let note = note(Lang::of_settings(&settings));
     let shown = app
         .notification()
         .builder()
@@ -157,61 +157,40 @@ fn icon(busy: Busy) -> tauri::Result<Image<'static>> {
 }
 
 fn menu(app: &AppHandle, lang: Lang, summary: &Summary) -> tauri::Result<Menu<Wry>> {
-    let mut items: Vec<Box<dyn IsMenuItem<Wry>>> = Vec::new();
-    items.push(Box::new(MenuItem::with_id(
-        app,
-        "show",
-        texts::menu_item(lang, "show"),
-        true,
-        None::<&str>,
-    )?));
-    if !summary.lines.is_empty() {
-        items.push(Box::new(PredefinedMenuItem::separator(app)?));
-    }
-    for (i, line) in summary.lines.iter().take(MAX_LINES).enumerate() {
-        let id = format!("line-{i}");
-        items.push(Box::new(MenuItem::with_id(
+    type Item = Box<dyn IsMenuItem<Wry>>;
+    let item = |id: &str, text: String, enabled: bool| -> tauri::Result<Item> {
+        Ok(Box::new(MenuItem::with_id(
             app,
             id,
-            texts::menu_text(&texts::line(lang, line)),
-            false,
+            text,
+            enabled,
             None::<&str>,
-        )?));
+        )?))
+    };
+    let separator = || -> tauri::Result<Item> { Ok(Box::new(PredefinedMenuItem::separator(app)?)) };
+    let mut items = vec![item("show", texts::menu_item(lang, "show").into(), true)?];
+    if !summary.lines.is_empty() {
+        items.push(separator()?);
+    }
+    for (i, line) in summary.lines.iter().take(MAX_LINES).enumerate() {
+        let text = texts::menu_text(&texts::line(lang, line));
+        items.push(item(&format!("line-{i}"), text, false)?);
     }
     if summary.lines.len() > MAX_LINES {
         let more = texts::more(lang, summary.lines.len() - MAX_LINES);
-        items.push(Box::new(MenuItem::with_id(
-            app,
-            "more",
-            more,
-            false,
-            None::<&str>,
-        )?));
+        items.push(item("more", more, false)?);
     }
     if summary.folders_running + summary.folders_paused > 0 {
-        items.push(Box::new(PredefinedMenuItem::separator(app)?));
+        items.push(separator()?);
         let id = if summary.folders_running > 0 {
             "pause_all"
         } else {
             "resume_all"
         };
-        let text = texts::menu_item(lang, id);
-        items.push(Box::new(MenuItem::with_id(
-            app,
-            id,
-            text,
-            true,
-            None::<&str>,
-        )?));
+        items.push(item(id, texts::menu_item(lang, id).into(), true)?);
     }
-    items.push(Box::new(PredefinedMenuItem::separator(app)?));
-    items.push(Box::new(MenuItem::with_id(
-        app,
-        "quit",
-        texts::menu_item(lang, "quit"),
-        true,
-        None::<&str>,
-    )?));
+    items.push(separator()?);
+    items.push(item("quit", texts::menu_item(lang, "quit").into(), true)?);
     let refs: Vec<&dyn IsMenuItem<Wry>> = items.iter().map(|i| i.as_ref()).collect();
     Menu::with_items(app, &refs)
 }
