@@ -296,6 +296,32 @@ impl NetNs {
         NetNs { name }
     }
 
+    /// Two namespaces joined by a veth pair, `10.213.0.1/24` in the first and `10.213.0.2/24`
+    /// in the second, each with its default route through the pair: multicast (mDNS) finds a
+    /// way out, and that way leads only into the other namespace.
+    pub fn pair(tag: &str) -> (NetNs, NetNs) {
+        let (a, b) = (
+            NetNs::new(&format!("{tag}a")),
+            NetNs::new(&format!("{tag}b")),
+        );
+        let id = std::process::id() % 100_000;
+        let (va, vb) = (format!("fv{id}a"), format!("fv{id}b"));
+        let ip = |args: &[&str]| {
+            let ok = Command::new("ip").args(args).status().unwrap();
+            assert!(ok.success(), "ip {args:?} failed");
+        };
+        ip(&[
+            "link", "add", &va, "netns", &a.name, "type", "veth", "peer", "name", &vb, "netns",
+            &b.name,
+        ]);
+        for (ns, dev, addr) in [(&a, &va, "10.213.0.1/24"), (&b, &vb, "10.213.0.2/24")] {
+            ip(&["-n", &ns.name, "addr", "add", addr, "dev", dev]);
+            ip(&["-n", &ns.name, "link", "set", dev, "up"]);
+            ip(&["-n", &ns.name, "route", "add", "default", "dev", dev]);
+        }
+        (a, b)
+    }
+
     /// Wraps a command to run inside the namespace.
     pub fn wrap(&self, cmd: &Command) -> Command {
         let mut w = Command::new("ip");

@@ -28,9 +28,16 @@ pub fn name(config: &NodeConfig, new: Option<String>, out: &Output) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-/// Changes to a contact (`ferry devices rename|forget|auto-accept`).
+/// Changes to a contact (`ferry devices rename|forget|auto-accept`), and this device's
+/// visibility (`ferry devices visible`).
 #[derive(Debug, clap::Subcommand)]
 pub enum Change {
+    /// Show or set whether devices on this network see this one (on by default).
+    #[command(after_help = "Examples:\n  ferry devices visible\n  ferry devices visible off")]
+    Visible {
+        /// on or off; leave it out to see the setting.
+        state: Option<Switch>,
+    },
     /// Call a device by a name of yours (shown instead of its own).
     #[command(after_help = "Example:\n  ferry devices rename 3f2a9c01d2 \"Anna's phone\"")]
     Rename {
@@ -64,6 +71,7 @@ pub enum Change {
 pub async fn change(config: &NodeConfig, change: Change, out: &Output) -> anyhow::Result<ExitCode> {
     use ferry_core::contacts::ContactChange;
     let (device, change) = match change {
+        Change::Visible { state } => return visible(config, state, out).await,
         Change::Rename { device, name } => (device, ContactChange::Rename(name)),
         Change::Forget { device } => (device, ContactChange::Forget),
         Change::AutoAccept {
@@ -93,36 +101,118 @@ pub async fn change(config: &NodeConfig, change: Change, out: &Output) -> anyhow
     Ok(ExitCode::SUCCESS)
 }
 
-/// `ferry devices`: the contacts, through the running node or from the home.
+/// `ferry devices`: the contacts and the nearby devices, through the running node (which asks
+/// each contact whether it is online), else the contacts from the home.
 pub async fn devices(config: &NodeConfig, out: &Output) -> anyhow::Result<ExitCode> {
-    let contacts = match Session::attach(&config.home).await {
-        Ok(session) => session.contacts().await?,
+    let (devices, running) = match Session::attach(&config.home).await {
+        Ok(session) => (session.devices(true).await?, true),
         Err(ferry_core::Error::NotRunning { .. }) => {
-            ferry_core::contacts::Contacts::load(&config.home).list()
+            let contacts = ferry_core::contacts::Contacts::load(&config.home).list();
+            let devices = contacts
+                .into_iter()
+                .map(|c| ferry_core::devices::Device {
+                    name: c.shown_name().to_string(),
+                    claimed: c.name.clone(),
+                    id: c.id,
+                    contact: true,
+                    nearby: false,
+                    online: false,
+                    via: None,
+                    auto_accept: c.auto_accept,
+                    seen_ms: c.seen_ms,
+                })
+                .collect();
+            (devices, false)
         }
         Err(e) => return Err(e.into()),
     };
-    if contacts.is_empty() {
+    if devices.is_empty() {
         out.note(
-            "no devices yet: a device you send to or receive from by `ferry send --to` becomes one",
+            "no devices yet: devices on this network appear while `ferry run` (or the app) \
+             runs; a device you send to or receive from with `ferry send --to` is kept",
+        );
+    } else if !running {
+        out.note("Ferry is not running here: who is online or nearby is not known");
+    }
+    for d in devices {
+        if out.is_json() {
+            println!("{}", serde_json::to_string(&d)?);
+            continue;
+        }
+        let name = if d.name.is_empty() {
+            "(no name)"
+        } else {
+            d.name.as_str()
+        };
+        let mut state = Vec::new();
+        if running {
+            state.push(if d.online { "online" } else { "offline" });
+        }
+        match d.via {
+            Some(ferry_core::progress::Via::Direct) => state.push("direct"),
+            Some(ferry_core::progress::Via::Relay) => state.push("relay"),
+            None => {}
+        }
+        if d.nearby {
+            state.push("nearby");
+        }
+        if !d.contact {
+            state.push("not a contact");
+        }
+        println!(
+            "{name}\t{}\t{}{}",
+            d.short_id(),
+            state.join(", "),
+            d.auto_accept
+                .as_ref()
+                .map(|dir| format!("\taccepts into {}", dir.display()))
+                .unwrap_or_default()
         );
     }
-    for c in contacts {
-        if out.is_json() {
-            println!("{}", serde_json::to_string(&c)?);
-        } else {
-            println!(
-                "{}\t{}\t{}",
-                c.shown_name(),
-                c.id,
-                c.auto_accept
-                    .as_ref()
-                    .map(|d| format!("accepts into {}", d.display()))
-                    .unwrap_or_default()
-            );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ferry devices visible [on|off]`: shows or sets whether devices on this network see this
+/// one; a running node follows at once.
+pub async fn visible(
+    config: &NodeConfig,
+    on: Option<Switch>,
+    out: &Output,
+) -> anyhow::Result<ExitCode> {
+    let mut settings = Settings::load(&config.home);
+    if let Some(on) = on {
+        settings.visible_nearby = on == Switch::On;
+        std::fs::create_dir_all(&config.home).map_err(|e| ferry_core::Error::Home {
+            path: config.home.clone(),
+            reason: e.to_string(),
+        })?;
+        settings.save(&config.home)?;
+        match Session::attach(&config.home).await {
+            Ok(session) => session.apply_settings(&settings).await?,
+            Err(ferry_core::Error::NotRunning { .. }) => {}
+            Err(e) => return Err(e.into()),
         }
     }
+    if out.is_json() {
+        println!(
+            "{}",
+            serde_json::json!({ "visible": settings.visible_nearby })
+        );
+    } else if settings.visible_nearby {
+        println!("on: devices on this network see this one while Ferry runs");
+    } else {
+        println!("off: devices on this network do not see this one (contacts still can)");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
 }
 
 /// Offers arrive only at a running node.

@@ -100,8 +100,8 @@ enum Command {
         /// The new name.
         new: Option<String>,
     },
-    /// The devices this one exchanged files with (its contacts).
-    #[command(after_help = "Example:\n  ferry devices")]
+    /// The devices this one exchanged files with (its contacts) and those on this network.
+    #[command(after_help = "Examples:\n  ferry devices\n  ferry devices visible off")]
     Devices {
         #[command(subcommand)]
         change: Option<devices::Change>,
@@ -230,7 +230,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // what it receives on as its settings say.
     if matches!(cli.command, Command::Run) {
         config.adjustable_limits = true;
-        config.keep_serving = ferry_core::settings::Settings::load(&config.home).keep_serving;
+        let settings = ferry_core::settings::Settings::load(&config.home);
+        config.keep_serving = settings.keep_serving;
+        // A daemon finds the devices on its network (never while bound to loopback).
+        config.nearby = true;
+        config.visible = settings.visible_nearby;
     }
     let out = output::Output::new(cli.json);
     match cli.command {

@@ -74,6 +74,11 @@ pub struct NodeConfig {
     pub keep_serving: bool,
     /// How often the store drops what nothing keeps (tests make it short).
     pub gc_interval: std::time::Duration,
+    /// Find devices on the local network over mDNS (see [`crate::nearby`]). Never while bound
+    /// to loopback: multicast would leave the machine.
+    pub nearby: bool,
+    /// Show this device to nearby devices (the settings' "Visible to nearby devices").
+    pub visible: bool,
 }
 
 impl NodeConfig {
@@ -90,6 +95,8 @@ impl NodeConfig {
             adjustable_limits: false,
             keep_serving: false,
             gc_interval: std::time::Duration::from_secs(300),
+            nearby: false,
+            visible: true,
         }
     }
 

@@ -138,6 +138,11 @@ pub enum Request {
     },
     /// The contacts; a list of [`Contact`] comes back.
     Contacts,
+    /// The contacts and nearby devices; a list of [`crate::devices::Device`] comes back.
+    Devices {
+        /// Ask each contact that is not nearby whether it is online (a few seconds).
+        probe: bool,
+    },
     /// Change a contact; the [`Contact`] comes back.
     ChangeContact {
         /// Its id, or a name only one contact has.
@@ -351,6 +356,9 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
         }
         Request::Contacts => {
             write_item(&mut write, &StreamItem::Event(node.contacts().list())).await?;
+        }
+        Request::Devices { probe } => {
+            write_item(&mut write, &StreamItem::Event(node.devices(probe).await)).await?;
         }
         Request::ChangeContact { device, change } => {
             let item = match node.contacts().apply(&device, change) {
@@ -673,6 +681,12 @@ impl ControlClient {
     /// The remote node's contacts.
     pub async fn contacts(&self) -> Result<Vec<crate::contacts::Contact>> {
         self.call(&Request::Contacts).await
+    }
+
+    /// The remote node's contacts and nearby devices.
+    pub async fn devices(&self, probe: bool) -> Result<Vec<crate::devices::Device>> {
+        self.call_within(&Request::Devices { probe }, SLOW_CALL)
+            .await
     }
 
     /// Pauses or resumes every folder on the remote node.

@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     pub(crate) contacts: crate::contacts::Contacts,
     /// Offers of files from other devices.
     pub(crate) offers: crate::offers::Offers,
+    /// The devices on the local network.
+    pub(crate) nearby: crate::nearby::Nearby,
     _access: tokio::task::JoinHandle<()>,
     _lock: File,
 }
@@ -220,6 +222,16 @@ impl Node {
         let members = crate::swarm::members::Members::new(registry.clone());
         let contacts = crate::contacts::Contacts::load(&config.home);
         let (offers, accepted) = crate::offers::Offers::new(contacts.clone(), config.home.clone());
+        let nearby = if config.nearby && !loopback {
+            crate::nearby::Nearby::start(&endpoint, config.visible).unwrap_or_else(|e| {
+                tracing::warn!("{e}");
+                crate::nearby::Nearby::off(config.visible)
+            })
+        } else {
+            crate::nearby::Nearby::off(config.visible)
+        };
+        let hello =
+            crate::nearby::hello::Hello::new(nearby.clone(), contacts.clone(), config.home.clone());
         let gossip = iroh_gossip::net::Gossip::builder().spawn(endpoint.clone());
         let docs_dir = config.home.join("docs");
         std::fs::create_dir_all(&docs_dir).map_err(|e| Error::Home {
@@ -236,6 +248,7 @@ impl Node {
             .accept(iroh_docs::ALPN, docs.clone())
             .accept(crate::swarm::members::ALPN, members.clone())
             .accept(crate::offers::ALPN, offers.clone())
+            .accept(crate::nearby::hello::ALPN, hello)
             .spawn();
         let node = Node {
             inner: Arc::new(Inner {
@@ -258,6 +271,7 @@ impl Node {
                 keep_serving: std::sync::atomic::AtomicBool::new(keep_serving),
                 contacts,
                 offers,
+                nearby,
                 _access: access_task,
                 _lock: lock.file,
             }),
@@ -307,6 +321,7 @@ impl Node {
         }
         self.set_limits(settings.upload, settings.download);
         self.set_keep_serving(settings.keep_serving);
+        self.set_visible(settings.visible_nearby)?;
         Ok(())
     }
 

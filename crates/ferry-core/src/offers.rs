@@ -475,32 +475,6 @@ impl crate::node::Node {
         Ok(offer)
     }
 
-    /// The device `name` names: a contact by its shown name (exactly one), or a node id,
-    /// optionally with `@ip:port` where it can be reached (a device found no other way).
-    pub fn device(&self, name: &str) -> Result<iroh::EndpointAddr> {
-        let name = name.trim();
-        // An id is an id, whatever a contact calls itself.
-        if let Ok(id) = name.parse::<EndpointId>() {
-            return Ok(iroh::EndpointAddr::new(id));
-        }
-        if let Some((id, addr)) = name.split_once('@') {
-            if let (Ok(id), Ok(addr)) = (
-                id.parse::<EndpointId>(),
-                addr.parse::<std::net::SocketAddr>(),
-            ) {
-                return Ok(iroh::EndpointAddr::new(id).with_ip_addr(addr));
-            }
-        }
-        let contact = self.inner.contacts.one(name)?;
-        let id: EndpointId = contact.id.parse().map_err(|_| {
-            Error::Config(format!(
-                "the device {name:?} has no valid node id in the contacts"
-            ))
-        })?;
-        // Its addresses come from the address book (the endpoint's lookup).
-        Ok(iroh::EndpointAddr::new(id))
-    }
-
     /// Keeps where the device `id` was reached, so that it is found again by id.
     fn remember_addresses(&self, id: &str) {
         if let Ok(id) = id.parse::<EndpointId>() {

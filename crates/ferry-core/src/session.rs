@@ -308,6 +308,14 @@ impl Session {
         }
     }
 
+    /// The contacts and nearby devices (see [`crate::node::Node::devices`]).
+    pub async fn devices(&self, probe: bool) -> Result<Vec<crate::devices::Device>> {
+        match self {
+            Session::Local { node, .. } => Ok(node.devices(probe).await),
+            Session::Remote(c) => c.devices(probe).await,
+        }
+    }
+
     /// Stops syncing the folder at `path` (its files stay).
     pub async fn folder_leave(&self, path: PathBuf) -> Result<FolderInfo> {
         match self {

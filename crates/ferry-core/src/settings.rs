@@ -35,6 +35,8 @@ pub struct Settings {
     pub language: Option<String>,
     /// Which notifications the app shows.
     pub notify: Notify,
+    /// Devices on the same local network see this one (see [`crate::nearby`]).
+    pub visible_nearby: bool,
 }
 
 /// Which notifications the app shows, by kind.
@@ -79,6 +81,7 @@ impl Default for Settings {
             keep_serving: true,
             language: None,
             notify: Notify::default(),
+            visible_nearby: true,
         }
     }
 }
@@ -223,6 +226,7 @@ mod tests {
                 conflict: false,
                 ..Notify::default()
             },
+            visible_nearby: false,
         };
         s.save(dir.path()).unwrap();
         assert_eq!(Settings::load(dir.path()), s);

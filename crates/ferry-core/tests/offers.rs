@@ -219,3 +219,62 @@ async fn hostile_offers_are_refused() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hidden_device_tells_its_name_only_to_its_contacts() {
+    use ferry_core::nearby::hello::ask;
+    let env = Env::new();
+    name(&env, "a", "Alice laptop");
+    // What a hostile device might call itself: escapes and a line break are cut.
+    name(&env, "b", "Bob\u{1b}[2J\ndesktop\u{202e}");
+    let a = env.node("a").await;
+    let b = env.node("b").await;
+    let bob = ask(a.endpoint(), b.endpoint().addr()).await.unwrap();
+    assert_eq!(bob.name, "Bob[2Jdesktop");
+    assert_eq!(bob.via, Some(ferry_core::progress::Via::Direct));
+    // Hidden: a stranger learns nothing ...
+    b.set_visible(false).unwrap();
+    assert_eq!(
+        ask(a.endpoint(), b.endpoint().addr()).await.unwrap().name,
+        ""
+    );
+    // ... a contact still does; and a device that is not there is an error, not a hang.
+    b.contacts()
+        .seen(&a.id().to_string(), "Alice laptop")
+        .unwrap();
+    let bob = ask(a.endpoint(), b.endpoint().addr()).await.unwrap();
+    assert_eq!(bob.name, "Bob[2Jdesktop");
+    let b_addr = b.endpoint().addr();
+    b.shutdown().await.unwrap();
+    assert!(ask(a.endpoint(), b_addr).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_list_contacts_with_their_online_state() {
+    let env = Env::new();
+    name(&env, "b", "Bob desktop");
+    let a = env.node("a").await;
+    let b = env.node("b").await;
+    let c = env.node("c").await;
+    a.contacts()
+        .seen(&b.id().to_string(), "Bob desktop")
+        .unwrap();
+    a.contacts().seen(&c.id().to_string(), "Carol").unwrap();
+    // a knows where b is (as it would from an earlier exchange); c has gone.
+    a.endpoint().address_lookup().unwrap().add({
+        let m = iroh::address_lookup::MemoryLookup::new();
+        m.add_endpoint_info(b.endpoint().addr());
+        m
+    });
+    c.shutdown().await.unwrap();
+    let list = a.devices(true).await;
+    let names: Vec<(&str, bool)> = list.iter().map(|d| (d.name.as_str(), d.online)).collect();
+    assert_eq!(names, vec![("Bob desktop", true), ("Carol", false)]);
+    assert_eq!(list[0].via, Some(ferry_core::progress::Via::Direct));
+    assert!(!list[0].nearby && list[0].contact);
+    // Without asking, only what is known now counts: b is connected from the probe.
+    assert!(a.devices(false).await[0].online);
+    // Picked by name: a contact's name, or an id.
+    assert_eq!(a.device("bob desktop").unwrap().id, b.id());
+    assert!(a.device("Dave").is_err());
+}
