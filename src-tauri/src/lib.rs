@@ -8,6 +8,7 @@
 //! a test fails when they are stale.
 
 pub mod commands;
+mod devices;
 mod life;
 mod links;
 pub mod state;
@@ -54,6 +55,9 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::quit_app,
             commands::incoming_offers,
             commands::answer_offer,
+            devices::devices,
+            devices::offer_to,
+            devices::change_contact,
             commands::resolve_conflict,
             commands::open_in_folder,
             system::about,
@@ -64,7 +68,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
         .events(tauri_specta::collect_events![
             links::OpenTicket,
             life::QuitRequested,
-            commands::OffersChanged
+            commands::OffersChanged,
+            devices::DevicesChanged
         ])
         // Why a folder's file is not synced: the UI words each (a test checks).
         .constant("WHY_CODES", ferry_core::folder::activity::WHY_CODES)

@@ -49,6 +49,9 @@ impl AppState {
         // Settings may change the limits while the app runs.
         config.adjustable_limits = true;
         config.keep_serving = settings.keep_serving;
+        // Devices on the same network find each other (never while bound to loopback).
+        config.nearby = true;
+        config.visible = settings.visible_nearby;
         if let Ok(relay) = std::env::var("FERRY_RELAY") {
             config.relay = relay.parse()?;
         }

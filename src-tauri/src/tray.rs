@@ -89,8 +89,18 @@ pub fn watch(app: &AppHandle) {
         let mut shown: Option<(Lang, Summary)> = None;
         let mut folders: Option<Vec<ferry_core::folder::manage::FolderStatus>> = None;
         let mut offers: Vec<u32> = Vec::new();
+        let mut devices: Option<Vec<ferry_core::devices::Device>> = None;
         loop {
             let state = app.state::<AppState>();
+            // The devices, for the Send screen and Settings: the window told when they change.
+            if let Ok(now) = state.session.devices(false).await {
+                if devices.as_ref() != Some(&now) {
+                    if let Err(e) = crate::devices::DevicesChanged(now.clone()).emit(&app) {
+                        tracing::debug!("devices to the window: {e}");
+                    }
+                    devices = Some(now);
+                }
+            }
             // Offers from other devices: each new one announced, the window told of the list.
             if let Ok(now) = state.session.incoming_offers().await {
                 let ids: Vec<u32> = now.iter().map(|o| o.id).collect();

@@ -452,7 +452,17 @@ describe("garbage input", () => {
 });
 
 describe("offers", () => {
+  // Another device, running: a `ferry run` daemon on its own home.
+  const kitchenHome = join(env.work, "home-offer");
+  let kitchen: ReturnType<typeof ferry> | null = null;
+  afterAll(() => {
+    kitchen?.kill("SIGINT");
+  });
+  const cli = (args: string[]) => execFileSync(env.ferry, ["--home", kitchenHome, ...args]).toString();
+
   it("shows an offer from another device, and accepting it receives the files", async () => {
+    kitchen = ferry(namedHome(kitchenHome, "Kitchen PC"), ["run"]);
+    await stderrLine(kitchen, "running");
     // The app's node, as the CLI's running-node channel reports it.
     const statusLine = execFileSync(env.ferry, ["--home", process.env.FERRY_HOME!, "--json", "status"]).toString();
     const me = JSON.parse(statusLine);
@@ -460,7 +470,7 @@ describe("offers", () => {
     const file = join(env.work, "offered", "menu.txt");
     mkdirSync(join(file, ".."), { recursive: true });
     writeFileSync(file, "soup of the day\n");
-    const sender = ferry(namedHome(join(env.work, "home-offer"), "Kitchen PC"), ["send", "--to", to, file]);
+    const sender = ferry(kitchenHome, ["send", "--to", to, file]);
     try {
       const row = await browser.$('[data-testid="offer-row"]');
       await (await browser.$('[data-testid="nav-receive"]')).click();
@@ -481,6 +491,87 @@ describe("offers", () => {
     } finally {
       sender.kill("SIGINT");
     }
+  });
+
+  it("sends to a device picked on the Send screen, which accepts; the device is named everywhere", async () => {
+    // Kitchen PC is a contact now: the Send screen offers it as a target.
+    const src = join(env.work, "to-device");
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, "notes.txt"), "bring the big pot\n");
+    await (await browser.$('[data-testid="nav-send"]')).click();
+    await browser.execute((path: string) => {
+      return (window as any).__TAURI_INTERNALS__.invoke("plugin:event|emit", {
+        event: "tauri://drag-drop",
+        payload: { paths: [path], position: { x: 10, y: 10 } },
+      });
+    }, join(src, "notes.txt"));
+    const findCard = async () => {
+      for (const c of await browser.$$('[data-testid="share-card"]')) {
+        if (String(await c.getProperty("textContent")).includes("notes.txt") && (await c.$('[data-testid="ticket"]').isExisting())) return c;
+      }
+      return null;
+    };
+    await browser.waitUntil(async () => (await findCard()) != null, { timeout: 30_000, timeoutMsg: "no ticket for the share" });
+    const target = async () => {
+      for (const b of await (await findCard())!.$$('[data-testid="device-target"]')) {
+        if (String(await b.getProperty("textContent")).includes("Kitchen PC")) return b;
+      }
+      return null;
+    };
+    await browser.waitUntil(async () => (await target()) != null, { timeout: 15_000, timeoutMsg: "Kitchen PC is not a target" });
+    await (await target())!.click();
+    const state = async () => String(await (await (await findCard())!.$('[data-testid="offer-state"]')).getProperty("textContent"));
+    await browser.waitUntil(async () => (await state()) === "Waiting for an answer", { timeout: 15_000, timeoutMsg: "the offer is not shown waiting" });
+
+    // The other device sees the offer, from this one, and accepts it.
+    let offer: any = null;
+    await browser.waitUntil(
+      async () => {
+        const line = cli(["--json", "incoming"]).split("\n")[0];
+        offer = line ? JSON.parse(line) : null;
+        return offer != null;
+      },
+      { timeout: 30_000, timeoutMsg: "the offer never arrived" },
+    );
+    const me = JSON.parse(execFileSync(env.ferry, ["--home", process.env.FERRY_HOME!, "--json", "status"]).toString());
+    expect(offer.from).toBe(me.node_id);
+    expect(offer.title).toBe("notes.txt");
+    expect(offer.contact).toBe(true);
+    const out = join(env.work, "kitchen-in");
+    mkdirSync(out, { recursive: true });
+    cli(["accept", String(offer.id), "--out", out]);
+    expect(readFileSync(join(out, "notes.txt"), "utf8")).toBe("bring the big pot\n");
+    await browser.waitUntil(async () => (await state()) === "Received everything", { timeout: 30_000, timeoutMsg: "the offer never showed done" });
+    // The receiver's row carries its name, not its id.
+    const peers = await (await findCard())!.$$('[data-testid="peer"]');
+    expect(String(await peers[0].getProperty("textContent"))).toContain("Kitchen PC");
+    await screenshot(browser, "send-to-device");
+
+    // Settings lists it; renamed there, it is called so on the Send screen too.
+    await (await browser.$('[data-testid="nav-settings"]')).click();
+    const row = await browser.$('[data-testid="contact-row"]');
+    await row.waitForDisplayed({ timeout: 15_000 });
+    expect(String(await row.getProperty("textContent"))).toContain("Kitchen PC");
+    await (await row.$('[data-testid="contact-rename"]')).click();
+    const input = await browser.$('[data-testid="contact-name"]');
+    await input.setValue("Kitchen");
+    await browser.keys("Enter");
+    await browser.waitUntil(async () => String(await (await browser.$('[data-testid="contact-row"]')).getProperty("textContent")).includes("calls itself “Kitchen PC”"), {
+      timeout: 15_000,
+      timeoutMsg: "the rename did not show",
+    });
+    await (await browser.$('[data-testid="contacts"]')).scrollIntoView();
+    await screenshot(browser, "settings-devices");
+    await (await browser.$('[data-testid="nav-send"]')).click();
+    const names = async () => {
+      const out: string[] = [];
+      for (const b of await (await findCard())!.$$('[data-testid="device-target"]')) out.push(String(await b.getProperty("textContent")));
+      return out;
+    };
+    await browser.waitUntil(async () => (await names()).some((n) => n.includes("Kitchen") && !n.includes("Kitchen PC")), {
+      timeout: 15_000,
+      timeoutMsg: "the new name is not on the Send screen",
+    });
   });
 });
 

@@ -83,6 +83,7 @@ fn is_invisible(c: char) -> bool {
 }
 
 /// A change the user makes to a contact.
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ContactChange {

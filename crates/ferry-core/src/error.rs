@@ -35,6 +35,9 @@ pub enum Error {
     /// The sender could not be reached.
     #[error("could not connect to the sender: {0}")]
     Connect(String),
+    /// A device sent to (an offer, a hello) could not be reached.
+    #[error("could not reach the device {0}")]
+    Unreachable(String),
     /// The transfer failed on the network (peer vanished, stream reset, ...).
     #[error("transfer failed: {0}")]
     Transfer(String),
@@ -116,6 +119,7 @@ pub const CODES: &[&str] = &[
     "share_source",
     "empty_share",
     "connect_failed",
+    "device_unreachable",
     "transfer_failed",
     "bad_data",
     "cancelled",
@@ -140,6 +144,7 @@ impl Error {
             Error::ShareSource { .. } => "share_source",
             Error::EmptyShare(_) => "empty_share",
             Error::Connect(_) => "connect_failed",
+            Error::Unreachable(_) => "device_unreachable",
             Error::Transfer(_) => "transfer_failed",
             Error::BadData(_) => "bad_data",
             Error::Cancelled => "cancelled",
@@ -260,6 +265,7 @@ impl From<&Error> for ErrorInfo {
             Error::NotRunning { path } => info.with("path", path.display()),
             Error::EmptyShare(what) => info.with("path", what),
             Error::Connect(d)
+            | Error::Unreachable(d)
             | Error::Transfer(d)
             | Error::BadData(d)
             | Error::Control(d)

@@ -396,12 +396,12 @@ pub async fn offer(
     let conn = tokio::time::timeout(Duration::from_secs(30), endpoint.connect(to, ALPN))
         .await
         .map_err(|_| {
-            Error::Connect(format!(
+            Error::Unreachable(format!(
                 "{}: no answer within 30 s (is Ferry running there: the app, or `ferry run`?)",
                 id.fmt_short()
             ))
         })?
-        .map_err(|e| Error::Connect(format!("{}: {e}", id.fmt_short())))?;
+        .map_err(|e| Error::Unreachable(format!("{}: {e}", id.fmt_short())))?;
     let run = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(Error::network)?;
         send.write_all(&serde_json::to_vec(msg).expect("serializable"))

@@ -67,6 +67,18 @@ export const commands = {
 	incomingOffers: () => typedError<IncomingOffer[], ErrorInfo>(__TAURI_INVOKE("incoming_offers")),
 	/**  Accepts (the UI then previews and receives its ticket) or declines an offer. */
 	answerOffer: (id: number, accept: boolean) => typedError<IncomingOffer, ErrorInfo>(__TAURI_INVOKE("answer_offer", { id, accept })),
+	/**
+	 *  The contacts and the nearby devices; with `probe`, contacts that are not nearby are asked
+	 *  whether they are online (a few seconds).
+	 */
+	devices: (probe: boolean) => typedError<Device_Serialize[], ErrorInfo>(__TAURI_INVOKE("devices", { probe })),
+	/**
+	 *  Offers a share (its ticket) to the device with node id `device`; comes back with the
+	 *  answer once that device's user decided (up to ten minutes).
+	 */
+	offerTo: (device: string, ticket: string, title: string, files: number | null, size: number | null) => typedError<Answer, ErrorInfo>(__TAURI_INVOKE("offer_to", { device, ticket, title, files, size })),
+	/**  Renames, forgets or sets the auto-accept folder of the contact `device` (its node id). */
+	changeContact: (device: string, change: ContactChange_Deserialize) => typedError<Contact_Serialize, ErrorInfo>(__TAURI_INVOKE("change_contact", { device, change })),
 	/**  Keeps one or both versions of a conflict; the other goes to the folder's trash. */
 	resolveConflict: (folder: string, copy: string, keep: Keep) => typedError<string, ErrorInfo>(__TAURI_INVOKE("resolve_conflict", { folder, copy, keep })),
 	/**  Opens a file of a synced folder with its default application. */
@@ -83,13 +95,14 @@ export const commands = {
 
 /** Events */
 export const events = {
+	devicesChanged: makeEvent<DevicesChanged_Serialize, DevicesChanged_Deserialize>("devices-changed"),
 	offersChanged: makeEvent<OffersChanged, OffersChanged>("offers-changed"),
 	openTicket: makeEvent<OpenTicket, OpenTicket>("open-ticket"),
 	quitRequested: makeEvent<QuitRequested, QuitRequested>("quit-requested"),
 };
 
 /* Constants */
-export const ERROR_CODES = ["ticket_empty","ticket_malformed","ticket_not_collection","ticket_is_folder","ticket_is_send","ticket_cut_off","unsafe_name","share_source","empty_share","connect_failed","transfer_failed","bad_data","cancelled","write_failed","disk_full","home_unusable","node_unreachable","not_running","control","invalid_config","folder_refused","store","network","open_failed","autostart_failed","updates_off","update_failed"] as const;
+export const ERROR_CODES = ["ticket_empty","ticket_malformed","ticket_not_collection","ticket_is_folder","ticket_is_send","ticket_cut_off","unsafe_name","share_source","empty_share","connect_failed","device_unreachable","transfer_failed","bad_data","cancelled","write_failed","disk_full","home_unusable","node_unreachable","not_running","control","invalid_config","folder_refused","store","network","open_failed","autostart_failed","updates_off","update_failed"] as const;
 
 export const WHY_CODES = ["windows_char","windows_ending","windows_device","same_spelling","in_the_way","no_permission","read_only","bad_name","bad_content","only_here"] as const;
 
@@ -103,6 +116,19 @@ export type About = {
 	/**  Whether Ferry starts when the user logs in. */
 	autostart: boolean,
 };
+
+/**  The answer to an offer. */
+export type Answer = 
+/**  The user accepted: the receive starts now. */
+"accepted" | 
+/**  The user declined. */
+"declined" | 
+/**  Nobody answered in time. */
+"expired" | 
+/**  Too many offers (from this device, or waiting in all): try later. */
+"busy" | 
+/**  The offer was not valid (why). */
+{ invalid: string };
 
 /**  The one state an icon shows; a later variant wins over an earlier one. */
 export type Busy = 
@@ -147,6 +173,123 @@ export type ConflictCopy = {
 	/**  The file it is a version of. */
 	original: string,
 };
+
+/**  A device this one knows. */
+export type Contact = Contact_Serialize | Contact_Deserialize;
+
+/**  A change the user makes to a contact. */
+export type ContactChange = ContactChange_Serialize | ContactChange_Deserialize;
+
+/**  A change the user makes to a contact. */
+export type ContactChange_Deserialize = 
+/**  A name of the user's (`None`: the device's own again). */
+({ rename?: string | null }) & { auto_accept?: never } | 
+/**  Forget it: a stranger again. */
+"forget" | 
+/**  Accept its offers into this folder (`None`: ask again). */
+({ auto_accept?: string | null }) & { rename?: never };
+
+/**  A change the user makes to a contact. */
+export type ContactChange_Serialize = 
+/**  A name of the user's (`None`: the device's own again). */
+({ rename: string | null }) & { auto_accept?: never } | 
+/**  Forget it: a stranger again. */
+"forget" | 
+/**  Accept its offers into this folder (`None`: ask again). */
+({ auto_accept: string | null }) & { rename?: never };
+
+/**  A device this one knows. */
+export type Contact_Deserialize = {
+	/**  Its node id. */
+	id: string,
+	/**  The name it gave itself, last time (a claim). */
+	name: string,
+	/**  The name the user gave it, if any (shown instead of its own). */
+	alias?: string | null,
+	/**  When it was last seen, Unix milliseconds. */
+	seen_ms: number,
+	/**  Offers from it are accepted without asking, into this folder. */
+	auto_accept?: string | null,
+};
+
+/**  A device this one knows. */
+export type Contact_Serialize = {
+	/**  Its node id. */
+	id: string,
+	/**  The name it gave itself, last time (a claim). */
+	name: string,
+	/**  The name the user gave it, if any (shown instead of its own). */
+	alias: string | null,
+	/**  When it was last seen, Unix milliseconds. */
+	seen_ms: number,
+	/**  Offers from it are accepted without asking, into this folder. */
+	auto_accept: string | null,
+};
+
+/**  A device: a contact, a nearby device, or both. */
+export type Device = Device_Serialize | Device_Deserialize;
+
+/**  A device: a contact, a nearby device, or both. */
+export type Device_Deserialize = {
+	/**  Its node id. */
+	id: string,
+	/**  The name to show: the user's name for it, else its own (empty if it never said). */
+	name: string,
+	/**  The name it gives itself (a claim; empty if it never said). */
+	claimed: string,
+	/**  A contact: this device exchanged files with it. */
+	contact: boolean,
+	/**  Found on the local network right now. */
+	nearby: boolean,
+	/**  Reachable right now (nearby, connected, or it answered when asked). */
+	online: boolean,
+	/**  The path to it, when connected: direct, or through a relay. */
+	via?: Via | null,
+	/**  Its offers are accepted without asking, into this folder. */
+	auto_accept?: string | null,
+	/**  When it was last met, Unix milliseconds (0: never, only seen nearby). */
+	seen_ms: number,
+};
+
+/**  A device: a contact, a nearby device, or both. */
+export type Device_Serialize = {
+	/**  Its node id. */
+	id: string,
+	/**  The name to show: the user's name for it, else its own (empty if it never said). */
+	name: string,
+	/**  The name it gives itself (a claim; empty if it never said). */
+	claimed: string,
+	/**  A contact: this device exchanged files with it. */
+	contact: boolean,
+	/**  Found on the local network right now. */
+	nearby: boolean,
+	/**  Reachable right now (nearby, connected, or it answered when asked). */
+	online: boolean,
+	/**  The path to it, when connected: direct, or through a relay. */
+	via: Via | null,
+	/**  Its offers are accepted without asking, into this folder. */
+	auto_accept: string | null,
+	/**  When it was last met, Unix milliseconds (0: never, only seen nearby). */
+	seen_ms: number,
+};
+
+/**
+ *  The devices changed: one came nearby or left, told its name, connected, or a contact
+ *  changed (the list as it is now).
+ */
+export type DevicesChanged = DevicesChanged_Serialize | DevicesChanged_Deserialize;
+
+/**
+ *  The devices changed: one came nearby or left, told its name, connected, or a contact
+ *  changed (the list as it is now).
+ */
+export type DevicesChanged_Deserialize = Device_Deserialize[];
+
+/**
+ *  The devices changed: one came nearby or left, told its name, connected, or a contact
+ *  changed (the list as it is now).
+ */
+export type DevicesChanged_Serialize = Device_Serialize[];
 
 /**  Which way a transfer went. */
 export type Direction = 
@@ -653,6 +796,8 @@ export type Settings_Deserialize = {
 	language?: string | null,
 	/**  Which notifications the app shows. */
 	notify?: Notify_Deserialize,
+	/**  Devices on the same local network see this one (see [`crate::nearby`]). */
+	visible_nearby?: boolean,
 };
 
 /**  What the user can change. */
@@ -680,6 +825,8 @@ export type Settings_Serialize = {
 	language: string | null,
 	/**  Which notifications the app shows. */
 	notify: Notify_Serialize,
+	/**  Devices on the same local network see this one (see [`crate::nearby`]). */
+	visible_nearby: boolean,
 };
 
 /**  Events of a share. */

@@ -14,6 +14,7 @@ export const ACTIONS: Partial<Record<ErrorCode, Action[]>> = {
   ticket_is_folder: ["go_folders"],
   ticket_is_send: ["go_receive"],
   connect_failed: ["retry"],
+  device_unreachable: ["retry"],
   transfer_failed: ["retry"],
   bad_data: ["retry"],
   write_failed: ["choose_folder", "retry"],

@@ -107,6 +107,71 @@ describe("receive flow", () => {
   });
 });
 
+describe("send to a device", () => {
+  const device = (id: string, name: string) => ({ id, name, claimed: name, contact: true, nearby: true, online: true, via: null, auto_accept: null, seen_ms: 0 });
+
+  it("offers a share to each picked device and follows each answer to done", async () => {
+    let channel: any = null;
+    const offered: Record<string, unknown>[] = [];
+    const answers: Record<string, (a: unknown) => void> = {};
+    mockIPC((cmd, args: any) => {
+      if (cmd === "share_paths") {
+        channel = args.onEvent;
+        return 3;
+      }
+      if (cmd === "offer_to") {
+        offered.push(args);
+        return new Promise((resolve) => (answers[args.device] = resolve));
+      }
+      if (cmd === "plugin:event|listen") return 1;
+    });
+    const share = new Share(["/home/me/photos"]);
+    await share.start();
+    // Nothing to offer before the share is ready.
+    await share.offerTo(device("peerA", "Office"));
+    expect(offered).toHaveLength(0);
+    channel.onmessage({ kind: "event", body: { event: "ready", id: 1, ticket: "blobT", link: "ferry://receive/blobT", offer, skipped: [] } });
+    const a = share.offerTo(device("peerA", "Office"));
+    const b = share.offerTo(device("peerB", "Phone"));
+    await vi.waitFor(() => expect(offered).toHaveLength(2));
+    expect(offered[0]).toMatchObject({ device: "peerA", ticket: "blobT", title: "photos", files: 2, size: 4000 });
+    expect(share.offerState("peerA")?.state).toBe("waiting");
+    // Asking again while waiting sends nothing more.
+    await share.offerTo(device("peerA", "Office"));
+    expect(offered).toHaveLength(2);
+    answers.peerA("accepted");
+    answers.peerB("declined");
+    await Promise.all([a, b]);
+    expect(share.offerState("peerA")?.state).toBe("accepted");
+    expect(share.offerState("peerB")?.state).toBe("declined");
+    channel.onmessage({ kind: "event", body: { event: "peer_done", peer: "peerA" } });
+    expect(share.offerState("peerA")?.state).toBe("done");
+    // A declined device may be asked again.
+    const again = share.offerTo(device("peerB", "Phone"));
+    await vi.waitFor(() => expect(offered).toHaveLength(3));
+    answers.peerB({ invalid: "the ticket is not the offering device's own" });
+    await again;
+    expect(share.offerState("peerB")?.state).toBe("invalid");
+  });
+
+  it("says why an offer could not be made", async () => {
+    let channel: any = null;
+    mockIPC((cmd, args: any) => {
+      if (cmd === "share_paths") {
+        channel = args.onEvent;
+        return 3;
+      }
+      if (cmd === "offer_to") throw { code: "device_unreachable", message: "could not reach the device x: no answer within 30 s", params: {} };
+    });
+    const share = new Share(["/home/me/photos"]);
+    await share.start();
+    channel.onmessage({ kind: "event", body: { event: "ready", id: 1, ticket: "blobT", link: "ferry://receive/blobT", offer, skipped: [] } });
+    await share.offerTo(device("peerA", "Office"));
+    expect(share.offerState("peerA")?.state).toBe("failed");
+    expect(share.offerState("peerA")?.error?.code).toBe("device_unreachable");
+  });
+});
+
 describe("share", () => {
   it("starts sharing dropped paths and follows its peers", async () => {
     let channel: any = null;

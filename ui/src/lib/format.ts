@@ -33,3 +33,13 @@ export function formatEta(seconds: number | null | undefined): string {
 export function formatCount(n: number): string {
   return new Intl.NumberFormat(language()).format(n);
 }
+
+/** How long ago `ms` (Unix milliseconds) was, in the UI's language ("5 minutes ago"). */
+export function formatAgo(ms: number, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 60) return t("common:just_now");
+  const rel = new Intl.RelativeTimeFormat(language(), { numeric: "auto" });
+  if (s < 3600) return rel.format(-Math.floor(s / 60), "minute");
+  if (s < 86_400) return rel.format(-Math.floor(s / 3600), "hour");
+  return rel.format(-Math.floor(s / 86_400), "day");
+}

@@ -1,5 +1,5 @@
 // One share as the Send screen shows it: importing, live with a ticket, peers, stopped.
-import { commands, type ErrorInfo, type ShareEvent, type ShareInfo, type TransferProgress } from "./bindings";
+import { commands, type Answer, type Device, type ErrorInfo, type ShareEvent, type ShareInfo, type TransferProgress } from "./bindings";
 import { eventChannel, unwrap } from "./api";
 import { asInfo } from "./errors";
 import { t } from "./i18n.svelte";
@@ -19,6 +19,20 @@ export interface PeerView {
   connected: boolean;
 }
 
+/** Where an offer of a share to a device stands. */
+export type OfferState = "waiting" | "accepted" | "declined" | "expired" | "busy" | "invalid" | "failed" | "done";
+
+export interface OfferView {
+  state: OfferState;
+  /** Why it failed, when it did. */
+  error: ErrorInfo | null;
+}
+
+/** The state an answer to an offer puts it in. */
+export function answered(a: Answer): OfferState {
+  return typeof a === "string" ? a : "invalid";
+}
+
 /** What the Send screen says of a share's receivers as a whole. */
 export interface SwarmSummary {
   devices: number;
@@ -35,6 +49,8 @@ export class Share {
   hashed = $state({ files: 0, filesTotal: 0, bytes: 0, bytesTotal: 0 });
   peers: PeerView[] = $state([]);
   error: ErrorInfo | null = $state(null);
+  /** Offers of this share to devices, by device id. */
+  offers: Record<string, OfferView> = $state({});
 
   constructor(paths: string[]) {
     this.paths = paths;
@@ -123,6 +139,25 @@ export class Share {
   fail(e: unknown): void {
     this.error = asInfo(e);
     this.phase = "error";
+  }
+
+  /** Where the offer to device `id` stands: done once that device received everything. */
+  offerState(id: string): OfferView | null {
+    const o = this.offers[id];
+    if (!o) return null;
+    if (o.state === "accepted" && this.peers.some((p) => p.id === id && p.done)) return { state: "done", error: null };
+    return o;
+  }
+
+  /** Offers this share to `device`; it is asked to accept. Again after a final answer. */
+  async offerTo(device: Device): Promise<void> {
+    const now = this.offers[device.id]?.state;
+    if (!this.info || now === "waiting" || now === "accepted") return;
+    // Its user may take minutes to answer.
+    this.offers[device.id] = { state: "waiting", error: null };
+    const info = this.info;
+    const r = await commands.offerTo(device.id, info.ticket, this.title, info.offer.entries.length, info.offer.total_size);
+    this.offers[device.id] = r.status === "ok" ? { state: answered(r.data), error: null } : { state: "failed", error: r.error };
   }
 
   /** Stops serving: peers are refused from the next request on. */

@@ -106,7 +106,7 @@ pub async fn ask(endpoint: &Endpoint, addr: EndpointAddr) -> Result<Answer> {
         let conn = endpoint
             .connect(addr, ALPN)
             .await
-            .map_err(|e| Error::Connect(format!("{}: {e}", id.fmt_short())))?;
+            .map_err(|e| Error::Unreachable(format!("{}: {e}", id.fmt_short())))?;
         let mut recv = conn.accept_uni().await.map_err(Error::network)?;
         let bytes = recv
             .read_to_end(MAX_HELLO)
@@ -121,7 +121,7 @@ pub async fn ask(endpoint: &Endpoint, addr: EndpointAddr) -> Result<Answer> {
             via,
         })
     };
-    tokio::time::timeout(ASK_FOR, run)
-        .await
-        .map_err(|_| Error::Connect(format!("{}: no answer within {ASK_FOR:?}", id.fmt_short())))?
+    tokio::time::timeout(ASK_FOR, run).await.map_err(|_| {
+        Error::Unreachable(format!("{}: no answer within {ASK_FOR:?}", id.fmt_short()))
+    })?
 }

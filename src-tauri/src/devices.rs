@@ -1,0 +1,72 @@
+//! Tauri commands for devices: the contacts and nearby devices, offers to them, and changes
+//! to a contact.
+
+use ferry_core::{
+    contacts::{Contact, ContactChange},
+    devices::Device,
+    offers::Answer,
+};
+use serde::{Deserialize, Serialize};
+use tauri::State;
+
+use crate::{commands::CmdResult, state::AppState};
+
+fn err(e: ferry_core::Error) -> ferry_core::ErrorInfo {
+    ferry_core::ErrorInfo::from(&e)
+}
+
+/// The devices changed: one came nearby or left, told its name, connected, or a contact
+/// changed (the list as it is now).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, specta::Type, tauri_specta::Event)]
+pub struct DevicesChanged(pub Vec<Device>);
+
+/// The contacts and the nearby devices; with `probe`, contacts that are not nearby are asked
+/// whether they are online (a few seconds).
+#[tauri::command]
+#[specta::specta]
+pub async fn devices(state: State<'_, AppState>, probe: bool) -> CmdResult<Vec<Device>> {
+    state.session.devices(probe).await.map_err(err)
+}
+
+/// Offers a share (its ticket) to the device with node id `device`; comes back with the
+/// answer once that device's user decided (up to ten minutes).
+#[tauri::command]
+#[specta::specta]
+pub async fn offer_to(
+    state: State<'_, AppState>,
+    device: String,
+    ticket: String,
+    title: String,
+    files: f64,
+    size: f64,
+) -> CmdResult<Answer> {
+    let ticket: ferry_core::Ticket = ticket
+        .parse()
+        .map_err(|e| err(ferry_core::Error::from(e)))?;
+    state
+        .session
+        .offer_to(
+            &device,
+            &ticket,
+            title,
+            files.max(0.0) as u64,
+            size.max(0.0) as u64,
+        )
+        .await
+        .map_err(err)
+}
+
+/// Renames, forgets or sets the auto-accept folder of the contact `device` (its node id).
+#[tauri::command]
+#[specta::specta]
+pub async fn change_contact(
+    state: State<'_, AppState>,
+    device: String,
+    change: ContactChange,
+) -> CmdResult<Contact> {
+    state
+        .session
+        .change_contact(&device, change)
+        .await
+        .map_err(err)
+}
