@@ -28,6 +28,18 @@ pub async fn devices(state: State<'_, AppState>, probe: bool) -> CmdResult<Vec<D
     state.session.devices(probe).await.map_err(err)
 }
 
+/// Who shares a ticket: the device as this one knows it, or as it names itself.
+#[tauri::command]
+#[specta::specta]
+pub async fn ticket_sender(state: State<'_, AppState>, ticket: String) -> CmdResult<Device> {
+    let ticket: ferry_core::Ticket = ticket
+        .trim()
+        .parse()
+        .map_err(|e| err(ferry_core::Error::from(e)))?;
+    let id = ticket.blob_ticket().addr().id;
+    state.session.who(id).await.map_err(err)
+}
+
 /// Offers a share (its ticket) to the device with node id `device`; comes back with the
 /// answer once that device's user decided (up to ten minutes).
 #[tauri::command]

@@ -56,6 +56,7 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::incoming_offers,
             commands::answer_offer,
             devices::devices,
+            devices::ticket_sender,
             devices::offer_to,
             devices::change_contact,
             commands::resolve_conflict,

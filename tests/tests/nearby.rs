@@ -39,6 +39,24 @@ fn devices(ns: &NetNs, home: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Polls `home`'s devices until the list satisfies `want`, for up to 30 s.
+fn until(
+    ns: &NetNs,
+    home: &Path,
+    what: &str,
+    want: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let list = devices(ns, home);
+        if want(&list) {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "{what} never happened: {list:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Polls `home`'s devices until one satisfies `want`, for up to 30 s.
 fn until_device(
     ns: &NetNs,
@@ -46,15 +64,8 @@ fn until_device(
     what: &str,
     want: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let list = devices(ns, home);
-        if let Some(d) = list.iter().find(|d| want(d)) {
-            return d.clone();
-        }
-        assert!(Instant::now() < deadline, "{what} never showed: {list:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let list = until(ns, home, what, |list| list.iter().any(&want));
+    list.into_iter().find(|d| want(d)).unwrap()
 }
 
 /// The first offer waiting at `home`, within 30 s.
@@ -76,8 +87,6 @@ fn two_devices_on_one_network_find_each_other_by_name_and_send() {
     let (home_a, home_b) = (tmp.path().join("a"), tmp.path().join("b"));
     ok(&ns_a, &home_a, &["name", "Alpha"]);
     ok(&ns_b, &home_b, &["name", "Beta"]);
-    // b starts hidden.
-    ok(&ns_b, &home_b, &["devices", "visible", "off"]);
     let mut daemons = Vec::new();
     for (ns, home) in [(&ns_a, &home_a), (&ns_b, &home_b)] {
         let mut cmd = ferry_in(ns, home);
@@ -86,23 +95,25 @@ fn two_devices_on_one_network_find_each_other_by_name_and_send() {
         p.wait_stderr(Duration::from_secs(60), |l| l.contains("running"));
         daemons.push(p);
     }
+    let near =
+        |name: &'static str| move |d: &serde_json::Value| d["name"] == name && d["nearby"] == true;
 
-    // Hidden, b still finds a, by the name a gives itself ...
-    let alpha = until_device(&ns_b, &home_b, "Alpha at b", |d| {
-        d["name"] == "Alpha" && d["nearby"] == true
-    });
+    // Each finds the other by the name it gives itself.
+    let alpha = until_device(&ns_b, &home_b, "Alpha at b", near("Alpha"));
     assert_eq!(alpha["contact"], false);
     assert_eq!(alpha["online"], true);
-    // ... while a, whose announcements b has heard, has not found b.
-    assert!(
-        devices(&ns_a, &home_a).iter().all(|d| d["nearby"] != true),
-        "a hidden device was found"
-    );
-    // Visible again (through the running node, at once): a finds b.
-    ok(&ns_b, &home_b, &["devices", "visible", "on"]);
-    until_device(&ns_a, &home_a, "Beta at a", |d| {
-        d["name"] == "Beta" && d["nearby"] == true
+    until_device(&ns_a, &home_a, "Beta at a", near("Beta"));
+
+    // Hidden (through the running node, at once): a forgets b when its announcements stop,
+    // and b, which asks only its contacts while hidden, lists no stranger.
+    ok(&ns_b, &home_b, &["devices", "visible", "off"]);
+    until(&ns_a, &home_a, "Beta gone from a", |list| {
+        list.iter().all(|d| d["nearby"] != true)
     });
+    assert!(devices(&ns_b, &home_b).iter().all(|d| d["nearby"] != true));
+    // Visible again: found again.
+    ok(&ns_b, &home_b, &["devices", "visible", "on"]);
+    until_device(&ns_a, &home_a, "Beta at a again", near("Beta"));
 
     // a sends to "Beta" by name; b accepts; the file arrives whole.
     let data = pseudo_random(300_000, 9);
@@ -149,4 +160,10 @@ fn two_devices_on_one_network_find_each_other_by_name_and_send() {
         shown.contains("Beta\t") && shown.contains("online, direct, nearby"),
         "{shown}"
     );
+
+    // Hidden again, b still finds a: a contact now.
+    ok(&ns_b, &home_b, &["devices", "visible", "off"]);
+    until_device(&ns_b, &home_b, "Alpha at hidden b", |d| {
+        d["name"] == "Alpha" && d["nearby"] == true && d["contact"] == true
+    });
 }

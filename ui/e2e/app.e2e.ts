@@ -28,7 +28,7 @@ describe("Ferry app", () => {
   it("receives a folder shared by the ferry CLI", async () => {
     const src = join(env.work, "cli-share", "Holiday");
     makeTree(src);
-    const sender = ferry(join(env.work, "home-cli-sender"), ["send", src]);
+    const sender = ferry(namedHome(join(env.work, "home-cli-sender"), "Anna's laptop"), ["send", src]);
     try {
       const ticket = await firstLine(sender);
       expect(ticket.startsWith("blob")).toBe(true);
@@ -39,7 +39,10 @@ describe("Ferry app", () => {
       await (await browser.$('[data-testid="preview"]')).click();
       const entries = await browser.$('[data-testid="offer-entries"]');
       await entries.waitForDisplayed({ timeout: 30_000 });
-      await screenshot(browser, "receive-preview");
+      // Who shares it: the name it gives itself, marked as not a contact.
+      const from = await browser.$('[data-testid="offer-from"]');
+      await from.waitForDisplayed({ timeout: 15_000 });
+      expect(String(await from.getProperty("textContent"))).toMatch(/from Anna's laptop\s*not a contact/);
       // textContent: WebKitWebDriver's visible-text algorithm skips ellipsised names.
       const text = String(await entries.getProperty("textContent"));
       for (const name of ["Holiday/readme.txt", "Holiday/photos/beach.jpg", "Holiday/empty.dat"]) {
@@ -299,7 +302,7 @@ describe("folders", () => {
     const ticket = await field.getValue();
 
     const cliDir = join(env.work, "cli-folder");
-    const joiner = ferry(join(env.work, "home-cli-folder"), ["folder", "join", ticket, cliDir]);
+    const joiner = ferry(namedHome(join(env.work, "home-cli-folder"), "Garden laptop"), ["folder", "join", ticket, cliDir]);
     try {
       const arrived = join(cliDir, "from-app.txt");
       const deadline = Date.now() + 30_000;
@@ -325,7 +328,9 @@ describe("folders", () => {
         timeout: 30_000,
         timeoutMsg: "the peer never showed as connected directly",
       });
+      expect(await text("folder-peers")).toContain("Garden laptop");
       expect(await text("folder-recent")).toContain("from-cli.txt");
+      expect(await text("folder-recent")).toContain("Garden laptop");
       await (await browser.$('[data-testid="folder-recent"] summary')).click();
       await screenshot(browser, "folders");
 
@@ -458,7 +463,7 @@ describe("offers", () => {
   afterAll(() => {
     kitchen?.kill("SIGINT");
   });
-  const cli = (args: string[]) => execFileSync(env.ferry, ["--home", kitchenHome, ...args]).toString();
+  const cli = (args: string[]) => execFileSync(env.ferry, ["--home", kitchenHome, "--relay", "disabled", "--bind", "127.0.0.1:0", ...args]).toString();
 
   it("shows an offer from another device, and accepting it receives the files", async () => {
     kitchen = ferry(namedHome(kitchenHome, "Kitchen PC"), ["run"]);

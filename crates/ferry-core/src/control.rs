@@ -138,6 +138,12 @@ pub enum Request {
     },
     /// The contacts; a list of [`Contact`] comes back.
     Contacts,
+    /// One device as this node knows it, or as it names itself; a [`crate::devices::Device`]
+    /// comes back.
+    Who {
+        /// Its node id.
+        id: String,
+    },
     /// The contacts and nearby devices; a list of [`crate::devices::Device`] comes back.
     Devices {
         /// Ask each contact that is not nearby whether it is online (a few seconds).
@@ -356,6 +362,15 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
         }
         Request::Contacts => {
             write_item(&mut write, &StreamItem::Event(node.contacts().list())).await?;
+        }
+        Request::Who { id } => {
+            let item = match id.parse::<iroh::EndpointId>() {
+                Ok(id) => StreamItem::Event(node.who(id).await),
+                Err(e) => StreamItem::Error(
+                    (&Error::Config(format!("not a node id: {id:?} ({e})"))).into(),
+                ),
+            };
+            write_item(&mut write, &item).await?;
         }
         Request::Devices { probe } => {
             write_item(&mut write, &StreamItem::Event(node.devices(probe).await)).await?;
@@ -681,6 +696,12 @@ impl ControlClient {
     /// The remote node's contacts.
     pub async fn contacts(&self) -> Result<Vec<crate::contacts::Contact>> {
         self.call(&Request::Contacts).await
+    }
+
+    /// One device as the remote node knows it, or as it names itself.
+    pub async fn who(&self, id: &str) -> Result<crate::devices::Device> {
+        let id = id.to_string();
+        self.call_within(&Request::Who { id }, SLOW_CALL).await
     }
 
     /// The remote node's contacts and nearby devices.

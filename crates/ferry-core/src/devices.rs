@@ -14,6 +14,8 @@ use crate::{
 
 /// Devices asked at once whether they are online.
 const PROBING: usize = 16;
+/// Contacts asked at most, the most recently seen first.
+const MAX_PROBED: usize = 64;
 
 /// A device: a contact, a nearby device, or both.
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -71,7 +73,15 @@ impl crate::node::Node {
     /// is known now counts (nearby, or a live connection).
     pub async fn devices(&self, probe: bool) -> Vec<Device> {
         let mut all: BTreeMap<String, Device> = BTreeMap::new();
-        for c in self.contacts().list() {
+        let contacts = self.contacts().list();
+        // Probing asks the most recently seen contacts (the list's order): a long list of old
+        // ones would keep a caller waiting for minutes.
+        let to_probe: std::collections::HashSet<String> = contacts
+            .iter()
+            .take(if probe { MAX_PROBED } else { 0 })
+            .map(|c| c.id.clone())
+            .collect();
+        for c in contacts {
             all.insert(
                 c.id.clone(),
                 Device {
@@ -106,6 +116,7 @@ impl crate::node::Node {
         let mut looks = tokio::task::JoinSet::new();
         for d in all.into_values() {
             let (endpoint, turns) = (self.endpoint().clone(), turns.clone());
+            let probe = to_probe.contains(&d.id);
             looks.spawn(async move {
                 let _turn = turns.acquire_owned().await;
                 look(&endpoint, d, probe).await
@@ -123,10 +134,31 @@ impl crate::node::Node {
         list
     }
 
-    /// The device `name` names: a node id (optionally with `@ip:port` where it can be
-    /// reached), else a contact by its shown name, else a nearby device by the name it
-    /// gives itself. A contact's name wins over a nearby device claiming the same one: a
-    /// stranger on the network cannot take a contact's place by copying its name.
+    /// The device `id` as this one knows it (a contact, a nearby device), else as it names
+    /// itself when asked (a few seconds at most; a device that does not answer has no name).
+    pub async fn who(&self, id: EndpointId) -> Device {
+        let key = id.to_string();
+        if let Some(known) = self.devices(false).await.into_iter().find(|d| d.id == key) {
+            return known;
+        }
+        let answer = hello::ask(self.endpoint(), iroh::EndpointAddr::new(id))
+            .await
+            .ok();
+        let name = answer.as_ref().map(|a| a.name.clone()).unwrap_or_default();
+        Device {
+            id: key,
+            claimed: name.clone(),
+            name,
+            contact: false,
+            nearby: false,
+            online: answer.is_some(),
+            via: answer.and_then(|a| a.via),
+            auto_accept: None,
+            seen_ms: 0,
+        }
+    }
+
+    /// The device `name` names: see [`pick`].
     pub fn device(&self, name: &str) -> Result<iroh::EndpointAddr> {
         let name = name.trim();
         // An id is an id, whatever a device calls itself.
@@ -141,43 +173,137 @@ impl crate::node::Node {
                 return Ok(iroh::EndpointAddr::new(id).with_ip_addr(addr));
             }
         }
-        let contact = match self.contacts().one(name) {
-            Ok(contact) => contact,
-            Err(not_one) => {
-                if !self.contacts().find(name).is_empty() {
-                    return Err(not_one);
-                }
-                let wanted = name.to_lowercase();
-                let near: Vec<_> = self
-                    .nearby()
-                    .list()
-                    .into_iter()
-                    .filter(|f| !f.name.is_empty() && f.name.to_lowercase() == wanted)
-                    .collect();
-                return match near.as_slice() {
-                    // Its addresses come from mDNS (the endpoint's lookup).
-                    [one] => Ok(iroh::EndpointAddr::new(one.id)),
-                    [] => Err(not_one),
-                    many => {
-                        let ids: Vec<String> = many
-                            .iter()
-                            .map(|f| f.id.to_string()[..10].to_string())
-                            .collect();
-                        Err(Error::Config(format!(
-                            "{} nearby devices are called {name:?} ({}); name one by its id",
-                            many.len(),
-                            ids.join(", ")
-                        )))
-                    }
-                };
+        // Its addresses come from the endpoint's lookups (the address book, mDNS).
+        pick(name, &self.contacts().list(), &self.nearby().list()).map(iroh::EndpointAddr::new)
+    }
+}
+
+/// The device `name` names, among the contacts and the nearby devices:
+///
+/// 1. a contact by the name shown for it, or by the start of its id (6 characters or more);
+/// 2. a contact by the name it gives itself (renamed "Kitchen PC" to "Kitchen", "Kitchen PC"
+///    is still that device);
+/// 3. a nearby device by the start of its id, then by the name it gives itself.
+///
+/// A contact's name is never a nearby stranger's: a device on the network cannot take a
+/// contact's place by copying its name. Two devices answering to one name are an error that
+/// lists the start of each id, which step 1 or 3 accepts.
+pub fn pick(
+    name: &str,
+    contacts: &[crate::contacts::Contact],
+    nearby: &[crate::nearby::Found],
+) -> Result<EndpointId> {
+    let wanted = name.trim().to_lowercase();
+    let by_prefix = wanted.len() >= 6;
+    let one = |ids: Vec<EndpointId>, what: &str| -> Option<Result<EndpointId>> {
+        let mut ids = ids;
+        ids.sort();
+        ids.dedup();
+        match ids.as_slice() {
+            [] => None,
+            [id] => Some(Ok(*id)),
+            many => {
+                let short: Vec<String> =
+                    many.iter().map(|id| id.to_string()[..10].into()).collect();
+                Some(Err(Error::Config(format!(
+                    "{} {what} are called {name:?} ({}); name one by its id",
+                    many.len(),
+                    short.join(", ")
+                ))))
             }
-        };
-        let id: EndpointId = contact.id.parse().map_err(|_| {
-            Error::Config(format!(
-                "the device {name:?} has no valid node id in the contacts"
-            ))
-        })?;
-        // Its addresses come from the address book (the endpoint's lookup).
-        Ok(iroh::EndpointAddr::new(id))
+        }
+    };
+    let contact_ids = |f: &dyn Fn(&crate::contacts::Contact) -> bool| -> Vec<EndpointId> {
+        contacts
+            .iter()
+            .filter(|c| f(c))
+            .filter_map(|c| c.id.parse().ok())
+            .collect()
+    };
+    if let Some(found) = one(
+        contact_ids(&|c| {
+            c.shown_name().to_lowercase() == wanted || (by_prefix && c.id.starts_with(&wanted))
+        }),
+        "devices",
+    ) {
+        return found;
+    }
+    if let Some(found) = one(
+        contact_ids(&|c| !c.name.is_empty() && c.name.to_lowercase() == wanted),
+        "devices",
+    ) {
+        return found;
+    }
+    let near_ids = |f: &dyn Fn(&crate::nearby::Found) -> bool| -> Vec<EndpointId> {
+        nearby.iter().filter(|d| f(d)).map(|d| d.id).collect()
+    };
+    if by_prefix {
+        if let Some(found) = one(
+            near_ids(&|d| d.id.to_string().starts_with(&wanted)),
+            "nearby devices",
+        ) {
+            return found;
+        }
+    }
+    if let Some(found) = one(
+        near_ids(&|d| !d.name.is_empty() && d.name.to_lowercase() == wanted),
+        "nearby devices",
+    ) {
+        return found;
+    }
+    Err(Error::Config(format!(
+        "no device is called {name:?}; see `ferry devices`, or give its node id"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{contacts::Contact, nearby::Found};
+
+    fn id(n: u8) -> EndpointId {
+        iroh::SecretKey::from_bytes(&[n; 32]).public()
+    }
+
+    fn contact(n: u8, name: &str, alias: Option<&str>) -> Contact {
+        Contact {
+            id: id(n).to_string(),
+            name: name.into(),
+            alias: alias.map(Into::into),
+            seen_ms: 1,
+            auto_accept: None,
+        }
+    }
+
+    fn near(n: u8, name: &str) -> Found {
+        Found {
+            id: id(n),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn a_stranger_nearby_cannot_take_a_contacts_name() {
+        let contacts = [contact(1, "Kitchen PC", Some("Kitchen"))];
+        // A stranger calls itself what the contact calls itself, and what the user calls it.
+        let nearby = [near(2, "Kitchen PC"), near(3, "Kitchen"), near(4, "Beta")];
+        assert_eq!(pick("kitchen", &contacts, &nearby).unwrap(), id(1));
+        assert_eq!(pick("Kitchen PC", &contacts, &nearby).unwrap(), id(1));
+        assert_eq!(pick("Beta", &contacts, &nearby).unwrap(), id(4));
+        assert!(pick("Gamma", &contacts, &nearby).is_err());
+    }
+
+    #[test]
+    fn two_devices_with_one_name_are_told_apart_by_the_start_of_their_ids() {
+        // A stranger even calls itself by the start of the other's id.
+        let short = |n: u8| id(n).to_string()[..10].to_string();
+        let nearby = [near(5, "Beta"), near(6, "Beta"), near(7, &short(5))];
+        let err = pick("beta", &[], &nearby).unwrap_err().to_string();
+        assert!(err.contains(&short(5)) && err.contains(&short(6)), "{err}");
+        assert_eq!(pick(&short(5), &[], &nearby).unwrap(), id(5));
+        assert_eq!(pick(&short(6), &[], &nearby).unwrap(), id(6));
+        let two = [contact(8, "Anna", None), contact(9, "Anna", None)];
+        assert!(pick("Anna", &two, &[]).is_err());
+        assert_eq!(pick(&id(9).to_string()[..10], &two, &[]).unwrap(), id(9));
     }
 }

@@ -223,12 +223,13 @@ impl Node {
         let contacts = crate::contacts::Contacts::load(&config.home);
         let (offers, accepted) = crate::offers::Offers::new(contacts.clone(), config.home.clone());
         let nearby = if config.nearby && !loopback {
-            crate::nearby::Nearby::start(&endpoint, config.visible).unwrap_or_else(|e| {
-                tracing::warn!("{e}");
-                crate::nearby::Nearby::off(config.visible)
-            })
+            crate::nearby::Nearby::start(&endpoint, config.visible, contacts.clone())
+                .unwrap_or_else(|e| {
+                    tracing::warn!("{e}");
+                    crate::nearby::Nearby::off(config.visible, contacts.clone())
+                })
         } else {
-            crate::nearby::Nearby::off(config.visible)
+            crate::nearby::Nearby::off(config.visible, contacts.clone())
         };
         let hello =
             crate::nearby::hello::Hello::new(nearby.clone(), contacts.clone(), config.home.clone());
@@ -395,6 +396,7 @@ impl Node {
     /// Stops the node: closes connections and flushes the store.
     pub async fn shutdown(&self) -> Result<()> {
         self.inner.kept.clear(true);
+        self.inner.nearby.stop();
         // No folder starts or stops meanwhile (a resume from the tray while quitting).
         let _ops = self.inner.folder_ops.lock().await;
         // Folders stop first and save their state.

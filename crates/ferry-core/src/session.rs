@@ -308,6 +308,15 @@ impl Session {
         }
     }
 
+    /// The device `id` as this node knows it, or as it names itself (see
+    /// [`crate::node::Node::who`]).
+    pub async fn who(&self, id: iroh::EndpointId) -> Result<crate::devices::Device> {
+        match self {
+            Session::Local { node, .. } => Ok(node.who(id).await),
+            Session::Remote(c) => c.who(&id.to_string()).await,
+        }
+    }
+
     /// The contacts and nearby devices (see [`crate::node::Node::devices`]).
     pub async fn devices(&self, probe: bool) -> Result<Vec<crate::devices::Device>> {
         match self {

@@ -72,6 +72,8 @@ export const commands = {
 	 *  whether they are online (a few seconds).
 	 */
 	devices: (probe: boolean) => typedError<Device_Serialize[], ErrorInfo>(__TAURI_INVOKE("devices", { probe })),
+	/**  Who shares a ticket: the device as this one knows it, or as it names itself. */
+	ticketSender: (ticket: string) => typedError<Device_Serialize, ErrorInfo>(__TAURI_INVOKE("ticket_sender", { ticket })),
 	/**
 	 *  Offers a share (its ticket) to the device with node id `device`; comes back with the
 	 *  answer once that device's user decided (up to ten minutes).

@@ -23,6 +23,7 @@ describe("receive flow", () => {
     mockIPC((cmd, args: any) => {
       calls.push({ cmd, ...args });
       if (cmd === "preview") return offer;
+      if (cmd === "ticket_sender") return { id: "ab12", name: "Anna's laptop", claimed: "Anna's laptop", contact: false, nearby: false, online: true, via: "direct", auto_accept: null, seen_ms: 0 };
       if (cmd === "receive") {
         channel = args.onEvent;
         return 7;
@@ -32,10 +33,12 @@ describe("receive flow", () => {
     await flow.preview("  blobticket  ");
     expect(flow.phase).toBe("preview");
     expect(flow.offer?.entries).toHaveLength(2);
+    // Who shares it arrives on the side.
+    await vi.waitFor(() => expect(flow.from?.name).toBe("Anna's laptop"));
     expect(calls[0]).toMatchObject({ cmd: "preview", ticket: "blobticket" });
 
     await flow.accept("/tmp/dest");
-    expect(calls[1]).toMatchObject({ cmd: "receive", ticket: "blobticket", dest: "/tmp/dest" });
+    expect(calls.find((c) => c.cmd === "receive")).toMatchObject({ cmd: "receive", ticket: "blobticket", dest: "/tmp/dest" });
     expect(flow.phase).toBe("receiving");
     channel.onmessage({ kind: "event", body: { event: "offer", offer, local_bytes: 0, resumed: false } });
     channel.onmessage({ kind: "event", body: { event: "progress", done: 1000, total: 4000, rate: 500, current: "photos/b.jpg" } });
@@ -152,6 +155,7 @@ describe("send to a device", () => {
     answers.peerB({ invalid: "the ticket is not the offering device's own" });
     await again;
     expect(share.offerState("peerB")?.state).toBe("invalid");
+    expect(share.offerState("peerB")?.reason).toBe("the ticket is not the offering device's own");
   });
 
   it("says why an offer could not be made", async () => {

@@ -1,5 +1,5 @@
 // The Receive flow: ticket, preview, accept, progress, done (or error, cancelled).
-import { commands, type ErrorInfo, type Offer, type ReceiveEvent, type ReceiveSummary, type TransferProgress } from "./bindings";
+import { commands, type Device, type ErrorInfo, type Offer, type ReceiveEvent, type ReceiveSummary, type TransferProgress } from "./bindings";
 import { eventChannel, unwrap } from "./api";
 import { asInfo } from "./errors";
 
@@ -9,6 +9,8 @@ export class Receive {
   phase: Phase = $state("idle");
   ticket = $state("");
   offer: Offer | null = $state(null);
+  /** Who shares the ticket: a device this one knows, or as it names itself (a claim). */
+  from: Device | null = $state(null);
   dest: string | null = $state(null);
   progress: TransferProgress | null = $state(null);
   writing = $state(false);
@@ -38,6 +40,13 @@ export class Receive {
       if (mine !== this.previews) return;
       this.offer = offer;
       this.phase = "preview";
+      // Its name is asked for on the side: the preview does not wait for it.
+      commands
+        .ticketSender(this.ticket)
+        .then((r) => {
+          if (mine === this.previews && r.status === "ok") this.from = r.data;
+        })
+        .catch(() => {});
     } catch (e) {
       if (mine === this.previews) this.fail(e);
     }
@@ -109,6 +118,7 @@ export class Receive {
     this.previews++;
     this.phase = "idle";
     this.offer = null;
+    this.from = null;
     this.progress = null;
     this.summary = null;
     this.error = null;

@@ -26,11 +26,13 @@ export interface OfferView {
   state: OfferState;
   /** Why it failed, when it did. */
   error: ErrorInfo | null;
+  /** Why the device refused it, in its words (state "invalid"). */
+  reason?: string;
 }
 
-/** The state an answer to an offer puts it in. */
-export function answered(a: Answer): OfferState {
-  return typeof a === "string" ? a : "invalid";
+/** What an answer to an offer makes of it. */
+export function answered(a: Answer): OfferView {
+  return typeof a === "string" ? { state: a, error: null } : { state: "invalid", error: null, reason: a.invalid };
 }
 
 /** What the Send screen says of a share's receivers as a whole. */
@@ -152,12 +154,17 @@ export class Share {
   /** Offers this share to `device`; it is asked to accept. Again after a final answer. */
   async offerTo(device: Device): Promise<void> {
     const now = this.offers[device.id]?.state;
-    if (!this.info || now === "waiting" || now === "accepted") return;
+    if (!this.info || now === "waiting") return;
     // Its user may take minutes to answer.
     this.offers[device.id] = { state: "waiting", error: null };
     const info = this.info;
-    const r = await commands.offerTo(device.id, info.ticket, this.title, info.offer.entries.length, info.offer.total_size);
-    this.offers[device.id] = r.status === "ok" ? { state: answered(r.data), error: null } : { state: "failed", error: r.error };
+    try {
+      const r = await commands.offerTo(device.id, info.ticket, this.title, info.offer.entries.length, info.offer.total_size);
+      this.offers[device.id] = r.status === "ok" ? answered(r.data) : { state: "failed", error: r.error };
+    } catch (e) {
+      // The call itself failed (the app is shutting down): never left waiting.
+      this.offers[device.id] = { state: "failed", error: asInfo(e) };
+    }
   }
 
   /** Stops serving: peers are refused from the next request on. */

@@ -1,9 +1,10 @@
 //! Hello: what a device calls itself, asked over [`ALPN`].
 //!
 //! The asking side connects; the answering side opens one stream, writes a [`HelloMsg`] and
-//! finishes it. A node tells its name to anyone while it is visible to nearby devices, and
-//! only to its contacts while it is not (an id alone, learnt from an old ticket, then gets an
-//! empty name). The answer is a claim like every name: cleaned and cut before it is kept, and
+//! finishes it. A node tells its name to anyone while it is visible to nearby devices (its
+//! settings say so and it is not hidden), and only to its contacts while it is not (an id
+//! alone, learnt from an old ticket, then gets an empty name). The answer is a claim like
+//! every name: cleaned and cut before it is kept, and
 //! never what a decision rests on. A successful hello also says the device is online and by
 //! which path.
 
@@ -71,15 +72,18 @@ impl Hello {
 
 impl ProtocolHandler for Hello {
     async fn accept(&self, conn: Connection) -> std::result::Result<(), AcceptError> {
-        let Ok(_slot) = self.open.clone().try_acquire_owned() else {
+        let Ok(slot) = self.open.clone().try_acquire_owned() else {
             conn.close(1u32.into(), b"busy");
             return Ok(());
         };
         let peer = conn.remote_id().to_string();
-        let tell = self.nearby.visible() || self.contacts.get(&peer).is_some();
+        // The settings decide, not only the running service: a one-shot command has none.
+        let settings = crate::settings::Settings::load(&self.home);
+        let visible = settings.visible_nearby && self.nearby.visible();
+        let tell = visible || self.contacts.get(&peer).is_some();
         let msg = HelloMsg {
             name: if tell {
-                crate::settings::Settings::load(&self.home).device_name
+                settings.device_name
             } else {
                 String::new()
             },
@@ -91,8 +95,10 @@ impl ProtocolHandler for Hello {
                 .ok()?;
             send.finish().ok()
         };
-        if tokio::time::timeout(ASK_FOR, answer).await.is_ok() {
-            // The asker closes once it has read the answer.
+        let sent = tokio::time::timeout(ASK_FOR, answer).await.is_ok();
+        // Waiting for the asker to read holds no slot: idle askers cannot keep others out.
+        drop(slot);
+        if sent {
             tokio::time::timeout(ASK_FOR, conn.closed()).await.ok();
         }
         Ok(())
