@@ -36,8 +36,8 @@ pub async fn ticket_sender(state: State<'_, AppState>, ticket: String) -> CmdRes
         .trim()
         .parse()
         .map_err(|e| err(ferry_core::Error::from(e)))?;
-    let id = ticket.blob_ticket().addr().id;
-    state.session.who(id).await.map_err(err)
+    let addr = ticket.blob_ticket().addr().clone();
+    state.session.who(addr).await.map_err(err)
 }
 
 /// Offers a share (its ticket) to the device with node id `device`; comes back with the

@@ -141,8 +141,8 @@ pub enum Request {
     /// One device as this node knows it, or as it names itself; a [`crate::devices::Device`]
     /// comes back.
     Who {
-        /// Its node id.
-        id: String,
+        /// Its node id and where it may be reached (a ticket's address).
+        addr: iroh::EndpointAddr,
     },
     /// The contacts and nearby devices; a list of [`crate::devices::Device`] comes back.
     Devices {
@@ -363,14 +363,8 @@ async fn serve(node: Node, stream: TcpStream, token: &str) -> Result<()> {
         Request::Contacts => {
             write_item(&mut write, &StreamItem::Event(node.contacts().list())).await?;
         }
-        Request::Who { id } => {
-            let item = match id.parse::<iroh::EndpointId>() {
-                Ok(id) => StreamItem::Event(node.who(id).await),
-                Err(e) => StreamItem::Error(
-                    (&Error::Config(format!("not a node id: {id:?} ({e})"))).into(),
-                ),
-            };
-            write_item(&mut write, &item).await?;
+        Request::Who { addr } => {
+            write_item(&mut write, &StreamItem::Event(node.who(addr).await)).await?;
         }
         Request::Devices { probe } => {
             write_item(&mut write, &StreamItem::Event(node.devices(probe).await)).await?;
@@ -699,9 +693,8 @@ impl ControlClient {
     }
 
     /// One device as the remote node knows it, or as it names itself.
-    pub async fn who(&self, id: &str) -> Result<crate::devices::Device> {
-        let id = id.to_string();
-        self.call_within(&Request::Who { id }, SLOW_CALL).await
+    pub async fn who(&self, addr: iroh::EndpointAddr) -> Result<crate::devices::Device> {
+        self.call_within(&Request::Who { addr }, SLOW_CALL).await
     }
 
     /// The remote node's contacts and nearby devices.

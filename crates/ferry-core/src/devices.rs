@@ -134,16 +134,36 @@ impl crate::node::Node {
         list
     }
 
-    /// The device `id` as this one knows it (a contact, a nearby device), else as it names
-    /// itself when asked (a few seconds at most; a device that does not answer has no name).
-    pub async fn who(&self, id: EndpointId) -> Device {
-        let key = id.to_string();
-        if let Some(known) = self.devices(false).await.into_iter().find(|d| d.id == key) {
-            return known;
+    /// The device at `addr` as this one knows it (a contact, a nearby device), else as it
+    /// names itself when asked there (a few seconds at most; a device that does not answer,
+    /// such as a sendme sender, has no name).
+    pub async fn who(&self, addr: iroh::EndpointAddr) -> Device {
+        let key = addr.id.to_string();
+        let contact = self.contacts().get(&key);
+        let near = self.nearby().list().into_iter().find(|f| f.id == addr.id);
+        if contact.is_some() || near.is_some() {
+            let claimed = contact
+                .as_ref()
+                .map(|c| c.name.clone())
+                .or_else(|| near.as_ref().map(|f| f.name.clone()))
+                .unwrap_or_default();
+            let via = Via::of_remote(self.endpoint(), addr.id).await;
+            return Device {
+                id: key,
+                name: contact
+                    .as_ref()
+                    .map(|c| c.shown_name().to_string())
+                    .unwrap_or_else(|| claimed.clone()),
+                claimed,
+                contact: contact.is_some(),
+                nearby: near.is_some(),
+                online: near.is_some() || via.is_some(),
+                via,
+                auto_accept: contact.and_then(|c| c.auto_accept),
+                seen_ms: 0,
+            };
         }
-        let answer = hello::ask(self.endpoint(), iroh::EndpointAddr::new(id))
-            .await
-            .ok();
+        let answer = hello::ask(self.endpoint(), addr).await.ok();
         let name = answer.as_ref().map(|a| a.name.clone()).unwrap_or_default();
         Device {
             id: key,
@@ -178,16 +198,18 @@ impl crate::node::Node {
     }
 }
 
-/// The device `name` names, among the contacts and the nearby devices:
+/// The device `name` names, among the contacts and the nearby devices, in this order:
 ///
-/// 1. a contact by the name shown for it, or by the start of its id (6 characters or more);
-/// 2. a contact by the name it gives itself (renamed "Kitchen PC" to "Kitchen", "Kitchen PC"
-///    is still that device);
-/// 3. a nearby device by the start of its id, then by the name it gives itself.
+/// 1. a contact by the start of its id (6 characters or more);
+/// 2. a contact by the name the user gave it;
+/// 3. a contact by the name it gives itself (renamed "Kitchen PC" to "Kitchen", "Kitchen PC"
+///    is still that device; another contact calling itself "Kitchen PC" makes it ambiguous);
+/// 4. a nearby device by the start of its id, then by the name it gives itself.
 ///
-/// A contact's name is never a nearby stranger's: a device on the network cannot take a
-/// contact's place by copying its name. Two devices answering to one name are an error that
-/// lists the start of each id, which step 1 or 3 accepts.
+/// A contact's names are never a nearby stranger's: a device on the network cannot take a
+/// contact's place by copying its name, and no device's name hides another's id. Two devices
+/// answering to one name are an error that lists the start of each id, which step 1 or 4
+/// accepts.
 pub fn pick(
     name: &str,
     contacts: &[crate::contacts::Contact],
@@ -220,10 +242,13 @@ pub fn pick(
             .filter_map(|c| c.id.parse().ok())
             .collect()
     };
+    if by_prefix {
+        if let Some(found) = one(contact_ids(&|c| c.id.starts_with(&wanted)), "devices") {
+            return found;
+        }
+    }
     if let Some(found) = one(
-        contact_ids(&|c| {
-            c.shown_name().to_lowercase() == wanted || (by_prefix && c.id.starts_with(&wanted))
-        }),
+        contact_ids(&|c| c.alias.as_ref().is_some_and(|a| a.to_lowercase() == wanted)),
         "devices",
     ) {
         return found;
@@ -305,5 +330,25 @@ mod tests {
         let two = [contact(8, "Anna", None), contact(9, "Anna", None)];
         assert!(pick("Anna", &two, &[]).is_err());
         assert_eq!(pick(&id(9).to_string()[..10], &two, &[]).unwrap(), id(9));
+    }
+
+    #[test]
+    fn a_contact_cannot_take_the_name_the_user_gave_another() {
+        // The user calls A "Kitchen"; B, also a contact, calls itself "Kitchen", and C calls
+        // itself by the start of A's id.
+        let short_a = id(1).to_string()[..10].to_string();
+        let contacts = [
+            contact(1, "Kitchen PC", Some("Kitchen")),
+            contact(2, "Kitchen", None),
+            contact(3, &short_a, None),
+        ];
+        assert_eq!(pick("Kitchen", &contacts, &[]).unwrap(), id(1));
+        assert_eq!(pick(&short_a, &contacts, &[]).unwrap(), id(1));
+        // Its own name, once another contact claims it too, is ambiguous.
+        let also = [
+            contact(1, "Kitchen PC", Some("Kitchen")),
+            contact(4, "Kitchen PC", None),
+        ];
+        assert!(pick("Kitchen PC", &also, &[]).is_err());
     }
 }

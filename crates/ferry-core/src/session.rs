@@ -308,12 +308,12 @@ impl Session {
         }
     }
 
-    /// The device `id` as this node knows it, or as it names itself (see
+    /// The device at `addr` as this node knows it, or as it names itself (see
     /// [`crate::node::Node::who`]).
-    pub async fn who(&self, id: iroh::EndpointId) -> Result<crate::devices::Device> {
+    pub async fn who(&self, addr: iroh::EndpointAddr) -> Result<crate::devices::Device> {
         match self {
-            Session::Local { node, .. } => Ok(node.who(id).await),
-            Session::Remote(c) => c.who(&id.to_string()).await,
+            Session::Local { node, .. } => Ok(node.who(addr).await),
+            Session::Remote(c) => c.who(addr).await,
         }
     }
 

@@ -9,9 +9,10 @@
 //! with the default relays). A device's name is asked for instead over [`hello`], at the
 //! addresses mDNS gave, when the device appears.
 //!
-//! An announcement is anyone's claim: a device is listed only once it answered a hello, whose
-//! QUIC handshake proves it holds the id it announced. One that has not answered is asked
-//! again now and then, and forgotten when mDNS expires it.
+//! An announcement is anyone's claim: a device is listed only once it answered a hello over a
+//! direct path, whose QUIC handshake proves it holds the id it announced. One that has not
+//! answered is asked again every few seconds, one that has every minute (and is unlisted if
+//! it no longer answers), and each is forgotten when mDNS expires it.
 //!
 //! "Visible to nearby devices" (the settings) off: this node stops advertising, and asks only
 //! its contacts (asking reveals the asker), so it finds its contacts nearby but no stranger;
@@ -52,6 +53,8 @@ const CADENCE: Duration = Duration::from_secs(2);
 const ASKING: usize = 8;
 /// A device that did not answer is asked again after this long.
 const RETRY: Duration = Duration::from_secs(10);
+/// A device that answered is asked again after this long; listed no more if it fails.
+const RECHECK: Duration = Duration::from_secs(60);
 
 /// A device found on the local network, which answered as the id it announced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +83,8 @@ struct Inner {
     /// What the endpoint last published about itself.
     published: Mutex<Option<EndpointData>>,
     found: Mutex<BTreeMap<EndpointId, Seen>>,
+    /// Which mDNS service is the current one: a replaced one's late news is ignored.
+    generation: std::sync::atomic::AtomicU64,
     contacts: Contacts,
 }
 
@@ -115,6 +120,7 @@ impl Nearby {
                 mdns: Mutex::new(None),
                 published: Mutex::new(None),
                 found: Mutex::new(BTreeMap::new()),
+                generation: Default::default(),
                 contacts,
             }),
         }
@@ -155,8 +161,10 @@ impl Nearby {
                 mdns.publish(&data);
             }
         }
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
         let watch = tokio::spawn(watch(
             Arc::downgrade(&self.inner),
+            generation,
             mdns.clone(),
             endpoint.clone(),
         ));
@@ -219,12 +227,29 @@ impl Inner {
         self.visible.load(Ordering::Relaxed)
     }
 
-    /// Records where mDNS says a device is.
+    /// True while `generation` is the running service's.
+    fn current(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::Relaxed) == generation
+    }
+
+    /// Records where mDNS says a device is. When the list is full, an unanswered device that
+    /// failed to answer makes room: announcements that never answer cannot crowd out the
+    /// devices that do.
     fn arrive(&self, addr: EndpointAddr) {
         let mut found = self.found.lock().expect("nearby lock");
         if let Some(seen) = found.get_mut(&addr.id) {
             seen.addr = addr;
             return;
+        }
+        if found.len() >= MAX_NEARBY {
+            let failed = found
+                .iter()
+                .filter(|(_, s)| !s.answered && !s.asking && s.asked.is_some())
+                .min_by_key(|(_, s)| s.asked)
+                .map(|(id, _)| *id);
+            if let Some(id) = failed {
+                found.remove(&id);
+            }
         }
         if found.len() < MAX_NEARBY {
             let seen = Seen {
@@ -249,8 +274,12 @@ impl Inner {
             if out.len() >= room {
                 break;
             }
-            let due = seen.asked.is_none_or(|t| now.duration_since(t) >= RETRY);
-            if seen.answered || seen.asking || !due {
+            let since = seen.asked.map(|t| now.duration_since(t));
+            // An ask that never reported back (its task failed) counts as done.
+            let stuck = seen.asking && since.is_some_and(|s| s >= hello::ASK_FOR * 2);
+            let wait = if seen.answered { RECHECK } else { RETRY };
+            let due = since.is_none_or(|s| s >= wait);
+            if (seen.asking && !stuck) || !due {
                 continue;
             }
             if !visible && self.contacts.get(&id.to_string()).is_none() {
@@ -263,11 +292,13 @@ impl Inner {
         out
     }
 
+    /// What asking `id` brought: its name (it answered directly, so it is on this network),
+    /// or nothing (listed no more until it answers again).
     fn answered(&self, id: EndpointId, name: Option<String>) {
         if let Some(seen) = self.found.lock().expect("nearby lock").get_mut(&id) {
             seen.asking = false;
+            seen.answered = name.is_some();
             if let Some(name) = name {
-                seen.answered = true;
                 seen.name = name;
             }
         }
@@ -281,7 +312,7 @@ impl Inner {
 /// Follows what mDNS finds: a new device is asked its name (at the addresses announced, so
 /// no other lookup learns of it), again later if it did not answer; an expired one leaves.
 /// Ends when its service is replaced or the node goes.
-async fn watch(inner: Weak<Inner>, mdns: MdnsAddressLookup, endpoint: Endpoint) {
+async fn watch(inner: Weak<Inner>, generation: u64, mdns: MdnsAddressLookup, endpoint: Endpoint) {
     let mut events = mdns.subscribe().await;
     let mut asks = tokio::task::JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(3));
@@ -289,6 +320,9 @@ async fn watch(inner: Weak<Inner>, mdns: MdnsAddressLookup, endpoint: Endpoint) 
         tokio::select! {
             event = events.next() => {
                 let Some(inner) = inner.upgrade() else { return };
+                if !inner.current(generation) {
+                    return;
+                }
                 match event {
                     Some(DiscoveryEvent::Discovered { endpoint_info, .. }) => {
                         inner.arrive(endpoint_info.into_endpoint_addr());
@@ -300,19 +334,26 @@ async fn watch(inner: Weak<Inner>, mdns: MdnsAddressLookup, endpoint: Endpoint) 
             }
             Some(done) = asks.join_next(), if !asks.is_empty() => {
                 let Some(inner) = inner.upgrade() else { return };
-                if let Ok((id, name)) = done {
+                if let (Ok((id, name)), true) = (done, inner.current(generation)) {
                     inner.answered(id, name);
                 }
             }
             _ = tick.tick() => {}
         }
         let Some(inner) = inner.upgrade() else { return };
+        if !inner.current(generation) {
+            return;
+        }
         for addr in inner.to_ask(ASKING.saturating_sub(asks.len())) {
             let endpoint = endpoint.clone();
             asks.spawn(async move {
                 let id = addr.id;
                 match hello::ask(&endpoint, addr).await {
-                    Ok(answer) => (id, Some(answer.name)),
+                    // Nearby means on this network: an answer through a relay does not count.
+                    Ok(answer) if answer.via == Some(crate::progress::Via::Direct) => {
+                        (id, Some(answer.name))
+                    }
+                    Ok(_) => (id, None),
                     Err(e) => {
                         tracing::debug!("nearby {}: {e}", id.fmt_short());
                         (id, None)
@@ -408,6 +449,10 @@ mod tests {
             (asked[0].id, "Alpha")
         );
         assert!(inner.to_ask(8).is_empty(), "no retry before {RETRY:?}");
+        // An answered device that fails a later ask is listed no more.
+        inner.answered(asked[0].id, None);
+        assert!(nearby.list().is_empty());
+        inner.answered(asked[0].id, Some("Alpha".into()));
 
         // Hidden: strangers are not asked; contacts are.
         nearby.inner.visible.store(false, Ordering::Relaxed);
@@ -436,6 +481,15 @@ mod tests {
             ));
         }
         assert_eq!(nearby.inner.found.lock().unwrap().len(), MAX_NEARBY);
-        assert_eq!(nearby.inner.to_ask(1000).len(), MAX_NEARBY);
+        let asked = nearby.inner.to_ask(1000);
+        assert_eq!(asked.len(), MAX_NEARBY);
+        // None answered: a real device still finds room, in place of one that failed.
+        for a in &asked {
+            nearby.inner.answered(a.id, None);
+        }
+        let real = EndpointAddr::new(iroh::SecretKey::from_bytes(&[200; 32]).public());
+        nearby.inner.arrive(real.clone());
+        assert!(nearby.inner.found.lock().unwrap().contains_key(&real.id));
+        assert_eq!(nearby.inner.found.lock().unwrap().len(), MAX_NEARBY);
     }
 }
