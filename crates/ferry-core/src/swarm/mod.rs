@@ -12,6 +12,7 @@
 //! See docs/DESIGN.md, "Swarming".
 
 pub mod download;
+pub mod lean;
 pub mod members;
 pub mod pieces;
 pub mod serve;

@@ -169,7 +169,9 @@ impl ProtocolHandler for Provider {
             return Ok(());
         }
         let peer = conn.remote_id();
-        while let Ok(mut pair) = StreamPair::accept(&conn, self.events.clone()).await {
+        while let Ok((writer, reader)) = conn.accept_bi().await {
+            let reader = super::lean::Lean(reader);
+            let mut pair = StreamPair::new(connection_id, reader, writer, self.events.clone());
             let this = self.clone();
             tokio::spawn(async move {
                 let Ok(request) = pair.read_request().await else {
