@@ -135,18 +135,6 @@ impl Contacts {
         self.lock().get(id).cloned()
     }
 
-    /// The contacts whose shown name is `name` (ignoring case), or whose id starts with it.
-    pub fn find(&self, name: &str) -> Vec<Contact> {
-        let wanted = name.trim().to_lowercase();
-        self.list()
-            .into_iter()
-            .filter(|c| {
-                c.shown_name().to_lowercase() == wanted
-                    || (wanted.len() >= 6 && c.id.starts_with(&wanted))
-            })
-            .collect()
-    }
-
     /// Records that `id` was met now, calling itself `name`.
     pub fn seen(&self, id: &str, name: &str) -> Result<()> {
         let now = crate::history::now_ms();
@@ -176,29 +164,18 @@ impl Contacts {
         }
     }
 
-    /// The one contact `name` names: its id, or a name (or id prefix) only it has.
+    /// The one contact `name` names: its id, else as a send would pick it among the contacts
+    /// ([`crate::devices::pick`]: id prefix, the name the user gave, the name it gives itself).
     pub fn one(&self, name: &str) -> Result<Contact> {
         let name = name.trim();
         if let Some(c) = self.get(name) {
             return Ok(c);
         }
-        match self.find(name).as_slice() {
-            [one] => Ok(one.clone()),
-            [] => Err(Error::Config(format!(
-                "no device is called {name:?}; see `ferry devices`, or give its node id"
-            ))),
-            many => {
-                let ids: Vec<&str> = many
-                    .iter()
-                    .map(|c| c.id.get(..10).unwrap_or(&c.id))
-                    .collect();
-                Err(Error::Config(format!(
-                    "{} devices are called {name:?} ({}); name one by its id",
-                    many.len(),
-                    ids.join(", ")
-                )))
-            }
-        }
+        // As a send picks a device: a name the user gave wins over names devices give
+        // themselves (see `devices::pick`).
+        let id = crate::devices::pick(name, &self.list(), &[])?;
+        self.get(&id.to_string())
+            .ok_or_else(|| Error::Config(format!("no device is called {name:?}")))
     }
 
     /// Applies `change` to the contact `device` (see [`Contacts::one`]).
@@ -272,28 +249,26 @@ mod tests {
     fn contacts_are_kept_renamed_found_and_forgotten() {
         let home = tempfile::tempdir().unwrap();
         let c = Contacts::load(home.path());
-        c.seen("aaaaaaaaaa01", "Office laptop").unwrap();
-        c.seen("bbbbbbbbbb02", "Office laptop\u{202E}").unwrap();
-        assert_eq!(
-            c.find("office LAPTOP").len(),
-            2,
-            "a name is not an identity"
+        let id = |n: u8| iroh::SecretKey::from_bytes(&[n; 32]).public().to_string();
+        let (a, b) = (id(1), id(2));
+        c.seen(&a, "Office laptop").unwrap();
+        c.seen(&b, "Office laptop\u{202E}").unwrap();
+        assert!(
+            c.one("office LAPTOP").is_err(),
+            "a name two devices give themselves is not an identity"
         );
-        c.rename("bbbbbbbbbb02", Some("Kitchen PC")).unwrap();
-        assert_eq!(c.find("kitchen pc")[0].id, "bbbbbbbbbb02");
-        assert_eq!(
-            c.find("aaaaaa")[0].id,
-            "aaaaaaaaaa01",
-            "an id prefix finds it"
-        );
-        assert!(c.auto_accept("aaaaaaaaaa01", Some("rel".into())).is_err());
+        c.rename(&b, Some("Kitchen PC")).unwrap();
+        assert_eq!(c.one("kitchen pc").unwrap().id, b);
+        assert_eq!(c.one(&a[..8]).unwrap().id, a, "an id prefix finds it");
+        assert_eq!(c.one(&a).unwrap().id, a);
+        assert!(c.auto_accept(&a, Some("rel".into())).is_err());
         let dir = home.path().join("in");
-        c.auto_accept("aaaaaaaaaa01", Some(dir.clone())).unwrap();
+        c.auto_accept(&a, Some(dir.clone())).unwrap();
         let again = Contacts::load(home.path());
-        assert_eq!(again.get("aaaaaaaaaa01").unwrap().auto_accept, Some(dir));
-        assert_eq!(again.get("bbbbbbbbbb02").unwrap().name, "Office laptop");
-        again.forget("aaaaaaaaaa01").unwrap();
-        assert!(Contacts::load(home.path()).get("aaaaaaaaaa01").is_none());
+        assert_eq!(again.get(&a).unwrap().auto_accept, Some(dir));
+        assert_eq!(again.get(&b).unwrap().name, "Office laptop");
+        again.forget(&a).unwrap();
+        assert!(Contacts::load(home.path()).get(&a).is_none());
         assert!(again.forget("nobody").is_err());
     }
 
