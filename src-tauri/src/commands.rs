@@ -23,11 +23,11 @@ use crate::{links::PendingLink, state::AppState, texts};
 
 pub(crate) type CmdResult<T> = Result<T, ErrorInfo>;
 
-fn err(e: ferry_core::Error) -> ErrorInfo {
+pub(crate) fn err(e: ferry_core::Error) -> ErrorInfo {
     ErrorInfo::from(&e)
 }
 
-fn parse_ticket(text: &str) -> CmdResult<Ticket> {
+pub(crate) fn parse_ticket(text: &str) -> CmdResult<Ticket> {
     text.parse::<Ticket>().map_err(|e| err(e.into()))
 }
 

@@ -9,11 +9,10 @@ use ferry_core::{
 use serde::{Deserialize, Serialize};
 use tauri::State;
 
-use crate::{commands::CmdResult, state::AppState};
-
-fn err(e: ferry_core::Error) -> ferry_core::ErrorInfo {
-    ferry_core::ErrorInfo::from(&e)
-}
+use crate::{
+    commands::{err, parse_ticket, CmdResult},
+    state::AppState,
+};
 
 /// The devices changed: one came nearby or left, told its name, connected, or a contact
 /// changed (the list as it is now).
@@ -32,10 +31,7 @@ pub async fn devices(state: State<'_, AppState>, probe: bool) -> CmdResult<Vec<D
 #[tauri::command]
 #[specta::specta]
 pub async fn ticket_sender(state: State<'_, AppState>, ticket: String) -> CmdResult<Device> {
-    let ticket: ferry_core::Ticket = ticket
-        .trim()
-        .parse()
-        .map_err(|e| err(ferry_core::Error::from(e)))?;
+    let ticket = parse_ticket(ticket.trim())?;
     let addr = ticket.blob_ticket().addr().clone();
     state.session.who(addr).await.map_err(err)
 }
@@ -52,9 +48,7 @@ pub async fn offer_to(
     files: f64,
     size: f64,
 ) -> CmdResult<Answer> {
-    let ticket: ferry_core::Ticket = ticket
-        .parse()
-        .map_err(|e| err(ferry_core::Error::from(e)))?;
+    let ticket = parse_ticket(&ticket)?;
     state
         .session
         .offer_to(

@@ -7,17 +7,22 @@ use ferry_core::{session::Session, settings::Settings, NodeConfig};
 
 use crate::output::{human, plural, Output};
 
+/// Saves `settings` in the home, making a home not used yet for it.
+fn save(config: &NodeConfig, settings: &Settings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.home).map_err(|e| ferry_core::Error::Home {
+        path: config.home.clone(),
+        reason: e.to_string(),
+    })?;
+    settings.save(&config.home)?;
+    Ok(())
+}
+
 /// `ferry name [NEW]`: shows or sets this device's name (no node needed).
 pub fn name(config: &NodeConfig, new: Option<String>, out: &Output) -> anyhow::Result<ExitCode> {
     let mut settings = Settings::load(&config.home);
     if let Some(new) = new {
         settings.device_name = new.trim().to_string();
-        // A home not used yet is made for it.
-        std::fs::create_dir_all(&config.home).map_err(|e| ferry_core::Error::Home {
-            path: config.home.clone(),
-            reason: e.to_string(),
-        })?;
-        settings.save(&config.home)?;
+        save(config, &settings)?;
         out.note("other devices see the new name from their next exchange with this one");
     }
     if out.is_json() {
@@ -110,17 +115,7 @@ pub async fn devices(config: &NodeConfig, out: &Output) -> anyhow::Result<ExitCo
             let contacts = ferry_core::contacts::Contacts::load(&config.home).list();
             let devices = contacts
                 .into_iter()
-                .map(|c| ferry_core::devices::Device {
-                    name: c.shown_name().to_string(),
-                    claimed: c.name.clone(),
-                    id: c.id,
-                    contact: true,
-                    nearby: false,
-                    online: false,
-                    via: None,
-                    auto_accept: c.auto_accept,
-                    seen_ms: c.seen_ms,
-                })
+                .map(ferry_core::devices::Device::of_contact)
                 .collect();
             (devices, false)
         }
@@ -182,11 +177,7 @@ pub async fn visible(
     let mut settings = Settings::load(&config.home);
     if let Some(on) = on {
         settings.visible_nearby = on == Switch::On;
-        std::fs::create_dir_all(&config.home).map_err(|e| ferry_core::Error::Home {
-            path: config.home.clone(),
-            reason: e.to_string(),
-        })?;
-        settings.save(&config.home)?;
+        save(config, &settings)?;
         match Session::attach(&config.home).await {
             Ok(session) => session.apply_settings(&settings).await?,
             Err(ferry_core::Error::NotRunning { .. }) => {}

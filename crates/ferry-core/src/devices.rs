@@ -43,6 +43,36 @@ pub struct Device {
 }
 
 impl Device {
+    /// A contact, as known from the contacts alone (not nearby, online not known).
+    pub fn of_contact(c: crate::contacts::Contact) -> Device {
+        Device {
+            name: c.shown_name().to_string(),
+            claimed: c.name,
+            id: c.id,
+            contact: true,
+            nearby: false,
+            online: false,
+            via: None,
+            auto_accept: c.auto_accept,
+            seen_ms: c.seen_ms,
+        }
+    }
+
+    /// A device that is not a contact, by the name it gives itself.
+    fn stranger(id: String, name: String) -> Device {
+        Device {
+            id,
+            claimed: name.clone(),
+            name,
+            contact: false,
+            nearby: false,
+            online: false,
+            via: None,
+            auto_accept: None,
+            seen_ms: 0,
+        }
+    }
+
     /// A short form of its id, to tell devices with one name apart.
     pub fn short_id(&self) -> &str {
         self.id.get(..10).unwrap_or(&self.id)
@@ -82,33 +112,12 @@ impl crate::node::Node {
             .map(|c| c.id.clone())
             .collect();
         for c in contacts {
-            all.insert(
-                c.id.clone(),
-                Device {
-                    name: c.shown_name().to_string(),
-                    claimed: c.name.clone(),
-                    id: c.id,
-                    contact: true,
-                    nearby: false,
-                    online: false,
-                    via: None,
-                    auto_accept: c.auto_accept,
-                    seen_ms: c.seen_ms,
-                },
-            );
+            all.insert(c.id.clone(), Device::of_contact(c));
         }
         for f in self.nearby().list() {
-            let d = all.entry(f.id.to_string()).or_insert_with(|| Device {
-                id: f.id.to_string(),
-                name: f.name.clone(),
-                claimed: f.name.clone(),
-                contact: false,
-                nearby: false,
-                online: false,
-                via: None,
-                auto_accept: None,
-                seen_ms: 0,
-            });
+            let d = all
+                .entry(f.id.to_string())
+                .or_insert_with(|| Device::stranger(f.id.to_string(), f.name));
             d.nearby = true;
             d.online = true;
         }
@@ -139,42 +148,31 @@ impl crate::node::Node {
     /// such as a sendme sender, has no name).
     pub async fn who(&self, addr: iroh::EndpointAddr) -> Device {
         let key = addr.id.to_string();
-        let contact = self.contacts().get(&key);
         let near = self.nearby().list().into_iter().find(|f| f.id == addr.id);
-        if contact.is_some() || near.is_some() {
-            let claimed = contact
-                .as_ref()
-                .map(|c| c.name.clone())
-                .or_else(|| near.as_ref().map(|f| f.name.clone()))
-                .unwrap_or_default();
-            let via = Via::of_remote(self.endpoint(), addr.id).await;
-            return Device {
-                id: key,
-                name: contact
-                    .as_ref()
-                    .map(|c| c.shown_name().to_string())
-                    .unwrap_or_else(|| claimed.clone()),
-                claimed,
-                contact: contact.is_some(),
+        let known = match (self.contacts().get(&key), near) {
+            (Some(c), near) => Some(Device {
                 nearby: near.is_some(),
-                online: near.is_some() || via.is_some(),
-                via,
-                auto_accept: contact.and_then(|c| c.auto_accept),
+                // Not when it was last seen: who shares a ticket says nothing of that.
                 seen_ms: 0,
-            };
+                ..Device::of_contact(c)
+            }),
+            (None, Some(f)) => Some(Device {
+                nearby: true,
+                ..Device::stranger(key.clone(), f.name)
+            }),
+            (None, None) => None,
+        };
+        if let Some(mut d) = known {
+            d.via = Via::of_remote(self.endpoint(), addr.id).await;
+            d.online = d.nearby || d.via.is_some();
+            return d;
         }
         let answer = hello::ask(self.endpoint(), addr).await.ok();
         let name = answer.as_ref().map(|a| a.name.clone()).unwrap_or_default();
         Device {
-            id: key,
-            claimed: name.clone(),
-            name,
-            contact: false,
-            nearby: false,
             online: answer.is_some(),
             via: answer.and_then(|a| a.via),
-            auto_accept: None,
-            seen_ms: 0,
+            ..Device::stranger(key, name)
         }
     }
 
@@ -242,39 +240,41 @@ pub fn pick(
             .filter_map(|c| c.id.parse().ok())
             .collect()
     };
-    if by_prefix {
-        if let Some(found) = one(contact_ids(&|c| c.id.starts_with(&wanted)), "devices") {
-            return found;
-        }
-    }
-    if let Some(found) = one(
-        contact_ids(&|c| c.alias.as_ref().is_some_and(|a| a.to_lowercase() == wanted)),
-        "devices",
-    ) {
-        return found;
-    }
-    if let Some(found) = one(
-        contact_ids(&|c| !c.name.is_empty() && c.name.to_lowercase() == wanted),
-        "devices",
-    ) {
-        return found;
-    }
     let near_ids = |f: &dyn Fn(&crate::nearby::Found) -> bool| -> Vec<EndpointId> {
         nearby.iter().filter(|d| f(d)).map(|d| d.id).collect()
     };
-    if by_prefix {
-        if let Some(found) = one(
-            near_ids(&|d| d.id.to_string().starts_with(&wanted)),
+    let named = |n: &str| !n.is_empty() && n.to_lowercase() == wanted;
+    // The steps of the doc above, in order; an id prefix counts from 6 characters.
+    type Step<'a> = (bool, &'a dyn Fn() -> Vec<EndpointId>, &'a str);
+    let steps: [Step; 5] = [
+        (
+            by_prefix,
+            &|| contact_ids(&|c| c.id.starts_with(&wanted)),
+            "devices",
+        ),
+        (
+            true,
+            &|| {
+                contact_ids(&|c| {
+                    c.alias
+                        .as_deref()
+                        .is_some_and(|a| a.to_lowercase() == wanted)
+                })
+            },
+            "devices",
+        ),
+        (true, &|| contact_ids(&|c| named(&c.name)), "devices"),
+        (
+            by_prefix,
+            &|| near_ids(&|d| d.id.to_string().starts_with(&wanted)),
             "nearby devices",
-        ) {
+        ),
+        (true, &|| near_ids(&|d| named(&d.name)), "nearby devices"),
+    ];
+    for (active, ids, what) in steps {
+        if let Some(found) = active.then(ids).and_then(|ids| one(ids, what)) {
             return found;
         }
-    }
-    if let Some(found) = one(
-        near_ids(&|d| !d.name.is_empty() && d.name.to_lowercase() == wanted),
-        "nearby devices",
-    ) {
-        return found;
     }
     Err(Error::Config(format!(
         "no device is called {name:?}; see `ferry devices`, or give its node id"
