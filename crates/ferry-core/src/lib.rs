@@ -17,6 +17,7 @@ pub mod config;
 pub mod contacts;
 pub mod control;
 pub mod devices;
+pub(crate) mod documents;
 pub mod error;
 pub mod export;
 pub mod folder;

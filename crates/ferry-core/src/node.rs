@@ -49,6 +49,9 @@ pub(crate) struct Inner {
     pub(crate) registry: Registry,
     pub(crate) history: History,
     pub(crate) docs: iroh_docs::protocol::Docs,
+    /// The documents' replica actor, which folders write their records through (see
+    /// [`crate::documents`]).
+    pub(crate) doc_sync: iroh_docs::actor::SyncHandle,
     pub(crate) book: crate::peers::AddressBook,
     pub(crate) folders: std::sync::Mutex<Vec<crate::folder::manage::Running>>,
     /// Serialises what changes the folder list or which folders run (share, join, pause,
@@ -239,10 +242,13 @@ impl Node {
             path: config.home.clone(),
             reason: format!("cannot create {}: {e}", docs_dir.display()),
         })?;
-        let docs = iroh_docs::protocol::Docs::persistent(docs_dir)
-            .spawn(endpoint.clone(), (*store).clone(), gossip.clone())
-            .await
-            .map_err(|e| Error::Store(format!("cannot open the folder documents: {e}")))?;
+        let (docs, doc_sync) = crate::documents::spawn(
+            Some(&docs_dir),
+            endpoint.clone(),
+            (*store).clone(),
+            gossip.clone(),
+        )
+        .await?;
         let router = Router::builder(endpoint.clone())
             .accept(iroh_blobs::ALPN, blobs)
             .accept(iroh_gossip::ALPN, gossip)
@@ -260,6 +266,7 @@ impl Node {
                 registry,
                 history: History::open(&config_home),
                 docs,
+                doc_sync,
                 book,
                 folders: std::sync::Mutex::new(Vec::new()),
                 folder_ops: tokio::sync::Mutex::new(()),

@@ -18,7 +18,7 @@ use std::{
 
 use iroh::EndpointId;
 use iroh_blobs::{api::Store, Hash};
-use iroh_docs::{api::Doc, store::Query, AuthorId};
+use iroh_docs::{api::Doc, store::Query};
 use n0_future::StreamExt;
 use tokio::sync::{mpsc, Mutex};
 
@@ -108,13 +108,14 @@ impl std::fmt::Debug for FolderSync {
 }
 
 impl FolderSync {
-    /// Wraps an open document for the folder at `root`.
+    /// Wraps an open document for the folder at `root`, into which this device writes
+    /// through `writer`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         doc: Doc,
         root: PathBuf,
         read_only: bool,
-        author: AuthorId,
+        writer: crate::documents::Writer,
         device: EndpointId,
         settings: &crate::settings::Settings,
         store: Store,
@@ -145,7 +146,7 @@ impl FolderSync {
             content: Content::new(&root, store.clone(), registry.clone(), &folder_id),
             records: Records::new(
                 doc,
-                author,
+                writer,
                 device.to_string(),
                 store.clone(),
                 registry.clone(),

@@ -479,11 +479,17 @@ impl Node {
             .await
             .map_err(|e| Error::Store(e.to_string()))?;
         let settings = Settings::load(self.home());
+        let writer = crate::documents::Writer::new(
+            self.inner.doc_sync.clone(),
+            self.store().clone(),
+            doc.id(),
+            author,
+        );
         let folder = FolderSync::new(
             doc,
             info.path.clone(),
             info.read_only,
-            author,
+            writer,
             self.id(),
             &settings,
             self.store().clone(),

@@ -12,10 +12,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use iroh::EndpointId;
 use iroh_blobs::{api::proto::BlobStatus, api::Store, Hash};
-use iroh_docs::{api::Doc, store::Query, AuthorId};
+use iroh_docs::{api::Doc, store::Query};
 use n0_future::StreamExt;
 
 use crate::{
+    documents::Writer,
     error::{Error, Result},
     folder::{
         decide::PathState,
@@ -41,8 +42,8 @@ pub(super) enum Record {
 /// See the module docs.
 pub(super) struct Records {
     doc: Doc,
-    /// The author this device writes its records as.
-    author: AuthorId,
+    /// Writes this device's records (as its author).
+    writer: Writer,
     /// This device, as records name it.
     device: String,
     store: Store,
@@ -51,10 +52,10 @@ pub(super) struct Records {
 }
 
 impl Records {
-    /// The records of the folder `doc`, written by this `device` as `author`.
+    /// The records of the folder `doc`, written by this `device` through `writer`.
     pub(super) fn new(
         doc: Doc,
-        author: AuthorId,
+        writer: Writer,
         device: String,
         store: Store,
         registry: Registry,
@@ -62,7 +63,7 @@ impl Records {
         Records {
             folder_id: doc.id().to_string(),
             doc,
-            author,
+            writer,
             device,
             store,
             registry,
@@ -153,11 +154,9 @@ impl Records {
         // Servable before peers hear of it: they ask for the record as soon as it is inserted.
         self.registry
             .allow_folder(&self.folder_id, Hash::new(&bytes));
-        self.doc
-            .set_bytes(self.author, format!("{KEY_PREFIX}{rel}"), bytes)
+        self.writer
+            .put(format!("{KEY_PREFIX}{rel}"), bytes.into())
             .await
-            .map_err(Error::store)?;
-        Ok(())
     }
 
     /// The peers the document has synced with.
@@ -197,6 +196,8 @@ mod tests {
     use iroh::{endpoint::presets, RelayMode};
     use iroh_blobs::store::mem::MemStore;
 
+    use iroh_docs::AuthorId;
+
     use super::*;
     use crate::folder::version::VersionVector;
 
@@ -223,14 +224,14 @@ mod tests {
             .unwrap();
         let store = MemStore::new();
         let gossip = iroh_gossip::net::Gossip::builder().spawn(ep.clone());
-        let docs = iroh_docs::protocol::Docs::memory()
-            .spawn(ep, (*store).clone(), gossip)
+        let (docs, sync) = crate::documents::spawn(None, ep, (*store).clone(), gossip)
             .await
             .unwrap();
         let doc = docs.create().await.unwrap();
         let author = docs.author_default().await.unwrap();
         let registry = Registry::default();
-        let records = Records::new(doc, author, ME.into(), (*store).clone(), registry.clone());
+        let writer = Writer::new(sync, (*store).clone(), doc.id(), author);
+        let records = Records::new(doc, writer, ME.into(), (*store).clone(), registry.clone());
         Setup {
             records,
             registry,
