@@ -453,7 +453,10 @@ async fn ignored_files_never_leave_the_device() {
             .get_many(iroh_docs::store::Query::all())
             .await
             .unwrap()
-            .map(|e| String::from_utf8_lossy(e.unwrap().key()).into_owned())
+            .map(|e| {
+                let key = String::from_utf8_lossy(e.unwrap().key()).into_owned();
+                key.trim_end_matches('\0').to_string()
+            })
             .collect()
             .await;
         for ignored in [

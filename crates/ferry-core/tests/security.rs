@@ -280,7 +280,7 @@ async fn a_read_only_members_forged_entry_is_not_accepted() {
         .unwrap()
         .expect("b has the folder's document");
     let author = b.docs().author_default().await.unwrap();
-    let inserted = doc.set_bytes(author, "f/doc.txt", record.encode()).await;
+    let inserted = doc.set_bytes(author, "f/doc.txt\0", record.encode()).await;
     assert!(
         inserted.is_err(),
         "a read-only replica accepted a local write"
@@ -293,7 +293,7 @@ async fn a_read_only_members_forged_entry_is_not_accepted() {
         .unwrap()
         .unwrap();
     let entries = a_doc
-        .get_many(iroh_docs::store::Query::key_exact("f/doc.txt"))
+        .get_many(iroh_docs::store::Query::key_exact("f/doc.txt\0"))
         .await
         .unwrap();
     use n0_future::StreamExt;

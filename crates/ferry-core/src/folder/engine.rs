@@ -18,7 +18,7 @@ use std::{
 
 use iroh::EndpointId;
 use iroh_blobs::{api::Store, Hash};
-use iroh_docs::{api::Doc, store::Query};
+use iroh_docs::api::Doc;
 use n0_future::StreamExt;
 use tokio::sync::{mpsc, Mutex};
 
@@ -33,7 +33,7 @@ use crate::{
         local::Publisher,
         place,
         queue::{Dirty, Queue},
-        records::{key_path, Records},
+        records::{key_path, Keys, Records},
         report::Report,
         scan::Scanned,
         swarm::Swarm,
@@ -244,17 +244,13 @@ impl FolderSync {
         self.fetcher.fetch(&self.fetch_peers().await, wants).await
     }
 
-    /// The versions of the paths matching `query`, after fetching records that had not
+    /// The versions of the paths `keys` names, after fetching records that had not
     /// arrived. Also returns the paths whose records are still missing (the caller retries).
     pub(super) async fn gather(
         &self,
-        query: impl Into<Query>,
+        keys: Keys,
     ) -> Result<(BTreeMap<String, PathState>, BTreeSet<String>)> {
-        let query: Query = query.into();
-        let (states, missing) = self
-            .records
-            .read(query.clone(), &Default::default())
-            .await?;
+        let (states, missing) = self.records.read(&keys, &Default::default()).await?;
         if missing.is_empty() {
             return Ok((states, BTreeSet::new()));
         }
@@ -264,7 +260,7 @@ impl FolderSync {
             .collect();
         self.fetch(&wants).await;
         let fetched = missing.iter().map(|(_, h)| *h).collect();
-        let (states, missing) = self.records.read(query, &fetched).await?;
+        let (states, missing) = self.records.read(&keys, &fetched).await?;
         Ok((states, missing.into_iter().map(|(rel, _)| rel).collect()))
     }
 

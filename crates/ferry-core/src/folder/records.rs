@@ -29,6 +29,43 @@ use crate::{
 /// Prefix of file entries in a folder document.
 pub const KEY_PREFIX: &str = "f/";
 
+/// Ends every key this device writes. iroh-docs removes a writer's older entries whose key
+/// starts with the key of a newer one (prefix deletion, as in Willow): with `f/notes` a newer
+/// record of `notes` would erase `f/notes.txt`, and a directory's record every file under it.
+/// A path holds no NUL, so no key ending in one begins another. Keys written without it (by
+/// earlier versions) are still read.
+pub const KEY_END: u8 = 0;
+
+/// The document key of `rel`'s records.
+pub(super) fn key_of(rel: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(KEY_PREFIX.len() + rel.len() + 1);
+    key.extend_from_slice(KEY_PREFIX.as_bytes());
+    key.extend_from_slice(rel.as_bytes());
+    key.push(KEY_END);
+    key
+}
+
+/// Which entries of the document to read.
+#[derive(Debug, Clone)]
+pub(super) enum Keys {
+    /// Every file entry.
+    All,
+    /// The entries of one path (under its key, and the key earlier versions wrote).
+    Path(String),
+}
+
+impl Keys {
+    fn queries(&self) -> Vec<Query> {
+        match self {
+            Keys::All => vec![Query::key_prefix(KEY_PREFIX).into()],
+            Keys::Path(rel) => vec![
+                Query::key_exact(key_of(rel)).into(),
+                Query::key_exact(format!("{KEY_PREFIX}{rel}")).into(),
+            ],
+        }
+    }
+}
+
 /// A record read from the store.
 pub(super) enum Record {
     /// Decoded.
@@ -75,14 +112,14 @@ impl Records {
         &self.doc
     }
 
-    /// The query for the entries of one path.
-    pub(super) fn of_path(rel: &str) -> Query {
-        Query::key_exact(format!("{KEY_PREFIX}{rel}")).into()
+    /// The entries of one path.
+    pub(super) fn of_path(rel: &str) -> Keys {
+        Keys::Path(rel.to_string())
     }
 
-    /// The query for every file entry.
-    pub(super) fn all() -> Query {
-        Query::key_prefix(KEY_PREFIX).into()
+    /// Every file entry.
+    pub(super) fn all() -> Keys {
+        Keys::All
     }
 
     /// Reads the records matching `query`, grouped by path, and lists the paths whose record
@@ -90,11 +127,26 @@ impl Records {
     /// `fetched` holds the record blobs just fetched for this folder (see [`Records::record`]).
     pub(super) async fn read(
         &self,
-        query: Query,
+        keys: &Keys,
         fetched: &HashSet<Hash>,
     ) -> Result<(BTreeMap<String, PathState>, Vec<(String, Hash)>)> {
         let mut out: BTreeMap<String, PathState> = BTreeMap::new();
         let mut missing = Vec::new();
+        for query in keys.queries() {
+            self.read_into(query, fetched, &mut out, &mut missing)
+                .await?;
+        }
+        Ok((out, missing))
+    }
+
+    /// Reads the records matching `query` into `out` and `missing` (see [`Records::read`]).
+    async fn read_into(
+        &self,
+        query: Query,
+        fetched: &HashSet<Hash>,
+        out: &mut BTreeMap<String, PathState>,
+        missing: &mut Vec<(String, Hash)>,
+    ) -> Result<()> {
         let mut entries = Box::pin(self.doc.get_many(query).await.map_err(Error::store)?);
         while let Some(entry) = entries.next().await {
             let entry = entry.map_err(Error::store)?;
@@ -113,7 +165,7 @@ impl Records {
                 Record::Refused => {}
             }
         }
-        Ok((out, missing))
+        Ok(())
     }
 
     /// The record stored as `hash` for `rel`, read only if it is complete and within the size
@@ -154,9 +206,7 @@ impl Records {
         // Servable before peers hear of it: they ask for the record as soon as it is inserted.
         self.registry
             .allow_folder(&self.folder_id, Hash::new(&bytes));
-        self.writer
-            .put(format!("{KEY_PREFIX}{rel}"), bytes.into())
-            .await
+        self.writer.put(key_of(rel), bytes.into()).await
     }
 
     /// The peers the document has synced with.
@@ -176,6 +226,7 @@ impl Records {
 /// The file path of a document key, if it is a file entry with a safe path: checked with the
 /// same rules as one-shot names, and never naming Ferry's own state ([`place::record_path`]).
 pub(super) fn key_path(key: &[u8]) -> Option<String> {
+    let key = key.strip_suffix(&[KEY_END]).unwrap_or(key);
     let rel = std::str::from_utf8(key).ok()?.strip_prefix(KEY_PREFIX)?;
     if let Err(why) = place::record_path(rel) {
         tracing::warn!("ignoring a record: {why}");
@@ -279,18 +330,73 @@ mod tests {
         s.records.put("docs/a.txt", &v).await.unwrap();
         let (states, missing) = s
             .records
-            .read(Records::all(), &HashSet::new())
+            .read(&Records::all(), &HashSet::new())
             .await
             .unwrap();
         assert!(missing.is_empty(), "{missing:?}");
         assert_eq!(states["docs/a.txt"].versions(), std::slice::from_ref(&v));
         let (one, _) = s
             .records
-            .read(Records::of_path("docs/a.txt"), &HashSet::new())
+            .read(&Records::of_path("docs/a.txt"), &HashSet::new())
             .await
             .unwrap();
         assert_eq!(one.len(), 1);
         assert!(s.registry.folder_holds(s.folder(), &Hash::new(v.encode())));
+    }
+
+    /// iroh-docs removes a writer's older entries whose key starts with the key of a newer one
+    /// (a file `notes` once erased `notes.txt`, a directory's record the files in it).
+    #[tokio::test]
+    async fn a_record_whose_path_begins_another_path_leaves_that_record_alone() {
+        let s = setup().await;
+        for (rel, v) in [
+            ("notes.txt", version(ME, b"1")),
+            ("d/a.txt", version(ME, b"2")),
+            ("d.txt", version(ME, b"3")),
+            ("notes", version(ME, b"4")),
+            ("d", version(ME, b"5")),
+        ] {
+            s.records.put(rel, &v).await.unwrap();
+        }
+        let (states, _) = s
+            .records
+            .read(&Records::all(), &HashSet::new())
+            .await
+            .unwrap();
+        let paths: Vec<&str> = states.keys().map(String::as_str).collect();
+        assert_eq!(paths, ["d", "d.txt", "d/a.txt", "notes", "notes.txt"]);
+        for rel in paths {
+            let (one, _) = s
+                .records
+                .read(&Records::of_path(rel), &HashSet::new())
+                .await
+                .unwrap();
+            assert_eq!(one.keys().collect::<Vec<_>>(), [rel], "{rel}");
+        }
+    }
+
+    #[tokio::test]
+    async fn records_under_the_keys_earlier_versions_wrote_are_still_read() {
+        let s = setup().await;
+        let v = version(PEER, b"old");
+        s.raw("f/old.txt", v.encode()).await;
+        for keys in [Records::all(), Records::of_path("old.txt")] {
+            let (states, _) = s.records.read(&keys, &HashSet::new()).await.unwrap();
+            assert_eq!(states["old.txt"].versions(), std::slice::from_ref(&v));
+        }
+        // Written now, it ends in the terminator.
+        s.records
+            .put("new.txt", &version(ME, b"new"))
+            .await
+            .unwrap();
+        let (states, _) = s
+            .records
+            .read(&Records::of_path("new.txt"), &HashSet::new())
+            .await
+            .unwrap();
+        assert_eq!(states.len(), 1);
+        assert_eq!(key_path(b"f/new.txt\0").as_deref(), Some("new.txt"));
+        assert_eq!(key_path(b"f/a\0b"), None, "a NUL inside a path");
     }
 
     #[tokio::test]
@@ -310,7 +416,7 @@ mod tests {
         s.records.put("ok.txt", &version(ME, b"y")).await.unwrap();
         let (states, missing) = s
             .records
-            .read(Records::all(), &HashSet::new())
+            .read(&Records::all(), &HashSet::new())
             .await
             .unwrap();
         assert_eq!(states.keys().collect::<Vec<_>>(), ["ok.txt"]);
@@ -335,7 +441,7 @@ mod tests {
             .unwrap();
         let (states, missing) = s
             .records
-            .read(Records::all(), &HashSet::new())
+            .read(&Records::all(), &HashSet::new())
             .await
             .unwrap();
         assert!(states.is_empty(), "{states:?}");
