@@ -5,8 +5,8 @@
 //! entry to a file".
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
-    path::PathBuf,
+    collections::{BTreeMap, BTreeSet, HashSet},
+    path::{Path, PathBuf},
 };
 
 use iroh_blobs::Hash;
@@ -110,6 +110,7 @@ impl FolderSync {
                 }
             }
         }
+        let mut staged = self.stage(&paths, states, &index).await;
         let mut changed = 0;
         let mut missing = BTreeSet::new();
         let mut failed = None;
@@ -135,6 +136,7 @@ impl FolderSync {
                     &mut index,
                     &mut missing,
                     &mut spellings,
+                    &mut staged,
                 )
                 .await;
             // Whatever happened, a name still held here stays taken (a removal that failed
@@ -170,6 +172,10 @@ impl FolderSync {
                 },
             }
         }
+        // Content staged for a path that was not written after all.
+        for rel in staged {
+            std::fs::remove_file(temp_name(&self.root.join(&rel))).ok();
+        }
         // The renames of this batch reach the disk together: one flush per directory, after
         // the index entries that announce them.
         index.flush();
@@ -202,6 +208,7 @@ impl FolderSync {
         index: &mut Index,
         missing: &mut BTreeSet<String>,
         spellings: &mut Spellings,
+        staged: &mut HashSet<String>,
     ) -> Result<usize> {
         let mut changed = 0;
         let out = state.outcome(rel);
@@ -220,7 +227,10 @@ impl FolderSync {
                     changed += 1;
                 }
             }
-            Some(v) => match self.ensure_file(rel, v, Source::Record, index).await? {
+            Some(v) => match self
+                .ensure_file(rel, v, Source::Record, index, staged.remove(rel))
+                .await?
+            {
                 Written::Yes(replaced) => {
                     let kind = if replaced {
                         ChangeKind::Updated
@@ -299,7 +309,10 @@ impl FolderSync {
                 }
                 spellings.hold(copy);
             }
-            match self.ensure_file(copy, v, Source::Copy, index).await? {
+            match self
+                .ensure_file(copy, v, Source::Copy, index, false)
+                .await?
+            {
                 Written::Yes(_) => {
                     self.note(copy, ChangeKind::Conflict, v);
                     changed += 1
@@ -393,9 +406,12 @@ impl FolderSync {
         v: &FileVersion,
         source: Source,
         index: &mut Index,
+        staged: bool,
     ) -> Result<Written> {
         let path = place::inside(&self.root, rel, false)
             .map_err(|e| Error::write(self.root.join(rel), e))?;
+        // Content staged for this path (see `stage`) does not stay behind if it is not used.
+        let staged_guard = RemoveOnDrop(staged.then(|| temp_name(&path)));
         if let Some(k) = index.get(rel).filter(|k| k.hash == v.hash) {
             if k.exec == v.exec {
                 return Ok(Written::AlreadyThere);
@@ -424,41 +440,45 @@ impl FolderSync {
         let hash: Hash = v
             .content_hash()
             .ok_or_else(|| Error::BadData(format!("bad content hash for {rel:?}")))?;
-        let tmp = PathBuf::from(format!("{}{TEMP_SUFFIX}", path.display()));
-        let mut in_tmp = false;
+        let tmp = temp_name(&path);
+        let mut in_tmp = staged;
         // Content is taken from the store only if it reached this folder as its own. A hash the
         // store holds for another share or folder is fetched again from this folder's peers
         // (into a store of its own): a member who merely names it gets nothing copied into the
-        // folder (the confused deputy), and cannot tell whether this node holds it.
-        let held = self.registry.folder_holds(&self.folder_id, &hash);
-        let in_store = self.store.has(hash).await.map_err(Error::store)?;
-        if !(held && in_store) {
-            if self.can_patch(rel, v, index.get(rel)) {
-                match self.patch(v, &path, &tmp).await? {
-                    Patch::Done => in_tmp = true,
-                    Patch::NotYet => return Ok(Written::Unavailable),
-                    Patch::Impossible => {}
+        // folder (the confused deputy), and cannot tell whether this node holds it. (Staged
+        // content was checked so when it was staged.)
+        if !staged {
+            let held = self.registry.folder_holds(&self.folder_id, &hash);
+            let in_store = self.store.has(hash).await.map_err(Error::store)?;
+            if !(held && in_store) {
+                if self.can_patch(rel, v, index.get(rel)) {
+                    match self.patch(v, &path, &tmp).await? {
+                        Patch::Done => in_tmp = true,
+                        Patch::NotYet => return Ok(Written::Unavailable),
+                        Patch::Impossible => {}
+                    }
                 }
-            }
-            if !in_tmp && (v.size >= INTO_PLACE_MIN || in_store) {
-                if !self.fetch_into_place(v, &tmp).await? {
-                    return Ok(Written::Unavailable);
+                if !in_tmp && (v.size >= INTO_PLACE_MIN || in_store) {
+                    if !self.fetch_into_place(v, &tmp).await? {
+                        return Ok(Written::Unavailable);
+                    }
+                    in_tmp = true;
                 }
-                in_tmp = true;
-            }
-            if !in_tmp {
-                if !self.fetch(&[(hash, v.size)]).await {
-                    return Ok(Written::Unavailable);
+                if !in_tmp {
+                    if !self.fetch(&[(hash, v.size)]).await {
+                        return Ok(Written::Unavailable);
+                    }
+                    self.check_size(rel, hash, v.size).await?;
+                    self.content.keep(hash).await?;
                 }
+            } else {
                 self.check_size(rel, hash, v.size).await?;
-                self.content.keep(hash).await?;
             }
-        } else {
-            self.check_size(rel, hash, v.size).await?;
         }
         // Whatever happens next, content written to `tmp` and not moved into place is not left
         // behind.
         let early_guard = RemoveOnDrop(in_tmp.then(|| tmp.clone()));
+        std::mem::forget(staged_guard);
         let mut replacing = false;
         // A file that is there and is not what this device last knew is a local edit: keep it.
         // A folder or a link in the file's place is never replaced: the path is not synced here.
@@ -536,12 +556,13 @@ impl FolderSync {
         {
             return Ok(Written::Unavailable);
         }
-        // Opened for writing: Windows refuses to flush a read-only handle.
-        let m = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&tmp)
-            .and_then(|f| f.sync_all().and_then(|()| f.metadata()))
-            .map_err(|e| Error::write(&tmp, e))?;
+        let m = if staged {
+            // Flushed when it was staged.
+            std::fs::metadata(&tmp)
+        } else {
+            flush(&tmp)
+        }
+        .map_err(|e| Error::write(&tmp, e))?;
         // A replaced file keeps its permissions (set after the flush: they may make the file
         // read-only); the executable bit is the version's.
         if replacing {
@@ -606,6 +627,19 @@ impl FolderSync {
             Err(Error::Store(format!("{what} is not complete")))
         }
     }
+}
+
+/// The temporary name a file is written under before it takes its own.
+pub(super) fn temp_name(path: &Path) -> PathBuf {
+    PathBuf::from(format!("{}{TEMP_SUFFIX}", path.display()))
+}
+
+/// Flushes the file at `path` to the disk; its metadata then.
+pub(super) fn flush(path: &Path) -> std::io::Result<std::fs::Metadata> {
+    // Opened for writing: Windows refuses to flush a read-only handle.
+    let f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.sync_all()?;
+    f.metadata()
 }
 
 /// Removes a file when dropped, unless forgotten.

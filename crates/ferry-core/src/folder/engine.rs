@@ -394,6 +394,11 @@ impl FolderSync {
 /// How many changed files a folder copies into the store and publishes at once.
 pub(super) const PUBLISH_PARALLEL: usize = 16;
 
+/// How many questions to the store (is a blob here, read a record, write a file out of it) a
+/// round asks at once: each is a message to the store's actor and an answer back, and one
+/// after the other they kept both cores mostly idle.
+pub(super) const STORE_PARALLEL: usize = 16;
+
 /// Above this many changed keys a round reads the whole document in one pass instead of
 /// querying key by key.
 pub(super) const KEYS_PER_QUERY_MAX: usize = 256;

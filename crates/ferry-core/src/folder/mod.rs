@@ -19,7 +19,8 @@
 //! - [`trash`]: where deleted and overwritten files go, and how they come back.
 //!
 //! The running side: [`engine`] (a synced folder: watcher, document events, the loop), its
-//! rounds (`round`), writing files (`apply`), publishing changes (`publish`), and the parts
+//! rounds (`round`), writing files (`apply`; new ones staged many at once by `stage`),
+//! publishing changes (`publish`), and the parts
 //! they drive, each with its own state: the document's records (`records`), fetching from
 //! peers (`fetch`), what a local change becomes (`local`), the on-disk index (`index`), the
 //! peers (`swarm`), the queued work (`queue`) and what people are told (`report`); and
@@ -48,6 +49,7 @@ mod records;
 mod report;
 mod round;
 pub mod scan;
+mod stage;
 mod swarm;
 pub mod trash;
 pub mod version;

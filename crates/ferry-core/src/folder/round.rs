@@ -5,12 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use iroh_blobs::Hash;
+use n0_future::{BufferedStreamExt, StreamExt};
 
 use crate::folder::{
     activity::ConflictCopy,
     conflict::{is_conflict_copy, original_of},
     decide::PathState,
-    engine::{FolderSync, KEYS_PER_QUERY_MAX},
+    engine::{FolderSync, KEYS_PER_QUERY_MAX, STORE_PARALLEL},
     ignore::IgnoreRules,
     index::Known,
     queue::Dirty,
@@ -80,22 +81,42 @@ impl FolderSync {
             let mut paths = Vec::new();
             // New records named by document events: added to the cached versions directly,
             // without asking the document again.
-            let missing: Vec<(Hash, u64)> = {
-                let mut missing = Vec::new();
-                for (_, hash) in &work.records {
-                    if !self.store.has(*hash).await.unwrap_or(false) {
-                        missing.push((*hash, MAX_RECORD_SIZE as u64));
-                    }
-                }
-                missing
-            };
+            // Many at once: each is a question to the store. (The futures are made first: a
+            // stream borrowing as it goes would not be `Send`.)
+            let asks: Vec<_> = work
+                .records
+                .iter()
+                .map(|(_, hash)| {
+                    let hash = *hash;
+                    async move { (!self.store.has(hash).await.unwrap_or(false)).then_some(hash) }
+                })
+                .collect();
+            let missing: HashSet<Hash> = n0_future::stream::iter(asks)
+                .buffered_unordered(STORE_PARALLEL)
+                .collect::<Vec<Option<Hash>>>()
+                .await
+                .into_iter()
+                .flatten()
+                .collect();
             if !missing.is_empty() {
-                self.fetch(&missing).await;
+                let wants: Vec<(Hash, u64)> = missing
+                    .iter()
+                    .map(|h| (*h, MAX_RECORD_SIZE as u64))
+                    .collect();
+                self.fetch(&wants).await;
             }
             // Their paths were checked when the events arrived (`key_path`).
-            for (rel, hash) in &work.records {
-                let fetched = missing.iter().any(|(h, _)| h == hash);
-                match self.records.record(rel, *hash, fetched).await {
+            let reads: Vec<_> = work
+                .records
+                .iter()
+                .map(|(rel, hash)| self.records.record(rel, *hash, missing.contains(hash)))
+                .collect();
+            let read: Vec<Record> = n0_future::stream::iter(reads)
+                .buffered_ordered(STORE_PARALLEL)
+                .collect()
+                .await;
+            for ((rel, _), record) in work.records.iter().zip(read) {
+                match record {
                     Record::Ready(v) => {
                         states.entry(rel.clone()).or_default().add(v);
                         paths.push(rel.clone());
