@@ -24,6 +24,7 @@ use crate::{
         names::Spellings,
         place,
         scan::{copy_permissions, hash_if_stable, mtime_ms, set_exec},
+        stage::STAGE_CHUNK,
         version::FileVersion,
     },
     history::now_ms,
@@ -110,71 +111,78 @@ impl FolderSync {
                 }
             }
         }
-        let mut staged = self.stage(&paths, states, &index).await;
         let mut changed = 0;
         let mut missing = BTreeSet::new();
         let mut failed = None;
-        for (rel, written) in paths {
-            let Some(state) = states.get(rel) else {
-                continue;
-            };
-            // A name this file system cannot hold, or holds under another spelling already.
-            if written && !index.contains_key(rel) {
-                if let Some(reason) = spellings.refuse(rel) {
-                    self.not_synced(rel, reason);
+        // A chunk at a time: what is staged takes its name soon after, and a crash leaves at
+        // most a chunk of temporary files.
+        for chunk in paths.chunks(STAGE_CHUNK) {
+            let staged = self.stage(chunk, states, &index).await;
+            for &(rel, written) in chunk {
+                let Some(state) = states.get(rel) else {
                     continue;
+                };
+                // A name this file system cannot hold, or holds under another spelling already.
+                if written && !index.contains_key(rel) {
+                    if let Some(reason) = spellings.refuse(rel) {
+                        self.not_synced(rel, reason);
+                        continue;
+                    }
                 }
-            }
-            // One path that cannot be written (permissions, a full disk) does not hold up the
-            // others; it is tried again with the paths that wait for content.
-            let applied = self
-                .apply_one(
-                    rules,
-                    rel,
-                    state,
-                    states,
-                    &mut index,
-                    &mut missing,
-                    &mut spellings,
-                    &mut staged,
-                )
-                .await;
-            // Whatever happened, a name still held here stays taken (a removal that failed
-            // keeps it from another spelling).
-            if index.contains_key(rel) {
-                spellings.hold(rel);
-            }
-            match applied {
-                Ok(n) => {
-                    changed += n;
-                    if !index.contains_key(rel) && self.names.fold {
-                        // A name freed: another spelling of it waiting may take it now.
-                        let key = self.names.key(rel);
-                        let waiting = self.report.not_synced_where(|r| {
-                            let k = self.names.key(r);
-                            k == key || k.starts_with(&format!("{key}/"))
-                        });
-                        if !waiting.is_empty() {
-                            self.mark(|d| d.keys.extend(waiting));
+                // One path that cannot be written (permissions, a full disk) does not hold up the
+                // others; it is tried again with the paths that wait for content.
+                let applied = self
+                    .apply_one(
+                        rules,
+                        rel,
+                        state,
+                        states,
+                        &mut index,
+                        &mut missing,
+                        &mut spellings,
+                        &staged,
+                    )
+                    .await;
+                // Whatever happened, a name still held here stays taken (a removal that failed
+                // keeps it from another spelling).
+                if index.contains_key(rel) {
+                    spellings.hold(rel);
+                }
+                match applied {
+                    Ok(n) => {
+                        changed += n;
+                        if !index.contains_key(rel) && self.names.fold {
+                            // A name freed: another spelling of it waiting may take it now.
+                            let key = self.names.key(rel);
+                            let waiting = self.report.not_synced_where(|r| {
+                                let k = self.names.key(r);
+                                k == key || k.starts_with(&format!("{key}/"))
+                            });
+                            if !waiting.is_empty() {
+                                self.mark(|d| d.keys.extend(waiting));
+                            }
                         }
+                        self.report.synced(rel);
                     }
-                    self.report.synced(rel);
+                    // Not writable here (a link or a folder in the way, a name or a permission the
+                    // file system refuses): reported, and left until the path changes.
+                    Err(e) => match Why::of_write(&e) {
+                        Some(why) => self.not_synced(rel, why),
+                        None => {
+                            tracing::warn!("{}: {rel:?}: {e}", self.root.display());
+                            missing.insert(rel.clone());
+                            failed = Some(e);
+                        }
+                    },
                 }
-                // Not writable here (a link or a folder in the way, a name or a permission the
-                // file system refuses): reported, and left until the path changes.
-                Err(e) => match Why::of_write(&e) {
-                    Some(why) => self.not_synced(rel, why),
-                    None => {
-                        tracing::warn!("{}: {rel:?}: {e}", self.root.display());
-                        missing.insert(rel.clone());
-                        failed = Some(e);
-                    }
-                },
             }
-        }
-        // Content staged for a path that was not written after all.
-        for rel in staged {
-            std::fs::remove_file(temp_name(&self.root.join(&rel))).ok();
+            // Content staged for a path that was not written after all (a path written took its
+            // name; never through a link that took a directory's place since).
+            for rel in staged {
+                if let Ok(path) = place::inside(&self.root, &rel, false) {
+                    std::fs::remove_file(temp_name(&path)).ok();
+                }
+            }
         }
         // The renames of this batch reach the disk together: one flush per directory, after
         // the index entries that announce them.
@@ -208,7 +216,7 @@ impl FolderSync {
         index: &mut Index,
         missing: &mut BTreeSet<String>,
         spellings: &mut Spellings,
-        staged: &mut HashSet<String>,
+        staged: &HashSet<String>,
     ) -> Result<usize> {
         let mut changed = 0;
         let out = state.outcome(rel);
@@ -228,7 +236,7 @@ impl FolderSync {
                 }
             }
             Some(v) => match self
-                .ensure_file(rel, v, Source::Record, index, staged.remove(rel))
+                .ensure_file(rel, v, Source::Record, index, staged.contains(rel))
                 .await?
             {
                 Written::Yes(replaced) => {
@@ -478,7 +486,7 @@ impl FolderSync {
         // Whatever happens next, content written to `tmp` and not moved into place is not left
         // behind.
         let early_guard = RemoveOnDrop(in_tmp.then(|| tmp.clone()));
-        std::mem::forget(staged_guard);
+        staged_guard.disarm();
         let mut replacing = false;
         // A file that is there and is not what this device last knew is a local edit: keep it.
         // A folder or a link in the file's place is never replaced: the path is not synced here.
@@ -542,7 +550,7 @@ impl FolderSync {
             }
             replacing = true;
         }
-        std::mem::forget(early_guard);
+        early_guard.disarm();
         let tmp_guard = RemoveOnDrop(Some(tmp.clone()));
         let replaced = index.contains_key(rel);
         // The new content is complete and on the disk beside the old file before the old one
@@ -563,6 +571,10 @@ impl FolderSync {
             flush(&tmp)
         }
         .map_err(|e| Error::write(&tmp, e))?;
+        if staged && m.len() != v.size {
+            // Not what was staged (nothing should touch a temporary file): written again later.
+            return Ok(Written::Unavailable);
+        }
         // A replaced file keeps its permissions (set after the flush: they may make the file
         // read-only); the executable bit is the version's.
         if replacing {
@@ -598,7 +610,7 @@ impl FolderSync {
             index.restore(rel, before);
             return Err(e);
         }
-        std::mem::forget(tmp_guard);
+        tmp_guard.disarm();
         if let Some(parent) = path.parent() {
             self.synced_dirs
                 .lock()
@@ -642,8 +654,15 @@ pub(super) fn flush(path: &Path) -> std::io::Result<std::fs::Metadata> {
     f.metadata()
 }
 
-/// Removes a file when dropped, unless forgotten.
+/// Removes a file when dropped, unless disarmed.
 struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    /// The file stays.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {

@@ -32,8 +32,16 @@ impl FolderSync {
             return HashSet::new();
         }
         let mut jobs = Vec::new();
+        // One path per content: two paths staging one content at once would both move the
+        // store's copy out (see `Content::place`); the second is written the usual way.
+        let mut hashes = HashSet::new();
+        let mut seen = HashSet::new();
         for (rel, written) in paths {
-            if !*written || index.contains_key(*rel) {
+            if !*written || index.contains_key(*rel) || !seen.insert(rel.as_str()) {
+                continue;
+            }
+            // A name this file system refuses is reported by the usual way.
+            if self.names.cannot_hold(rel).is_some() {
                 continue;
             }
             let Some(v) = states.get(*rel).and_then(|s| s.outcome(rel).main) else {
@@ -46,7 +54,7 @@ impl FolderSync {
                 continue;
             };
             // Only content that reached the store as this folder's (see `ensure_file`).
-            if !self.registry.folder_holds(&self.folder_id, &hash) {
+            if !self.registry.folder_holds(&self.folder_id, &hash) || !hashes.insert(hash) {
                 continue;
             }
             let rel = (*rel).clone();
@@ -72,24 +80,41 @@ impl FolderSync {
     }
 
     /// Writes the content `hash` (`size` bytes) of the new file `rel` to its temporary name
-    /// and flushes it. False if there is something at `rel` already or the store does not hold
-    /// the content whole at that size: left to the usual way.
+    /// and flushes it. False if its directory is not there yet (directories are made by the
+    /// usual way, which reports them), there is something at `rel` already, or the store does
+    /// not hold the content whole at that size: left to the usual way.
     async fn stage_one(&self, rel: &str, hash: iroh_blobs::Hash, size: u64) -> Result<bool> {
-        let path = place::inside(&self.root, rel, true).map_err(|e| Error::write(&self.root, e))?;
-        if std::fs::symlink_metadata(&path).is_ok() {
+        if !self.fetcher.holds(hash, size, rel).await? {
             return Ok(false);
         }
-        if !self.fetcher.holds(hash, size, rel).await? {
+        let path =
+            place::inside(&self.root, rel, false).map_err(|e| Error::write(&self.root, e))?;
+        let dir_there = path.parent().is_some_and(|p| p.is_dir());
+        if !dir_there || std::fs::symlink_metadata(&path).is_ok() {
             return Ok(false);
         }
         let tmp = super::apply::temp_name(&path);
         if !self.content.place(hash, size, &tmp).await? {
             return Ok(false);
         }
-        if let Err(e) = super::apply::flush(&tmp) {
-            std::fs::remove_file(&tmp).ok();
-            return Err(Error::write(&tmp, e));
+        // Off the round's thread: flushes of the whole chunk overlap.
+        let flushed = {
+            let tmp = tmp.clone();
+            tokio::task::spawn_blocking(move || super::apply::flush(&tmp).map(drop)).await
+        };
+        match flushed {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(e)) => {
+                std::fs::remove_file(&tmp).ok();
+                Err(Error::write(&tmp, e))
+            }
+            Err(e) => {
+                std::fs::remove_file(&tmp).ok();
+                Err(Error::Store(e.to_string()))
+            }
         }
-        Ok(true)
     }
 }
+
+/// How many paths a round stages before writing them (see [`FolderSync::stage`]).
+pub(super) const STAGE_CHUNK: usize = 256;
