@@ -8,7 +8,8 @@ introduced by explicit 127.0.0.1 addresses), alternating Ferry and Syncthing. Wo
   latency   a new 4 KiB file saved on A until complete on B (Syncthing: 1 s watcher delay, and
             its default 10 s delay)
   small     DATA/small (10,000 files, 1-9 KiB) copied into A until all are complete on B
-  idle      peak RSS of each daemon a few seconds after `small` settled
+  idle      RSS of each daemon a few seconds after `small` settled, then both daemons' CPU
+            seconds over IDLE_S idle seconds (300 by default; first run only)
   big       DATA/big/big.bin (1 GiB) copied into A until complete on B
   edit      1 MiB overwritten in the middle of that file: time until B has the new content, and
             bytes on the loopback interface meanwhile
@@ -17,9 +18,15 @@ introduced by explicit 127.0.0.1 addresses), alternating Ferry and Syncthing. Wo
             its state inside the folder; Ferry's trash left out), as a share of the folder's size.
             A file counted once however many names it has, and not at all if it is one of the
             folder's own files.
+  many      DATA/many (100,000 files of 1-4 KiB in 1,000 directories; 2,000 with --quick) copied
+            into A until all are complete on B, on a fresh pair; each daemon's peak RSS; then
+            latency of a new 4 KiB file in that folder, and idle RSS and CPU as above. Once per
+            tool. (Ferry's idle window holds one of its five-minutely full passes; Syncthing's
+            rescan interval is set to an hour.)
 
 Meant to run inside a private network namespace with only loopback (bench/folder.sh does).
-usage: bench/folder.py DATA OUT.tsv [--quick]     (env: RUNS=n, ONLY=latency,small,big,disk)
+usage: bench/folder.py DATA OUT.tsv [--quick]     (env: RUNS=n, IDLE_S=s,
+       ONLY=latency,small,big,disk,many)
 """
 import hashlib, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
 
@@ -27,6 +34,7 @@ DATA, OUT = sys.argv[1], sys.argv[2]
 QUICK = "--quick" in sys.argv
 RUNS = int(os.environ.get("RUNS", "1" if QUICK else "3"))
 LAT_N = 3 if QUICK else 10
+IDLE_S = float(os.environ.get("IDLE_S", "3" if QUICK else "300"))
 target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/ferry-target"))
 FERRY = os.environ.get("FERRY_BIN", os.path.join(target, "release", "ferry"))
 SYNCTHING = shutil.which("syncthing")
@@ -66,6 +74,19 @@ def rss_one(pid, field):
     return 0
 
 
+def cpu_s(pid):
+    """CPU seconds (user and system) of pid and its descendants so far."""
+    total = 0
+    for p in tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wait_until(what, cond, timeout):
     deadline = time.monotonic() + timeout
     while not cond():
@@ -75,14 +96,26 @@ def wait_until(what, cond, timeout):
 
 
 def complete(src_root, dst_root, rels):
-    """True once every file in rels is at dst with its source size."""
-    for rel in rels:
-        try:
-            if os.path.getsize(os.path.join(dst_root, rel)) != os.path.getsize(os.path.join(src_root, rel)):
+    """A check that is true once every file in rels is at dst with its source size. Files
+    found complete are not looked at again (a 100,000-file wait would otherwise stat every
+    file each time and take a core from the tools it measures)."""
+    sizes = {rel: os.path.getsize(os.path.join(src_root, rel)) for rel in rels}
+    pending = list(sizes)
+
+    def check():
+        nonlocal pending
+        for i, rel in enumerate(pending):
+            try:
+                done = os.path.getsize(os.path.join(dst_root, rel)) == sizes[rel]
+            except OSError:
+                done = False
+            if not done:
+                pending = pending[i:]
                 return False
-        except OSError:
-            return False
-    return True
+        pending = []
+        return True
+
+    return check
 
 
 def digest(path):
@@ -101,10 +134,12 @@ class FerryPair:
         self.base = ["--relay", "disabled", "--bind", "127.0.0.1:0"]
         self.procs = []
         for home in ("ha", "hb"):
-            p = subprocess.Popen(self.cmd(home, "run"), stderr=subprocess.PIPE, text=True)
-            for line in p.stderr:
-                if "running" in line:
-                    break
+            # The log goes to a file: a pipe nobody reads would stop the daemon once full.
+            log = os.path.join(work, f"{home}.log")
+            p = subprocess.Popen(self.cmd(home, "run"), stderr=open(log, "w"), stdout=subprocess.DEVNULL)
+            wait_until(f"ferry {home} starts", lambda: p.poll() is not None or "running" in open(log).read(), 60)
+            if p.poll() is not None:
+                raise SystemExit(f"ferry {home} did not start: {open(log).read()}")
             self.procs.append(p)
         self.a, self.b = os.path.join(work, "A"), os.path.join(work, "B")
         os.makedirs(self.a)
@@ -213,11 +248,11 @@ def record(workload, tool, value, unit):
     print(f"{workload}\t{tool}\t{value:.3f}\t{unit}", flush=True)
 
 
-def latency(pair, n):
+def latency(pair, n, under=""):
     payload = os.urandom(4096)
     times = []
     for i in range(n):
-        name = f"lat-{i:03}.bin"
+        name = os.path.join(under, f"lat-{i:03}.bin")
         t0 = time.monotonic()
         with open(os.path.join(pair.a, name), "wb") as f:
             f.write(payload)
@@ -233,7 +268,7 @@ def small_files(pair):
     rels = [os.path.relpath(os.path.join(d, f), src) for d, _, fs in os.walk(src) for f in fs]
     t0 = time.monotonic()
     shutil.copytree(src, os.path.join(pair.a, "small"))
-    wait_until(f"{pair.name}: small files arrive", lambda: complete(os.path.join(pair.a, "small"), os.path.join(pair.b, "small"), rels), 600)
+    wait_until(f"{pair.name}: small files arrive", complete(os.path.join(pair.a, "small"), os.path.join(pair.b, "small"), rels), 600)
     return time.monotonic() - t0
 
 
@@ -241,7 +276,7 @@ def big_file(pair):
     src = os.path.join(DATA, "big", "big.bin")
     t0 = time.monotonic()
     shutil.copyfile(src, os.path.join(pair.a, "big.bin"))
-    wait_until(f"{pair.name}: big file arrives", lambda: complete(pair.a, pair.b, ["big.bin"]), 900)
+    wait_until(f"{pair.name}: big file arrives", complete(pair.a, pair.b, ["big.bin"]), 900)
     took = time.monotonic() - t0
     assert digest(os.path.join(pair.b, "big.bin")) == digest(src), "big file differs"
     return took
@@ -307,7 +342,7 @@ def disk(pair):
         os.makedirs(os.path.join(root_a, "small", os.path.dirname(rel)), exist_ok=True)
         shutil.copyfile(os.path.join(small, rel), os.path.join(root_a, "small", rel))
     rels = ["big.bin"] + [os.path.join("small", r) for r in rels]
-    wait_until(f"{pair.name}: disk folder arrives", lambda: complete(root_a, root_b, rels), 900)
+    wait_until(f"{pair.name}: disk folder arrives", complete(root_a, root_b, rels), 900)
     size = os.path.getsize(big)
     for i in range(4):
         patch = os.urandom(1 << 20)
@@ -356,10 +391,39 @@ def lat_workload(pair):
         record(f"latency-4k", pair.name, t, "s")
 
 
+def idle(pair, what):
+    time.sleep(5)  # let both peers go idle before reading their memory
+    record(f"idle-rss{what}", pair.name, max(rss_kib(p) for p in pair.pids()) / 1024, "MiB")
+    before = sum(cpu_s(p) for p in pair.pids())
+    time.sleep(IDLE_S)  # the measurement itself: time spent idle
+    record(f"idle-cpu{what}", pair.name, sum(cpu_s(p) for p in pair.pids()) - before, "CPU s")
+
+
+first_run = True
+
+
 def small_workload(pair):
     record("small-10k", pair.name, small_files(pair), "s")
-    time.sleep(5)  # let both peers go idle before reading their memory
-    record("idle-rss", pair.name, max(rss_kib(p) for p in pair.pids()) / 1024, "MiB")
+    if first_run:
+        idle(pair, "")
+    else:
+        time.sleep(5)
+        record("idle-rss", pair.name, max(rss_kib(p) for p in pair.pids()) / 1024, "MiB")
+
+
+def many_workload(pair):
+    src = os.path.join(DATA, "many")
+    rels = [os.path.relpath(os.path.join(d, f), src) for d, _, fs in os.walk(src) for f in fs]
+    t0 = time.monotonic()
+    shutil.copytree(src, os.path.join(pair.a, "many"))
+    wait_until(f"{pair.name}: 100,000 files arrive", complete(os.path.join(pair.a, "many"), os.path.join(pair.b, "many"), rels), 7200)
+    record("many-100k", pair.name, time.monotonic() - t0, "s")
+    for side, p in zip("ab", pair.pids()):
+        record(f"many-peak-rss-{side}", pair.name, rss_kib(p, "VmHWM") / 1024, "MiB")
+    middle = sorted(os.listdir(src))[len(os.listdir(src)) // 2]
+    for t in latency(pair, LAT_N, os.path.join("many", middle)):
+        record("many-latency-4k", pair.name, t, "s")
+    idle(pair, "-many")
 
 
 def big_workload(pair):
@@ -376,9 +440,14 @@ chosen = [w for n, w in (("latency", lat_workload), ("small", small_workload), (
           if not ONLY or n in ONLY]
 makers = [FerryPair, lambda w: SyncthingPair(w, 1)]
 for run in range(RUNS):
+    first_run = run == 0
     for make in makers:
         if chosen:
             run_pair(make, chosen)
+# A folder of 100,000 files, once per tool on fresh peers.
+if not ONLY or "many" in ONLY:
+    for make in makers:
+        run_pair(make, [many_workload])
 # Disk use is measured once, on fresh peers holding only that folder.
 if not ONLY or "disk" in ONLY:
     for make in makers:
@@ -404,6 +473,6 @@ for w in dict.fromkeys(r[0] for r in results):
     cells = [f"{med[t]:.3f}" if t in med else "-" for t in ("ferry", "syncthing-1s", "syncthing-10s")]
     ratio = f"{med['ferry'] / med['syncthing-1s']:.2f}x" if "ferry" in med and med.get("syncthing-1s") else "-"
     print(f"{w} ({units[w]})\t" + "\t".join(cells) + f"\t{ratio}")
-    if w == "latency-4k":
+    if w in ("latency-4k", "many-latency-4k"):
         for t, vs in ((t, sorted(by[(w, t)])) for t in ("ferry", "syncthing-1s", "syncthing-10s") if by[(w, t)]):
             print(f"  {t} p95 {vs[min(len(vs) - 1, round(0.95 * (len(vs) - 1)))]:.3f} s over {len(vs)} samples")

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Generates the benchmark data deterministically.
 
-usage: gen-data.py DIR [--quick]      (--quick: 64 MiB and 1,000 files)
+usage: gen-data.py DIR [--quick]      (--quick: 64 MiB, 1,000 and 2,000 files)
   DIR/big/big.bin        1 GiB of pseudo-random bytes
   DIR/small/d00..d19/    10,000 files of 1-9 KiB
+  DIR/many/d000..d999/   100,000 files of 1-4 KiB, 100 per directory
 """
 import os
 import random
@@ -13,6 +14,7 @@ root = sys.argv[1]
 quick = "--quick" in sys.argv[2:]
 big_mib = 64 if quick else 1024
 small_n = 1_000 if quick else 10_000
+many_n = 2_000 if quick else 100_000
 big = os.path.join(root, "big", "big.bin")
 if not os.path.exists(big):
     os.makedirs(os.path.dirname(big), exist_ok=True)
@@ -32,3 +34,13 @@ if not os.path.exists(small + ".done"):
         with open(os.path.join(d, f"f{i:05d}.bin"), "wb") as f:
             f.write(rng.randbytes(size))
     open(small + ".done", "w").close()
+
+many = os.path.join(root, "many")
+if not os.path.exists(many + ".done"):
+    rng = random.Random(43)
+    for i in range(many_n):
+        d = os.path.join(many, f"d{i // 100:03d}")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, f"f{i:06d}.bin"), "wb") as f:
+            f.write(rng.randbytes(rng.randint(1024, 4 * 1024)))
+    open(many + ".done", "w").close()
