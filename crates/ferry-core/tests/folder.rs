@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use common::*;
 use ferry_core::{Node, NodeConfig};
@@ -773,6 +773,61 @@ async fn files_with_the_same_content_stay_separate_files() {
     );
     std::fs::write(&y, b"edited in place").unwrap();
     assert_eq!(std::fs::read(&x).unwrap(), same, "editing y changed x");
+}
+
+/// Many new files of one content in new directories arrive in one round, their content written
+/// many at once: each is whole, a file of its own, and the store's copy stays usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_new_files_of_one_content_in_new_directories_arrive_whole_and_separate() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let same = pseudo_random(8 * 1024, 6);
+    let names: Vec<String> = (0..24).map(|i| format!("d{}/{i:02}.bin", i % 3)).collect();
+    let files: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), &same[..])).collect();
+    let SharedFolder {
+        b_dir,
+        a_dir,
+        a: _a,
+        b: _b,
+        ..
+    } = synced_folder(&env, false, &files).await;
+    let inodes: std::collections::HashSet<u64> = names
+        .iter()
+        .map(|n| std::fs::metadata(b_dir.join(n)).unwrap().ino())
+        .collect();
+    assert_eq!(
+        inodes.len(),
+        names.len(),
+        "files of the folder share inodes"
+    );
+    std::fs::write(b_dir.join(&names[0]), b"edited in place").unwrap();
+    for n in &names[1..] {
+        assert_eq!(std::fs::read(b_dir.join(n)).unwrap(), same, "{n} changed");
+    }
+    // No temporary file is left, and one more file of that content still arrives whole.
+    let left: Vec<_> = walkdir(&b_dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".ferry-tmp"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    write(&a_dir.join("d9/late.bin"), &same);
+    eventually("the late file arrives whole", || {
+        std::fs::read(b_dir.join("d9/late.bin")).is_ok_and(|d| d == same)
+    })
+    .await;
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -115,69 +115,86 @@ impl FolderSync {
         let mut missing = BTreeSet::new();
         let mut failed = None;
         // A chunk at a time: what is staged takes its name soon after, and a crash leaves at
-        // most a chunk of temporary files.
+        // most a chunk of temporary files. In each, removals and directories first, so that
+        // the files in a directory made in this chunk can be staged.
+        let file_write = |rel: &String, written: bool| {
+            written
+                && states
+                    .get(rel)
+                    .and_then(|st| st.outcome(rel).main)
+                    .is_some_and(|v| !v.dir)
+        };
         for chunk in paths.chunks(STAGE_CHUNK) {
-            let staged = self.stage(chunk, states, &index).await;
-            for &(rel, written) in chunk {
-                let Some(state) = states.get(rel) else {
-                    continue;
-                };
-                // A name this file system cannot hold, or holds under another spelling already.
-                if written && !index.contains_key(rel) {
-                    if let Some(reason) = spellings.refuse(rel) {
-                        self.not_synced(rel, reason);
+            let (first, files): (Vec<_>, Vec<_>) = chunk
+                .iter()
+                .copied()
+                .partition(|&(rel, written)| !file_write(rel, written));
+            let mut staged = HashSet::new();
+            for (pass, part) in [first, files].iter().enumerate() {
+                if pass == 1 {
+                    staged = self.stage(part, states, &index).await;
+                }
+                for &(rel, written) in part {
+                    let Some(state) = states.get(rel) else {
                         continue;
+                    };
+                    // A name this file system cannot hold, or holds under another spelling already.
+                    if written && !index.contains_key(rel) {
+                        if let Some(reason) = spellings.refuse(rel) {
+                            self.not_synced(rel, reason);
+                            continue;
+                        }
                     }
-                }
-                // One path that cannot be written (permissions, a full disk) does not hold up the
-                // others; it is tried again with the paths that wait for content.
-                let applied = self
-                    .apply_one(
-                        rules,
-                        rel,
-                        state,
-                        states,
-                        &mut index,
-                        &mut missing,
-                        &mut spellings,
-                        &staged,
-                    )
-                    .await;
-                // Whatever happened, a name still held here stays taken (a removal that failed
-                // keeps it from another spelling).
-                if index.contains_key(rel) {
-                    spellings.hold(rel);
-                }
-                match applied {
-                    Ok(n) => {
-                        changed += n;
-                        if !index.contains_key(rel) && self.names.fold {
-                            // A name freed: another spelling of it waiting may take it now.
-                            let key = self.names.key(rel);
-                            let waiting = self.report.not_synced_where(|r| {
-                                let k = self.names.key(r);
-                                k == key || k.starts_with(&format!("{key}/"))
-                            });
-                            if !waiting.is_empty() {
-                                self.mark(|d| d.keys.extend(waiting));
+                    // One path that cannot be written (permissions, a full disk) does not hold up the
+                    // others; it is tried again with the paths that wait for content.
+                    let applied = self
+                        .apply_one(
+                            rules,
+                            rel,
+                            state,
+                            states,
+                            &mut index,
+                            &mut missing,
+                            &mut spellings,
+                            &mut staged,
+                        )
+                        .await;
+                    // Whatever happened, a name still held here stays taken (a removal that failed
+                    // keeps it from another spelling).
+                    if index.contains_key(rel) {
+                        spellings.hold(rel);
+                    }
+                    match applied {
+                        Ok(n) => {
+                            changed += n;
+                            if !index.contains_key(rel) && self.names.fold {
+                                // A name freed: another spelling of it waiting may take it now.
+                                let key = self.names.key(rel);
+                                let waiting = self.report.not_synced_where(|r| {
+                                    let k = self.names.key(r);
+                                    k == key || k.starts_with(&format!("{key}/"))
+                                });
+                                if !waiting.is_empty() {
+                                    self.mark(|d| d.keys.extend(waiting));
+                                }
                             }
+                            self.report.synced(rel);
                         }
-                        self.report.synced(rel);
+                        // Not writable here (a link or a folder in the way, a name or a permission the
+                        // file system refuses): reported, and left until the path changes.
+                        Err(e) => match Why::of_write(&e) {
+                            Some(why) => self.not_synced(rel, why),
+                            None => {
+                                tracing::warn!("{}: {rel:?}: {e}", self.root.display());
+                                missing.insert(rel.clone());
+                                failed = Some(e);
+                            }
+                        },
                     }
-                    // Not writable here (a link or a folder in the way, a name or a permission the
-                    // file system refuses): reported, and left until the path changes.
-                    Err(e) => match Why::of_write(&e) {
-                        Some(why) => self.not_synced(rel, why),
-                        None => {
-                            tracing::warn!("{}: {rel:?}: {e}", self.root.display());
-                            missing.insert(rel.clone());
-                            failed = Some(e);
-                        }
-                    },
                 }
             }
-            // Content staged for a path that was not written after all (a path written took its
-            // name; never through a link that took a directory's place since).
+            // Content staged for a path that was never written (never through a link that took
+            // a directory's place since).
             for rel in staged {
                 if let Ok(path) = place::inside(&self.root, &rel, false) {
                     std::fs::remove_file(temp_name(&path)).ok();
@@ -216,7 +233,7 @@ impl FolderSync {
         index: &mut Index,
         missing: &mut BTreeSet<String>,
         spellings: &mut Spellings,
-        staged: &HashSet<String>,
+        staged: &mut HashSet<String>,
     ) -> Result<usize> {
         let mut changed = 0;
         let out = state.outcome(rel);
@@ -236,7 +253,7 @@ impl FolderSync {
                 }
             }
             Some(v) => match self
-                .ensure_file(rel, v, Source::Record, index, staged.contains(rel))
+                .ensure_file(rel, v, Source::Record, index, staged.remove(rel))
                 .await?
             {
                 Written::Yes(replaced) => {

@@ -94,8 +94,13 @@ impl FolderSync {
             return Ok(false);
         }
         let tmp = super::apply::temp_name(&path);
-        if !self.content.place(hash, size, &tmp).await? {
-            return Ok(false);
+        match self.content.place(hash, size, &tmp).await {
+            Ok(true) => {}
+            // Whatever was written of it goes.
+            other => {
+                std::fs::remove_file(&tmp).ok();
+                return other;
+            }
         }
         // Off the round's thread: flushes of the whole chunk overlap.
         let flushed = {
