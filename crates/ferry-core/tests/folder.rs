@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use ferry_core::{Node, NodeConfig};
@@ -805,7 +805,7 @@ async fn many_new_files_of_one_content_in_new_directories_arrive_whole_and_separ
         assert_eq!(std::fs::read(b_dir.join(n)).unwrap(), same, "{n} changed");
     }
     // No temporary file is left, and one more file of that content still arrives whole.
-    let left: Vec<_> = walkdir(&b_dir)
+    let left: Vec<_> = walk_files(&b_dir)
         .into_iter()
         .filter(|p| p.to_string_lossy().ends_with(".ferry-tmp"))
         .collect();
@@ -815,19 +815,6 @@ async fn many_new_files_of_one_content_in_new_directories_arrive_whole_and_separ
         std::fs::read(b_dir.join("d9/late.bin")).is_ok_and(|d| d == same)
     })
     .await;
-}
-
-fn walkdir(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walkdir(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -752,19 +752,6 @@ async fn a_helper_keeps_a_share_available_after_the_sender_leaves() {
     assert!(!err.to_string().is_empty());
 }
 
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk_files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 #[tokio::test]
 async fn a_received_share_cannot_make_a_receiver_serve_what_it_holds_for_something_else() {
     let env = Env::new();

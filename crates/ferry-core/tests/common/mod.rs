@@ -179,6 +179,21 @@ fn walk(root: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Every file under `dir` (its own state included); a directory that cannot be read counts
+/// as empty.
+pub fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
 /// Live files of a folder (not its `.ferry` state), with their contents.
 pub fn live_tree(root: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     let rules = ferry_core::folder::ignore::IgnoreRules::load(root);
