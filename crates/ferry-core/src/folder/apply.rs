@@ -24,7 +24,7 @@ use crate::{
         names::Spellings,
         place,
         scan::{copy_permissions, hash_if_stable, mtime_ms, set_exec},
-        stage::STAGE_CHUNK,
+        stage::{APPLY_BATCH, STAGE_CHUNK},
         version::FileVersion,
     },
     history::now_ms,
@@ -73,44 +73,6 @@ impl FolderSync {
             .map(|rel| (rel, false))
             .chain(writes.into_iter().map(|rel| (rel, true)))
             .collect();
-        // Fetch every content this round needs at once, then write the files.
-        let mut need = BTreeSet::new();
-        for (rel, _) in &paths {
-            let Some(state) = states.get(*rel) else {
-                continue;
-            };
-            let out = state.outcome(rel);
-            let wanted = out.main.iter().map(|v| (rel.as_str(), v));
-            for (at, v) in wanted.chain(out.copies.iter().map(|(c, v)| (c.as_str(), v))) {
-                if index.get(at).is_some_and(|k| k.hash == v.hash) {
-                    continue;
-                }
-                // A large file this device has an earlier version of: only the blocks that
-                // differ are fetched, when it is written.
-                if self.can_patch(at, v, index.get(at)) || v.size >= INTO_PLACE_MIN {
-                    continue;
-                }
-                // Content the store holds for another share or folder is not taken from there
-                // (see `ensure_file`); it is fetched when the file is written.
-                if let Some(h) = v.content_hash() {
-                    if !self.store.has(h).await.map_err(Error::store)? {
-                        need.insert((h, v.size));
-                    }
-                }
-            }
-        }
-        if !need.is_empty() {
-            let need: Vec<(Hash, u64)> = need.into_iter().collect();
-            self.fetch(&need).await;
-            // What arrived came from this folder's peers (the store did not have it): the
-            // folder's own, whatever else is still missing. Kept as such, so that after a
-            // restart it is still known to be (and is not fetched again before it is written).
-            for (h, size) in need {
-                if self.fetcher.stored_size(h).await == Some(size) {
-                    self.content.keep(h).await?;
-                }
-            }
-        }
         let mut changed = 0;
         let mut missing = BTreeSet::new();
         let mut failed = None;
@@ -124,80 +86,91 @@ impl FolderSync {
                     .and_then(|st| st.outcome(rel).main)
                     .is_some_and(|v| !v.dir)
         };
-        for chunk in paths.chunks(STAGE_CHUNK) {
-            let (first, files): (Vec<_>, Vec<_>) = chunk
-                .iter()
-                .copied()
-                .partition(|&(rel, written)| !file_write(rel, written));
-            let mut staged = HashSet::new();
-            for (pass, part) in [first, files].iter().enumerate() {
-                if pass == 1 {
-                    staged = self.stage(part, states, &index).await;
-                }
-                for &(rel, written) in part {
-                    let Some(state) = states.get(rel) else {
-                        continue;
-                    };
-                    // A name this file system cannot hold, or holds under another spelling already.
-                    if written && !index.contains_key(rel) {
-                        if let Some(reason) = spellings.refuse(rel) {
-                            self.not_synced(rel, reason);
-                            continue;
-                        }
-                    }
-                    // One path that cannot be written (permissions, a full disk) does not hold up the
-                    // others; it is tried again with the paths that wait for content.
-                    let applied = self
-                        .apply_one(
-                            rules,
-                            rel,
-                            state,
-                            states,
-                            &mut index,
-                            &mut missing,
-                            &mut spellings,
-                            &mut staged,
-                        )
-                        .await;
-                    // Whatever happened, a name still held here stays taken (a removal that failed
-                    // keeps it from another spelling).
-                    if index.contains_key(rel) {
-                        spellings.hold(rel);
-                    }
-                    match applied {
-                        Ok(n) => {
-                            changed += n;
-                            if !index.contains_key(rel) && self.names.fold {
-                                // A name freed: another spelling of it waiting may take it now.
-                                let key = self.names.key(rel);
-                                let waiting = self.report.not_synced_where(|r| {
-                                    let k = self.names.key(r);
-                                    k == key || k.starts_with(&format!("{key}/"))
-                                });
-                                if !waiting.is_empty() {
-                                    self.mark(|d| d.keys.extend(waiting));
-                                }
-                            }
-                            self.report.synced(rel);
-                        }
-                        // Not writable here (a link or a folder in the way, a name or a permission the
-                        // file system refuses): reported, and left until the path changes.
-                        Err(e) => match Why::of_write(&e) {
-                            Some(why) => self.not_synced(rel, why),
-                            None => {
-                                tracing::warn!("{}: {rel:?}: {e}", self.root.display());
-                                missing.insert(rel.clone());
-                                failed = Some(e);
-                            }
-                        },
-                    }
-                }
+        // A batch at a time: its content fetched at once, then its files written. A round of a
+        // million paths neither asks for everything before writing anything nor holds it all.
+        for (i, batch) in paths.chunks(APPLY_BATCH).enumerate() {
+            // The store failing: what is left is looked at again, and what was written so far
+            // is flushed below.
+            if let Err(e) = self.fetch_needed(batch, states, &index).await {
+                missing.extend(paths[i * APPLY_BATCH..].iter().map(|(rel, _)| (*rel).clone()));
+                failed = Some(e);
+                break;
             }
-            // Content staged for a path that was never written (never through a link that took
-            // a directory's place since).
-            for rel in staged {
-                if let Ok(path) = place::inside(&self.root, &rel, false) {
-                    std::fs::remove_file(temp_name(&path)).ok();
+            for chunk in batch.chunks(STAGE_CHUNK) {
+                let (first, files): (Vec<_>, Vec<_>) = chunk
+                    .iter()
+                    .copied()
+                    .partition(|&(rel, written)| !file_write(rel, written));
+                let mut staged = HashSet::new();
+                for (pass, part) in [first, files].iter().enumerate() {
+                    if pass == 1 {
+                        staged = self.stage(part, states, &index).await;
+                    }
+                    for &(rel, written) in part {
+                        let Some(state) = states.get(rel) else {
+                            continue;
+                        };
+                        // A name this file system cannot hold, or holds under another spelling already.
+                        if written && !index.contains_key(rel) {
+                            if let Some(reason) = spellings.refuse(rel) {
+                                self.not_synced(rel, reason);
+                                continue;
+                            }
+                        }
+                        // One path that cannot be written (permissions, a full disk) does not hold up the
+                        // others; it is tried again with the paths that wait for content.
+                        let applied = self
+                            .apply_one(
+                                rules,
+                                rel,
+                                state,
+                                states,
+                                &mut index,
+                                &mut missing,
+                                &mut spellings,
+                                &mut staged,
+                            )
+                            .await;
+                        // Whatever happened, a name still held here stays taken (a removal that failed
+                        // keeps it from another spelling).
+                        if index.contains_key(rel) {
+                            spellings.hold(rel);
+                        }
+                        match applied {
+                            Ok(n) => {
+                                changed += n;
+                                if !index.contains_key(rel) && self.names.fold {
+                                    // A name freed: another spelling of it waiting may take it now.
+                                    let key = self.names.key(rel);
+                                    let waiting = self.report.not_synced_where(|r| {
+                                        let k = self.names.key(r);
+                                        k == key || k.starts_with(&format!("{key}/"))
+                                    });
+                                    if !waiting.is_empty() {
+                                        self.mark(|d| d.keys.extend(waiting));
+                                    }
+                                }
+                                self.report.synced(rel);
+                            }
+                            // Not writable here (a link or a folder in the way, a name or a permission the
+                            // file system refuses): reported, and left until the path changes.
+                            Err(e) => match Why::of_write(&e) {
+                                Some(why) => self.not_synced(rel, why),
+                                None => {
+                                    tracing::warn!("{}: {rel:?}: {e}", self.root.display());
+                                    missing.insert(rel.clone());
+                                    failed = Some(e);
+                                }
+                            },
+                        }
+                    }
+                }
+                // Content staged for a path that was never written (never through a link that took
+                // a directory's place since).
+                for rel in staged {
+                    if let Ok(path) = place::inside(&self.root, &rel, false) {
+                        std::fs::remove_file(temp_name(&path)).ok();
+                    }
                 }
             }
         }

@@ -394,6 +394,9 @@ impl FolderSync {
 /// How many changed files a folder copies into the store and publishes at once.
 pub(super) const PUBLISH_PARALLEL: usize = 16;
 
+/// How many changed files a pass over the folder collects before publishing them.
+pub(super) const PUBLISH_BATCH: usize = 1024;
+
 /// How many questions to the store (is a blob here, read a record, write a file out of it) a
 /// round asks at once: each is a message to the store's actor and an answer back, and one
 /// after the other they kept both cores mostly idle.

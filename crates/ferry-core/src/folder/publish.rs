@@ -12,9 +12,9 @@ use crate::{
         activity::{ChangeKind, Why},
         blocks,
         decide::PathState,
-        engine::{FolderSync, PUBLISH_PARALLEL},
+        engine::{FolderSync, PUBLISH_BATCH, PUBLISH_PARALLEL},
         ignore::IgnoreRules,
-        index::{Known, Source},
+        index::{Index, Known, Source},
         local::{FileChange, Publisher},
         names::{ExactSpelling, NameRules},
         place,
@@ -64,7 +64,7 @@ impl FolderSync {
         let mut index = self.index.lock().await;
         let mut published = Vec::new();
         let mut present = BTreeSet::new();
-        // First decide what to publish (hashing each changed file once it is stable)...
+        // What to publish (each changed file hashed once it is stable), a batch at a time.
         let mut to_publish: Vec<(String, FileVersion, Known, ChangeKind)> = Vec::new();
         // Block lists of the large files among them, by path.
         let mut lists: BTreeMap<String, Vec<u8>> = BTreeMap::new();
@@ -140,51 +140,16 @@ impl FolderSync {
                     to_publish.push((s.rel.clone(), version, known, kind));
                 }
             }
-        }
-        // ...then copy the contents into the store and insert the records, several at once:
-        // a folder of many small files is otherwise a long line of round trips.
-        let jobs: Vec<_> = to_publish
-            .iter()
-            .map(|(rel, v, _, _)| {
-                let (rel, v) = (rel.clone(), v.clone());
-                let list = lists.remove(&rel);
-                async move {
-                    let res = async {
-                        if v.dir {
-                            return self.put(&rel, &v).await;
-                        }
-                        let hash = v.content_hash().expect("a hash this device computed");
-                        if !self.content.keep_file(&self.root.join(&rel), hash).await? {
-                            return Err(Error::Store(format!("{rel:?} changed while read")));
-                        }
-                        if let Some(list) = list {
-                            self.content.keep_bytes(list).await?;
-                        }
-                        self.put(&rel, &v).await
-                    }
+            // Published as it goes: a first pass over a million files holds a batch, not a
+            // million pending publications.
+            if to_publish.len() >= PUBLISH_BATCH {
+                let batch = std::mem::take(&mut to_publish);
+                self.publish_batch(batch, &mut lists, &mut index, states, &mut published)
                     .await;
-                    (rel, res)
-                }
-            })
-            .collect();
-        let done: Vec<(String, Result<()>)> = n0_future::stream::iter(jobs)
-            .buffered_ordered(PUBLISH_PARALLEL)
-            .collect()
-            .await;
-        for ((_, v, known, kind), (rel, res)) in to_publish.into_iter().zip(done) {
-            if let Err(e) = res {
-                // Gone or changed while being copied: the next look sees what is there now.
-                tracing::debug!("publishing {rel:?}: {e}");
-                self.mark(|d| {
-                    d.disk.insert(rel.clone());
-                });
-                continue;
             }
-            self.note(&rel, kind, &v);
-            states.entry(rel.clone()).or_default().add(v);
-            index.insert(&rel, known);
-            published.push(rel);
         }
+        self.publish_batch(to_publish, &mut lists, &mut index, states, &mut published)
+            .await;
         // Files this device knew that are no longer there. A file that is still there but is
         // ignored now merely stops syncing: it leaves the index, and no deletion is published
         // (ignoring is not deleting).
@@ -244,6 +209,57 @@ impl FolderSync {
             published.push(rel);
         }
         Ok(published)
+    }
+
+    /// Copies the contents of `batch` (path, version, index entry, kind of change) into the
+    /// store and inserts their records, several at once: a folder of many small files is
+    /// otherwise a long line of round trips. What was published is entered in `index` and
+    /// `states` and listed in `published`; a file gone or changed meanwhile is looked at again.
+    async fn publish_batch(
+        &self,
+        batch: Vec<(String, FileVersion, Known, ChangeKind)>,
+        lists: &mut BTreeMap<String, Vec<u8>>,
+        index: &mut Index,
+        states: &mut BTreeMap<String, PathState>,
+        published: &mut Vec<String>,
+    ) {
+        let jobs: Vec<_> = batch
+            .iter()
+            .map(|(rel, v, _, _)| {
+                let list = lists.remove(rel);
+                async move {
+                    if v.dir {
+                        return self.put(rel, v).await;
+                    }
+                    let hash = v.content_hash().expect("a hash this device computed");
+                    if !self.content.keep_file(&self.root.join(rel), hash).await? {
+                        return Err(Error::Store(format!("{rel:?} changed while read")));
+                    }
+                    if let Some(list) = list {
+                        self.content.keep_bytes(list).await?;
+                    }
+                    self.put(rel, v).await
+                }
+            })
+            .collect();
+        let done: Vec<Result<()>> = n0_future::stream::iter(jobs)
+            .buffered_ordered(PUBLISH_PARALLEL)
+            .collect()
+            .await;
+        for ((rel, v, known, kind), res) in batch.into_iter().zip(done) {
+            if let Err(e) = res {
+                // Gone or changed while being copied: the next look sees what is there now.
+                tracing::debug!("publishing {rel:?}: {e}");
+                self.mark(|d| {
+                    d.disk.insert(rel.clone());
+                });
+                continue;
+            }
+            self.note(&rel, kind, &v);
+            states.entry(rel.clone()).or_default().add(v);
+            index.insert(&rel, known);
+            published.push(rel);
+        }
     }
 
     /// Publishes `v` as this device's record of `rel`.

@@ -7,6 +7,9 @@ use std::collections::BTreeSet;
 
 use iroh_blobs::Hash;
 
+/// How many records, and how many changed paths, one round takes at most.
+pub(super) const ROUND_MAX: usize = 4096;
+
 /// What the next round has to look at.
 #[derive(Debug, Default)]
 pub(super) struct Dirty {
@@ -54,9 +57,28 @@ impl Queue {
         self.wake.notify_one();
     }
 
-    /// Everything marked so far, for a round; the queue is empty after.
+    /// The work marked so far, for a round: everything, but at most [`ROUND_MAX`] records and
+    /// [`ROUND_MAX`] changed paths (the oldest); what is left stays for the next round, which
+    /// runs at once. A first sync of a million files is many rounds that each write what they
+    /// read, not one that reads everything before writing anything.
     pub(super) fn take(&self) -> Dirty {
-        std::mem::take(&mut *self.dirty.lock().expect("dirty lock"))
+        let mut dirty = self.dirty.lock().expect("dirty lock");
+        let mut work = std::mem::take(&mut *dirty);
+        // A full pass reads every record and looks at every file anyway.
+        if work.full {
+            return work;
+        }
+        if work.records.len() > ROUND_MAX {
+            dirty.records = work.records.split_off(ROUND_MAX);
+        }
+        if work.disk.len() > ROUND_MAX {
+            let after = work.disk.iter().nth(ROUND_MAX).expect("more than that").clone();
+            dirty.disk = work.disk.split_off(&after);
+        }
+        if !dirty.is_empty() {
+            self.wake.notify_one();
+        }
+        work
     }
 
     /// Resolves once something was marked (at once if it was since the last call).
@@ -109,6 +131,40 @@ mod tests {
             .expect("woken");
         let work = q.take();
         assert_eq!(work.disk.into_iter().collect::<Vec<_>>(), ["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn a_round_takes_a_bounded_share_and_the_next_round_the_rest_in_order() {
+        let q = Queue::starting();
+        q.take();
+        let n = ROUND_MAX + 10;
+        q.mark(|d| {
+            d.records = (0..n).map(|i| (format!("r{i:06}"), Hash::new([0]))).collect();
+            d.disk = (0..n).map(|i| format!("d{i:06}")).collect();
+        });
+        q.marked().await;
+        let first = q.take();
+        assert_eq!(first.records.len(), ROUND_MAX);
+        assert_eq!(first.disk.len(), ROUND_MAX);
+        assert_eq!(first.records[0].0, "r000000", "the oldest records first");
+        assert_eq!(first.disk.first().map(String::as_str), Some("d000000"));
+        // The rest wakes the loop again at once.
+        tokio::time::timeout(std::time::Duration::from_secs(5), q.marked())
+            .await
+            .expect("woken for the rest");
+        let rest = q.take();
+        assert_eq!(rest.records.len(), 10);
+        assert_eq!(rest.records[0].0, format!("r{ROUND_MAX:06}"));
+        assert_eq!(rest.disk.len(), 10);
+        assert_eq!(rest.disk.first(), Some(&format!("d{ROUND_MAX:06}")));
+        assert!(q.take().is_empty());
+        // A full pass takes everything: it reads every record anyway.
+        q.mark(|d| {
+            d.full = true;
+            d.disk = (0..n).map(|i| format!("d{i:06}")).collect();
+        });
+        assert_eq!(q.take().disk.len(), n);
+        assert!(q.take().is_empty());
     }
 
     #[test]

@@ -1,3 +1,6 @@
+//! Before a round writes its files, a batch at a time (`APPLY_BATCH` paths): the content the
+//! batch needs is fetched, many blobs at once, and staged.
+//!
 //! Staging: before a round writes its files one by one, the content of the new ones (a path
 //! this device holds nothing at, of content that reached the store for this folder) is written
 //! to their temporary names and flushed, many at once. Writing one file is several questions to
@@ -6,8 +9,9 @@
 //! name (the checks against what is on disk now, the index, the rename) stays one by one in
 //! [`apply`](super::apply), which uses what was staged or, for anything else, writes as before.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use iroh_blobs::Hash;
 use n0_future::{BufferedStreamExt, StreamExt};
 
 use crate::{
@@ -19,6 +23,70 @@ use crate::{
 };
 
 impl FolderSync {
+    /// Fetches the content the paths of `batch` (each with whether it is written) need and the
+    /// store does not hold, many blobs at once.
+    pub(super) async fn fetch_needed(
+        &self,
+        batch: &[(&String, bool)],
+        states: &BTreeMap<String, PathState>,
+        index: &Index,
+    ) -> Result<()> {
+        let mut candidates = BTreeSet::new();
+        for (rel, _) in batch {
+            let Some(state) = states.get(*rel) else {
+                continue;
+            };
+            let out = state.outcome(rel);
+            let wanted = out.main.iter().map(|v| (rel.as_str(), v));
+            for (at, v) in wanted.chain(out.copies.iter().map(|(c, v)| (c.as_str(), v))) {
+                if index.get(at).is_some_and(|k| k.hash == v.hash) {
+                    continue;
+                }
+                // A large file this device has an earlier version of: only the blocks that
+                // differ are fetched, when it is written.
+                if self.can_patch(at, v, index.get(at)) || v.size >= INTO_PLACE_MIN {
+                    continue;
+                }
+                candidates.extend(v.content_hash().map(|h| (h, v.size)));
+            }
+        }
+        // Content the store holds for another share or folder is not taken from there (see
+        // `ensure_file`); it is fetched when the file is written. Many questions at once: each
+        // is a message to the store's actor.
+        let asks: Vec<_> = candidates
+            .into_iter()
+            .map(|(h, size)| async move {
+                match self.store.has(h).await {
+                    Ok(true) => Ok(None),
+                    Ok(false) => Ok(Some((h, size))),
+                    Err(e) => Err(Error::store(e)),
+                }
+            })
+            .collect();
+        let need: Vec<(Hash, u64)> = n0_future::stream::iter(asks)
+            .buffered_unordered(STORE_PARALLEL)
+            .collect::<Vec<Result<Option<(Hash, u64)>>>>()
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        if need.is_empty() {
+            return Ok(());
+        }
+        self.fetch(&need).await;
+        // What arrived came from this folder's peers (the store did not have it): the folder's
+        // own, whatever else is still missing. Kept as such, so that after a restart it is
+        // still known to be (and is not fetched again before it is written).
+        for (h, size) in need {
+            if self.fetcher.stored_size(h).await == Some(size) {
+                self.content.keep(h).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Stages the new files among `paths` (each with whether it is written); returns the paths
     /// whose temporary name now holds their main version's content, whole and flushed.
     pub(super) async fn stage(
@@ -123,3 +191,7 @@ impl FolderSync {
 
 /// How many paths a round stages before writing them (see [`FolderSync::stage`]).
 pub(super) const STAGE_CHUNK: usize = 256;
+
+/// How many paths a round fetches content for before writing them: enough to keep many
+/// blobs in flight, few enough that a round of a million paths writes as it goes.
+pub(super) const APPLY_BATCH: usize = 4096;
