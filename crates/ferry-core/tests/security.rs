@@ -265,10 +265,7 @@ async fn a_read_only_members_forged_entry_is_not_accepted() {
         deleted: false,
         device: "forger".into(),
         device_name: "forger".into(),
-        version: VersionVector(std::collections::BTreeMap::from([(
-            "forger".to_string(),
-            1000,
-        )])),
+        version: [("forger", 1000)].into_iter().collect::<VersionVector>(),
         blocks: None,
         exec: false,
         dir: false,

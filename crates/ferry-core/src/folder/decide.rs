@@ -60,6 +60,9 @@ impl PathState {
         }
         self.versions
             .retain(|known| v.version.relation(&known.version) != Relation::Dominates);
+        // Most paths have one version: room for exactly that (a first push would make room
+        // for four).
+        self.versions.reserve_exact(1);
         self.versions.push(v);
         self.versions.sort_by(|a, b| {
             (a.mtime_ms, &a.device, &a.hash, a.deleted)

@@ -370,7 +370,7 @@ impl FolderSync {
                 _ = rescan.tick() => self.mark(|d| d.full = true),
                 _ = retry.tick() => self.queue.retry_wanted(),
                 _ = save.tick() => {
-                    self.save_index().await;
+                    self.save_index(false).await;
                     continue;
                 }
                 _ = resync.tick() => {
@@ -385,7 +385,7 @@ impl FolderSync {
             self.round().await;
         }
         follower.abort();
-        self.save_index().await;
+        self.save_index(true).await;
         // The watcher stops with the loop.
         drop(watcher);
     }
@@ -409,7 +409,8 @@ pub(super) const KEYS_PER_QUERY_MAX: usize = 256;
 /// How long events are collected before a round runs.
 pub(super) const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
-/// How often the index is saved when it changed (and when the folder stops).
+/// How often the index is saved when it changed and a snapshot is due (and when the folder
+/// stops; see `Index::snapshot`).
 pub(super) const SAVE_EVERY: Duration = Duration::from_secs(2);
 
 /// How often a folder reconciles its document with its peers again (see `resync`).

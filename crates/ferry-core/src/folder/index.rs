@@ -3,8 +3,10 @@
 //! changed or deleted while the node was not running.
 //!
 //! It is kept in two files of `<folder>/.ferry/`: `index.json`, a whole snapshot written
-//! atomically every few seconds and when the folder stops, and `index.journal`, one line per
-//! change since the snapshot. A file the applier writes is entered in the journal *before* it
+//! atomically, and `index.journal`, one line per change since the snapshot. A snapshot is
+//! written when the folder stops and once the journal has grown to half the index (at least
+//! `SNAPSHOT_AFTER` lines): rewriting a million entries every few seconds while a million files
+//! arrive would cost more than the files, and replaying a journal that size at a start is cheap. A file the applier writes is entered in the journal *before* it
 //! is renamed into place, so a crash of the process right after the rename cannot leave a file
 //! on disk that the index does not know: that file would otherwise look like a local edit and
 //! meet the next remote version as a conflict. (The journal reaches the disk itself with the
@@ -101,6 +103,13 @@ struct SavedIndex {
     files: BTreeMap<String, Known>,
 }
 
+/// [`SavedIndex`] as written, borrowing the index.
+#[derive(Serialize)]
+struct SavedIndexRef<'a> {
+    doc: &'a str,
+    files: &'a BTreeMap<String, Known>,
+}
+
 /// One line of the journal: the entry a path has from now on (`None`: none).
 #[derive(Serialize, Deserialize)]
 struct Change {
@@ -129,7 +138,14 @@ pub(super) struct Index {
     journal: Option<std::fs::File>,
     /// True when the map changed since the last snapshot.
     changed: bool,
+    /// Lines entered in the journal since the last snapshot.
+    journaled: usize,
+    /// True when a change could not be entered in the journal: only a snapshot keeps it.
+    unjournaled: bool,
 }
+
+/// Fewest journal lines after which a snapshot is written before the folder stops.
+const SNAPSHOT_AFTER: usize = 4096;
 
 impl std::ops::Deref for Index {
     type Target = BTreeMap<String, Known>;
@@ -182,6 +198,8 @@ impl Index {
             doc: doc.to_string(),
             journal: None,
             changed: replayed > 0,
+            journaled: replayed,
+            unjournaled: false,
         }
     }
 
@@ -224,12 +242,18 @@ impl Index {
         }
     }
 
-    /// A snapshot to write if the index changed since the last one. The journal is set aside
-    /// with it (and removed once the snapshot is written); changes from now on go to a new one.
-    pub(super) fn snapshot(&mut self) -> Option<Snapshot> {
-        if !std::mem::take(&mut self.changed) || self.dir.as_os_str().is_empty() {
+    /// A snapshot to write if the index changed since the last one and one is due (see the
+    /// module docs), or whenever it changed if `now`. The journal is set aside with it (and
+    /// removed once the snapshot is written); changes from now on go to a new one.
+    pub(super) fn snapshot(&mut self, now: bool) -> Option<Snapshot> {
+        if !self.changed || self.dir.as_os_str().is_empty() {
             return None;
         }
+        let due = self.journaled >= SNAPSHOT_AFTER.max(self.files.len() / 2);
+        if !now && !due && !self.unjournaled {
+            return None;
+        }
+        (self.changed, self.journaled, self.unjournaled) = (false, 0, false);
         let (journal, prev) = (
             self.dir.join("index.journal"),
             self.dir.join("index.journal.prev"),
@@ -244,9 +268,10 @@ impl Index {
                 }
             }
         }
-        let saved = SavedIndex {
-            doc: self.doc.clone(),
-            files: self.files.clone(),
+        // Encoded from the map itself: a copy of a million entries first would double them.
+        let saved = SavedIndexRef {
+            doc: &self.doc,
+            files: &self.files,
         };
         Some(Snapshot {
             path: self.dir.join("index.json"),
@@ -258,6 +283,7 @@ impl Index {
     /// Notes that a snapshot was not written: the next call to `snapshot` tries again.
     pub(super) fn unsaved(&mut self) {
         self.changed = true;
+        self.unjournaled = true;
     }
 
     /// Appends one change to the journal. A journal that cannot be written leaves the change
@@ -272,9 +298,13 @@ impl Index {
             known: known.cloned(),
         })
         .expect("serializable");
-        if let Err(e) = self.append(&line) {
-            tracing::debug!("writing the index journal: {e}");
-            self.journal = None;
+        match self.append(&line) {
+            Ok(()) => self.journaled += 1,
+            Err(e) => {
+                tracing::debug!("writing the index journal: {e}");
+                self.journal = None;
+                self.unjournaled = true;
+            }
         }
     }
 
@@ -376,9 +406,10 @@ fn replay(
 }
 
 impl FolderSync {
-    /// Saves the index if it changed since it was last saved.
-    pub(super) async fn save_index(&self) {
-        let Some(snapshot) = self.index.lock().await.snapshot() else {
+    /// Saves the index if it changed since it was last saved and a snapshot is due, or
+    /// whenever it changed if `now` (see [`Index::snapshot`]).
+    pub(super) async fn save_index(&self, now: bool) {
+        let Some(snapshot) = self.index.lock().await.snapshot(now) else {
             return;
         };
         if let Err(e) = snapshot.write() {
@@ -416,7 +447,7 @@ mod tests {
         std::fs::write(root.join("a.txt"), b"one").unwrap();
         let mut index = Index::load(root, "doc", true);
         index.insert("a.txt", known(root, "a.txt", "h1"));
-        index.snapshot().unwrap().write().unwrap();
+        index.snapshot(true).unwrap().write().unwrap();
         // Written after the snapshot, then the process dies without saving again.
         std::fs::write(root.join("b.txt"), b"two").unwrap();
         index.insert("b.txt", known(root, "b.txt", "h2"));
@@ -492,6 +523,38 @@ mod tests {
         assert_eq!(Index::load(root, "other", true)["b.txt"].hash, "h3");
     }
 
+    /// The whole index is rewritten once its journal has grown to half of it, not at every
+    /// change: a million files arriving would otherwise be rewritten every few seconds.
+    #[test]
+    fn a_snapshot_is_due_once_the_journal_is_half_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let mut index = Index::load(root, "doc", true);
+        let entry = || Known::dir(VersionVector::default(), Source::Record);
+        index.insert("d0", entry());
+        assert!(index.snapshot(false).is_none(), "one change is in the journal");
+        index.snapshot(true).unwrap().write().unwrap();
+        assert!(index.snapshot(true).is_none(), "nothing changed since");
+        for i in 1..SNAPSHOT_AFTER {
+            index.insert(&format!("d{i}"), entry());
+        }
+        assert!(index.snapshot(false).is_none());
+        index.insert("one more", entry());
+        index.snapshot(false).expect("due").write().unwrap();
+        // In a larger index, half of it is the measure.
+        for i in 0..3 * SNAPSHOT_AFTER {
+            index.insert(&format!("e{i}"), entry());
+        }
+        index.snapshot(true).unwrap().write().unwrap();
+        let n = index.len();
+        for i in 0..n / 2 - 1 {
+            index.insert(&format!("e{i}"), entry());
+        }
+        assert!(index.snapshot(false).is_none(), "{n} entries");
+        index.insert("e0", entry());
+        assert!(index.snapshot(false).is_some());
+    }
+
     #[test]
     fn a_snapshot_that_was_not_written_keeps_its_journal() {
         let dir = tempfile::tempdir().unwrap();
@@ -500,7 +563,7 @@ mod tests {
         let mut index = Index::load(root, "doc", true);
         index.insert("a.txt", known(root, "a.txt", "h1"));
         // Taken (the journal is set aside) but the process dies before writing it.
-        let lost = index.snapshot().unwrap();
+        let lost = index.snapshot(true).unwrap();
         drop(lost);
         std::fs::write(root.join("b.txt"), b"two").unwrap();
         index.insert("b.txt", known(root, "b.txt", "h2"));
@@ -508,7 +571,7 @@ mod tests {
         let mut loaded = Index::load(root, "doc", true);
         assert_eq!(loaded.len(), 2);
         // The next snapshot holds both; the set-aside journal goes once it is written.
-        loaded.snapshot().unwrap().write().unwrap();
+        loaded.snapshot(true).unwrap().write().unwrap();
         assert!(!root.join(STATE_DIR).join("index.journal.prev").exists());
         assert_eq!(Index::load(root, "doc", true).len(), 2);
     }

@@ -6,7 +6,11 @@
 //! other (it *dominates*: apply it) or without (they are *concurrent*: a conflict, keep both).
 //! Unlike timestamps, this cannot mistake a clock that runs fast for a newer edit.
 
-use std::{cmp::Ordering, collections::BTreeMap};
+use std::{
+    cmp::Ordering,
+    collections::HashSet,
+    sync::{Arc, Mutex},
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -20,9 +24,98 @@ pub const MAX_COUNTER: u64 = 1 << 53;
 /// Most devices (counter slots) one version vector may name.
 pub const MAX_DEVICES: usize = 256;
 
-/// Changes per device.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionVector(pub BTreeMap<String, u64>);
+/// Changes per device: `(slot, counter)` pairs sorted by slot, no slot twice; encoded as a map
+/// from slot to counter.
+///
+/// A sorted list rather than a map: a folder keeps one vector per version of every path (in the
+/// cached versions and in the index), most name one or two devices, and a map's first node is
+/// ~400 bytes where this is one small allocation. Slots are shared text (see `slot`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VersionVector(Vec<(Arc<str>, u64)>);
+
+impl VersionVector {
+    /// The counter of `slot` (0 if absent).
+    pub fn get(&self, slot: &str) -> u64 {
+        self.position(slot).map_or(0, |i| self.0[i].1)
+    }
+
+    /// The slots and their counters, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.0.iter().map(|(s, n)| (&**s, *n))
+    }
+
+    /// How many slots the vector names.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True if the vector names no slot.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn position(&self, slot: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(s, _)| (**s).cmp(slot))
+    }
+
+    /// The counter of `slot`, made 0 if absent.
+    fn entry(&mut self, slot: &str) -> &mut u64 {
+        let i = match self.position(slot) {
+            Ok(i) => i,
+            Err(i) => {
+                self.0.insert(i, (self::slot(slot), 0));
+                i
+            }
+        };
+        &mut self.0[i].1
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<(S, u64)> for VersionVector {
+    /// The vector of these pairs; of a slot named twice, the last counter counts.
+    fn from_iter<I: IntoIterator<Item = (S, u64)>>(pairs: I) -> Self {
+        let mut v = VersionVector::default();
+        for (s, n) in pairs {
+            *v.entry(s.as_ref()) = n;
+        }
+        v
+    }
+}
+
+impl Serialize for VersionVector {
+    fn serialize<Ser: serde::Serializer>(&self, ser: Ser) -> Result<Ser::Ok, Ser::Error> {
+        ser.collect_map(self.0.iter().map(|(s, n)| (&**s, n)))
+    }
+}
+
+impl<'de> Deserialize<'de> for VersionVector {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Pairs;
+        impl<'de> serde::de::Visitor<'de> for Pairs {
+            type Value = VersionVector;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map from device to counter")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<VersionVector, A::Error> {
+                let mut v = VersionVector::default();
+                while let Some((s, n)) = map.next_entry::<std::borrow::Cow<'de, str>, u64>()? {
+                    // Bounded here already: `check` says why a vector is refused.
+                    if v.len() > MAX_DEVICES {
+                        return Err(serde::de::Error::custom(format!(
+                            "a version vector names more than {MAX_DEVICES} devices"
+                        )));
+                    }
+                    *v.entry(&s) = n;
+                }
+                Ok(v)
+            }
+        }
+        de.deserialize_map(Pairs)
+    }
+}
 
 /// How two version vectors relate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +130,24 @@ pub enum Relation {
     Concurrent,
 }
 
+/// The shared text of a slot. A folder's vectors name the same few devices over and over:
+/// each names them once. At most `SHARED_MAX` texts are kept (a peer may invent slots);
+/// beyond that a slot is its own copy.
+fn slot(s: &str) -> Arc<str> {
+    const SHARED_MAX: usize = 4096;
+    static SHARED: Mutex<Option<HashSet<Arc<str>>>> = Mutex::new(None);
+    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    let shared = shared.get_or_insert_with(HashSet::new);
+    if let Some(s) = shared.get(s) {
+        return s.clone();
+    }
+    let s: Arc<str> = s.into();
+    if shared.len() < SHARED_MAX {
+        shared.insert(s.clone());
+    }
+    s
+}
+
 impl VersionVector {
     /// The vector of a new change by `device` on top of `self`: it dominates `self`, always.
     ///
@@ -47,7 +158,7 @@ impl VersionVector {
     pub fn bump(&self, device: &str) -> VersionVector {
         let mut v = self.clone();
         for slot in own_slots(device) {
-            let n = v.0.entry(slot).or_default();
+            let n = v.entry(&slot);
             if *n < MAX_COUNTER {
                 *n += 1;
                 return v;
@@ -64,10 +175,10 @@ impl VersionVector {
         others: impl IntoIterator<Item = &'a VersionVector>,
     ) {
         for other in others {
-            for (slot, n) in &other.0 {
+            for (slot, n) in other.iter() {
                 if is_slot_of(slot, device) {
-                    let e = self.0.entry(slot.clone()).or_default();
-                    *e = (*e).max(*n);
+                    let e = self.entry(slot);
+                    *e = (*e).max(n);
                 }
             }
         }
@@ -78,8 +189,8 @@ impl VersionVector {
         if self.0.len() > MAX_DEVICES {
             return Err(format!("a version vector names {} devices", self.0.len()));
         }
-        for (slot, n) in &self.0 {
-            if *n > MAX_COUNTER {
+        for (slot, n) in self.iter() {
+            if n > MAX_COUNTER {
                 return Err(format!("a version counter of {n} is out of range"));
             }
             if !is_slot(slot) {
@@ -92,9 +203,9 @@ impl VersionVector {
     /// The smallest vector that dominates or equals both.
     pub fn merge(&self, other: &VersionVector) -> VersionVector {
         let mut v = self.clone();
-        for (d, n) in &other.0 {
-            let e = v.0.entry(d.clone()).or_default();
-            *e = (*e).max(*n);
+        for (d, n) in other.iter() {
+            let e = v.entry(d);
+            *e = (*e).max(n);
         }
         v
     }
@@ -103,9 +214,35 @@ impl VersionVector {
     pub fn relation(&self, other: &VersionVector) -> Relation {
         let mut greater = false;
         let mut less = false;
-        for d in self.0.keys().chain(other.0.keys()) {
-            let a = self.0.get(d).copied().unwrap_or(0);
-            let b = other.0.get(d).copied().unwrap_or(0);
+        // Both lists are sorted: one walk through them side by side.
+        let (mut i, mut j) = (0, 0);
+        while i < self.0.len() || j < other.0.len() {
+            let (a, b) = match (self.0.get(i), other.0.get(j)) {
+                (Some((s, a)), Some((t, b))) => match s.cmp(t) {
+                    Ordering::Less => {
+                        i += 1;
+                        (*a, 0)
+                    }
+                    Ordering::Greater => {
+                        j += 1;
+                        (0, *b)
+                    }
+                    Ordering::Equal => {
+                        i += 1;
+                        j += 1;
+                        (*a, *b)
+                    }
+                },
+                (Some((_, a)), None) => {
+                    i += 1;
+                    (*a, 0)
+                }
+                (None, Some((_, b))) => {
+                    j += 1;
+                    (0, *b)
+                }
+                (None, None) => unreachable!("the loop's condition"),
+            };
             match a.cmp(&b) {
                 Ordering::Greater => greater = true,
                 Ordering::Less => less = true,
@@ -236,7 +373,7 @@ mod tests {
     use super::*;
 
     fn vv(pairs: &[(&str, u64)]) -> VersionVector {
-        VersionVector(pairs.iter().map(|(d, n)| (d.to_string(), *n)).collect())
+        pairs.iter().map(|(d, n)| (*d, *n)).collect()
     }
 
     #[test]
@@ -252,6 +389,26 @@ mod tests {
         assert_eq!(m.relation(&a2), Relation::Dominates);
         assert_eq!(m.relation(&b), Relation::Dominates);
         assert_eq!(VersionVector::default().relation(&a), Relation::DominatedBy);
+    }
+
+    #[test]
+    fn vectors_keep_their_encoding_as_a_map_and_compare_slot_by_slot() {
+        // As earlier versions wrote it: a map, its keys in order.
+        let json = r#"{"a":3,"b.1":1,"c":7}"#;
+        let v: VersionVector = serde_json::from_str(json).unwrap();
+        assert_eq!(serde_json::to_string(&v).unwrap(), json);
+        assert_eq!((v.get("a"), v.get("b.1"), v.get("c"), v.get("d")), (3, 1, 7, 0));
+        // Keys out of order are put in order; of a key named twice, the last counts.
+        let w: VersionVector = serde_json::from_str(r#"{"c":7,"a":1,"b.1":1,"a":3}"#).unwrap();
+        assert_eq!(w, v);
+        // Slots only one side names count as 0 on the other, wherever they fall.
+        let x = vv(&[("a", 3), ("bb", 1), ("c", 7)]);
+        assert_eq!(x.relation(&v), Relation::Concurrent);
+        assert_eq!(x.merge(&v).relation(&x), Relation::Dominates);
+        assert_eq!(vv(&[("b", 1)]).relation(&vv(&[("a", 1), ("c", 1)])), Relation::Concurrent);
+        assert_eq!(vv(&[("a", 1)]).relation(&vv(&[("a", 1), ("z", 1)])), Relation::DominatedBy);
+        assert_eq!(vv(&[("a", 1), ("z", 2)]).relation(&vv(&[("z", 1)])), Relation::Dominates);
+        assert_eq!(vv(&[("a", 0)]).relation(&VersionVector::default()), Relation::Equal);
     }
 
     /// A record of a 3-byte file by device `d`.
@@ -306,11 +463,9 @@ mod tests {
             vv(&[("not a device", 1)]),
             vv(&[(&format!("{d}.x"), 1)]),
             vv(&[(&"€".repeat(22), 1)]),
-            VersionVector(
-                (0..=MAX_DEVICES)
-                    .map(|i| (format!("{i:064x}"), 1))
-                    .collect(),
-            ),
+            (0..=MAX_DEVICES)
+                .map(|i| (format!("{i:064x}"), 1))
+                .collect(),
         ] {
             assert!(
                 FileVersion::decode(&record(bad.clone()).encode()).is_err(),
@@ -347,7 +502,7 @@ mod tests {
         // Slots already full are skipped too.
         let full = vv(&[(&me, MAX_COUNTER), (&format!("{me}.1"), MAX_COUNTER)]);
         let next = full.bump(&me);
-        assert_eq!(next.0.get(&format!("{me}.2")), Some(&1));
+        assert_eq!(next.get(&format!("{me}.2")), 1);
         assert_eq!(next.relation(&full), Relation::Dominates);
     }
 }
