@@ -358,8 +358,8 @@ impl FolderSync {
                 }
             }
         });
-        let mut rescan = tokio::time::interval(RESCAN_EVERY);
-        rescan.tick().await; // the first tick is immediate; the start already does a full pass
+        // The start does a full pass; the next is due after it (see `RESCAN_EVERY`).
+        let mut next_full = tokio::time::Instant::now() + RESCAN_EVERY;
         let mut retry = tokio::time::interval(Duration::from_millis(500));
         let mut save = tokio::time::interval(SAVE_EVERY);
         let mut resync = tokio::time::interval(RESYNC_EVERY);
@@ -367,7 +367,11 @@ impl FolderSync {
         loop {
             tokio::select! {
                 _ = &mut stop => break,
-                _ = rescan.tick() => self.mark(|d| d.full = true),
+                _ = tokio::time::sleep_until(next_full) => {
+                    self.mark(|d| d.full = true);
+                    // Rescheduled when it has run.
+                    next_full += RESCAN_EVERY;
+                }
                 _ = retry.tick() => self.queue.retry_wanted(),
                 _ = save.tick() => {
                     self.save_index(false).await;
@@ -382,7 +386,9 @@ impl FolderSync {
                     tokio::time::sleep(BATCH_WINDOW).await;
                 }
             }
-            self.round().await;
+            if let Some(took) = self.round().await {
+                next_full = tokio::time::Instant::now() + RESCAN_EVERY.max(took * RESCAN_FACTOR);
+            }
         }
         follower.abort();
         self.save_index(true).await;
@@ -416,8 +422,14 @@ pub(super) const SAVE_EVERY: Duration = Duration::from_secs(2);
 /// How often a folder reconciles its document with its peers again (see `resync`).
 pub(super) const RESYNC_EVERY: Duration = Duration::from_secs(10);
 
-/// How often every file and every record is looked at, whatever the watcher said.
+/// How often every file and every record is looked at, whatever the watcher said: this long
+/// after the last full pass, or `RESCAN_FACTOR` times as long as it took if that is longer
+/// (a folder of a million files is not read whole every five minutes: its full passes take
+/// at most a twentieth of the time).
 pub(super) const RESCAN_EVERY: Duration = Duration::from_secs(300);
+
+/// See [`RESCAN_EVERY`].
+const RESCAN_FACTOR: u32 = 20;
 
 /// `path` relative to `root`, `/`-separated; `None` outside it, in Ferry's own state, or for
 /// Ferry's temporary files (its own writes need no second look).

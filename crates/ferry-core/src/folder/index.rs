@@ -25,7 +25,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     atomic::write_atomic,
-    folder::{engine::FolderSync, ignore::STATE_DIR, place, scan::Scanned, version::VersionVector},
+    folder::{
+        conflict::is_conflict_copy, engine::FolderSync, ignore::STATE_DIR, place, scan::Scanned,
+        version::VersionVector,
+    },
 };
 
 /// What this device last saw of a file it manages.
@@ -142,6 +145,45 @@ pub(super) struct Index {
     journaled: usize,
     /// True when a change could not be entered in the journal: only a snapshot keeps it.
     unjournaled: bool,
+    /// What a folder's summary says of the index, kept up to date with every change: a round
+    /// in a folder of a million files does not count them again.
+    totals: Totals,
+}
+
+/// Counts over the index's entries.
+#[derive(Debug, Default)]
+struct Totals {
+    files: u64,
+    bytes: u64,
+    conflict_copies: std::collections::BTreeSet<String>,
+}
+
+impl Totals {
+    fn of(files: &BTreeMap<String, Known>) -> Totals {
+        let mut t = Totals::default();
+        for (rel, known) in files {
+            t.add(rel, known);
+        }
+        t
+    }
+
+    fn add(&mut self, rel: &str, known: &Known) {
+        if !known.dir {
+            self.files += 1;
+            self.bytes = self.bytes.saturating_add(known.size);
+        }
+        if is_conflict_copy(rel) {
+            self.conflict_copies.insert(rel.to_string());
+        }
+    }
+
+    fn take(&mut self, rel: &str, known: &Known) {
+        if !known.dir {
+            self.files = self.files.saturating_sub(1);
+            self.bytes = self.bytes.saturating_sub(known.size);
+        }
+        self.conflict_copies.remove(rel);
+    }
 }
 
 /// Fewest journal lines after which a snapshot is written before the folder stops.
@@ -193,6 +235,7 @@ impl Index {
         }
         files.retain(|rel, _| place::record_path(rel).is_ok());
         Index {
+            totals: Totals::of(&files),
             files,
             dir,
             doc: doc.to_string(),
@@ -208,7 +251,21 @@ impl Index {
     /// into place.
     pub(super) fn insert(&mut self, rel: &str, known: Known) -> Option<Known> {
         self.enter(rel, Some(&known));
+        if let Some(before) = self.files.get(rel) {
+            self.totals.take(rel, before);
+        }
+        self.totals.add(rel, &known);
         self.files.insert(rel.to_string(), known)
+    }
+
+    /// How many files (not directories) the index holds, and their bytes.
+    pub(super) fn totals(&self) -> (u64, u64) {
+        (self.totals.files, self.totals.bytes)
+    }
+
+    /// The conflict copies among the index's paths, in order.
+    pub(super) fn conflict_copies(&self) -> impl Iterator<Item = &String> {
+        self.totals.conflict_copies.iter()
     }
 
     /// Records that this device no longer has a file at `rel`; returns what the entry was.
@@ -217,7 +274,11 @@ impl Index {
             return None;
         }
         self.enter(rel, None);
-        self.files.remove(rel)
+        let before = self.files.remove(rel);
+        if let Some(b) = &before {
+            self.totals.take(rel, b);
+        }
+        before
     }
 
     /// Puts back the entry [`insert`](Self::insert) or [`remove`](Self::remove) returned, after
@@ -521,6 +582,50 @@ mod tests {
         other.insert("b.txt", known(root, "b.txt", "h3"));
         drop(other);
         assert_eq!(Index::load(root, "other", true)["b.txt"].hash, "h3");
+    }
+
+    /// The counts a folder's summary shows follow every change, across a restart too.
+    #[test]
+    fn totals_follow_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let copy = crate::folder::conflict::conflict_name("a.txt", 5, "laptop");
+        for (rel, body) in [("a.txt", "one"), ("b.txt", "three"), (copy.as_str(), "1")] {
+            std::fs::write(root.join(rel), body).unwrap();
+        }
+        let mut index = Index::load(root, "doc", true);
+        let check = |index: &Index| {
+            let files: Vec<&Known> = index.values().filter(|k| !k.dir).collect();
+            let totals = (files.len() as u64, files.iter().map(|k| k.size).sum::<u64>());
+            let copies: Vec<&String> = index
+                .keys()
+                .filter(|k| crate::folder::conflict::is_conflict_copy(k))
+                .collect();
+            assert_eq!(index.totals(), totals);
+            assert_eq!(index.conflict_copies().collect::<Vec<_>>(), copies);
+        };
+        index.insert("a.txt", known(root, "a.txt", "h1"));
+        index.insert("d", Known::dir(VersionVector::default(), Source::Record));
+        index.insert(&copy, known(root, &copy, "h2"));
+        check(&index);
+        assert_eq!(index.totals(), (2, 4));
+        assert_eq!(index.conflict_copies().count(), 1);
+        // Replaced, by itself and by something else; removed; removed again.
+        index.insert(&copy, known(root, &copy, "h2"));
+        index.insert("a.txt", known(root, "b.txt", "h3"));
+        check(&index);
+        assert_eq!(index.totals(), (2, 6));
+        index.remove(&copy);
+        index.remove(&copy);
+        index.remove("d");
+        check(&index);
+        assert_eq!(index.totals(), (1, 5));
+        assert_eq!(index.conflict_copies().count(), 0);
+        index.insert(&copy, known(root, &copy, "h2"));
+        drop(index);
+        let loaded = Index::load(root, "doc", true);
+        check(&loaded);
+        assert_eq!(loaded.conflict_copies().count(), 1);
     }
 
     /// The whole index is rewritten once its journal has grown to half of it, not at every

@@ -153,12 +153,15 @@ impl FolderSync {
         // Files this device knew that are no longer there. A file that is still there but is
         // ignored now merely stops syncing: it leaves the index, and no deletion is published
         // (ignoring is not deleting).
-        let ignored: Vec<String> = index
-            .iter()
+        // In a pass over some paths, only the entries at and under them: a folder of a million
+        // files is not walked whole for every few changed paths.
+        let looked: Box<dyn Iterator<Item = (&String, &Known)> + Send + '_> = match only {
+            None => Box::new(index.iter()),
+            Some(rels) => Box::new(at_or_under(&index, rels)),
+        };
+        let ignored: BTreeSet<String> = looked
             .filter(|(k, known)| !present.contains(*k) && rules.is_ignored(k, known.dir))
-            .map(|(k, _)| k)
-            .filter(|k| only.is_none_or(|rels| rels.iter().any(|r| is_at_or_under(k, r))))
-            .cloned()
+            .map(|(k, _)| k.clone())
             .collect();
         for rel in ignored {
             index.remove(&rel);
@@ -171,24 +174,16 @@ impl FolderSync {
                 .collect(),
             Some(rels) => {
                 let mut gone = BTreeSet::new();
-                for rel in rels {
-                    let under = format!("{rel}/");
-                    let candidates = index.get_key_value(rel).into_iter().chain(
-                        index
-                            .range(under.clone()..)
-                            .take_while(|(k, _)| k.starts_with(&under)),
-                    );
-                    for (k, known) in candidates {
-                        let there = std::fs::symlink_metadata(root.join(k)).is_ok_and(|m| {
-                            if known.dir {
-                                m.is_dir()
-                            } else {
-                                m.is_file()
-                            }
-                        }) && (!self.names.fold || exact.holds(&root, k));
-                        if !present.contains(k) && !there {
-                            gone.insert(k.clone());
+                for (k, known) in at_or_under(&index, rels) {
+                    let there = std::fs::symlink_metadata(root.join(k)).is_ok_and(|m| {
+                        if known.dir {
+                            m.is_dir()
+                        } else {
+                            m.is_file()
                         }
+                    }) && (!self.names.fold || exact.holds(&root, k));
+                    if !present.contains(k) && !there {
+                        gone.insert(k.clone());
                     }
                 }
                 gone.into_iter().collect()
@@ -274,10 +269,17 @@ impl FolderSync {
     }
 }
 
-/// True if `path` is `dir` or below it.
-fn is_at_or_under(path: &str, dir: &str) -> bool {
-    path == dir
-        || path
-            .strip_prefix(dir)
-            .is_some_and(|rest| rest.starts_with('/'))
+/// The entries of `index` at and under each of `rels` (an entry under two of them comes twice).
+fn at_or_under<'a>(
+    index: &'a Index,
+    rels: &'a BTreeSet<String>,
+) -> impl Iterator<Item = (&'a String, &'a Known)> + Send + 'a {
+    rels.iter().flat_map(move |rel| {
+        let under = format!("{rel}/");
+        index.get_key_value(rel).into_iter().chain(
+            index
+                .range(under.clone()..)
+                .take_while(move |(k, _)| k.starts_with(&under)),
+        )
+    })
 }

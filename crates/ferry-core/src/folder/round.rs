@@ -9,7 +9,7 @@ use n0_future::{BufferedStreamExt, StreamExt};
 
 use crate::folder::{
     activity::ConflictCopy,
-    conflict::{is_conflict_copy, original_of},
+    conflict::original_of,
     decide::PathState,
     engine::{FolderSync, KEYS_PER_QUERY_MAX, STORE_PARALLEL},
     ignore::IgnoreRules,
@@ -22,11 +22,13 @@ use crate::folder::{
 
 impl FolderSync {
     /// One round: brings the cached versions of the marked paths up to date, writes what
-    /// peers changed, then publishes what changed on disk.
-    pub(super) async fn round(&self) {
+    /// peers changed, then publishes what changed on disk. Returns how long it took if it was
+    /// a full pass.
+    pub(super) async fn round(&self) -> Option<std::time::Duration> {
+        let started = std::time::Instant::now();
         let work = self.queue.take();
         if work.is_empty() {
-            return;
+            return None;
         }
         tracing::debug!(
             "round on {}: full {}, {} keys, {} records, {} paths",
@@ -74,7 +76,7 @@ impl FolderSync {
                     tracing::warn!("reading the folder document {}: {e}", self.root.display());
                     self.report.failed(e.to_string());
                     self.mark(|d| d.full = true);
-                    return;
+                    return None;
                 }
             }
         } else {
@@ -199,17 +201,17 @@ impl FolderSync {
         if full {
             self.prune_content(&states, &index).await;
         }
+        let (files, bytes) = index.totals();
         let summary = Summary {
-            files: index.values().filter(|k| !k.dir).count() as u64,
-            bytes: index.values().map(|k| k.size).sum(),
+            files,
+            bytes,
             waiting: wanted.len() as u64,
             waiting_bytes: wanted
                 .iter()
                 .filter_map(|rel| states.get(rel)?.outcome(rel).main.map(|v| v.size))
                 .sum(),
             conflicts: index
-                .keys()
-                .filter(|k| is_conflict_copy(k))
+                .conflict_copies()
                 .filter_map(|copy| {
                     Some(ConflictCopy {
                         original: original_of(copy)?,
@@ -220,6 +222,7 @@ impl FolderSync {
             error,
         };
         self.report.finished(summary);
+        work.full.then(|| started.elapsed())
     }
 
     /// Stops keeping content that no record of the folder names any more, nor this device's

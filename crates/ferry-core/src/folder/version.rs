@@ -63,6 +63,8 @@ impl VersionVector {
         let i = match self.position(slot) {
             Ok(i) => i,
             Err(i) => {
+                // Room for one more, not for four: most vectors stay this short.
+                self.0.reserve_exact(1);
                 self.0.insert(i, (self::slot(slot), 0));
                 i
             }
