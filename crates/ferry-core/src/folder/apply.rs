@@ -173,9 +173,15 @@ impl FolderSync {
                     }
                 }
             }
+            self.flush_batch(&mut index);
         }
-        // The renames of this batch reach the disk together: one flush per directory, after
-        // the index entries that announce them.
+        self.flush_batch(&mut index);
+        Ok((changed, missing, failed))
+    }
+
+    /// The renames of a batch reach the disk together: one flush per directory, after the
+    /// index entries that announce them.
+    fn flush_batch(&self, index: &mut Index) {
         index.flush();
         let dirs = std::mem::take(&mut *self.synced_dirs.lock().expect("dirs lock"));
         for dir in dirs {
@@ -183,7 +189,6 @@ impl FolderSync {
                 tracing::debug!("flushing {}: {e}", dir.display());
             }
         }
-        Ok((changed, missing, failed))
     }
 
     /// Lists `rel` as not synced here, for `reason`; it is looked at again when it changes or

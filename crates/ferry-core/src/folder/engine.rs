@@ -313,10 +313,12 @@ impl FolderSync {
                 }
             })
             .ok();
+        let mut watching = false;
         if let Some(w) = watcher.as_mut() {
             use notify::Watcher;
-            if let Err(e) = w.watch(&self.root, notify::RecursiveMode::Recursive) {
-                tracing::warn!("cannot watch {}: {e}", self.root.display());
+            match w.watch(&self.root, notify::RecursiveMode::Recursive) {
+                Ok(()) => watching = true,
+                Err(e) => tracing::warn!("cannot watch {}: {e}", self.root.display()),
             }
         }
         let mut events = match self.records.doc().subscribe().await {
@@ -387,7 +389,13 @@ impl FolderSync {
                 }
             }
             if let Some(took) = self.round().await {
-                next_full = tokio::time::Instant::now() + RESCAN_EVERY.max(took * RESCAN_FACTOR);
+                // Without a watcher, full passes are how local changes are found.
+                let every = if watching {
+                    (took * RESCAN_FACTOR).clamp(RESCAN_EVERY, RESCAN_MAX)
+                } else {
+                    RESCAN_EVERY
+                };
+                next_full = tokio::time::Instant::now() + every;
             }
         }
         follower.abort();
@@ -423,13 +431,16 @@ pub(super) const SAVE_EVERY: Duration = Duration::from_secs(2);
 pub(super) const RESYNC_EVERY: Duration = Duration::from_secs(10);
 
 /// How often every file and every record is looked at, whatever the watcher said: this long
-/// after the last full pass, or `RESCAN_FACTOR` times as long as it took if that is longer
-/// (a folder of a million files is not read whole every five minutes: its full passes take
-/// at most a twentieth of the time).
+/// after the last full pass, or `RESCAN_FACTOR` times as long as it took if that is longer,
+/// up to `RESCAN_MAX` (Syncthing's interval with a watcher) — a folder of a million files is
+/// not read whole every five minutes. Without a watcher, every `RESCAN_EVERY`.
 pub(super) const RESCAN_EVERY: Duration = Duration::from_secs(300);
 
 /// See [`RESCAN_EVERY`].
 const RESCAN_FACTOR: u32 = 20;
+
+/// See [`RESCAN_EVERY`].
+const RESCAN_MAX: Duration = Duration::from_secs(3600);
 
 /// `path` relative to `root`, `/`-separated; `None` outside it, in Ferry's own state, or for
 /// Ferry's temporary files (its own writes need no second look).

@@ -4,9 +4,12 @@
 //!
 //! It is kept in two files of `<folder>/.ferry/`: `index.json`, a whole snapshot written
 //! atomically, and `index.journal`, one line per change since the snapshot. A snapshot is
-//! written when the folder stops and once the journal has grown to half the index (at least
-//! `SNAPSHOT_AFTER` lines): rewriting a million entries every few seconds while a million files
-//! arrive would cost more than the files, and replaying a journal that size at a start is cheap. A file the applier writes is entered in the journal *before* it
+//! written when the folder stops, once the journal has grown to half the index (at least
+//! `SNAPSHOT_AFTER` lines), and a few seconds after a change: `SNAPSHOT_COST_FACTOR` times as
+//! long as the last snapshot took to write, at least `SNAPSHOT_AGE_MIN`. A folder of a few
+//! thousand files is saved every few seconds as it changes; one of a million files, whose
+//! snapshot takes a second or two, not more than every minute or two, so that saving it costs
+//! a few percent of the time while a million files arrive rather than more than the files. A file the applier writes is entered in the journal *before* it
 //! is renamed into place, so a crash of the process right after the rename cannot leave a file
 //! on disk that the index does not know: that file would otherwise look like a local edit and
 //! meet the next remote version as a conflict. (The journal reaches the disk itself with the
@@ -145,6 +148,8 @@ pub(super) struct Index {
     journaled: usize,
     /// True when a change could not be entered in the journal: only a snapshot keeps it.
     unjournaled: bool,
+    /// When the last snapshot was taken, and how long taking and writing it took.
+    last_snapshot: (std::time::Instant, std::time::Duration),
     /// What a folder's summary says of the index, kept up to date with every change: a round
     /// in a folder of a million files does not count them again.
     totals: Totals,
@@ -186,8 +191,14 @@ impl Totals {
     }
 }
 
-/// Fewest journal lines after which a snapshot is written before the folder stops.
+/// Fewest journal lines after which a snapshot is due, however recent the last one.
 const SNAPSHOT_AFTER: usize = 4096;
+
+/// How long after the last snapshot the next is due once the index changed, at least...
+const SNAPSHOT_AGE_MIN: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// ...and in multiples of how long the last one took.
+const SNAPSHOT_COST_FACTOR: u32 = 50;
 
 impl std::ops::Deref for Index {
     type Target = BTreeMap<String, Known>;
@@ -243,6 +254,7 @@ impl Index {
             changed: replayed > 0,
             journaled: replayed,
             unjournaled: false,
+            last_snapshot: (std::time::Instant::now(), std::time::Duration::ZERO),
         }
     }
 
@@ -310,10 +322,13 @@ impl Index {
         if !self.changed || self.dir.as_os_str().is_empty() {
             return None;
         }
-        let due = self.journaled >= SNAPSHOT_AFTER.max(self.files.len() / 2);
+        let (at, took) = self.last_snapshot;
+        let due = self.journaled >= SNAPSHOT_AFTER.max(self.files.len() / 2)
+            || at.elapsed() >= SNAPSHOT_AGE_MIN.max(took * SNAPSHOT_COST_FACTOR);
         if !now && !due && !self.unjournaled {
             return None;
         }
+        self.last_snapshot.0 = std::time::Instant::now();
         (self.changed, self.journaled, self.unjournaled) = (false, 0, false);
         let (journal, prev) = (
             self.dir.join("index.journal"),
@@ -339,6 +354,11 @@ impl Index {
             prev,
             data: serde_json::to_vec(&saved).expect("serializable"),
         })
+    }
+
+    /// Notes how long taking and writing the last snapshot took (see the module docs).
+    pub(super) fn snapshot_took(&mut self, took: std::time::Duration) {
+        self.last_snapshot.1 = took;
     }
 
     /// Notes that a snapshot was not written: the next call to `snapshot` tries again.
@@ -470,10 +490,13 @@ impl FolderSync {
     /// Saves the index if it changed since it was last saved and a snapshot is due, or
     /// whenever it changed if `now` (see [`Index::snapshot`]).
     pub(super) async fn save_index(&self, now: bool) {
+        let started = std::time::Instant::now();
         let Some(snapshot) = self.index.lock().await.snapshot(now) else {
             return;
         };
-        if let Err(e) = snapshot.write() {
+        let written = snapshot.write();
+        self.index.lock().await.snapshot_took(started.elapsed());
+        if let Err(e) = written {
             tracing::warn!(
                 "cannot save the index of {}: {e}",
                 self.root.join(STATE_DIR).display()
@@ -631,10 +654,12 @@ mod tests {
     /// The whole index is rewritten once its journal has grown to half of it, not at every
     /// change: a million files arriving would otherwise be rewritten every few seconds.
     #[test]
-    fn a_snapshot_is_due_once_the_journal_is_half_the_index() {
+    fn a_snapshot_is_due_once_the_journal_is_half_the_index_or_a_while_after_a_change() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let mut index = Index::load(root, "doc", true);
+        // Snapshots that took an hour: none is due for its age during this test.
+        index.snapshot_took(std::time::Duration::from_secs(3600));
         let entry = || Known::dir(VersionVector::default(), Source::Record);
         index.insert("d0", entry());
         assert!(index.snapshot(false).is_none(), "one change is in the journal");
@@ -658,6 +683,16 @@ mod tests {
         assert!(index.snapshot(false).is_none(), "{n} entries");
         index.insert("e0", entry());
         assert!(index.snapshot(false).is_some());
+        // A change is saved a while after the last snapshot: in a multiple of what that cost.
+        index.insert("e1", entry());
+        assert!(index.snapshot(false).is_none());
+        let cost = std::time::Duration::from_millis(100);
+        index.snapshot_took(cost);
+        index.last_snapshot.0 -= cost * (SNAPSHOT_COST_FACTOR / 2);
+        assert!(index.snapshot(false).is_none(), "not yet");
+        index.last_snapshot.0 -= cost * (SNAPSHOT_COST_FACTOR / 2);
+        assert!(index.snapshot(false).is_some(), "due");
+        assert!(index.snapshot(false).is_none(), "nothing changed since");
     }
 
     #[test]

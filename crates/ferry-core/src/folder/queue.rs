@@ -57,8 +57,9 @@ impl Queue {
         self.wake.notify_one();
     }
 
-    /// The work marked so far, for a round: everything, but at most [`ROUND_MAX`] records and
-    /// [`ROUND_MAX`] changed paths (the oldest); what is left stays for the next round, which
+    /// The work marked so far, for a round: everything, but at most [`ROUND_MAX`] records (the
+    /// oldest) and [`ROUND_MAX`] changed paths (the first by name; a path marked again while
+    /// it waits is not marked twice); what is left stays for the next round, which
     /// runs at once. A first sync of a million files is many rounds that each write what they
     /// read, not one that reads everything before writing anything.
     pub(super) fn take(&self) -> Dirty {

@@ -103,16 +103,36 @@ impl<'de> Deserialize<'de> for VersionVector {
                 mut map: A,
             ) -> Result<VersionVector, A::Error> {
                 let mut v = VersionVector::default();
-                while let Some((s, n)) = map.next_entry::<std::borrow::Cow<'de, str>, u64>()? {
-                    // Bounded here already: `check` says why a vector is refused.
-                    if v.len() > MAX_DEVICES {
-                        return Err(serde::de::Error::custom(format!(
-                            "a version vector names more than {MAX_DEVICES} devices"
-                        )));
+                // How many slots a vector may name is for `check` to say (a record is refused
+                // with a reason); the record's size bounds what is read here.
+                while let Some(s) = map.next_key_seed(SlotSeed)? {
+                    let n = map.next_value::<u64>()?;
+                    match v.position(&s) {
+                        Ok(i) => v.0[i].1 = n,
+                        Err(i) => {
+                            v.0.reserve_exact(1);
+                            v.0.insert(i, (s, n));
+                        }
                     }
-                    *v.entry(&s) = n;
                 }
                 Ok(v)
+            }
+        }
+        /// A slot read as shared text (see `slot`), without a copy of its own first.
+        struct SlotSeed;
+        impl<'de> serde::de::DeserializeSeed<'de> for SlotSeed {
+            type Value = Arc<str>;
+            fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<Arc<str>, D::Error> {
+                de.deserialize_str(self)
+            }
+        }
+        impl serde::de::Visitor<'_> for SlotSeed {
+            type Value = Arc<str>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a device")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Arc<str>, E> {
+                Ok(slot(s))
             }
         }
         de.deserialize_map(Pairs)
@@ -132,18 +152,27 @@ pub enum Relation {
     Concurrent,
 }
 
+/// Most slot texts shared at once (see `slot`).
+const SHARED_MAX: usize = 4096;
+
 /// The shared text of a slot. A folder's vectors name the same few devices over and over:
-/// each names them once. At most `SHARED_MAX` texts are kept (a peer may invent slots);
-/// beyond that a slot is its own copy.
+/// each names them once. Only well-formed slots are shared, and at most `SHARED_MAX` of them:
+/// when the table is full, texts no vector holds any more leave it; if it is still full (a
+/// peer may invent slots), a slot is its own copy.
 fn slot(s: &str) -> Arc<str> {
-    const SHARED_MAX: usize = 4096;
     static SHARED: Mutex<Option<HashSet<Arc<str>>>> = Mutex::new(None);
+    if !is_slot(s) {
+        return s.into();
+    }
     let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
     let shared = shared.get_or_insert_with(HashSet::new);
     if let Some(s) = shared.get(s) {
         return s.clone();
     }
     let s: Arc<str> = s.into();
+    if shared.len() >= SHARED_MAX {
+        shared.retain(|t| Arc::strong_count(t) > 1);
+    }
     if shared.len() < SHARED_MAX {
         shared.insert(s.clone());
     }
@@ -411,6 +440,24 @@ mod tests {
         assert_eq!(vv(&[("a", 1)]).relation(&vv(&[("a", 1), ("z", 1)])), Relation::DominatedBy);
         assert_eq!(vv(&[("a", 1), ("z", 2)]).relation(&vv(&[("z", 1)])), Relation::Dominates);
         assert_eq!(vv(&[("a", 0)]).relation(&VersionVector::default()), Relation::Equal);
+    }
+
+    /// Slots are shared text; what a peer invents is not kept, and texts no vector holds leave
+    /// a full table, so that a device's own slots are still shared after a flood of others.
+    #[test]
+    fn slots_are_shared_and_invented_ones_do_not_fill_the_table_for_good() {
+        let me = "9".repeat(64);
+        let (a, b) = (slot(&me), slot(&me));
+        assert!(Arc::ptr_eq(&a, &b), "one text for one device");
+        let junk = "not a device";
+        assert!(!Arc::ptr_eq(&slot(junk), &slot(junk)), "malformed slots are not kept");
+        // A flood of well-formed slots nothing holds on to.
+        for i in 0..2 * SHARED_MAX {
+            slot(&format!("{i:064x}"));
+        }
+        let other = "8".repeat(64);
+        assert!(Arc::ptr_eq(&slot(&other), &slot(&other)), "still shared after the flood");
+        assert!(Arc::ptr_eq(&a, &slot(&me)), "a held text stays");
     }
 
     /// A record of a 3-byte file by device `d`.
