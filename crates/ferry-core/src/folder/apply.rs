@@ -92,7 +92,11 @@ impl FolderSync {
             // The store failing: what is left is looked at again, and what was written so far
             // is flushed below.
             if let Err(e) = self.fetch_needed(batch, states, &index).await {
-                missing.extend(paths[i * APPLY_BATCH..].iter().map(|(rel, _)| (*rel).clone()));
+                missing.extend(
+                    paths[i * APPLY_BATCH..]
+                        .iter()
+                        .map(|(rel, _)| (*rel).clone()),
+                );
                 failed = Some(e);
                 break;
             }

@@ -619,7 +619,10 @@ mod tests {
         let mut index = Index::load(root, "doc", true);
         let check = |index: &Index| {
             let files: Vec<&Known> = index.values().filter(|k| !k.dir).collect();
-            let totals = (files.len() as u64, files.iter().map(|k| k.size).sum::<u64>());
+            let totals = (
+                files.len() as u64,
+                files.iter().map(|k| k.size).sum::<u64>(),
+            );
             let copies: Vec<&String> = index
                 .keys()
                 .filter(|k| crate::folder::conflict::is_conflict_copy(k))
@@ -662,7 +665,10 @@ mod tests {
         index.snapshot_took(std::time::Duration::from_secs(3600));
         let entry = || Known::dir(VersionVector::default(), Source::Record);
         index.insert("d0", entry());
-        assert!(index.snapshot(false).is_none(), "one change is in the journal");
+        assert!(
+            index.snapshot(false).is_none(),
+            "one change is in the journal"
+        );
         index.snapshot(true).unwrap().write().unwrap();
         assert!(index.snapshot(true).is_none(), "nothing changed since");
         for i in 1..SNAPSHOT_AFTER {

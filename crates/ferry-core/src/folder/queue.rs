@@ -73,7 +73,12 @@ impl Queue {
             dirty.records = work.records.split_off(ROUND_MAX);
         }
         if work.disk.len() > ROUND_MAX {
-            let after = work.disk.iter().nth(ROUND_MAX).expect("more than that").clone();
+            let after = work
+                .disk
+                .iter()
+                .nth(ROUND_MAX)
+                .expect("more than that")
+                .clone();
             dirty.disk = work.disk.split_off(&after);
         }
         if !dirty.is_empty() {
@@ -140,7 +145,9 @@ mod tests {
         q.take();
         let n = ROUND_MAX + 10;
         q.mark(|d| {
-            d.records = (0..n).map(|i| (format!("r{i:06}"), Hash::new([0]))).collect();
+            d.records = (0..n)
+                .map(|i| (format!("r{i:06}"), Hash::new([0])))
+                .collect();
             d.disk = (0..n).map(|i| format!("d{i:06}")).collect();
         });
         q.marked().await;

@@ -428,7 +428,10 @@ mod tests {
         let json = r#"{"a":3,"b.1":1,"c":7}"#;
         let v: VersionVector = serde_json::from_str(json).unwrap();
         assert_eq!(serde_json::to_string(&v).unwrap(), json);
-        assert_eq!((v.get("a"), v.get("b.1"), v.get("c"), v.get("d")), (3, 1, 7, 0));
+        assert_eq!(
+            (v.get("a"), v.get("b.1"), v.get("c"), v.get("d")),
+            (3, 1, 7, 0)
+        );
         // Keys out of order are put in order; of a key named twice, the last counts.
         let w: VersionVector = serde_json::from_str(r#"{"c":7,"a":1,"b.1":1,"a":3}"#).unwrap();
         assert_eq!(w, v);
@@ -436,10 +439,22 @@ mod tests {
         let x = vv(&[("a", 3), ("bb", 1), ("c", 7)]);
         assert_eq!(x.relation(&v), Relation::Concurrent);
         assert_eq!(x.merge(&v).relation(&x), Relation::Dominates);
-        assert_eq!(vv(&[("b", 1)]).relation(&vv(&[("a", 1), ("c", 1)])), Relation::Concurrent);
-        assert_eq!(vv(&[("a", 1)]).relation(&vv(&[("a", 1), ("z", 1)])), Relation::DominatedBy);
-        assert_eq!(vv(&[("a", 1), ("z", 2)]).relation(&vv(&[("z", 1)])), Relation::Dominates);
-        assert_eq!(vv(&[("a", 0)]).relation(&VersionVector::default()), Relation::Equal);
+        assert_eq!(
+            vv(&[("b", 1)]).relation(&vv(&[("a", 1), ("c", 1)])),
+            Relation::Concurrent
+        );
+        assert_eq!(
+            vv(&[("a", 1)]).relation(&vv(&[("a", 1), ("z", 1)])),
+            Relation::DominatedBy
+        );
+        assert_eq!(
+            vv(&[("a", 1), ("z", 2)]).relation(&vv(&[("z", 1)])),
+            Relation::Dominates
+        );
+        assert_eq!(
+            vv(&[("a", 0)]).relation(&VersionVector::default()),
+            Relation::Equal
+        );
     }
 
     /// Slots are shared text; what a peer invents is not kept, and texts no vector holds leave
@@ -450,13 +465,19 @@ mod tests {
         let (a, b) = (slot(&me), slot(&me));
         assert!(Arc::ptr_eq(&a, &b), "one text for one device");
         let junk = "not a device";
-        assert!(!Arc::ptr_eq(&slot(junk), &slot(junk)), "malformed slots are not kept");
+        assert!(
+            !Arc::ptr_eq(&slot(junk), &slot(junk)),
+            "malformed slots are not kept"
+        );
         // A flood of well-formed slots nothing holds on to.
         for i in 0..2 * SHARED_MAX {
             slot(&format!("{i:064x}"));
         }
         let other = "8".repeat(64);
-        assert!(Arc::ptr_eq(&slot(&other), &slot(&other)), "still shared after the flood");
+        assert!(
+            Arc::ptr_eq(&slot(&other), &slot(&other)),
+            "still shared after the flood"
+        );
         assert!(Arc::ptr_eq(&a, &slot(&me)), "a held text stays");
     }
 
