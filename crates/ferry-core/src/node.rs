@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     /// The documents' replica actor, which folders write their records through (see
     /// [`crate::documents`]).
     pub(crate) doc_sync: iroh_docs::actor::SyncHandle,
+    /// The records written lately, kept from garbage collection (see [`crate::documents`]).
+    pub(crate) held_records: crate::documents::HeldRecords,
     pub(crate) book: crate::peers::AddressBook,
     pub(crate) folders: std::sync::Mutex<Vec<crate::folder::manage::Running>>,
     /// Serialises what changes the folder list or which folders run (share, join, pause,
@@ -267,6 +269,7 @@ impl Node {
                 history: History::open(&config_home),
                 docs,
                 doc_sync,
+                held_records: Default::default(),
                 book,
                 folders: std::sync::Mutex::new(Vec::new()),
                 folder_ops: tokio::sync::Mutex::new(()),
@@ -436,6 +439,8 @@ fn records_kept(
     Arc::new(move |live| {
         let docs: Option<Vec<iroh_docs::api::Doc>> =
             inner.get().and_then(|w| w.upgrade()).map(|i| {
+                // Before the documents are read: what is written from now on is held.
+                i.held_records.collection_begins();
                 let mut docs: Vec<iroh_docs::api::Doc> = i
                     .folders
                     .lock()

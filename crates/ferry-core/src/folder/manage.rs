@@ -484,6 +484,7 @@ impl Node {
             self.store().clone(),
             doc.id(),
             author,
+            self.inner.held_records.clone(),
         );
         let folder = FolderSync::new(
             doc,

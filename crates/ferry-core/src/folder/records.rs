@@ -281,7 +281,7 @@ mod tests {
         let doc = docs.create().await.unwrap();
         let author = docs.author_default().await.unwrap();
         let registry = Registry::default();
-        let writer = Writer::new(sync, (*store).clone(), doc.id(), author);
+        let writer = Writer::new(sync, (*store).clone(), doc.id(), author, Default::default());
         let records = Records::new(doc, writer, ME.into(), (*store).clone(), registry.clone());
         Setup {
             records,
