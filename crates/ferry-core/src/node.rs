@@ -451,10 +451,15 @@ fn records_kept(
                 docs.extend(i.paused.docs());
                 docs
             });
+        // No node (not yet built, or gone): which records its folders name is unknown, so
+        // nothing is collected.
+        let Some(docs) = docs else {
+            return Box::pin(async { ProtectOutcome::Abort });
+        };
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let mut hashes = Vec::new();
-            for doc in docs.unwrap_or_default() {
+            for doc in docs {
                 let entries = match doc.get_many(iroh_docs::store::Query::all()).await {
                     Ok(entries) => entries,
                     Err(_) => return,
