@@ -263,13 +263,18 @@ def latency(pair, n, under=""):
     return times
 
 
-def small_files(pair):
-    src = os.path.join(DATA, "small")
+def copy_in(pair, name, what, timeout):
+    """Copies DATA/name into A; the seconds until every file of it is complete on B."""
+    src = os.path.join(DATA, name)
     rels = [os.path.relpath(os.path.join(d, f), src) for d, _, fs in os.walk(src) for f in fs]
     t0 = time.monotonic()
-    shutil.copytree(src, os.path.join(pair.a, "small"))
-    wait_until(f"{pair.name}: small files arrive", complete(os.path.join(pair.a, "small"), os.path.join(pair.b, "small"), rels), 600)
+    shutil.copytree(src, os.path.join(pair.a, name))
+    wait_until(f"{pair.name}: {what} arrive", complete(os.path.join(pair.a, name), os.path.join(pair.b, name), rels), timeout)
     return time.monotonic() - t0
+
+
+def small_files(pair):
+    return copy_in(pair, "small", "small files", 600)
 
 
 def big_file(pair):
@@ -412,12 +417,7 @@ def small_workload(pair):
 
 
 def many_workload(pair):
-    src = os.path.join(DATA, "many")
-    rels = [os.path.relpath(os.path.join(d, f), src) for d, _, fs in os.walk(src) for f in fs]
-    t0 = time.monotonic()
-    shutil.copytree(src, os.path.join(pair.a, "many"))
-    wait_until(f"{pair.name}: 100,000 files arrive", complete(os.path.join(pair.a, "many"), os.path.join(pair.b, "many"), rels), 7200)
-    record("many-100k", pair.name, time.monotonic() - t0, "s")
+    record("many-100k", pair.name, copy_in(pair, "many", "100,000 files", 7200), "s")
     for side, p in zip("ab", pair.pids()):
         record(f"many-peak-rss-{side}", pair.name, rss_kib(p, "VmHWM") / 1024, "MiB")
     middle = sorted(os.listdir(src))[len(os.listdir(src)) // 2]

@@ -24,23 +24,20 @@ if not os.path.exists(big):
             f.write(rng.randbytes(1 << 20))
     os.rename(big + ".tmp", big)
 
-small = os.path.join(root, "small")
-if not os.path.exists(small + ".done"):
-    rng = random.Random(42)
-    for i in range(small_n):
-        d = os.path.join(small, f"d{i % 20:02d}")
-        os.makedirs(d, exist_ok=True)
-        size = rng.randint(1024, 9 * 1024)
-        with open(os.path.join(d, f"f{i:05d}.bin"), "wb") as f:
-            f.write(rng.randbytes(size))
-    open(small + ".done", "w").close()
 
-many = os.path.join(root, "many")
-if not os.path.exists(many + ".done"):
-    rng = random.Random(43)
-    for i in range(many_n):
-        d = os.path.join(many, f"d{i // 100:03d}")
+def files(name, n, seed, dir_of, file_of, max_kib):
+    """n files of 1 KiB to max_kib KiB under root/name, laid out by dir_of and file_of."""
+    top = os.path.join(root, name)
+    if os.path.exists(top + ".done"):
+        return
+    rng = random.Random(seed)
+    for i in range(n):
+        d = os.path.join(top, dir_of(i))
         os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, f"f{i:06d}.bin"), "wb") as f:
-            f.write(rng.randbytes(rng.randint(1024, 4 * 1024)))
-    open(many + ".done", "w").close()
+        with open(os.path.join(d, file_of(i)), "wb") as f:
+            f.write(rng.randbytes(rng.randint(1024, max_kib * 1024)))
+    open(top + ".done", "w").close()
+
+
+files("small", small_n, 42, lambda i: f"d{i % 20:02d}", lambda i: f"f{i:05d}.bin", 9)
+files("many", many_n, 43, lambda i: f"d{i // 100:03d}", lambda i: f"f{i:06d}.bin", 4)

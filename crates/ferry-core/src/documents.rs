@@ -149,6 +149,23 @@ impl Writer {
     }
 }
 
+/// The documents engine in memory over `store`, on an endpoint bound to loopback with relays
+/// off: for tests.
+#[cfg(test)]
+pub(crate) async fn spawn_on_loopback(store: BlobStore) -> (Docs, SyncHandle) {
+    use iroh::{endpoint::presets, RelayMode};
+    let ep = iroh::Endpoint::builder(presets::Minimal)
+        .relay_mode(RelayMode::Disabled)
+        .clear_ip_transports()
+        .bind_addr("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
+        .unwrap()
+        .bind()
+        .await
+        .unwrap();
+    let gossip = iroh_gossip::net::Gossip::builder().spawn(ep.clone());
+    spawn(None, ep, store, gossip).await.unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use std::{
@@ -157,7 +174,6 @@ mod tests {
         time::Duration,
     };
 
-    use iroh::{endpoint::presets, RelayMode};
     use iroh_blobs::store::{
         fs::{options::Options, FsStore},
         GcConfig, ProtectOutcome,
@@ -216,16 +232,7 @@ mod tests {
             .await
             .unwrap();
         store_cell.set((*store).clone()).ok();
-        let ep = iroh::Endpoint::builder(presets::Minimal)
-            .relay_mode(RelayMode::Disabled)
-            .clear_ip_transports()
-            .bind_addr("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
-            .unwrap()
-            .bind()
-            .await
-            .unwrap();
-        let gossip = iroh_gossip::net::Gossip::builder().spawn(ep.clone());
-        let (docs, sync) = spawn(None, ep, (*store).clone(), gossip).await.unwrap();
+        let (docs, sync) = spawn_on_loopback((*store).clone()).await;
         let doc = docs.create().await.unwrap();
         let author = docs.author_default().await.unwrap();
         let writer = Writer::new(sync, (*store).clone(), doc.id(), author, held.clone());

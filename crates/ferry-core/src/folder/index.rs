@@ -102,8 +102,8 @@ impl Known {
     }
 }
 
-/// The index as saved in `index.json`.
-#[derive(Serialize, Deserialize)]
+/// The index as saved in `index.json` (read; written as [`SavedIndexRef`]).
+#[derive(Deserialize)]
 struct SavedIndex {
     doc: String,
     files: BTreeMap<String, Known>,

@@ -244,7 +244,6 @@ fn decode_record(rel: &str, bytes: &[u8]) -> Option<FileVersion> {
 
 #[cfg(test)]
 mod tests {
-    use iroh::{endpoint::presets, RelayMode};
     use iroh_blobs::store::mem::MemStore;
 
     use iroh_docs::AuthorId;
@@ -265,19 +264,8 @@ mod tests {
     }
 
     async fn setup() -> Setup {
-        let ep = iroh::Endpoint::builder(presets::Minimal)
-            .relay_mode(RelayMode::Disabled)
-            .clear_ip_transports()
-            .bind_addr("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())
-            .unwrap()
-            .bind()
-            .await
-            .unwrap();
         let store = MemStore::new();
-        let gossip = iroh_gossip::net::Gossip::builder().spawn(ep.clone());
-        let (docs, sync) = crate::documents::spawn(None, ep, (*store).clone(), gossip)
-            .await
-            .unwrap();
+        let (docs, sync) = crate::documents::spawn_on_loopback((*store).clone()).await;
         let doc = docs.create().await.unwrap();
         let author = docs.author_default().await.unwrap();
         let registry = Registry::default();
