@@ -177,9 +177,9 @@ impl FolderSync {
                     }
                 }
             }
+            // A batch cut short by the store writes nothing: every batch that wrote is flushed.
             self.flush_batch(&mut index);
         }
-        self.flush_batch(&mut index);
         Ok((changed, missing, failed))
     }
 
