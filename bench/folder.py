@@ -420,7 +420,8 @@ def many_workload(pair):
     record("many-100k", pair.name, copy_in(pair, "many", "100,000 files", 7200), "s")
     for side, p in zip("ab", pair.pids()):
         record(f"many-peak-rss-{side}", pair.name, rss_kib(p, "VmHWM") / 1024, "MiB")
-    middle = sorted(os.listdir(src))[len(os.listdir(src)) // 2]
+    dirs = sorted(os.listdir(os.path.join(DATA, "many")))
+    middle = dirs[len(dirs) // 2]
     for t in latency(pair, LAT_N, os.path.join("many", middle)):
         record("many-latency-4k", pair.name, t, "s")
     idle(pair, "-many")
