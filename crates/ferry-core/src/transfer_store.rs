@@ -90,7 +90,7 @@ impl TransferStore {
     /// place), keeps it for a later attempt otherwise.
     pub async fn close(mut self, finished: bool) {
         if let Some(store) = self.store.take() {
-            store.shutdown().await.ok();
+            shut_down(store).await;
         }
         if finished {
             std::fs::remove_dir_all(&self.dir).ok();
@@ -115,11 +115,29 @@ impl Drop for TransferStore {
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 rt.spawn(async move {
-                    store.shutdown().await.ok();
+                    shut_down(store).await;
                     closed();
                 });
             }
             Err(_) => closed(),
         }
     }
+}
+
+/// How long a closing store may take to finish what it is doing (less than `open_dir` waits
+/// for a store dropped in the background to close).
+const IDLE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Shuts `store` down once what it was doing has finished. A task of the store goes on after
+/// the caller stopped waiting for it (a cancelled receive stops waiting for an export that
+/// is moving a file out of the store), and a shutdown in between left the database naming a
+/// file already moved: the next attempt on that store panicked inside it.
+async fn shut_down(store: FsStore) {
+    if tokio::time::timeout(IDLE_WAIT, store.wait_idle())
+        .await
+        .is_err()
+    {
+        tracing::debug!("a transfer store still busy after {IDLE_WAIT:?} is shut down");
+    }
+    store.shutdown().await.ok();
 }
