@@ -2,11 +2,14 @@
 """A folder of N small files (1,000,000 by default), Ferry alone: see bench/million.sh.
 
 Meant to run inside a private network namespace with only loopback (bench/million.sh does).
-usage: bench/million.py N          (env: BENCH_WORK, FERRY_BIN)
+usage: bench/million.py N          (env: BENCH_WORK, FERRY_BIN; IDLE_S=s: also both daemons'
+       CPU seconds over s idle seconds at the end, a window to attach a profiler to the pids
+       printed at the start)
 """
 import os, random, signal, statistics, subprocess, sys, time
 
 N = int(sys.argv[1])
+IDLE_S = float(os.environ.get("IDLE_S", "0"))
 WORK = os.environ["BENCH_WORK"]
 FERRY = os.environ["FERRY_BIN"]
 PER_DIR = 1000
@@ -67,6 +70,7 @@ for home in ("ha", "hb"):
             raise SystemExit(f"{home} did not start: {open(log).read()}")
         time.sleep(0.05)
     procs.append(p)
+say("daemons: " + " ".join(f"{home}={p.pid}" for home, p in zip(("ha", "hb"), procs)))
 try:
     t0 = time.monotonic()
     ticket = subprocess.run(cmd("ha", "folder", "share", a), capture_output=True, text=True, check=True).stdout.strip()
@@ -115,6 +119,11 @@ try:
     times.sort()
     say(f"new-file-median\t{statistics.median(times):.3f}\ts")
     say(f"new-file-max\t{times[-1]:.3f}\ts")
+    if IDLE_S > 0:
+        before = [cpu_s(p.pid) for p in procs]
+        time.sleep(IDLE_S)  # the idle window measured, not synchronisation
+        for side, p, x in zip("ab", procs, before):
+            say(f"idle-cpu-{side}\t{cpu_s(p.pid) - x:.2f}\ts\t(over {IDLE_S:.0f} s)")
 finally:
     for p in procs:
         p.send_signal(signal.SIGINT)

@@ -35,6 +35,7 @@ use crate::{
         queue::{Dirty, Queue},
         records::{key_path, Keys, Records},
         report::Report,
+        resync::{Resync, RESYNC_EVERY},
         scan::Scanned,
         swarm::Swarm,
         trash::Trash,
@@ -97,6 +98,8 @@ pub struct FolderSync {
     pub(super) trash_keep: (u64, u64),
     /// Which names the folder's file system holds apart, and which it cannot hold.
     pub(super) names: super::names::NameRules,
+    /// When to reconcile the document with the peers again.
+    pub(super) reconcile: Resync,
 }
 
 impl std::fmt::Debug for FolderSync {
@@ -170,6 +173,7 @@ impl FolderSync {
             swarm: Swarm::new(device),
             plans: std::sync::Mutex::new(Default::default()),
             synced_dirs: std::sync::Mutex::new(BTreeSet::new()),
+            reconcile: Resync::new(std::time::Instant::now()),
         })
     }
 
@@ -250,7 +254,7 @@ impl FolderSync {
         &self,
         keys: Keys,
     ) -> Result<(BTreeMap<String, PathState>, BTreeSet<String>)> {
-        let (states, missing) = self.records.read(&keys, &Default::default()).await?;
+        let (mut states, missing) = self.records.read(&keys, &Default::default()).await?;
         if missing.is_empty() {
             return Ok((states, BTreeSet::new()));
         }
@@ -259,8 +263,18 @@ impl FolderSync {
             .map(|(_, h)| (*h, MAX_RECORD_SIZE as u64))
             .collect();
         self.fetch(&wants).await;
+        // Only the paths that had a record missing are read again (not the whole document
+        // of a full pass because a few records were late).
         let fetched = missing.iter().map(|(_, h)| *h).collect();
-        let (states, missing) = self.records.read(&keys, &fetched).await?;
+        let again: BTreeSet<String> = missing.into_iter().map(|(rel, _)| rel).collect();
+        let (found, missing) = self
+            .records
+            .read(&Records::of_paths(again.iter().cloned()), &fetched)
+            .await?;
+        for rel in again {
+            states.remove(&rel);
+        }
+        states.extend(found);
         Ok((states, missing.into_iter().map(|(rel, _)| rel).collect()))
     }
 
@@ -269,18 +283,11 @@ impl FolderSync {
         self.queue.mark(f);
     }
 
-    /// Reconciles the document with every known peer again. iroh-docs syncs when a peer joins
-    /// and then relies on gossip; an entry inserted while the gossip mesh was still forming
-    /// (a peer joining right after the folder was shared) is otherwise not seen by that peer
-    /// until something else triggers a sync. Reconciling documents that already agree costs a
-    /// few small messages.
-    async fn resync(&self) {
-        let peers: Vec<iroh::EndpointAddr> = self
-            .swarm
-            .known()
-            .into_iter()
-            .map(iroh::EndpointAddr::new)
-            .collect();
+    /// Reconciles the document with `peers` again (which and when: see
+    /// [`resync`](super::resync)).
+    async fn resync(&self, peers: Vec<EndpointId>) {
+        let peers: Vec<iroh::EndpointAddr> =
+            peers.into_iter().map(iroh::EndpointAddr::new).collect();
         if peers.is_empty() {
             return;
         }
@@ -296,6 +303,10 @@ impl FolderSync {
         }
         let me = self.clone();
         let root = self.root.clone();
+        // A watcher that reported an error (a new directory past the system's inotify limit,
+        // say) may be missing changes from then on: full passes come as often as without one.
+        let watch_failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let failed = watch_failed.clone();
         let mut watcher =
             notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
                 Ok(ev) if ev.need_rescan() => me.mark(|d| d.full = true),
@@ -309,18 +320,21 @@ impl FolderSync {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::debug!("watcher: {e}");
+                    failed.store(true, std::sync::atomic::Ordering::Relaxed);
                     me.mark(|d| d.full = true);
                 }
             })
             .ok();
-        let mut watching = false;
         if let Some(w) = watcher.as_mut() {
             use notify::Watcher;
-            match w.watch(&self.root, notify::RecursiveMode::Recursive) {
-                Ok(()) => watching = true,
-                Err(e) => tracing::warn!("cannot watch {}: {e}", self.root.display()),
+            if let Err(e) = w.watch(&self.root, notify::RecursiveMode::Recursive) {
+                tracing::warn!("cannot watch {}: {e}", self.root.display());
+                watch_failed.store(true, std::sync::atomic::Ordering::Relaxed);
             }
+        } else {
+            watch_failed.store(true, std::sync::atomic::Ordering::Relaxed);
         }
+        let watching = || !watch_failed.load(std::sync::atomic::Ordering::Relaxed);
         let mut events = match self.records.doc().subscribe().await {
             Ok(s) => s,
             Err(e) => {
@@ -331,38 +345,61 @@ impl FolderSync {
         let me = self.clone();
         let follower = tokio::spawn(async move {
             use iroh_docs::engine::LiveEvent;
-            while let Some(ev) = events.next().await {
-                let Ok(ev) = ev else { break };
-                match &ev {
-                    LiveEvent::InsertRemote { from, entry, .. } => {
-                        me.add_peer(*from);
-                        if let Some(rel) = key_path(entry.key()) {
-                            if entry.content_len() <= MAX_RECORD_SIZE as u64 {
-                                let hash = entry.content_hash();
-                                me.mark(|d| d.records.push((rel, hash)));
+            loop {
+                while let Some(ev) = events.next().await {
+                    let Ok(ev) = ev else { continue };
+                    match &ev {
+                        LiveEvent::InsertRemote { from, entry, .. } => {
+                            me.reconcile.stir();
+                            me.add_peer(*from);
+                            if let Some(rel) = key_path(entry.key()) {
+                                if entry.content_len() <= MAX_RECORD_SIZE as u64 {
+                                    let hash = entry.content_hash();
+                                    me.mark(|d| d.records.push((rel, hash)));
+                                }
                             }
                         }
+                        // This device's own records are in the cache already (see `publish`);
+                        // peers whose gossip dropped them get them from the next reconciliation.
+                        LiveEvent::InsertLocal { .. } => me.reconcile.stir(),
+                        LiveEvent::NeighborUp(peer) => {
+                            me.add_peer(*peer);
+                            me.swarm.set_connected(*peer, true);
+                            me.reconcile.stir();
+                            me.queue.retry_soon();
+                        }
+                        LiveEvent::SyncFinished(sync) => me.add_peer(sync.peer),
+                        LiveEvent::NeighborDown(peer) => {
+                            me.swarm.set_connected(*peer, false);
+                        }
+                        LiveEvent::ContentReady { .. } | LiveEvent::PendingContentReady => {
+                            me.queue.retry_wanted()
+                        }
                     }
-                    // This device's own records are in the cache already (see `publish`).
-                    LiveEvent::InsertLocal { .. } => {}
-                    LiveEvent::NeighborUp(peer) => {
-                        me.add_peer(*peer);
-                        me.swarm.set_connected(*peer, true);
-                        me.queue.retry_wanted();
-                    }
-                    LiveEvent::SyncFinished(sync) => me.add_peer(sync.peer),
-                    LiveEvent::NeighborDown(peer) => {
-                        me.swarm.set_connected(*peer, false);
-                    }
-                    LiveEvent::ContentReady { .. } | LiveEvent::PendingContentReady => {
-                        me.queue.retry_wanted()
+                }
+                // The events stopped while the folder runs (the folder is stopped, and this task
+                // with it, before its document closes): a full pass finds what was missed, and
+                // the events are followed again.
+                tracing::warn!(
+                    "{}: the folder document's events stopped",
+                    me.root.display()
+                );
+                me.mark(|d| d.full = true);
+                loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    match me.records.doc().subscribe().await {
+                        Ok(s) => {
+                            events = s;
+                            break;
+                        }
+                        Err(e) => tracing::debug!("following the folder document again: {e}"),
                     }
                 }
             }
         });
         // The start does a full pass; the next is due after it (see `RESCAN_EVERY`).
-        let mut next_full = tokio::time::Instant::now() + RESCAN_EVERY;
-        let mut retry = tokio::time::interval(Duration::from_millis(500));
+        let mut next_full = tokio::time::Instant::now() + rescan_after(watching(), None);
+        let mut retried = tokio::time::Instant::now();
         let mut save = tokio::time::interval(SAVE_EVERY);
         let mut resync = tokio::time::interval(RESYNC_EVERY);
         resync.tick().await; // joining or starting the folder has just synced
@@ -372,15 +409,23 @@ impl FolderSync {
                 _ = tokio::time::sleep_until(next_full) => {
                     self.mark(|d| d.full = true);
                     // Rescheduled when it has run.
-                    next_full += RESCAN_EVERY;
+                    next_full += rescan_after(watching(), None);
                 }
-                _ = retry.tick() => self.queue.retry_wanted(),
+                _ = tokio::time::sleep_until(retried + self.queue.retry_delay()) => {
+                    retried = tokio::time::Instant::now();
+                    self.queue.retry_wanted();
+                }
                 _ = save.tick() => {
                     self.save_index(false).await;
                     continue;
                 }
                 _ = resync.tick() => {
-                    self.resync().await;
+                    let peers = if self.reconcile.due(std::time::Instant::now()) {
+                        self.swarm.known()
+                    } else {
+                        self.swarm.unconnected()
+                    };
+                    self.resync(peers).await;
                     continue;
                 }
                 _ = self.queue.marked() => {
@@ -389,13 +434,7 @@ impl FolderSync {
                 }
             }
             if let Some(took) = self.round().await {
-                // Without a watcher, full passes are how local changes are found.
-                let every = if watching {
-                    (took * RESCAN_FACTOR).clamp(RESCAN_EVERY, RESCAN_MAX)
-                } else {
-                    RESCAN_EVERY
-                };
-                next_full = tokio::time::Instant::now() + every;
+                next_full = tokio::time::Instant::now() + rescan_after(watching(), Some(took));
             }
         }
         follower.abort();
@@ -416,10 +455,6 @@ pub(super) const PUBLISH_BATCH: usize = 1024;
 /// after the other they kept both cores mostly idle.
 pub(super) const STORE_PARALLEL: usize = 16;
 
-/// Above this many changed keys a round reads the whole document in one pass instead of
-/// querying key by key.
-pub(super) const KEYS_PER_QUERY_MAX: usize = 256;
-
 /// How long events are collected before a round runs.
 pub(super) const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
@@ -427,20 +462,27 @@ pub(super) const BATCH_WINDOW: Duration = Duration::from_millis(50);
 /// stops; see `Index::snapshot`).
 pub(super) const SAVE_EVERY: Duration = Duration::from_secs(2);
 
-/// How often a folder reconciles its document with its peers again (see `resync`).
-pub(super) const RESYNC_EVERY: Duration = Duration::from_secs(10);
-
-/// How often every file and every record is looked at, whatever the watcher said: this long
-/// after the last full pass, or `RESCAN_FACTOR` times as long as it took if that is longer,
-/// up to `RESCAN_MAX` (Syncthing's interval with a watcher) — a folder of a million files is
-/// not read whole every five minutes. Without a watcher, every `RESCAN_EVERY`.
+/// How often every file and every record is looked at without a working watcher (a folder
+/// past the system's inotify limit, say): full passes are then how local changes are found.
 pub(super) const RESCAN_EVERY: Duration = Duration::from_secs(300);
 
-/// See [`RESCAN_EVERY`].
+/// How often with one: the watcher reports local changes and the document's events remote
+/// ones, so a full pass is only the safety net — Syncthing's interval with a watcher.
+const RESCAN_WATCHED: Duration = Duration::from_secs(3600);
+
+/// Full passes are at least this many times as long as the last one took apart (a folder of
+/// a million files is not read whole for more than a twentieth of the time).
 const RESCAN_FACTOR: u32 = 20;
 
-/// See [`RESCAN_EVERY`].
-const RESCAN_MAX: Duration = Duration::from_secs(3600);
+/// How long after a full pass (that took `took`, if known) the next one is due.
+fn rescan_after(watching: bool, took: Option<Duration>) -> Duration {
+    if !watching {
+        return RESCAN_EVERY;
+    }
+    took.map_or(RESCAN_WATCHED, |took| {
+        (took * RESCAN_FACTOR).max(RESCAN_WATCHED)
+    })
+}
 
 /// `path` relative to `root`, `/`-separated; `None` outside it, in Ferry's own state, or for
 /// Ferry's temporary files (its own writes need no second look).

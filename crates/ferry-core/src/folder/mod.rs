@@ -23,7 +23,8 @@
 //! publishing changes (`publish`), and the parts
 //! they drive, each with its own state: the document's records (`records`), fetching from
 //! peers (`fetch`), what a local change becomes (`local`), the on-disk index (`index`), the
-//! peers (`swarm`), the queued work (`queue`) and what people are told (`report`); and
+//! peers (`swarm`), the queued work (`queue`), when to reconcile with peers again (`resync`)
+//! and what people are told (`report`); and
 //! [`manage`] (share, join, leave, list; the list survives restarts).
 
 pub mod activity;
@@ -47,6 +48,7 @@ mod publish;
 mod queue;
 mod records;
 mod report;
+mod resync;
 mod round;
 pub mod scan;
 mod stage;

@@ -1,14 +1,22 @@
 //! The work waiting for a folder's next round: what the watcher and the document's events
 //! marked ([`Dirty`]), and the paths that wait for a record or content a peer has not sent
-//! yet (looked at again when a peer connects, when content arrives, and shortly after each
-//! round that left them). Marking wakes the loop; a round takes everything marked at once.
+//! yet (looked at again when a peer connects, when content arrives, and after a delay that
+//! grows while retrying gets none of them: [`Queue::retry_delay`]). Marking wakes the loop; a
+//! round takes what was marked, up to [`ROUND_MAX`] of each kind.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, time::Duration};
 
 use iroh_blobs::Hash;
 
-/// How many records, and how many changed paths, one round takes at most.
+/// How many records, changed paths and waiting paths one round takes at most.
 pub(super) const ROUND_MAX: usize = 4096;
+
+/// The first delay before waiting paths are looked at again without an event.
+pub(super) const RETRY_FIRST: Duration = Duration::from_millis(500);
+
+/// The longest: a thousand paths whose records no peer can send (collected by a peer's store,
+/// say) are not read again twice a second forever.
+pub(super) const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// What the next round has to look at.
 #[derive(Debug, Default)]
@@ -29,13 +37,15 @@ impl Dirty {
     }
 }
 
-/// See the module docs. Its locks are leaves: never held across an await or while taking
-/// another.
+/// See the module docs. Its locks are never held across an await; `wanted` is taken before
+/// `retry` and `dirty`, which are leaves.
 pub(super) struct Queue {
     dirty: std::sync::Mutex<Dirty>,
     /// Woken when `dirty` gains something.
     wake: tokio::sync::Notify,
     wanted: std::sync::Mutex<BTreeSet<String>>,
+    /// See [`Queue::retry_delay`].
+    retry: std::sync::Mutex<Duration>,
 }
 
 impl Queue {
@@ -48,6 +58,7 @@ impl Queue {
             }),
             wake: tokio::sync::Notify::new(),
             wanted: Default::default(),
+            retry: std::sync::Mutex::new(RETRY_FIRST),
         }
     }
 
@@ -58,9 +69,9 @@ impl Queue {
     }
 
     /// The work marked so far, for a round: everything, but at most [`ROUND_MAX`] records (the
-    /// oldest) and [`ROUND_MAX`] changed paths (the first by name; a path marked again while
-    /// it waits is not marked twice); what is left stays for the next round, which
-    /// runs at once. A first sync of a million files is many rounds that each write what they
+    /// oldest), [`ROUND_MAX`] changed paths and [`ROUND_MAX`] paths to read again (the first
+    /// by name; a path marked again while it waits is not marked twice); what is left stays
+    /// for the next round, which runs at once. A first sync of a million files is many rounds that each write what they
     /// read, not one that reads everything before writing anything.
     pub(super) fn take(&self) -> Dirty {
         let mut dirty = self.dirty.lock().expect("dirty lock");
@@ -81,6 +92,15 @@ impl Queue {
                 .clone();
             dirty.disk = work.disk.split_off(&after);
         }
+        if work.keys.len() > ROUND_MAX {
+            let after = work
+                .keys
+                .iter()
+                .nth(ROUND_MAX)
+                .expect("more than that")
+                .clone();
+            dirty.keys = work.keys.split_off(&after);
+        }
         if !dirty.is_empty() {
             self.wake.notify_one();
         }
@@ -92,11 +112,32 @@ impl Queue {
         self.wake.notified().await
     }
 
-    /// Marks again the paths that wait for a peer or for content.
+    /// How long after the last retry the waiting paths are looked at again without an event:
+    /// [`RETRY_FIRST`], doubled after each round that got none of them, up to [`RETRY_MAX`].
+    pub(super) fn retry_delay(&self) -> Duration {
+        *self.retry.lock().expect("retry lock")
+    }
+
+    /// Something that may bring what the waiting paths need happened (a peer connected):
+    /// the next retries come at the first delay again.
+    pub(super) fn retry_soon(&self) {
+        *self.retry.lock().expect("retry lock") = RETRY_FIRST;
+        self.retry_wanted();
+    }
+
+    /// Marks again the paths that wait for a peer or for content, unless some marked before
+    /// are still queued: those are read first (a round takes the first by name, and marking
+    /// all again each time would read the first ones over and over, never the last).
     pub(super) fn retry_wanted(&self) {
-        let wanted = self.wanted.lock().expect("wanted lock").clone();
-        if !wanted.is_empty() {
-            self.mark(|d| d.keys.extend(wanted));
+        let wanted = self.wanted.lock().expect("wanted lock");
+        if wanted.is_empty() {
+            return;
+        }
+        let mut dirty = self.dirty.lock().expect("dirty lock");
+        if dirty.keys.is_empty() {
+            dirty.keys.extend(wanted.iter().cloned());
+            drop(dirty);
+            self.wake.notify_one();
         }
     }
 
@@ -108,10 +149,20 @@ impl Queue {
         unavailable: BTreeSet<String>,
     ) -> BTreeSet<String> {
         let mut wanted = self.wanted.lock().expect("wanted lock");
+        let (mut looked, mut got) = (false, false);
         for rel in seen {
-            wanted.remove(rel);
+            if wanted.remove(rel) {
+                looked = true;
+                got |= !unavailable.contains(rel);
+            }
         }
         wanted.extend(unavailable);
+        let mut retry = self.retry.lock().expect("retry lock");
+        if got || wanted.is_empty() {
+            *retry = RETRY_FIRST;
+        } else if looked {
+            *retry = (*retry * 2).min(RETRY_MAX);
+        }
         wanted.clone()
     }
 }
@@ -188,5 +239,52 @@ mod tests {
         // A round that looked at x and got it.
         let waits = q.settle(&["x".to_string()], BTreeSet::new());
         assert_eq!(waits.into_iter().collect::<Vec<_>>(), ["y"]);
+    }
+
+    #[test]
+    fn retries_that_get_nothing_come_less_and_less_often_until_one_does() {
+        let q = Queue::starting();
+        q.take();
+        let y = || ["y".to_string()];
+        q.settle(&[], y().into());
+        let mut delays = vec![q.retry_delay()];
+        for _ in 0..8 {
+            q.retry_wanted();
+            let work = q.take();
+            q.settle(&work.keys, y().into());
+            delays.push(q.retry_delay());
+        }
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]), "{delays:?}");
+        assert!(delays[1] > RETRY_FIRST, "{delays:?}");
+        assert_eq!(delays.last(), Some(&RETRY_MAX), "bounded: {delays:?}");
+        // A round that gets a waiting path.
+        q.settle(&y(), BTreeSet::new());
+        assert_eq!(q.retry_delay(), RETRY_FIRST);
+        // Rounds that look at no waiting path leave the delay as it is.
+        q.settle(&[], y().into());
+        q.settle(&["other".to_string()], y().into());
+        assert_eq!(q.retry_delay(), RETRY_FIRST);
+        // A peer connecting.
+        q.settle(&y(), y().into());
+        q.settle(&y(), y().into());
+        assert!(q.retry_delay() > RETRY_FIRST);
+        q.retry_soon();
+        assert_eq!(q.retry_delay(), RETRY_FIRST);
+        assert_eq!(q.take().keys.len(), 1, "and looked at again at once");
+    }
+
+    #[test]
+    fn a_round_reads_a_bounded_share_of_the_waiting_paths() {
+        let q = Queue::starting();
+        q.take();
+        let many: BTreeSet<String> = (0..ROUND_MAX + 3).map(|i| format!("w{i:06}")).collect();
+        q.settle(&[], many);
+        q.retry_wanted();
+        assert_eq!(q.take().keys.len(), ROUND_MAX);
+        // A retry meanwhile does not put the first ones back ahead of the rest.
+        q.retry_wanted();
+        assert_eq!(q.take().keys.len(), 3, "the rest in the next round");
+        q.retry_wanted();
+        assert_eq!(q.take().keys.len(), ROUND_MAX, "then from the first again");
     }
 }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use iroh::EndpointId;
 use iroh_blobs::{api::proto::BlobStatus, api::Store, Hash};
 use iroh_docs::{api::Doc, store::Query};
-use n0_future::StreamExt;
+use n0_future::{BufferedStreamExt, StreamExt};
 
 use crate::{
     documents::Writer,
@@ -50,21 +50,34 @@ pub(super) fn key_of(rel: &str) -> Vec<u8> {
 pub(super) enum Keys {
     /// Every file entry.
     All,
-    /// The entries of one path (under its key, and the key earlier versions wrote).
-    Path(String),
+    /// The entries of these paths (under their keys, and the keys earlier versions wrote).
+    Paths(Vec<String>),
 }
 
 impl Keys {
     fn queries(&self) -> Vec<Query> {
         match self {
             Keys::All => vec![Query::key_prefix(KEY_PREFIX).into()],
-            Keys::Path(rel) => vec![
-                Query::key_exact(key_of(rel)).into(),
-                Query::key_exact(format!("{KEY_PREFIX}{rel}")).into(),
-            ],
+            Keys::Paths(rels) => rels
+                .iter()
+                .flat_map(|rel| {
+                    [
+                        Query::key_exact(key_of(rel)).into(),
+                        Query::key_exact(format!("{KEY_PREFIX}{rel}")).into(),
+                    ]
+                })
+                .collect(),
         }
     }
 }
+
+/// How many queries of the document [`Records::read`] has in flight at once: a round asks
+/// for up to thousands of paths one key at a time (iroh-docs has no query for a set of
+/// keys), and one after the other each waits for the documents' actor.
+const QUERIES_PARALLEL: usize = 16;
+
+/// What one query found: the records read, and the entries whose records are missing.
+type Found = (Vec<(String, FileVersion)>, Vec<(String, Hash)>);
 
 /// A record read from the store.
 pub(super) enum Record {
@@ -113,8 +126,14 @@ impl Records {
     }
 
     /// The entries of one path.
+    #[cfg(test)]
     pub(super) fn of_path(rel: &str) -> Keys {
-        Keys::Path(rel.to_string())
+        Keys::Paths(vec![rel.to_string()])
+    }
+
+    /// The entries of these paths.
+    pub(super) fn of_paths(rels: impl IntoIterator<Item = String>) -> Keys {
+        Keys::Paths(rels.into_iter().collect())
     }
 
     /// Every file entry.
@@ -130,23 +149,30 @@ impl Records {
         keys: &Keys,
         fetched: &HashSet<Hash>,
     ) -> Result<(BTreeMap<String, PathState>, Vec<(String, Hash)>)> {
+        // The futures are made first: a stream borrowing as it goes would not be `Send`.
+        let reads: Vec<_> = keys
+            .queries()
+            .into_iter()
+            .map(|query| self.read_query(query, fetched))
+            .collect();
+        // In order: which of two records claiming the same version is kept must not depend on
+        // which answer came first.
+        let mut reads = n0_future::stream::iter(reads).buffered_ordered(QUERIES_PARALLEL);
         let mut out: BTreeMap<String, PathState> = BTreeMap::new();
         let mut missing = Vec::new();
-        for query in keys.queries() {
-            self.read_into(query, fetched, &mut out, &mut missing)
-                .await?;
+        while let Some(found) = reads.next().await {
+            let (ready, absent) = found?;
+            for (rel, v) in ready {
+                out.entry(rel).or_default().add(v);
+            }
+            missing.extend(absent);
         }
         Ok((out, missing))
     }
 
-    /// Reads the records matching `query` into `out` and `missing` (see [`Records::read`]).
-    async fn read_into(
-        &self,
-        query: Query,
-        fetched: &HashSet<Hash>,
-        out: &mut BTreeMap<String, PathState>,
-        missing: &mut Vec<(String, Hash)>,
-    ) -> Result<()> {
+    /// Reads the records matching `query` (see [`Records::read`]).
+    async fn read_query(&self, query: Query, fetched: &HashSet<Hash>) -> Result<Found> {
+        let (mut ready, mut missing) = (Vec::new(), Vec::new());
         let mut entries = Box::pin(self.doc.get_many(query).await.map_err(Error::store)?);
         while let Some(entry) = entries.next().await {
             let entry = entry.map_err(Error::store)?;
@@ -158,14 +184,12 @@ impl Records {
             }
             let hash = entry.content_hash();
             match self.record(&rel, hash, fetched.contains(&hash)).await {
-                Record::Ready(v) => {
-                    out.entry(rel).or_default().add(v);
-                }
-                Record::Missing => missing.push((rel, entry.content_hash())),
+                Record::Ready(v) => ready.push((rel, v)),
+                Record::Missing => missing.push((rel, hash)),
                 Record::Refused => {}
             }
         }
-        Ok(())
+        Ok((ready, missing))
     }
 
     /// The record stored as `hash` for `rel`, read only if it is complete and within the size

@@ -11,7 +11,7 @@ use crate::folder::{
     activity::ConflictCopy,
     conflict::original_of,
     decide::PathState,
-    engine::{FolderSync, KEYS_PER_QUERY_MAX, STORE_PARALLEL},
+    engine::{FolderSync, STORE_PARALLEL},
     ignore::IgnoreRules,
     index::Known,
     queue::Dirty,
@@ -44,7 +44,7 @@ impl FolderSync {
         let rules = IgnoreRules::load(&self.root);
         let mut states = self.states.lock().await;
         let mut unavailable = BTreeSet::new();
-        let full = work.full || work.keys.len() > KEYS_PER_QUERY_MAX;
+        let full = work.full;
         let work = Dirty {
             // A full pass reads every record anyway.
             records: if full { Vec::new() } else { work.records },
@@ -130,22 +130,28 @@ impl FolderSync {
                     Record::Refused => {}
                 }
             }
-            for rel in &work.keys {
-                match self.gather(Records::of_path(rel)).await {
+            // Paths whose records were missing before, asked for together (the fetch of what
+            // is still missing is one for all of them).
+            if !work.keys.is_empty() {
+                match self
+                    .gather(Records::of_paths(work.keys.iter().cloned()))
+                    .await
+                {
                     Ok((mut found, missing)) => {
-                        match found.remove(rel) {
-                            Some(state) => states.insert(rel.clone(), state),
-                            None => states.remove(rel),
-                        };
-                        if missing.is_empty() {
-                            paths.push(rel.clone());
-                        } else {
-                            unavailable.extend(missing);
+                        for rel in &work.keys {
+                            match found.remove(rel) {
+                                Some(state) => states.insert(rel.clone(), state),
+                                None => states.remove(rel),
+                            };
+                            if !missing.contains(rel) {
+                                paths.push(rel.clone());
+                            }
                         }
+                        unavailable.extend(missing);
                     }
                     Err(e) => {
-                        tracing::warn!("reading {rel:?} of {}: {e}", self.root.display());
-                        unavailable.insert(rel.clone());
+                        tracing::warn!("reading waiting paths of {}: {e}", self.root.display());
+                        unavailable.extend(work.keys.iter().cloned());
                     }
                 }
             }

@@ -66,6 +66,17 @@ impl Swarm {
         }
     }
 
+    /// Every peer met that is not connected now.
+    pub(super) fn unconnected(&self) -> Vec<EndpointId> {
+        let inner = self.lock();
+        inner
+            .known
+            .iter()
+            .filter(|id| !inner.connected.contains(*id))
+            .copied()
+            .collect()
+    }
+
     /// Every peer met.
     pub(super) fn known(&self) -> Vec<EndpointId> {
         self.lock().known.iter().copied().collect()
