@@ -12,7 +12,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use iroh::EndpointId;
 use iroh_blobs::{api::proto::BlobStatus, api::Store, Hash};
-use iroh_docs::{api::Doc, store::Query};
+use iroh_docs::{
+    api::Doc,
+    store::{Query, SortBy, SortDirection},
+};
 use n0_future::{BufferedStreamExt, StreamExt};
 
 use crate::{
@@ -58,13 +61,17 @@ impl Keys {
     fn queries(&self) -> Vec<Query> {
         match self {
             Keys::All => vec![Query::key_prefix(KEY_PREFIX).into()],
+            // Sorted by key: iroh-docs then looks the key up in its index by key. Its default
+            // order (author, then key) filters every entry of the document instead: with a
+            // million entries, seconds per path.
             Keys::Paths(rels) => rels
                 .iter()
                 .flat_map(|rel| {
-                    [
-                        Query::key_exact(key_of(rel)).into(),
-                        Query::key_exact(format!("{KEY_PREFIX}{rel}")).into(),
-                    ]
+                    [key_of(rel), format!("{KEY_PREFIX}{rel}").into_bytes()].map(|key| {
+                        Query::key_exact(key)
+                            .sort_by(SortBy::KeyAuthor, SortDirection::Asc)
+                            .into()
+                    })
                 })
                 .collect(),
         }
