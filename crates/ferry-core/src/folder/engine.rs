@@ -35,7 +35,7 @@ use crate::{
         queue::{Dirty, Queue},
         records::{key_path, Keys, Records},
         report::Report,
-        resync::{Resync, RESYNC_EVERY},
+        resync::{Resync, RESYNC_EVERY, RESYNC_QUIET},
         scan::Scanned,
         swarm::Swarm,
         trash::Trash,
@@ -368,7 +368,12 @@ impl FolderSync {
                             me.reconcile.stir();
                             me.queue.retry_soon();
                         }
-                        LiveEvent::SyncFinished(sync) => me.add_peer(sync.peer),
+                        LiveEvent::SyncFinished(sync) => {
+                            me.add_peer(sync.peer);
+                            if sync.result.is_ok() {
+                                me.swarm.set_synced(sync.peer, std::time::Instant::now());
+                            }
+                        }
                         LiveEvent::NeighborDown(peer) => {
                             me.swarm.set_connected(*peer, false);
                         }
@@ -420,10 +425,11 @@ impl FolderSync {
                     continue;
                 }
                 _ = resync.tick() => {
-                    let peers = if self.reconcile.due(std::time::Instant::now()) {
+                    let now = std::time::Instant::now();
+                    let peers = if self.reconcile.due(now) {
                         self.swarm.known()
                     } else {
-                        self.swarm.unconnected()
+                        self.swarm.unreached(now, RESYNC_QUIET)
                     };
                     self.resync(peers).await;
                     continue;

@@ -8,8 +8,9 @@
 //! with all its peers every [`RESYNC_EVERY`] while its document changes (an entry written here
 //! or arriving, a peer connecting) and once more after the last change (a sync asked for
 //! while one with that peer runs is dropped by iroh-docs), otherwise every [`RESYNC_QUIET`];
-//! and with the peers not connected every [`RESYNC_EVERY`] (how an unreachable peer is tried
-//! again: an attempt that fails reads nothing).
+//! and with the peers that may be unreachable (not connected in gossip, not reconciled with
+//! lately) every [`RESYNC_EVERY`]: how an unreachable peer is tried again (an attempt that
+//! fails reads nothing).
 
 use std::{
     sync::atomic::{AtomicU8, Ordering},

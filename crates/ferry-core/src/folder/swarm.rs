@@ -3,7 +3,10 @@
 //! keeps the list across restarts). Only met peers are served the folder's records and content
 //! (the registry learns them from [`FolderSync::add_peer`](super::engine::FolderSync::add_peer)).
 
-use std::collections::HashSet;
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
 
 use iroh::EndpointId;
 use tokio::sync::mpsc;
@@ -20,6 +23,8 @@ pub(super) struct Swarm {
 struct Inner {
     known: HashSet<EndpointId>,
     connected: HashSet<EndpointId>,
+    /// When the document last reconciled with each peer successfully.
+    synced: HashMap<EndpointId, Instant>,
     on_new: Option<mpsc::UnboundedSender<EndpointId>>,
 }
 
@@ -66,13 +71,26 @@ impl Swarm {
         }
     }
 
-    /// Every peer met that is not connected now.
-    pub(super) fn unconnected(&self) -> Vec<EndpointId> {
+    /// Notes that the document reconciled with `peer` at `now`.
+    pub(super) fn set_synced(&self, peer: EndpointId, now: Instant) {
+        self.lock().synced.insert(peer, now);
+    }
+
+    /// Every peer met that may not be reachable: not connected (in the document's gossip)
+    /// and not reconciled with `within` before `now`. (Gossip does not always say a peer is
+    /// up when it is: a peer that reconciles is reachable, whatever gossip said.)
+    pub(super) fn unreached(&self, now: Instant, within: Duration) -> Vec<EndpointId> {
         let inner = self.lock();
         inner
             .known
             .iter()
             .filter(|id| !inner.connected.contains(*id))
+            .filter(|id| {
+                inner
+                    .synced
+                    .get(*id)
+                    .is_none_or(|at| now.saturating_duration_since(*at) >= within)
+            })
             .copied()
             .collect()
     }
@@ -119,6 +137,25 @@ mod tests {
         assert_eq!(rx.try_recv().unwrap(), id(1));
         assert!(rx.try_recv().is_err(), "told once");
         assert_eq!(swarm.known(), [id(1)]);
+    }
+
+    #[test]
+    fn peers_neither_connected_nor_reconciled_lately_are_the_unreached() {
+        let swarm = Swarm::new(id(0));
+        for n in 1..=3 {
+            swarm.meet(id(n));
+        }
+        let t0 = Instant::now();
+        let within = Duration::from_secs(300);
+        swarm.set_connected(id(1), true);
+        swarm.set_synced(id(2), t0);
+        let mut unreached = swarm.unreached(t0 + Duration::from_secs(10), within);
+        assert_eq!(unreached, [id(3)]);
+        unreached = swarm.unreached(t0 + within, within);
+        unreached.sort();
+        let mut expected = vec![id(2), id(3)];
+        expected.sort();
+        assert_eq!(unreached, expected, "reconciled too long ago");
     }
 
     #[test]
