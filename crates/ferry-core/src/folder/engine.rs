@@ -402,11 +402,14 @@ impl FolderSync {
                 }
             }
         });
-        // The start does a full pass; the next is due after it (see `RESCAN_EVERY`).
+        // The start does a full pass; the next is due after it (see `rescan_after`).
         let mut next_full = tokio::time::Instant::now() + rescan_after(watching(), None);
         let mut retried = tokio::time::Instant::now();
+        // After a long round, ticks missed meanwhile are not fired all at once.
         let mut save = tokio::time::interval(SAVE_EVERY);
+        save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut resync = tokio::time::interval(RESYNC_EVERY);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         resync.tick().await; // joining or starting the folder has just synced
         loop {
             tokio::select! {

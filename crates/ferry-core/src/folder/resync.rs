@@ -46,7 +46,7 @@ impl Resync {
     }
 
     /// Asked every [`RESYNC_EVERY`]: whether to reconcile with every peer now (then counted
-    /// as done); if not, only with the peers not connected.
+    /// as done); if not, only with the peers that may be unreachable (`Swarm::unreached`).
     pub(super) fn due(&self, now: Instant) -> bool {
         let mut last = self.last.lock().expect("resync lock");
         let stirred = self
