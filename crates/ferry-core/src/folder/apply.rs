@@ -618,9 +618,9 @@ impl FolderSync {
         }
         // Peers may ask this device for the new version too (the file is in place and
         // verified; this only makes it servable).
-        let (content, at) = (self.content.clone(), path.clone());
+        let (content, at, size) = (self.content.clone(), path.clone(), v.size);
         tokio::spawn(async move {
-            if let Err(e) = content.keep_file(&at, hash).await {
+            if let Err(e) = content.keep_file(&at, hash, size).await {
                 tracing::debug!("keeping {}: {e}", at.display());
             }
         });

@@ -150,11 +150,18 @@ impl Content {
         Ok(tt.hash())
     }
 
-    /// Keeps the file at `path`, which held `expected` when it was hashed, servable to the
-    /// folder's peers. False if it no longer holds it (it changed since: it is published
-    /// again once it settles).
-    pub(super) async fn keep_file(&self, path: &Path, expected: Hash) -> Result<bool> {
+    /// Keeps the file at `path`, which held `expected` (`size` bytes) when it was hashed,
+    /// servable to the folder's peers. False if it no longer holds it (it changed since: it is
+    /// published again once it settles).
+    pub(super) async fn keep_file(&self, path: &Path, expected: Hash, size: u64) -> Result<bool> {
         let meta = std::fs::metadata(path).map_err(|e| Error::write(path, e))?;
+        // A file still being written is refused before the store sees it: imported under the
+        // private name of what it held when hashed, it would leave the store naming that
+        // private name, removed below, as a place of what it holds now (iroh-blobs adds a
+        // referenced path to a blob's places and never drops one), and the blob unservable.
+        if meta.len() != size {
+            return Ok(false);
+        }
         let name = self.name_of(&expected);
         if (meta.len() <= INLINE_MAX || same_file(&meta, &name))
             && self.store.has(expected).await.map_err(Error::store)?
@@ -427,4 +434,36 @@ pub(crate) fn hash_of(path: &Path) -> io::Result<Hash> {
     let mut hasher = blake3::Hasher::new();
     hasher.update_reader(std::fs::File::open(path)?)?;
     Ok(Hash::from_bytes(*hasher.finalize().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use iroh_blobs::store::fs::FsStore;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_still_being_written_is_refused_before_the_store_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("folder");
+        std::fs::create_dir_all(&root).unwrap();
+        let store = FsStore::load(dir.path().join("store")).await.unwrap();
+        let content = Content::new(&root, (*store).clone(), Registry::default(), "f");
+        // Hashed when 2,000 bytes were written; 4,000 are there now.
+        let bytes: Vec<u8> = (0..4000u32).map(|i| (i % 251) as u8).collect();
+        let file = root.join("big.bin");
+        std::fs::write(&file, &bytes).unwrap();
+        let (then, now) = (Hash::new(&bytes[..2000]), Hash::new(&bytes));
+        assert!(!content.keep_file(&file, then, 2000).await.unwrap());
+        assert!(
+            !store.has(now).await.unwrap(),
+            "the store never saw what the file holds now, under a name that is then removed"
+        );
+        assert!(!content.name_of(&then).exists());
+        // Once it is published as it is, it is servable, from its private name.
+        assert!(content.keep_file(&file, now, 4000).await.unwrap());
+        assert_eq!(store.get_bytes(now).await.unwrap(), bytes);
+        assert!(content.name_of(&now).exists());
+        store.shutdown().await.unwrap();
+    }
 }

@@ -227,7 +227,11 @@ impl FolderSync {
                         return self.put(rel, v).await;
                     }
                     let hash = v.content_hash().expect("a hash this device computed");
-                    if !self.content.keep_file(&self.root.join(rel), hash).await? {
+                    if !self
+                        .content
+                        .keep_file(&self.root.join(rel), hash, v.size)
+                        .await?
+                    {
                         return Err(Error::Store(format!("{rel:?} changed while read")));
                     }
                     if let Some(list) = list {
