@@ -83,24 +83,8 @@ impl Queue {
         if work.records.len() > ROUND_MAX {
             dirty.records = work.records.split_off(ROUND_MAX);
         }
-        if work.disk.len() > ROUND_MAX {
-            let after = work
-                .disk
-                .iter()
-                .nth(ROUND_MAX)
-                .expect("more than that")
-                .clone();
-            dirty.disk = work.disk.split_off(&after);
-        }
-        if work.keys.len() > ROUND_MAX {
-            let after = work
-                .keys
-                .iter()
-                .nth(ROUND_MAX)
-                .expect("more than that")
-                .clone();
-            dirty.keys = work.keys.split_off(&after);
-        }
+        dirty.disk = beyond(&mut work.disk, ROUND_MAX);
+        dirty.keys = beyond(&mut work.keys, ROUND_MAX);
         if !dirty.is_empty() {
             self.wake.notify_one();
         }
@@ -164,6 +148,14 @@ impl Queue {
             *retry = (*retry * 2).min(RETRY_MAX);
         }
         wanted.clone()
+    }
+}
+
+/// Removes from `set` and returns what comes after its first `n` paths by name.
+fn beyond(set: &mut BTreeSet<String>, n: usize) -> BTreeSet<String> {
+    match set.iter().nth(n).cloned() {
+        Some(first) => set.split_off(&first),
+        None => BTreeSet::new(),
     }
 }
 
