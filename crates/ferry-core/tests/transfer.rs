@@ -327,20 +327,24 @@ async fn receive_cancelled_at(
     dest: &Path,
     stop: impl Fn(&ReceiveEvent) -> bool,
 ) -> Result<ferry_core::ReceiveSummary, Error> {
+    // The receive is polled in this task, not spawned: the event is seen (and the cancel
+    // made) as soon as the receive next waits, not whenever the scheduler gets to this task,
+    // which on a busy machine could be after the receive had finished.
     let cancel = CancellationToken::new();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let attempt = {
-        let receiver = receiver.clone();
-        let (ticket, dest, cancel) = (ticket.clone(), dest.to_path_buf(), cancel.clone());
-        tokio::spawn(async move { receiver.receive(&ticket, &dest, tx, cancel).await })
-    };
-    while let Some(event) = rx.recv().await {
-        if stop(&event) {
-            cancel.cancel();
-            break;
+    let attempt = receiver.receive(ticket, dest, tx, cancel.clone());
+    tokio::pin!(attempt);
+    loop {
+        tokio::select! {
+            biased;
+            Some(event) = rx.recv() => {
+                if stop(&event) {
+                    cancel.cancel();
+                }
+            }
+            res = &mut attempt => return res,
         }
     }
-    attempt.await.unwrap()
 }
 
 fn assert_no_leftovers(dest: &Path) {
