@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod atomic;
+pub(crate) mod collect;
 pub mod config;
 pub mod contacts;
 pub mod control;

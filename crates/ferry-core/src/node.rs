@@ -54,6 +54,8 @@ pub(crate) struct Inner {
     pub(crate) doc_sync: iroh_docs::actor::SyncHandle,
     /// The records written lately, kept from garbage collection (see [`crate::documents`]).
     pub(crate) held_records: crate::documents::HeldRecords,
+    /// Whether the next garbage collection of the store runs (see [`crate::collect`]).
+    pub(crate) collection: crate::collect::Collection,
     pub(crate) book: crate::peers::AddressBook,
     pub(crate) folders: std::sync::Mutex<Vec<crate::folder::manage::Running>>,
     /// Serialises what changes the folder list or which folders run (share, join, pause,
@@ -270,6 +272,7 @@ impl Node {
                 docs,
                 doc_sync,
                 held_records: Default::default(),
+                collection: Default::default(),
                 book,
                 folders: std::sync::Mutex::new(Vec::new()),
                 folder_ops: tokio::sync::Mutex::new(()),
@@ -437,10 +440,15 @@ fn records_kept(
 ) -> iroh_blobs::store::ProtectCb {
     use iroh_blobs::store::ProtectOutcome;
     Arc::new(move |live| {
-        let docs: Option<Vec<iroh_docs::api::Doc>> =
+        let docs: Option<Option<(Vec<iroh_docs::api::Doc>, crate::collect::Collection)>> =
             inner.get().and_then(|w| w.upgrade()).map(|i| {
-                // Before the documents are read: what is written from now on is held.
+                // Before the documents are read: what is written from now on is held. Also
+                // when the run is skipped: none is under way then, so what was held before
+                // the last tick is named by the documents for whichever runs next.
                 i.held_records.collection_begins();
+                if !i.collection.begins(std::time::Instant::now()) {
+                    return None;
+                }
                 let mut docs: Vec<iroh_docs::api::Doc> = i
                     .folders
                     .lock()
@@ -449,27 +457,29 @@ fn records_kept(
                     .map(|r| r.folder.doc().clone())
                     .collect();
                 docs.extend(i.paused.docs());
-                docs
+                Some((docs, i.collection.clone()))
             });
         // No node (not yet built, or gone): which records its folders name is unknown, so
-        // nothing is collected.
-        let Some(docs) = docs else {
+        // nothing is collected. Nor when nothing may have become garbage since the last run.
+        let Some(Some((docs, collection))) = docs else {
             return Box::pin(async { ProtectOutcome::Abort });
         };
         let (tx, rx) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let mut hashes = Vec::new();
             for doc in docs {
-                let entries = match doc.get_many(iroh_docs::store::Query::all()).await {
-                    Ok(entries) => entries,
-                    Err(_) => return,
+                let Ok(entries) = doc.get_many(iroh_docs::store::Query::all()).await else {
+                    // Skipped, so what it was wanted for is still to be collected.
+                    collection.wanted();
+                    return;
                 };
                 let mut entries = std::pin::pin!(entries);
                 while let Some(entry) = n0_future::StreamExt::next(&mut entries).await {
-                    match entry {
-                        Ok(entry) => hashes.push(entry.content_hash()),
-                        Err(_) => return,
-                    }
+                    let Ok(entry) = entry else {
+                        collection.wanted();
+                        return;
+                    };
+                    hashes.push(entry.content_hash());
                 }
             }
             tx.send(hashes).ok();

@@ -37,6 +37,8 @@ pub struct Share {
     /// Introduces the receivers to each other (see [`crate::swarm::members`]).
     _members: crate::swarm::members::MembersGuard,
     _tag: TempTag,
+    /// Once the tag is gone, what it kept may be collected.
+    _collect: crate::collect::WantedOnDrop,
 }
 
 impl Share {
@@ -77,6 +79,8 @@ impl Node {
             .await
             .map_err(|e| Error::Store(e.to_string()))??;
         let store = self.store().clone();
+        // Moved into the share: a share that fails half-way has imported blobs nothing keeps.
+        let collect = self.inner.collection.on_drop();
         let files_total = sources.files.len();
         let bytes_total: u64 = sources.files.iter().map(|f| f.size).sum();
         let parallelism = std::thread::available_parallelism()
@@ -181,6 +185,7 @@ impl Node {
             _guard: guard,
             _members: self.inner.members.join(root),
             _tag: tag,
+            _collect: collect,
         })
     }
 }

@@ -35,7 +35,7 @@ use crate::{
         queue::{Dirty, Queue},
         records::{key_path, Keys, Records},
         report::Report,
-        resync::{Resync, RESYNC_EVERY, RESYNC_QUIET},
+        resync::{Due, Resync, RESYNC_EVERY, RESYNC_QUIET},
         scan::Scanned,
         swarm::Swarm,
         trash::Trash,
@@ -100,6 +100,8 @@ pub struct FolderSync {
     pub(super) names: super::names::NameRules,
     /// When to reconcile the document with the peers again.
     pub(super) reconcile: Resync,
+    /// Told when a round lets go of something the store may then collect.
+    pub(super) collection: crate::collect::Collection,
 }
 
 impl std::fmt::Debug for FolderSync {
@@ -125,6 +127,7 @@ impl FolderSync {
         endpoint: iroh::Endpoint,
         registry: Registry,
         pace: Arc<crate::limits::Limiter>,
+        collection: crate::collect::Collection,
     ) -> Arc<FolderSync> {
         // Loaded before anything runs: it tells files this device wrote from files changed
         // while it was not running.
@@ -174,6 +177,7 @@ impl FolderSync {
             plans: std::sync::Mutex::new(Default::default()),
             synced_dirs: std::sync::Mutex::new(BTreeSet::new()),
             reconcile: Resync::new(std::time::Instant::now()),
+            collection,
         })
     }
 
@@ -371,7 +375,11 @@ impl FolderSync {
                         LiveEvent::SyncFinished(sync) => {
                             me.add_peer(sync.peer);
                             if sync.result.is_ok() {
-                                me.swarm.set_synced(sync.peer, std::time::Instant::now());
+                                me.swarm.set_synced(
+                                    sync.peer,
+                                    std::time::Instant::now(),
+                                    sync.started,
+                                );
                             }
                         }
                         LiveEvent::NeighborDown(peer) => {
@@ -404,14 +412,24 @@ impl FolderSync {
         });
         // The start does a full pass; the next is due after it (see `rescan_after`).
         let mut next_full = tokio::time::Instant::now() + rescan_after(watching(), None);
+        // The retry timer runs only while paths wait (an idle folder is not woken twice a
+        // second for nothing), counted from when they began to.
         let mut retried = tokio::time::Instant::now();
-        // After a long round, ticks missed meanwhile are not fired all at once.
+        let mut waiting = false;
+        // Saving is retried only after a snapshot could not be written; otherwise the index
+        // is saved after the rounds that change it, when a snapshot is due.
+        let mut unsaved = false;
         let mut save = tokio::time::interval(SAVE_EVERY);
         save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut resync = tokio::time::interval(RESYNC_EVERY);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         resync.tick().await; // joining or starting the folder has just synced
         loop {
+            let now_waiting = self.queue.waiting();
+            if now_waiting && !waiting {
+                retried = tokio::time::Instant::now();
+            }
+            waiting = now_waiting;
             tokio::select! {
                 _ = &mut stop => break,
                 _ = tokio::time::sleep_until(next_full) => {
@@ -419,20 +437,27 @@ impl FolderSync {
                     // Rescheduled when it has run.
                     next_full += rescan_after(watching(), None);
                 }
-                _ = tokio::time::sleep_until(retried + self.queue.retry_delay()) => {
+                _ = tokio::time::sleep_until(retried + self.queue.retry_delay()), if waiting => {
                     retried = tokio::time::Instant::now();
                     self.queue.retry_wanted();
                 }
-                _ = save.tick() => {
-                    self.save_index(false).await;
+                _ = save.tick(), if unsaved => {
+                    unsaved = !self.save_index(false).await;
                     continue;
                 }
                 _ = resync.tick() => {
                     let now = std::time::Instant::now();
-                    let peers = if self.reconcile.due(now) {
-                        self.swarm.known()
-                    } else {
-                        self.swarm.unreached(now, RESYNC_QUIET)
+                    let unreached = self.swarm.unreached(now, RESYNC_QUIET);
+                    let peers = match self.reconcile.due(now) {
+                        Due::All => self.swarm.known(),
+                        Due::ChangedAt(at) => {
+                            let mut peers = self.swarm.not_synced_since(at);
+                            let more: Vec<_> =
+                                unreached.into_iter().filter(|p| !peers.contains(p)).collect();
+                            peers.extend(more);
+                            peers
+                        }
+                        Due::Unreached => unreached,
                     };
                     self.resync(peers).await;
                     continue;
@@ -445,6 +470,7 @@ impl FolderSync {
             if let Some(took) = self.round().await {
                 next_full = tokio::time::Instant::now() + rescan_after(watching(), Some(took));
             }
+            unsaved = !self.save_index(false).await;
         }
         follower.abort();
         self.save_index(true).await;
@@ -467,8 +493,8 @@ pub(super) const STORE_PARALLEL: usize = 16;
 /// How long events are collected before a round runs.
 pub(super) const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
-/// How often the index is saved when it changed and a snapshot is due (and when the folder
-/// stops; see `Index::snapshot`).
+/// How often saving the index is tried again after a snapshot could not be written (see
+/// `Index::snapshot`).
 pub(super) const SAVE_EVERY: Duration = Duration::from_secs(2);
 
 /// How often every file and every record is looked at without a working watcher (a folder

@@ -4,12 +4,12 @@
 //!
 //! It is kept in two files of `<folder>/.ferry/`: `index.json`, a whole snapshot written
 //! atomically, and `index.journal`, one line per change since the snapshot. A snapshot is
-//! written when the folder stops, once the journal has grown to half the index (at least
-//! `SNAPSHOT_AFTER` lines), and a few seconds after a change: `SNAPSHOT_COST_FACTOR` times as
-//! long as the last snapshot took to write, at least `SNAPSHOT_AGE_MIN`. A folder of a few
-//! thousand files is saved every few seconds as it changes; one of a million files, whose
-//! snapshot takes a second or two, not more than every minute or two, so that saving it costs
-//! a few percent of the time while a million files arrive rather than more than the files. A file the applier writes is entered in the journal *before* it
+//! written when the folder stops, and once the journal has grown to half the index (at least
+//! `SNAPSHOT_AFTER` lines): so a million files arriving are saved a few dozen times rather
+//! than every few seconds, and a single change to a large folder costs one journal line, not
+//! a rewrite of every path (which, a few seconds after each change, was a third of what a
+//! folder of 100,000 files cost while idle). Loading replays at most half the index's worth
+//! of lines. A file the applier writes is entered in the journal *before* it
 //! is renamed into place, so a crash of the process right after the rename cannot leave a file
 //! on disk that the index does not know: that file would otherwise look like a local edit and
 //! meet the next remote version as a conflict. (The journal reaches the disk itself with the
@@ -148,11 +148,12 @@ pub(super) struct Index {
     journaled: usize,
     /// True when a change could not be entered in the journal: only a snapshot keeps it.
     unjournaled: bool,
-    /// When the last snapshot was taken, and how long taking and writing it took.
-    last_snapshot: (std::time::Instant, std::time::Duration),
     /// What a folder's summary says of the index, kept up to date with every change: a round
     /// in a folder of a million files does not count them again.
     totals: Totals,
+    /// True once a version was replaced or removed since [`Index::take_let_go`] last asked:
+    /// what described it may be garbage now (see [`crate::collect`]).
+    let_go: bool,
 }
 
 /// Counts over the index's entries.
@@ -193,12 +194,6 @@ impl Totals {
 
 /// Fewest journal lines after which a snapshot is due, however recent the last one.
 const SNAPSHOT_AFTER: usize = 4096;
-
-/// How long after the last snapshot the next is due once the index changed, at least...
-const SNAPSHOT_AGE_MIN: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// ...and in multiples of how long the last one took.
-const SNAPSHOT_COST_FACTOR: u32 = 50;
 
 impl std::ops::Deref for Index {
     type Target = BTreeMap<String, Known>;
@@ -254,7 +249,7 @@ impl Index {
             changed: replayed > 0,
             journaled: replayed,
             unjournaled: false,
-            last_snapshot: (std::time::Instant::now(), std::time::Duration::ZERO),
+            let_go: false,
         }
     }
 
@@ -267,7 +262,17 @@ impl Index {
             self.totals.take(rel, before);
         }
         self.totals.add(rel, &known);
-        self.files.insert(rel.to_string(), known)
+        let before = self.files.insert(rel.to_string(), known);
+        if let Some(b) = &before {
+            let now = &self.files[rel];
+            self.let_go |= b.hash != now.hash || b.vector != now.vector;
+        }
+        before
+    }
+
+    /// True if a version was replaced or removed since the last call.
+    pub(super) fn take_let_go(&mut self) -> bool {
+        std::mem::take(&mut self.let_go)
     }
 
     /// How many files (not directories) the index holds, and their bytes.
@@ -286,6 +291,7 @@ impl Index {
             return None;
         }
         self.enter(rel, None);
+        self.let_go = true;
         let before = self.files.remove(rel);
         if let Some(b) = &before {
             self.totals.take(rel, b);
@@ -316,19 +322,16 @@ impl Index {
     }
 
     /// A snapshot to write if the index changed since the last one and one is due (see the
-    /// module docs), or whenever it changed if `now`. The journal is set aside with it (and
-    /// removed once the snapshot is written); changes from now on go to a new one.
+    /// module docs: or a change is in no journal), or whenever it changed if `now`. The
+    /// journal is set aside with it (and removed once the snapshot is written); changes from
+    /// now on go to a new one.
     pub(super) fn snapshot(&mut self, now: bool) -> Option<Snapshot> {
         if !self.changed || self.dir.as_os_str().is_empty() {
             return None;
         }
-        let (at, took) = self.last_snapshot;
-        let due = self.journaled >= SNAPSHOT_AFTER.max(self.files.len() / 2)
-            || at.elapsed() >= SNAPSHOT_AGE_MIN.max(took * SNAPSHOT_COST_FACTOR);
-        if !now && !due && !self.unjournaled {
+        if !now && !self.unjournaled && self.journaled < SNAPSHOT_AFTER.max(self.files.len() / 2) {
             return None;
         }
-        self.last_snapshot.0 = std::time::Instant::now();
         (self.changed, self.journaled, self.unjournaled) = (false, 0, false);
         let (journal, prev) = (
             self.dir.join("index.journal"),
@@ -354,11 +357,6 @@ impl Index {
             prev,
             data: serde_json::to_vec(&saved).expect("serializable"),
         })
-    }
-
-    /// Notes how long taking and writing the last snapshot took (see the module docs).
-    pub(super) fn snapshot_took(&mut self, took: std::time::Duration) {
-        self.last_snapshot.1 = took;
     }
 
     /// Notes that a snapshot was not written: the next call to `snapshot` tries again.
@@ -488,21 +486,21 @@ fn replay(
 
 impl FolderSync {
     /// Saves the index if it changed since it was last saved and a snapshot is due, or
-    /// whenever it changed if `now` (see [`Index::snapshot`]).
-    pub(super) async fn save_index(&self, now: bool) {
-        let started = std::time::Instant::now();
+    /// whenever it changed if `now` (see [`Index::snapshot`]). False if a snapshot was due
+    /// and could not be written (it is due again).
+    pub(super) async fn save_index(&self, now: bool) -> bool {
         let Some(snapshot) = self.index.lock().await.snapshot(now) else {
-            return;
+            return true;
         };
-        let written = snapshot.write();
-        self.index.lock().await.snapshot_took(started.elapsed());
-        if let Err(e) = written {
+        if let Err(e) = snapshot.write() {
             tracing::warn!(
                 "cannot save the index of {}: {e}",
                 self.root.join(STATE_DIR).display()
             );
             self.index.lock().await.unsaved();
+            return false;
         }
+        true
     }
 }
 
@@ -655,14 +653,13 @@ mod tests {
     }
 
     /// The whole index is rewritten once its journal has grown to half of it, not at every
-    /// change: a million files arriving would otherwise be rewritten every few seconds.
+    /// change: a million files arriving would otherwise be rewritten every few seconds, and a
+    /// large folder rewritten whole after each small change.
     #[test]
-    fn a_snapshot_is_due_once_the_journal_is_half_the_index_or_a_while_after_a_change() {
+    fn a_snapshot_is_due_once_the_journal_is_half_the_index() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let mut index = Index::load(root, "doc", true);
-        // Snapshots that took an hour: none is due for its age during this test.
-        index.snapshot_took(std::time::Duration::from_secs(3600));
         let entry = || Known::dir(VersionVector::default(), Source::Record);
         index.insert("d0", entry());
         assert!(
@@ -689,16 +686,38 @@ mod tests {
         assert!(index.snapshot(false).is_none(), "{n} entries");
         index.insert("e0", entry());
         assert!(index.snapshot(false).is_some());
-        // A change is saved a while after the last snapshot: in a multiple of what that cost.
+        assert!(index.snapshot(false).is_none(), "nothing changed since");
+        // One change, however long ago the last snapshot: a line in the journal, no more.
         index.insert("e1", entry());
         assert!(index.snapshot(false).is_none());
-        let cost = std::time::Duration::from_millis(100);
-        index.snapshot_took(cost);
-        index.last_snapshot.0 -= cost * (SNAPSHOT_COST_FACTOR / 2);
-        assert!(index.snapshot(false).is_none(), "not yet");
-        index.last_snapshot.0 -= cost * (SNAPSHOT_COST_FACTOR / 2);
-        assert!(index.snapshot(false).is_some(), "due");
-        assert!(index.snapshot(false).is_none(), "nothing changed since");
+        // A change that is in no journal is saved by the next snapshot asked for.
+        index.unsaved();
+        assert!(index.snapshot(false).is_some());
+    }
+
+    /// A replaced or removed version is reported once (the store may then collect what
+    /// described it); a new path or the same version entered again is not.
+    #[test]
+    fn replacing_or_removing_a_version_is_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.txt"), b"one").unwrap();
+        let mut index = Index::load(root, "doc", true);
+        index.insert("a.txt", known(root, "a.txt", "h1"));
+        assert!(!index.take_let_go(), "a new path replaces nothing");
+        index.insert("a.txt", known(root, "a.txt", "h1"));
+        assert!(!index.take_let_go(), "the same version again");
+        index.insert("a.txt", known(root, "a.txt", "h2"));
+        assert!(index.take_let_go(), "another content");
+        assert!(!index.take_let_go(), "reported once");
+        let mut newer = known(root, "a.txt", "h2");
+        newer.vector = [("device", 2)].into_iter().collect();
+        index.insert("a.txt", newer);
+        assert!(index.take_let_go(), "another version of the same content");
+        assert!(index.remove("gone.txt").is_none());
+        assert!(!index.take_let_go(), "nothing to remove");
+        index.remove("a.txt");
+        assert!(index.take_let_go(), "removed");
     }
 
     #[test]

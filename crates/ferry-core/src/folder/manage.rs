@@ -386,6 +386,9 @@ impl Node {
             }
         }
         self.inner.registry.remove_folder(id);
+        // What only this folder's document named (its records) is named by nothing now if the
+        // folder was left; a paused folder's records stay kept (`node::records_kept`).
+        self.inner.collection.wanted();
         counts
     }
 
@@ -439,6 +442,7 @@ impl Node {
             if let Err(e) = super::content::drop_legacy_tags(self.store(), legacy).await {
                 tracing::debug!("dropping legacy content tags: {e}");
             }
+            self.inner.collection.wanted();
         }
     }
 
@@ -497,6 +501,7 @@ impl Node {
             self.endpoint().clone(),
             self.inner.registry.clone(),
             self.inner.download.clone(),
+            self.inner.collection.clone(),
         );
         // Every peer seen in the folder is recorded: its addresses in the address book, its id in
         // the folder's list, so a restart finds it again.

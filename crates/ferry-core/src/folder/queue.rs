@@ -49,9 +49,9 @@ pub(super) struct Queue {
 }
 
 impl Queue {
-    /// The queue of a folder that starts with a full pass.
+    /// The queue of a folder that starts with a full pass, at once.
     pub(super) fn starting() -> Queue {
-        Queue {
+        let queue = Queue {
             dirty: std::sync::Mutex::new(Dirty {
                 full: true,
                 ..Default::default()
@@ -59,7 +59,9 @@ impl Queue {
             wake: tokio::sync::Notify::new(),
             wanted: Default::default(),
             retry: std::sync::Mutex::new(RETRY_FIRST),
-        }
+        };
+        queue.wake.notify_one();
+        queue
     }
 
     /// Adds work for the next round and wakes the loop.
@@ -94,6 +96,11 @@ impl Queue {
     /// Resolves once something was marked (at once if it was since the last call).
     pub(super) async fn marked(&self) {
         self.wake.notified().await
+    }
+
+    /// True while some paths wait for a peer or for content.
+    pub(super) fn waiting(&self) -> bool {
+        !self.wanted.lock().expect("wanted lock").is_empty()
     }
 
     /// How long after the last retry the waiting paths are looked at again without an event:
@@ -216,6 +223,16 @@ mod tests {
         });
         assert_eq!(q.take().disk.len(), n);
         assert!(q.take().is_empty());
+    }
+
+    /// The first pass is not left to some timer: the loop is woken for it.
+    #[tokio::test]
+    async fn a_starting_queue_wakes_the_loop_for_its_first_pass() {
+        let q = Queue::starting();
+        tokio::time::timeout(Duration::from_secs(5), q.marked())
+            .await
+            .expect("woken");
+        assert!(q.take().full);
     }
 
     #[test]

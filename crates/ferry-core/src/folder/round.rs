@@ -203,9 +203,13 @@ impl FolderSync {
         let wanted = self
             .queue
             .settle(work.keys.iter().chain(&paths), unavailable);
-        let index = self.index.lock().await;
+        let mut index = self.index.lock().await;
         if full {
             self.prune_content(&states, &index).await;
+        }
+        if index.take_let_go() {
+            // The records of versions replaced or removed may be garbage now.
+            self.collection.wanted();
         }
         let (files, bytes) = index.totals();
         let summary = Summary {
@@ -246,7 +250,10 @@ impl FolderSync {
         live.extend(index.values().filter_map(|k| parse_hash(&k.hash)));
         match self.content.prune(&live).await {
             Ok(0) => {}
-            Ok(n) => tracing::debug!("{}: {n} versions no longer kept", self.root.display()),
+            Ok(n) => {
+                tracing::debug!("{}: {n} versions no longer kept", self.root.display());
+                self.collection.wanted();
+            }
             Err(e) => tracing::debug!("{}: pruning content: {e}", self.root.display()),
         }
     }

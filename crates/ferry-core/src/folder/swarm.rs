@@ -5,7 +5,7 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use iroh::EndpointId;
@@ -23,8 +23,9 @@ pub(super) struct Swarm {
 struct Inner {
     known: HashSet<EndpointId>,
     connected: HashSet<EndpointId>,
-    /// When the document last reconciled with each peer successfully.
-    synced: HashMap<EndpointId, Instant>,
+    /// When the document last reconciled with each peer successfully, and when (by the
+    /// wall clock, as iroh-docs reports it) that reconciliation began.
+    synced: HashMap<EndpointId, (Instant, SystemTime)>,
     on_new: Option<mpsc::UnboundedSender<EndpointId>>,
 }
 
@@ -71,9 +72,27 @@ impl Swarm {
         }
     }
 
-    /// Notes that the document reconciled with `peer` at `now`.
-    pub(super) fn set_synced(&self, peer: EndpointId, now: Instant) {
-        self.lock().synced.insert(peer, now);
+    /// Notes that the document reconciled with `peer` at `now`, in a reconciliation that
+    /// began at `started`.
+    pub(super) fn set_synced(&self, peer: EndpointId, now: Instant, started: SystemTime) {
+        self.lock().synced.insert(peer, (now, started));
+    }
+
+    /// Every peer met that no successful reconciliation begun at or after `since` reached
+    /// (one that began later holds every entry the document had at `since`).
+    pub(super) fn not_synced_since(&self, since: SystemTime) -> Vec<EndpointId> {
+        let inner = self.lock();
+        inner
+            .known
+            .iter()
+            .filter(|id| {
+                inner
+                    .synced
+                    .get(*id)
+                    .is_none_or(|(_, began)| *began < since)
+            })
+            .copied()
+            .collect()
     }
 
     /// Every peer met that may not be reachable: not connected (in the document's gossip)
@@ -89,7 +108,7 @@ impl Swarm {
                 inner
                     .synced
                     .get(*id)
-                    .is_none_or(|at| now.saturating_duration_since(*at) >= within)
+                    .is_none_or(|(at, _)| now.saturating_duration_since(*at) >= within)
             })
             .copied()
             .collect()
@@ -148,7 +167,7 @@ mod tests {
         let t0 = Instant::now();
         let within = Duration::from_secs(300);
         swarm.set_connected(id(1), true);
-        swarm.set_synced(id(2), t0);
+        swarm.set_synced(id(2), t0, SystemTime::now());
         let mut unreached = swarm.unreached(t0 + Duration::from_secs(10), within);
         assert_eq!(unreached, [id(3)]);
         unreached = swarm.unreached(t0 + within, within);
@@ -156,6 +175,31 @@ mod tests {
         let mut expected = vec![id(2), id(3)];
         expected.sort();
         assert_eq!(unreached, expected, "reconciled too long ago");
+    }
+
+    #[test]
+    fn peers_not_reconciled_since_a_change_are_those_whose_last_reconciliation_began_before_it() {
+        let swarm = Swarm::new(id(0));
+        for n in 1..=3 {
+            swarm.meet(id(n));
+        }
+        let t0 = SystemTime::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        swarm.set_synced(id(1), Instant::now(), at(5));
+        swarm.set_synced(id(2), Instant::now(), at(15));
+        let mut left = swarm.not_synced_since(at(10));
+        left.sort();
+        let mut expected = vec![id(1), id(3)];
+        expected.sort();
+        assert_eq!(
+            left, expected,
+            "began before the change, or never reconciled"
+        );
+        assert!(
+            !swarm.not_synced_since(at(15)).contains(&id(2)),
+            "began at it"
+        );
+        assert_eq!(swarm.not_synced_since(at(16)).len(), 3, "all began before");
     }
 
     #[test]

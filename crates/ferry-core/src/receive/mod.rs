@@ -186,6 +186,7 @@ impl Node {
         }
         if let Ok(summary) = &res {
             self.store().tags().delete(tag_name(&hash)).await.ok();
+            self.inner.collection.wanted();
             events.send(ReceiveEvent::Done(summary.clone())).ok();
         }
         res
@@ -496,6 +497,7 @@ impl Node {
         };
         if let Some(hash) = crate::folder::version::parse_hash(&record.hash) {
             self.store().tags().delete(tag_name(&hash)).await.ok();
+            self.inner.collection.wanted();
             if transfer_store::is_open(self.home(), &hash) {
                 return Err(Error::Transfer(
                     "this transfer is running; cancel it before discarding it".into(),
