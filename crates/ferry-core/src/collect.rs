@@ -14,8 +14,8 @@
 //!
 //! Anything else that may leave garbage behind (an import that failed half-way, a record a
 //! peer replaced without this device writing anything, a record superseded while it was
-//! still held) is small, and is collected by the run that comes at least every
-//! [`SAFETY_NET`] anyway, and by the first one after the node starts.
+//! still held, what a process that ended mid-way left) is small, and is collected by the run
+//! that comes at least every [`SAFETY_NET`] anyway, counted from the node's start.
 //!
 //! Skipping a run never deletes anything: a wrong "not wanted" leaves garbage on disk a while
 //! longer, never collects what is still used.
@@ -33,34 +33,44 @@ pub(crate) const SAFETY_NET: Duration = Duration::from_secs(3600);
 
 /// Whether the next collection is wanted (see the module docs); shared by the parts that
 /// may leave garbage and the store's collection callback.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Collection(Arc<State>);
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     wanted: AtomicBool,
-    /// When the last collection began; `None` before the first.
-    last: Mutex<Option<Instant>>,
+    /// When the last collection began (at first, when the node started).
+    last: Mutex<Instant>,
     runs: AtomicU64,
     ticks: AtomicU64,
 }
 
 impl Collection {
+    /// The collections of a node starting at `now`.
+    pub(crate) fn new(now: Instant) -> Collection {
+        Collection(Arc::new(State {
+            wanted: AtomicBool::new(false),
+            last: Mutex::new(now),
+            runs: AtomicU64::new(0),
+            ticks: AtomicU64::new(0),
+        }))
+    }
+
     /// Something may have become garbage: the next collection runs.
     pub(crate) fn wanted(&self) {
         self.0.wanted.store(true, Ordering::SeqCst);
     }
 
     /// A collection is about to begin at `now`: true if it should run (wanted since the last
-    /// one began, the first since the start, or the last one [`SAFETY_NET`] ago). What is
-    /// wanted from here on is for the next one.
+    /// one began, or the last one, or the start, [`SAFETY_NET`] ago). What is wanted from
+    /// here on is for the next one.
     pub(crate) fn begins(&self, now: Instant) -> bool {
         self.0.ticks.fetch_add(1, Ordering::Relaxed);
         let mut last = self.0.last.lock().unwrap_or_else(|e| e.into_inner());
         let wanted = self.0.wanted.swap(false, Ordering::SeqCst);
-        let run = wanted || last.is_none_or(|at| now.duration_since(at) >= SAFETY_NET);
+        let run = wanted || now.saturating_duration_since(*last) >= SAFETY_NET;
         if run {
-            *last = Some(now);
+            *last = now;
             self.0.runs.fetch_add(1, Ordering::Relaxed);
         }
         run
@@ -120,7 +130,6 @@ mod tests {
         .await
         .unwrap();
         let c = node.inner.collection.clone();
-        until("the first collection", || c.runs() >= 1).await;
         let file = dir.path().join("f.bin");
         std::fs::write(&file, vec![7u8; 64 * 1024]).unwrap();
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
@@ -129,6 +138,7 @@ mod tests {
         let (runs, ticks) = (c.runs(), c.ticks());
         until("five more ticks", || c.ticks() >= ticks + 5).await;
         assert_eq!(c.runs(), runs, "nothing was let go: no collection ran");
+        assert_eq!(runs, 0, "nor at the start");
         assert!(node.store().has(root).await.unwrap(), "shared, so kept");
         drop(share);
         let mut gone = false;
@@ -146,10 +156,9 @@ mod tests {
     }
 
     #[test]
-    fn a_collection_runs_first_then_only_when_wanted_or_after_the_safety_net() {
-        let c = Collection::default();
+    fn a_collection_runs_only_when_wanted_or_after_the_safety_net() {
         let t0 = Instant::now();
-        assert!(c.begins(t0), "the first after the start runs");
+        let c = Collection::new(t0);
         assert!(!c.begins(t0 + Duration::from_secs(300)), "nothing wanted");
         c.wanted();
         assert!(c.begins(t0 + Duration::from_secs(600)), "wanted");
@@ -164,6 +173,11 @@ mod tests {
             c.begins(t0 + Duration::from_secs(1200) + SAFETY_NET),
             "the safety net"
         );
-        assert_eq!(c.runs(), 4);
+        assert_eq!(c.runs(), 3);
+        let restarted = Collection::new(t0);
+        assert!(
+            restarted.begins(t0 + SAFETY_NET),
+            "the safety net counts from the start"
+        );
     }
 }

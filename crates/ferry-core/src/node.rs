@@ -272,7 +272,7 @@ impl Node {
                 docs,
                 doc_sync,
                 held_records: Default::default(),
-                collection: Default::default(),
+                collection: crate::collect::Collection::new(std::time::Instant::now()),
                 book,
                 folders: std::sync::Mutex::new(Vec::new()),
                 folder_ops: tokio::sync::Mutex::new(()),

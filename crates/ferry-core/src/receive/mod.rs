@@ -167,9 +167,12 @@ impl Node {
         });
         export::check_destination(dest)?;
         let transfer = TransferStore::open(self.home(), &hash).await?;
+        // A cancel asked for is seen before any more work: polled after it, the receive could
+        // otherwise run on to its end whenever every step it awaits is already done.
         let res = tokio::select! {
-            res = self.receive_into(transfer.store(), ticket, dest, keep, &events) => res,
+            biased;
             _ = cancel.cancelled() => Err(Error::Cancelled),
+            res = self.receive_into(transfer.store(), ticket, dest, keep, &events) => res,
         };
         let (res, received) = match res {
             Ok((summary, received)) => (Ok(summary), received),
