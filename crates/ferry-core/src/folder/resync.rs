@@ -80,6 +80,9 @@ impl Resync {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok();
         if stirred {
+            // Every peer is then reconciled with since the change, now or by a reconciliation
+            // begun after it: the quiet interval starts over.
+            last.0 = now;
             Due::ChangedAt(last.1)
         } else {
             Due::Unreached
@@ -121,9 +124,11 @@ mod tests {
             "once more after the last change"
         );
         assert_eq!(r.due(at(350)), Due::Unreached, "then quiet");
-        // Five minutes after the last reconciliation with every peer, whatever was stirred.
+        // Five minutes after the last reconciliation after a change, not five minutes after
+        // the last one with every peer.
+        assert_eq!(r.due(at(610)), Due::Unreached);
         r.stir();
-        assert_eq!(r.due(at(610)), Due::All);
-        assert_eq!(r.due(at(620)), Due::Unreached, "the stir was part of it");
+        assert_eq!(r.due(at(640)), Due::All, "a stir is part of it");
+        assert_eq!(r.due(at(650)), Due::Unreached, "and was taken by it");
     }
 }
