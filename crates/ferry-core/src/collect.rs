@@ -6,16 +6,17 @@
 //! anything changed, that was most of what an idle node did. So a collection runs only when
 //! something may have become garbage since the last one began:
 //!
-//! - a tag was deleted: a received share's, or a folder's content no record names any more;
-//! - a share stopped (its temporary tag went with it);
-//! - a folder replaced or removed one of its files, so the record that described it (and its
-//!   content, once the next full pass lets go of it) is named by nothing;
-//! - a folder stopped (paused or left): what only it named is unprotected now.
+//! - a tag was deleted: a received share's, or a folder's content no record names any more
+//!   (a full pass lets go of the versions of files replaced or removed);
+//! - a share stopped or failed (its temporary tags went with it);
+//! - a folder stopped (paused or left): what only its document named is unprotected now.
 //!
-//! Anything else that may leave garbage behind (an import that failed half-way, a record a
-//! peer replaced without this device writing anything, a record superseded while it was
-//! still held, what a process that ended mid-way left) is small, and is collected by the run
-//! that comes at least every [`SAFETY_NET`] anyway, counted from the node's start.
+//! Anything else that may leave garbage behind is small, and is collected by the run that
+//! comes at least every [`SAFETY_NET`] anyway, counted from the node's start: the records of
+//! replaced versions (a few hundred bytes each: a folder edited all day would otherwise be
+//! collected every five minutes for them, and a file written in two steps, seen half-way,
+//! replaces its first record at once), an import that failed half-way, what a process that
+//! ended mid-way left.
 //!
 //! Skipping a run never deletes anything: a wrong "not wanted" leaves garbage on disk a while
 //! longer, never collects what is still used.

@@ -100,7 +100,7 @@ pub struct FolderSync {
     pub(super) names: super::names::NameRules,
     /// When to reconcile the document with the peers again.
     pub(super) reconcile: Resync,
-    /// Told when a round lets go of something the store may then collect.
+    /// Told when a full pass lets go of content the store may then collect.
     pub(super) collection: crate::collect::Collection,
 }
 

@@ -151,9 +151,6 @@ pub(super) struct Index {
     /// What a folder's summary says of the index, kept up to date with every change: a round
     /// in a folder of a million files does not count them again.
     totals: Totals,
-    /// True once a version was replaced or removed since [`Index::take_let_go`] last asked:
-    /// what described it may be garbage now (see [`crate::collect`]).
-    let_go: bool,
 }
 
 /// Counts over the index's entries.
@@ -249,7 +246,6 @@ impl Index {
             changed: replayed > 0,
             journaled: replayed,
             unjournaled: false,
-            let_go: false,
         }
     }
 
@@ -262,17 +258,7 @@ impl Index {
             self.totals.take(rel, before);
         }
         self.totals.add(rel, &known);
-        let before = self.files.insert(rel.to_string(), known);
-        if let Some(b) = &before {
-            let now = &self.files[rel];
-            self.let_go |= b.hash != now.hash || b.vector != now.vector;
-        }
-        before
-    }
-
-    /// True if a version was replaced or removed since the last call.
-    pub(super) fn take_let_go(&mut self) -> bool {
-        std::mem::take(&mut self.let_go)
+        self.files.insert(rel.to_string(), known)
     }
 
     /// How many files (not directories) the index holds, and their bytes.
@@ -291,7 +277,6 @@ impl Index {
             return None;
         }
         self.enter(rel, None);
-        self.let_go = true;
         let before = self.files.remove(rel);
         if let Some(b) = &before {
             self.totals.take(rel, b);
@@ -693,31 +678,6 @@ mod tests {
         // A change that is in no journal is saved by the next snapshot asked for.
         index.unsaved();
         assert!(index.snapshot(false).is_some());
-    }
-
-    /// A replaced or removed version is reported once (the store may then collect what
-    /// described it); a new path or the same version entered again is not.
-    #[test]
-    fn replacing_or_removing_a_version_is_reported_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::write(root.join("a.txt"), b"one").unwrap();
-        let mut index = Index::load(root, "doc", true);
-        index.insert("a.txt", known(root, "a.txt", "h1"));
-        assert!(!index.take_let_go(), "a new path replaces nothing");
-        index.insert("a.txt", known(root, "a.txt", "h1"));
-        assert!(!index.take_let_go(), "the same version again");
-        index.insert("a.txt", known(root, "a.txt", "h2"));
-        assert!(index.take_let_go(), "another content");
-        assert!(!index.take_let_go(), "reported once");
-        let mut newer = known(root, "a.txt", "h2");
-        newer.vector = [("device", 2)].into_iter().collect();
-        index.insert("a.txt", newer);
-        assert!(index.take_let_go(), "another version of the same content");
-        assert!(index.remove("gone.txt").is_none());
-        assert!(!index.take_let_go(), "nothing to remove");
-        index.remove("a.txt");
-        assert!(index.take_let_go(), "removed");
     }
 
     #[test]

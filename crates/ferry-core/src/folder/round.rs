@@ -203,13 +203,9 @@ impl FolderSync {
         let wanted = self
             .queue
             .settle(work.keys.iter().chain(&paths), unavailable);
-        let mut index = self.index.lock().await;
+        let index = self.index.lock().await;
         if full {
             self.prune_content(&states, &index).await;
-        }
-        if index.take_let_go() {
-            // The records of versions replaced or removed may be garbage now.
-            self.collection.wanted();
         }
         let (files, bytes) = index.totals();
         let summary = Summary {
