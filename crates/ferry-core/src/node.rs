@@ -417,6 +417,17 @@ impl Node {
         for folder in running {
             folder.stop().await;
         }
+        // Closing the endpoint sends every connection's close at once, then waits for each to
+        // drain (three probe timeouts). A handshake with a peer that never answered (a swarm
+        // member that has left) has no round trip measured and holds that wait for three
+        // seconds: a receive that had finished lingered that long before exiting. The wait
+        // only lets peers acknowledge the close they were sent; it goes on in the background
+        // for as long as the process lives. The router's own close then returns at once.
+        let endpoint = self.inner.endpoint.clone();
+        let closing = tokio::spawn(async move { endpoint.close().await });
+        if tokio::time::timeout(CLOSE_WAIT, closing).await.is_err() {
+            tracing::debug!("connections still draining after {CLOSE_WAIT:?}; not waited for");
+        }
         self.inner
             .router
             .shutdown()
@@ -430,6 +441,9 @@ impl Node {
         Ok(())
     }
 }
+
+/// How long a node that stops waits for its connections to drain (see [`Node::shutdown`]).
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Keeps, at each garbage collection, the records the running and paused folders' documents
 /// name: the documents do not tag what they store. (iroh-docs' own protect handler keeps a handle to

@@ -438,3 +438,34 @@ async fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// A receive that had dialled a swarm member which had left (a handshake nobody answers) made
+/// the node wait three seconds for that connection to drain before it could stop: the CLI sat
+/// there after "saved".
+#[tokio::test]
+async fn a_node_stops_without_waiting_for_a_peer_that_never_answered() {
+    let env = Env::new();
+    let node = env.node("a").await;
+    // A socket that reads what comes and never answers.
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let id = iroh::SecretKey::from_bytes(&[7; 32]).public();
+    let addr = iroh::EndpointAddr::new(id).with_ip_addr(silent.local_addr().unwrap());
+    let endpoint = node.endpoint().clone();
+    let dial = tokio::spawn(async move { endpoint.connect(addr, b"ferry/swarm/0").await });
+    // The handshake is under way once its first packet arrives.
+    let mut buf = vec![0u8; 2048];
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), silent.recv(&mut buf))
+        .await
+        .expect("the dial reached the socket")
+        .unwrap();
+    assert!(got > 0);
+    let started = std::time::Instant::now();
+    node.shutdown().await.unwrap();
+    // Draining a connection with no round trip measured takes about three seconds.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "stopping took {:?}",
+        started.elapsed()
+    );
+    dial.abort();
+}
