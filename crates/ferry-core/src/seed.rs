@@ -191,23 +191,31 @@ async fn greet(
     every: Duration,
 ) {
     let mut heard = Instant::now();
+    // The connection stays open between greetings: the sender passes a member on only while
+    // a connection it said hello on is open (see `members`).
+    let mut greeting: Option<iroh::endpoint::Connection> = None;
     loop {
-        if let Some(conn) =
-            crate::swarm::session::connect(&endpoint, sender.clone(), members::ALPN).await
-        {
+        if greeting.as_ref().is_none_or(|c| c.close_reason().is_some()) {
+            greeting =
+                crate::swarm::session::connect(&endpoint, sender.clone(), members::ALPN).await;
+        }
+        if let Some(conn) = &greeting {
             let me = Contact::of(&endpoint.addr());
             let about = About {
                 name: Some(name.clone()),
                 ..Default::default()
             };
-            match members::exchange(&conn, root, me, about).await {
+            match members::exchange(conn, root, me, about).await {
                 Ok(Some(_)) => heard = Instant::now(),
                 Ok(None) if mode == Greet::WhileShared => {
                     tracing::info!("the sender stopped sharing {}", root.fmt_short());
                     break;
                 }
                 Ok(None) => {}
-                Err(e) => tracing::debug!("greeting the sender: {e}"),
+                Err(e) => {
+                    tracing::debug!("greeting the sender: {e}");
+                    greeting = None;
+                }
             }
         }
         if mode == Greet::WhileShared && heard.elapsed() > SENDER_GONE_AFTER {

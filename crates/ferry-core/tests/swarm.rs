@@ -844,3 +844,58 @@ async fn first_observed(
     )
     .await
 }
+
+/// A receiver that had finished and gone was still passed on to the next receivers for ten
+/// minutes: each dialled it, and waited for a handshake nobody answered.
+#[tokio::test]
+async fn a_member_that_left_is_not_passed_on() {
+    let env = Env::new();
+    let sender = env.node("sender").await;
+    let file = env.dir("out").join("big.bin");
+    write(&file, &pseudo_random(1 << 20, 21));
+    let (shared, _events) = share(&sender, &[file]).await;
+    let root: Hash = shared.info().offer.hash.parse().unwrap();
+    let target = sender.endpoint().addr();
+    let hello = |ep: iroh::Endpoint| {
+        let target = target.clone();
+        async move {
+            let conn = ep.connect(target, swarm::members::ALPN).await.unwrap();
+            (ep, conn)
+        }
+    };
+    let (staying, stays) = hello(loopback_endpoint().await).await;
+    let (leaving, leaves) = hello(loopback_endpoint().await).await;
+    let ask = |ep: &iroh::Endpoint, conn: &iroh::endpoint::Connection| {
+        let me = swarm::members::Contact::of(&ep.addr());
+        let conn = conn.clone();
+        async move {
+            swarm::members::exchange(&conn, root, me, Default::default())
+                .await
+                .unwrap()
+                .expect("the sender answers for its share")
+                .into_iter()
+                .map(|c| c.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let gone = *leaving.id().as_bytes();
+    ask(&leaving, &leaves).await;
+    assert_eq!(
+        ask(&staying, &stays).await,
+        vec![gone],
+        "a member is listed"
+    );
+    leaves.close(0u32.into(), b"done");
+    leaving.close().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while ask(&staying, &stays).await.contains(&gone) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a member that left is still passed on"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The one that stays is still known to the sender.
+    let (other, to_other) = hello(loopback_endpoint().await).await;
+    assert_eq!(ask(&other, &to_other).await, vec![*staying.id().as_bytes()]);
+}

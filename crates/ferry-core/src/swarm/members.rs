@@ -7,6 +7,8 @@
 //! shares or receives right now; for any other root it says [`Answer::Unknown`], which tells
 //! nothing about what else it holds. Saying hello also opens the share's root to the asker
 //! (as asking for the root over the blobs protocol does), so that it may fetch the pieces.
+//! A member is passed on only while a connection it said hello on is open: one that has left
+//! is not dialled by the receivers that come after it.
 //!
 //! Everything in a hello is the asker's claim: sizes are bounded before parsing, at most
 //! [`MAX_ADDRS`] addresses per member and [`MAX_MEMBERS`] members per share are kept (the
@@ -165,6 +167,49 @@ struct Inner {
     /// Per root: how many guards keep it (a node may send and receive one root), and its
     /// members.
     shares: HashMap<Hash, (usize, MemberList)>,
+    /// Member connections open, per peer. A member keeps the connection it said hello on for
+    /// as long as it takes part; once a peer has none left it has gone (its receive ended, it
+    /// stopped, or it vanished and the connection timed out) and is not passed on: the next
+    /// receivers would dial a peer that does not answer.
+    open: HashMap<EndpointId, usize>,
+}
+
+/// One member connection open (see [`Inner::open`]).
+struct Open {
+    members: Members,
+    peer: EndpointId,
+}
+
+impl Open {
+    fn new(members: &Members, peer: EndpointId) -> Open {
+        *members
+            .inner
+            .lock()
+            .expect("members lock")
+            .open
+            .entry(peer)
+            .or_default() += 1;
+        Open {
+            members: members.clone(),
+            peer,
+        }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let mut inner = self.members.inner.lock().expect("members lock");
+        let Some(count) = inner.open.get_mut(&self.peer) else {
+            return;
+        };
+        *count -= 1;
+        if *count == 0 {
+            inner.open.remove(&self.peer);
+            for (_, members) in inner.shares.values_mut() {
+                members.remove(&self.peer);
+            }
+        }
+    }
 }
 
 /// The members of the shares this node sends or receives, and the protocol handler that
@@ -321,6 +366,7 @@ impl Members {
 impl ProtocolHandler for Members {
     async fn accept(&self, conn: Connection) -> std::result::Result<(), AcceptError> {
         let peer = conn.remote_id();
+        let _open = Open::new(self, peer);
         while let Ok((mut send, mut recv)) = conn.accept_bi().await {
             let read = tokio::time::timeout(EXCHANGE_TIMEOUT, recv.read_to_end(MAX_HELLO));
             let Ok(Ok(bytes)) = read.await else {
