@@ -38,8 +38,8 @@ pub(super) async fn download(
         .collect();
     let mut throttle = Throttle::new();
     // The store commits its index every 500 ms on its own. A partial blob gets its index
-    // entry once it outgrows the store's inline size (16 KiB). As soon as the first such
-    // entry exists it is committed, and from then on twice a second, so a receiver killed
+    // entry when its first bytes arrive (a transfer store inlines nothing). As soon as the
+    // first such entry exists it is committed, and from then on twice a second, so a receiver killed
     // with SIGKILL finds its partial data again (the store rebuilds the bitfield from the
     // data and outboard files it left).
     let mut first_commit = false;
