@@ -83,7 +83,7 @@ impl Node {
         let collect = self.inner.collection.on_drop();
         let files_total = sources.files.len();
         let bytes_total: u64 = sources.files.iter().map(|f| f.size).sum();
-        let parallelism = std::thread::available_parallelism()
+        let cores = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .max(2);
 
@@ -91,45 +91,27 @@ impl Node {
         let mut files_done = 0;
         let mut bytes_done = 0;
         let mut imported: Vec<(usize, TempTag, u64)> = Vec::with_capacity(files_total);
-        let jobs: Vec<(usize, PathBuf)> = sources
+        // Small files first, many at a time: each import is a few messages to the store's
+        // actor and back, so with only one per core in flight the cores mostly wait on those
+        // hand-offs. Large files after, one per core, so that a disk reads few files at once.
+        let (small, large): (Vec<_>, Vec<_>) = sources
             .files
             .iter()
             .enumerate()
-            .map(|(i, f)| (i, f.path.clone()))
-            .collect();
-        let store2 = store.clone();
+            .map(|(i, f)| (i, f.path.clone(), f.size))
+            .partition(|(_, _, size)| *size <= SMALL_FILE);
+        let import = {
+            let store = store.clone();
+            move |(i, path, _): (usize, PathBuf, u64)| import_one(store.clone(), i, path)
+        };
         let mut stream = futures_buffered::BufferedStreamExt::buffered_unordered(
-            n0_future::stream::iter(jobs.into_iter().map(move |(i, path)| {
-                let store = store2.clone();
-                async move {
-                    let progress = store.add_path_with_opts(AddPathOptions {
-                        path: path.clone(),
-                        format: BlobFormat::Raw,
-                        mode: ImportMode::TryReference,
-                    });
-                    let mut items = progress.stream().await;
-                    let mut size = 0;
-                    while let Some(item) = items.next().await {
-                        match item {
-                            AddProgressItem::Size(s) => size = s,
-                            AddProgressItem::Done(tt) => return Ok((i, tt, size)),
-                            AddProgressItem::Error(e) => {
-                                return Err(Error::ShareSource {
-                                    path,
-                                    source: std::io::Error::other(e.to_string()),
-                                })
-                            }
-                            _ => {}
-                        }
-                    }
-                    Err(Error::ShareSource {
-                        path,
-                        source: std::io::Error::other("import ended early"),
-                    })
-                }
-            })),
-            parallelism,
-        );
+            n0_future::stream::iter(small.into_iter().map(import.clone())),
+            SMALL_IN_FLIGHT,
+        )
+        .chain(futures_buffered::BufferedStreamExt::buffered_unordered(
+            n0_future::stream::iter(large.into_iter().map(import)),
+            cores,
+        ));
         while let Some(res) = stream.next().await {
             let (i, tt, size) = res?;
             files_done += 1;
@@ -188,6 +170,44 @@ impl Node {
             _collect: collect,
         })
     }
+}
+
+/// Files up to this size are imported [`SMALL_IN_FLIGHT`] at a time.
+const SMALL_FILE: u64 = 256 * 1024;
+
+/// How many small files are imported at once.
+const SMALL_IN_FLIGHT: usize = 32;
+
+/// Imports the file at `path` (the `i`th of the share) by reference: its temp tag and size.
+async fn import_one(
+    store: iroh_blobs::api::Store,
+    i: usize,
+    path: PathBuf,
+) -> Result<(usize, TempTag, u64)> {
+    let progress = store.add_path_with_opts(AddPathOptions {
+        path: path.clone(),
+        format: BlobFormat::Raw,
+        mode: ImportMode::TryReference,
+    });
+    let mut items = progress.stream().await;
+    let mut size = 0;
+    while let Some(item) = items.next().await {
+        match item {
+            AddProgressItem::Size(s) => size = s,
+            AddProgressItem::Done(tt) => return Ok((i, tt, size)),
+            AddProgressItem::Error(e) => {
+                return Err(Error::ShareSource {
+                    path,
+                    source: std::io::Error::other(e.to_string()),
+                })
+            }
+            _ => {}
+        }
+    }
+    Err(Error::ShareSource {
+        path,
+        source: std::io::Error::other("import ended early"),
+    })
 }
 
 fn bytes_total_of(entries: &[OfferEntry]) -> u64 {

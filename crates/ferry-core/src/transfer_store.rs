@@ -16,10 +16,7 @@ use std::{
 
 use iroh_blobs::{
     api::Store,
-    store::fs::{
-        options::{InlineOptions, Options},
-        FsStore,
-    },
+    store::fs::{options::Options, FsStore},
     Hash,
 };
 
@@ -75,7 +72,7 @@ impl TransferStore {
         // whole content in the database's pages (80 of a 94 MiB heap) and were written out
         // again on export.
         let mut options = Options::new(&dir);
-        options.inline = InlineOptions::NO_INLINE;
+        options.inline.max_data_inlined = 0;
         match FsStore::load_with_opts(dir.join("blobs.db"), options).await {
             Ok(store) => Ok(TransferStore {
                 dir,
