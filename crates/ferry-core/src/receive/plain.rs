@@ -38,10 +38,10 @@ pub(super) async fn download(
         .collect();
     let mut throttle = Throttle::new();
     // The store commits its index every 500 ms on its own. A partial blob gets its index
-    // entry when its first bytes arrive (a transfer store inlines nothing). As soon as the
-    // first such entry exists it is committed, and from then on twice a second, so a receiver killed
-    // with SIGKILL finds its partial data again (the store rebuilds the bitfield from the
-    // data and outboard files it left).
+    // entry when its first bytes arrive (a transfer store inlines no file content). As soon
+    // as the first such entry exists it is committed, and from then on twice a second, so a
+    // receiver killed with SIGKILL finds its partial data again (the store rebuilds the
+    // bitfield from the data and outboard files it left).
     let mut first_commit = false;
     let mut commit = Throttle::with_interval(Duration::from_millis(500));
     let mut rate = RateMeter::new();
