@@ -277,6 +277,10 @@ impl<P: Copy + Eq + std::hash::Hash> Planner<P> {
     /// pieces, else the rarest, ties at random (or, with one peer, to the nearest after a
     /// point picked at random).
     fn choose(&mut self, candidates: Vec<usize>, max: usize) -> Vec<usize> {
+        // A candidate is a piece index, so with one there is at least one piece (`n > 0`).
+        if candidates.is_empty() || max == 0 {
+            return Vec::new();
+        }
         let n = self.have.len();
         let random = self.have_count < RANDOM_FIRST;
         let run = self.peers.len() == 1;
@@ -294,9 +298,6 @@ impl<P: Copy + Eq + std::hash::Hash> Planner<P> {
             })
             .collect();
         let max = max.min(keyed.len());
-        if max == 0 {
-            return Vec::new();
-        }
         keyed.select_nth_unstable(max - 1);
         keyed.truncate(max);
         keyed.into_iter().map(|(_, _, i)| i).collect()
@@ -374,6 +375,13 @@ mod tests {
         );
         let from_peer = p.pick(1, 10);
         assert!(from_peer.iter().all(|&i| (4..50).contains(&i)));
+    }
+
+    #[test]
+    fn a_blob_of_no_pieces_asks_for_nothing() {
+        let mut p: Planner<u8> = Planner::new(0, &[], 7);
+        p.peer_has(0, 0..0);
+        assert!(p.pick(0, 8).is_empty());
     }
 
     #[test]
