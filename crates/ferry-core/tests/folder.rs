@@ -994,3 +994,61 @@ async fn folder_peers_show_their_names_and_paths() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// A document receiving thousands of entries in one reconciliation while the folder asks for
+/// syncs (as it does every 10 s while its document changes) keeps answering. iroh-docs'
+/// live actor, handling the request, waits for the replica actor; the replica actor, inserting
+/// the entries, waited for the live actor to take its events from a channel of 1,024: both
+/// waited for good (a first sync of 100,000 files stopped at 35,498 with no error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_flooded_by_a_reconciliation_still_starts_syncs() {
+    use iroh_docs::api::protocol::{AddrInfoOptions, ShareMode};
+    use n0_future::StreamExt;
+    const ENTRIES: usize = 20_000;
+    let env = Env::new();
+    let a = env.node("a").await;
+    let b = env.node("b").await;
+    let a_docs = a.docs().api();
+    let doc = a_docs.create().await.unwrap();
+    let author = a_docs.author_default().await.unwrap();
+    let hash = iroh_blobs::Hash::new(b"content");
+    for i in 0..ENTRIES {
+        doc.set_hash(author, format!("k{i:05}").into_bytes(), hash, 7)
+            .await
+            .unwrap();
+    }
+    let ticket = doc
+        .share(ShareMode::Write, AddrInfoOptions::Addresses)
+        .await
+        .unwrap();
+    let b_docs = b.docs().api();
+    let joined = b_docs.import(ticket.clone()).await.unwrap();
+    // Asked for again and again while the entries arrive, as the folder's resync would.
+    let peers = ticket.nodes.clone();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let asking = async {
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            joined.start_sync(peers.clone()).await.unwrap();
+        }
+    };
+    let count = async {
+        loop {
+            let n = joined
+                .get_many(iroh_docs::store::Query::all())
+                .await
+                .unwrap()
+                .count()
+                .await;
+            if n == ENTRIES {
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        tokio::join!(asking, count)
+    })
+    .await
+    .expect("the joined document takes every entry and keeps answering");
+}
