@@ -351,7 +351,16 @@ impl FolderSync {
             use iroh_docs::engine::LiveEvent;
             loop {
                 while let Some(ev) = events.next().await {
-                    let Ok(ev) = ev else { continue };
+                    let ev = match ev {
+                        Ok(ev) => ev,
+                        // An event that could not be read (the store did not answer for its
+                        // content, say) may have named a new entry: a full pass reads them all.
+                        Err(e) => {
+                            tracing::warn!("{}: a document event: {e}", me.root.display());
+                            me.mark(|d| d.full = true);
+                            continue;
+                        }
+                    };
                     match &ev {
                         LiveEvent::InsertRemote { from, entry, .. } => {
                             me.reconcile.stir();
