@@ -472,8 +472,13 @@ impl FolderSync {
                     continue;
                 }
                 _ = self.queue.marked() => {
-                    // Batch whatever else arrives within a short window.
-                    tokio::time::sleep(BATCH_WINDOW).await;
+                    // Local changes: batch whatever else arrives within a short window (a file
+                    // being written fires several events, a copy of many files many more).
+                    // Records from peers are applied at once: they come whole, and those that
+                    // arrive while a round runs make up the next one.
+                    if self.queue.local_marked() {
+                        tokio::time::sleep(BATCH_WINDOW).await;
+                    }
                 }
             }
             if let Some(took) = self.round().await {
@@ -499,7 +504,7 @@ pub(super) const PUBLISH_BATCH: usize = 1024;
 /// after the other they kept both cores mostly idle.
 pub(super) const STORE_PARALLEL: usize = 16;
 
-/// How long events are collected before a round runs.
+/// How long the watcher's events are collected before a round runs.
 pub(super) const BATCH_WINDOW: Duration = Duration::from_millis(50);
 
 /// How often saving the index is tried again after a snapshot could not be written (see

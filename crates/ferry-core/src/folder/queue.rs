@@ -98,6 +98,12 @@ impl Queue {
         self.wake.notified().await
     }
 
+    /// True when local changes (the watcher's, or a full pass) are marked.
+    pub(super) fn local_marked(&self) -> bool {
+        let dirty = self.dirty.lock().expect("dirty lock");
+        dirty.full || !dirty.disk.is_empty()
+    }
+
     /// True while some paths wait for a peer or for content.
     pub(super) fn waiting(&self) -> bool {
         !self.wanted.lock().expect("wanted lock").is_empty()
