@@ -26,7 +26,7 @@ introduced by explicit 127.0.0.1 addresses), alternating Ferry and Syncthing. Wo
 
 Meant to run inside a private network namespace with only loopback (bench/folder.sh does).
 usage: bench/folder.py DATA OUT.tsv [--quick]     (env: RUNS=n, IDLE_S=s,
-       ONLY=latency,small,big,disk,many)
+       ONLY=latency,small,big,disk,many, FERRY_ONLY=1 to leave Syncthing out while debugging)
 """
 import hashlib, os, shutil, signal, subprocess, sys, tempfile, time, urllib.request
 
@@ -439,7 +439,7 @@ def big_workload(pair):
 ONLY = set(filter(None, os.environ.get("ONLY", "").split(",")))
 chosen = [w for n, w in (("latency", lat_workload), ("small", small_workload), ("big", big_workload))
           if not ONLY or n in ONLY]
-makers = [FerryPair, lambda w: SyncthingPair(w, 1)]
+makers = [FerryPair] if os.environ.get("FERRY_ONLY") else [FerryPair, lambda w: SyncthingPair(w, 1)]
 for run in range(RUNS):
     first_run = run == 0
     for make in makers:
@@ -453,7 +453,7 @@ if not ONLY or "many" in ONLY:
 if not ONLY or "disk" in ONLY:
     for make in makers:
         run_pair(make, [disk])
-if lat_workload in chosen:
+if lat_workload in chosen and not os.environ.get("FERRY_ONLY"):
     run_pair(lambda w: SyncthingPair(w, 10), [lat_workload])
 
 with open(OUT, "w") as f:
