@@ -469,3 +469,35 @@ async fn a_node_stops_without_waiting_for_a_peer_that_never_answered() {
     );
     dial.abort();
 }
+
+/// The databases a node's stores open (iroh-blobs' and iroh-docs', with redb's defaults)
+/// keep a bounded page cache: redb's default let each grow to 1 GiB, most of a daemon's memory
+/// in a folder of a million files.
+#[tokio::test]
+async fn databases_opened_once_a_node_runs_keep_a_bounded_cache() {
+    use redb::{ReadableDatabase, TableDefinition};
+    const TABLE: TableDefinition<u64, &[u8]> = TableDefinition::new("t");
+    let env = Env::new();
+    let _node = env.node("a").await;
+    let db = redb::Database::create(env.dir("db").join("test.redb")).unwrap();
+    let value = vec![7u8; 4096];
+    let tx = db.begin_write().unwrap();
+    {
+        let mut table = tx.open_table(TABLE).unwrap();
+        for i in 0..10_000u64 {
+            table.insert(i, value.as_slice()).unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    let tx = db.begin_read().unwrap();
+    let table = tx.open_table(TABLE).unwrap();
+    for i in 0..10_000u64 {
+        assert_eq!(table.get(i).unwrap().unwrap().value().len(), 4096);
+    }
+    let used = db.cache_stats().used_bytes();
+    assert!(
+        used <= 16 << 20,
+        "40 MiB written and read back: {} MiB cached",
+        used >> 20
+    );
+}
