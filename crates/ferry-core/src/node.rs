@@ -248,7 +248,14 @@ impl Node {
         };
         let hello =
             crate::nearby::hello::Hello::new(nearby.clone(), contacts.clone(), config.home.clone());
-        let gossip = iroh_gossip::net::Gossip::builder().spawn(endpoint.clone());
+        // Gossip's message cache is swept every 10 s instead of every second: per folder, that
+        // sweep was an idle daemon's most frequent wakeup. Messages still expire after 30 s.
+        let gossip = iroh_gossip::net::Gossip::builder()
+            .broadcast_config(iroh_gossip::proto::PlumtreeConfig {
+                cache_evict_interval: Duration::from_secs(10),
+                ..Default::default()
+            })
+            .spawn(endpoint.clone());
         let docs_dir = config.home.join("docs");
         std::fs::create_dir_all(&docs_dir).map_err(|e| Error::Home {
             path: config.home.clone(),
