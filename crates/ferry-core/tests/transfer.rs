@@ -471,8 +471,8 @@ async fn a_node_stops_without_waiting_for_a_peer_that_never_answered() {
 }
 
 /// The databases a node's stores open (iroh-blobs' and iroh-docs', with redb's defaults)
-/// keep a bounded page cache: redb's default let each grow to 1 GiB, most of a daemon's memory
-/// in a folder of a million files.
+/// keep a bounded page cache: redb's default let each grow to 1 GiB, about half of a daemon's
+/// memory in a folder of a million files.
 #[tokio::test]
 async fn databases_opened_once_a_node_runs_keep_a_bounded_cache() {
     use redb::{ReadableDatabase, TableDefinition};
