@@ -663,14 +663,18 @@ impl Actor {
     }
 
     async fn run_async(mut self) {
+        // The commit timer runs only after an action, which may have left a transaction open:
+        // an idle actor has nothing to commit and was woken twice a second for it.
+        let mut uncommitted = false;
         let reply = loop {
             let timeout = n0_future::time::sleep(MAX_COMMIT_DELAY);
             tokio::pin!(timeout);
             let action = tokio::select! {
-                _ = &mut timeout => {
+                _ = &mut timeout, if uncommitted => {
                     if let Err(cause) = self.store.flush() {
                         error!(?cause, "failed to flush store");
                     }
+                    uncommitted = false;
                     continue;
                 }
                 Some(res) = self.tasks.join_next(), if !self.tasks.is_empty() => {
@@ -702,6 +706,7 @@ impl Actor {
                     if self.on_action(action).await.is_err() {
                         warn!("failed to send reply: receiver dropped");
                     }
+                    uncommitted = true;
                 }
             }
         };
