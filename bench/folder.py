@@ -437,9 +437,10 @@ def big_workload(pair):
 
 # ONLY=big (or latency, small, disk; comma-separated) runs a subset while working on one of them.
 ONLY = set(filter(None, os.environ.get("ONLY", "").split(",")))
+FERRY_ONLY = bool(os.environ.get("FERRY_ONLY"))
 chosen = [w for n, w in (("latency", lat_workload), ("small", small_workload), ("big", big_workload))
           if not ONLY or n in ONLY]
-makers = [FerryPair] if os.environ.get("FERRY_ONLY") else [FerryPair, lambda w: SyncthingPair(w, 1)]
+makers = [FerryPair] if FERRY_ONLY else [FerryPair, lambda w: SyncthingPair(w, 1)]
 for run in range(RUNS):
     first_run = run == 0
     for make in makers:
@@ -453,7 +454,7 @@ if not ONLY or "many" in ONLY:
 if not ONLY or "disk" in ONLY:
     for make in makers:
         run_pair(make, [disk])
-if lat_workload in chosen and not os.environ.get("FERRY_ONLY"):
+if lat_workload in chosen and not FERRY_ONLY:
     run_pair(lambda w: SyncthingPair(w, 10), [lat_workload])
 
 with open(OUT, "w") as f:
