@@ -6,33 +6,99 @@
 //! files it writes are readable by their owner only: every file Ferry keeps in a home or in a
 //! folder's state directory is private (keys, tokens, device names, paths).
 
-use std::{io::Write, path::Path};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+};
 
 /// Replaces `path` with `data` atomically and durably (0600 on Unix).
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
-    // A name of its own per write: two writers of one file never share a temporary file.
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        data_encoding::HEXLOWER.encode(&rand::random::<[u8; 6]>())
-    ));
-    let written = write_private(&tmp, data).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        std::fs::remove_file(&tmp).ok();
-        return Err(e);
+    let mut file = AtomicFile::create(path)?;
+    file.write_all(data)?;
+    file.commit()
+}
+
+/// A file being written in place of `path`, written by [`write_atomic`] or streamed by a
+/// caller whose content is too large to hold in memory first (a folder's index of a million
+/// paths). [`AtomicFile::commit`] flushes it and renames it over the target; dropped before,
+/// it is removed and the target keeps its old content.
+pub struct AtomicFile {
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl AtomicFile {
+    /// Creates the temporary file beside `path` (readable by its owner only).
+    pub fn create(path: &Path) -> std::io::Result<AtomicFile> {
+        let dir = parent(path);
+        let name = path
+            .file_name()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
+        // A name of its own per write: two writers of one file never share a temporary file.
+        let tmp = dir.join(format!(
+            ".{}.{}.tmp",
+            name.to_string_lossy(),
+            data_encoding::HEXLOWER.encode(&rand::random::<[u8; 6]>())
+        ));
+        let file = create_private(&tmp)?;
+        Ok(AtomicFile {
+            file: Some(std::io::BufWriter::with_capacity(1 << 16, file)),
+            tmp,
+            path: path.to_path_buf(),
+        })
     }
-    sync_dir(dir)
+
+    /// Flushes what was written to the disk and renames it over the target, then flushes the
+    /// directory. On an error the temporary file is removed and the target is as it was.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        let file = self.file.take().expect("committed once");
+        let done = file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&self.tmp, &self.path));
+        if let Err(e) = done {
+            std::fs::remove_file(&self.tmp).ok();
+            return Err(e);
+        }
+        sync_dir(parent(&self.path))
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.as_mut().expect("not committed").write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.as_mut().expect("not committed").flush()
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            std::fs::remove_file(&self.tmp).ok();
+        }
+    }
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Creates (or truncates) `path` with `data`, readable by its owner only, and flushes it.
 pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let mut file = create_private(path)?;
+    file.write_all(data)?;
+    file.sync_all()
+}
+
+/// Creates (or truncates) `path`, readable by its owner only.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -40,14 +106,13 @@ pub(crate) fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path)?;
+    let file = options.open(path)?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
-    file.write_all(data)?;
-    file.sync_all()
+    Ok(file)
 }
 
 /// Flushes a directory's entries (a rename into it) to the disk. Only Unix can open a
@@ -97,6 +162,33 @@ mod tests {
         assert_eq!(
             std::fs::read_dir(dir.path()).unwrap().count(),
             2,
+            "no temp left"
+        );
+    }
+
+    #[test]
+    fn a_streamed_file_replaces_the_target_only_when_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.json");
+        write_atomic(&path, b"old").unwrap();
+        let mut file = AtomicFile::create(&path).unwrap();
+        file.write_all(b"half of the new").unwrap();
+        drop(file);
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp left"
+        );
+        let mut file = AtomicFile::create(&path).unwrap();
+        for _ in 0..100_000 {
+            file.write_all(b"0123456789").unwrap();
+        }
+        file.commit().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 1_000_000);
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
             "no temp left"
         );
     }

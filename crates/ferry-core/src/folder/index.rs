@@ -27,7 +27,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    atomic::write_atomic,
+    atomic::AtomicFile,
     folder::{
         conflict::is_conflict_copy, engine::FolderSync, ignore::STATE_DIR, place, scan::Scanned,
         version::VersionVector,
@@ -200,18 +200,16 @@ impl std::ops::Deref for Index {
     }
 }
 
-/// A copy of the index taken for saving, written by [`Snapshot::write`] without the index lock.
+/// The index encoded for saving, written by [`Snapshot::write`] without the index lock.
 pub(super) struct Snapshot {
-    path: PathBuf,
+    file: AtomicFile,
     prev: PathBuf,
-    data: Vec<u8>,
 }
 
 impl Snapshot {
     /// Writes the snapshot; the journal it replaces is then no longer needed.
     pub(super) fn write(self) -> std::io::Result<()> {
-        std::fs::create_dir_all(self.path.parent().expect("in the state dir"))?;
-        write_atomic(&self.path, &self.data)?;
+        self.file.commit()?;
         match std::fs::remove_file(&self.prev) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -309,8 +307,10 @@ impl Index {
     /// A snapshot to write if the index changed since the last one and one is due (see the
     /// module docs: or a change is in no journal), or whenever it changed if `now`. The
     /// journal is set aside with it (and removed once the snapshot is written); changes from
-    /// now on go to a new one.
-    pub(super) fn snapshot(&mut self, now: bool) -> Option<Snapshot> {
+    /// now on go to a new one. The snapshot is encoded straight into its temporary file: a
+    /// million paths held once more as text would cost hundreds of MiB at once. What is left
+    /// to [`Snapshot::write`], without the lock, is flushing it to the disk and renaming it.
+    pub(super) fn snapshot(&mut self, now: bool) -> Option<std::io::Result<Snapshot>> {
         if !self.changed || self.dir.as_os_str().is_empty() {
             return None;
         }
@@ -332,15 +332,22 @@ impl Index {
                 }
             }
         }
-        // Encoded from the map itself: a copy of a million entries first would double them.
         let saved = SavedIndexRef {
             doc: &self.doc,
             files: &self.files,
         };
-        Some(Snapshot {
-            path: self.dir.join("index.json"),
-            prev,
-            data: serde_json::to_vec(&saved).expect("serializable"),
+        let encoded = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| AtomicFile::create(&self.dir.join("index.json")))
+            .and_then(|mut file| {
+                serde_json::to_writer(&mut file, &saved)?;
+                Ok(file)
+            });
+        Some(match encoded {
+            Ok(file) => Ok(Snapshot { file, prev }),
+            Err(e) => {
+                self.unsaved();
+                Err(e)
+            }
         })
     }
 
@@ -477,7 +484,7 @@ impl FolderSync {
         let Some(snapshot) = self.index.lock().await.snapshot(now) else {
             return true;
         };
-        if let Err(e) = snapshot.write() {
+        if let Err(e) = snapshot.and_then(Snapshot::write) {
             tracing::warn!(
                 "cannot save the index of {}: {e}",
                 self.root.join(STATE_DIR).display()
@@ -514,7 +521,7 @@ mod tests {
         std::fs::write(root.join("a.txt"), b"one").unwrap();
         let mut index = Index::load(root, "doc", true);
         index.insert("a.txt", known(root, "a.txt", "h1"));
-        index.snapshot(true).unwrap().write().unwrap();
+        index.snapshot(true).unwrap().unwrap().write().unwrap();
         // Written after the snapshot, then the process dies without saving again.
         std::fs::write(root.join("b.txt"), b"two").unwrap();
         index.insert("b.txt", known(root, "b.txt", "h2"));
@@ -651,19 +658,24 @@ mod tests {
             index.snapshot(false).is_none(),
             "one change is in the journal"
         );
-        index.snapshot(true).unwrap().write().unwrap();
+        index.snapshot(true).unwrap().unwrap().write().unwrap();
         assert!(index.snapshot(true).is_none(), "nothing changed since");
         for i in 1..SNAPSHOT_AFTER {
             index.insert(&format!("d{i}"), entry());
         }
         assert!(index.snapshot(false).is_none());
         index.insert("one more", entry());
-        index.snapshot(false).expect("due").write().unwrap();
+        index
+            .snapshot(false)
+            .expect("due")
+            .unwrap()
+            .write()
+            .unwrap();
         // In a larger index, half of it is the measure.
         for i in 0..3 * SNAPSHOT_AFTER {
             index.insert(&format!("e{i}"), entry());
         }
-        index.snapshot(true).unwrap().write().unwrap();
+        index.snapshot(true).unwrap().unwrap().write().unwrap();
         let n = index.len();
         for i in 0..n / 2 - 1 {
             index.insert(&format!("e{i}"), entry());
@@ -696,8 +708,39 @@ mod tests {
         let mut loaded = Index::load(root, "doc", true);
         assert_eq!(loaded.len(), 2);
         // The next snapshot holds both; the set-aside journal goes once it is written.
-        loaded.snapshot(true).unwrap().write().unwrap();
+        loaded.snapshot(true).unwrap().unwrap().write().unwrap();
         assert!(!root.join(STATE_DIR).join("index.journal.prev").exists());
         assert_eq!(Index::load(root, "doc", true).len(), 2);
+    }
+
+    /// A snapshot that cannot be written (here its name is taken by a directory; a full disk
+    /// alike) leaves the saved index and its journals as they were, and no temporary file.
+    #[test]
+    fn a_snapshot_that_cannot_be_written_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.txt"), b"one").unwrap();
+        let mut index = Index::load(root, "doc", true);
+        index.insert("a.txt", known(root, "a.txt", "h1"));
+        let blocked = root.join(STATE_DIR).join("index.json");
+        std::fs::create_dir_all(blocked.join("inside")).unwrap();
+        let failed = index.snapshot(true).unwrap().and_then(Snapshot::write);
+        assert!(failed.is_err());
+        index.unsaved(); // as `save_index` does
+        let state: Vec<_> = std::fs::read_dir(root.join(STATE_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(state.iter().all(|n| !n.ends_with(".tmp")), "{state:?}");
+        assert_eq!(Index::load(root, "doc", true).len(), 1, "the journal stays");
+        std::fs::remove_dir_all(&blocked).unwrap();
+        index
+            .snapshot(false)
+            .expect("due")
+            .unwrap()
+            .write()
+            .unwrap();
+        assert!(blocked.is_file());
+        assert_eq!(Index::load(root, "doc", true).len(), 1);
     }
 }
