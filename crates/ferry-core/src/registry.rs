@@ -38,10 +38,43 @@ struct Inner {
     roots: HashMap<Hash, Vec<u64>>,
     /// The live roots each peer has asked for: the shares whose blobs it may fetch.
     opened: HashMap<EndpointId, HashSet<Hash>>,
-    /// Records and content of synced folders, to the folders (document ids) holding them.
-    folder: HashMap<Hash, HashSet<String>>,
+    /// Synced folders' document ids, by slot: the maps below name a folder by its slot, four
+    /// bytes per hash rather than a string and a set of its own (a folder of a million files
+    /// has two million hashes here).
+    folder_slots: Vec<String>,
+    /// Records and content of synced folders, to the first folder that held them.
+    folder: HashMap<Hash, u32>,
+    /// Further folders holding a hash another folder holds too (the same content in two
+    /// folders: rare).
+    folder_more: HashMap<Hash, Vec<u32>>,
     /// The peers of each synced folder: the only ones served its records and content.
     members: HashMap<String, HashSet<EndpointId>>,
+}
+
+impl Inner {
+    /// The slot of `folder`, given one if it has none.
+    fn slot(&mut self, folder: &str) -> u32 {
+        if let Some(slot) = self.slot_of(folder) {
+            return slot;
+        }
+        self.folder_slots.push(folder.to_string());
+        u32::try_from(self.folder_slots.len() - 1).expect("fewer than 2^32 folders")
+    }
+
+    fn slot_of(&self, folder: &str) -> Option<u32> {
+        let i = self.folder_slots.iter().position(|f| f == folder)?;
+        Some(i as u32)
+    }
+
+    /// The slots of the folders holding `hash`.
+    fn folders_of(&self, hash: &Hash) -> impl Iterator<Item = u32> + '_ {
+        let more = self.folder_more.get(hash).map(Vec::as_slice).unwrap_or(&[]);
+        self.folder
+            .get(hash)
+            .copied()
+            .into_iter()
+            .chain(more.iter().copied())
+    }
 }
 
 /// Shared registry of live shares.
@@ -150,12 +183,13 @@ impl Registry {
         if in_share {
             return true;
         }
-        let Some(folders) = inner.folder.get(hash) else {
-            return false;
-        };
-        folders
-            .iter()
-            .any(|f| inner.members.get(f).is_some_and(|m| m.contains(peer)))
+        let member = inner.folders_of(hash).any(|slot| {
+            inner
+                .members
+                .get(&inner.folder_slots[slot as usize])
+                .is_some_and(|m| m.contains(peer))
+        });
+        member
     }
 
     /// Serves a record or file of the synced folder `folder` to its peers. Called only for what
@@ -163,26 +197,25 @@ impl Registry {
     /// merely named: that would let a member make this node serve another share's blob.
     pub fn allow_folder(&self, folder: &str, hash: Hash) {
         let mut inner = self.0.lock().expect("registry lock");
-        if let Some(set) = inner.folder.get_mut(&hash) {
-            if !set.contains(folder) {
-                set.insert(folder.to_string());
+        let slot = inner.slot(folder);
+        let first = *inner.folder.entry(hash).or_insert(slot);
+        if first != slot {
+            let more = inner.folder_more.entry(hash).or_default();
+            if !more.contains(&slot) {
+                more.push(slot);
             }
-            return;
         }
-        inner
-            .folder
-            .insert(hash, HashSet::from([folder.to_string()]));
     }
 
     /// True if `hash` reached the synced folder `folder` as its content (published from its
     /// disk, or fetched from its peers for it): only then may the folder write or serve it.
     pub fn folder_holds(&self, folder: &str, hash: &Hash) -> bool {
-        self.0
-            .lock()
-            .expect("registry lock")
-            .folder
-            .get(hash)
-            .is_some_and(|set| set.contains(folder))
+        let inner = self.0.lock().expect("registry lock");
+        let Some(slot) = inner.slot_of(folder) else {
+            return false;
+        };
+        let held = inner.folders_of(hash).any(|s| s == slot);
+        held
     }
 
     /// Records `peer` as a peer of the synced folder `folder`.
@@ -200,10 +233,32 @@ impl Registry {
     pub fn remove_folder(&self, folder: &str) {
         let mut inner = self.0.lock().expect("registry lock");
         inner.members.remove(folder);
-        inner.folder.retain(|_, set| {
-            set.remove(folder);
-            !set.is_empty()
+        let Some(slot) = inner.slot_of(folder) else {
+            return;
+        };
+        inner.folder_more.retain(|_, more| {
+            more.retain(|s| *s != slot);
+            !more.is_empty()
         });
+        let mut orphans = Vec::new();
+        inner.folder.retain(|hash, first| {
+            let keep = *first != slot;
+            if !keep {
+                orphans.push(*hash);
+            }
+            keep
+        });
+        // A hash another folder holds too stays, under that folder.
+        for hash in orphans {
+            let Some(more) = inner.folder_more.get_mut(&hash) else {
+                continue;
+            };
+            let next = more.pop().expect("never left empty");
+            if more.is_empty() {
+                inner.folder_more.remove(&hash);
+            }
+            inner.folder.insert(hash, next);
+        }
     }
 
     /// The newest live share with this root, for progress reporting.
@@ -300,5 +355,34 @@ mod tests {
         assert!(!r.allows_blob(&file_a, None));
         r.forget_peer(&alice);
         assert!(!r.allows_blob(&file_a, Some(&alice)), "after disconnecting");
+    }
+
+    /// Hashes are kept by folder slot; one held by two folders is served to the members of
+    /// each, and stays with the other when one folder is left.
+    #[test]
+    fn a_folder_hash_is_served_to_that_folders_members_only() {
+        let r = Registry::default();
+        let (alice, bob) = (peer(1), peer(2));
+        r.add_member("one", alice);
+        r.add_member("two", bob);
+        let (own, shared) = (Hash::new(b"one's"), Hash::new(b"both"));
+        r.allow_folder("one", own);
+        r.allow_folder("one", shared);
+        r.allow_folder("two", shared);
+        r.allow_folder("two", shared);
+        assert!(r.folder_holds("one", &own) && !r.folder_holds("two", &own));
+        assert!(r.folder_holds("one", &shared) && r.folder_holds("two", &shared));
+        assert!(!r.folder_holds("three", &own), "an unknown folder");
+        assert!(r.allows_blob(&own, Some(&alice)) && !r.allows_blob(&own, Some(&bob)));
+        assert!(r.allows_blob(&shared, Some(&alice)) && r.allows_blob(&shared, Some(&bob)));
+        r.remove_folder("one");
+        assert!(!r.folder_holds("one", &own) && !r.folder_holds("one", &shared));
+        assert!(!r.allows_blob(&own, Some(&alice)) && !r.allows_blob(&shared, Some(&alice)));
+        assert!(r.folder_holds("two", &shared) && r.allows_blob(&shared, Some(&bob)));
+        // Rejoined, the folder holds nothing until its content reaches it again.
+        r.add_member("one", alice);
+        assert!(!r.allows_blob(&shared, Some(&alice)));
+        r.allow_folder("one", own);
+        assert!(r.allows_blob(&own, Some(&alice)));
     }
 }
