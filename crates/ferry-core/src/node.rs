@@ -249,10 +249,15 @@ impl Node {
         let hello =
             crate::nearby::hello::Hello::new(nearby.clone(), contacts.clone(), config.home.clone());
         // Gossip's message cache is swept every 10 s instead of every second: per folder, that
-        // sweep was an idle daemon's most frequent wakeup. Messages still expire after 30 s.
+        // sweep was an idle daemon's most frequent wakeup. It keeps each message 5 s and its id
+        // 20 s (30 and 90 s by default): a peer that missed a message asks for it within a
+        // fraction of a second, one that missed more catches up by reconciliation, and a folder
+        // publishing a thousand records a second held some 40 MiB of them with the defaults.
         let gossip = iroh_gossip::net::Gossip::builder()
             .broadcast_config(iroh_gossip::proto::PlumtreeConfig {
                 cache_evict_interval: Duration::from_secs(10),
+                message_cache_retention: Duration::from_secs(5),
+                message_id_retention: Duration::from_secs(20),
                 ..Default::default()
             })
             .spawn(endpoint.clone());
