@@ -69,7 +69,7 @@ impl Attacker {
             size: content.len() as u64,
             mtime_ms: 4_000_000_000_000,
             deleted: false,
-            device: self.device.clone(),
+            device: self.device.as_str().into(),
             device_name: "mallory".into(),
             version: Default::default(),
             blocks: None,

@@ -174,7 +174,7 @@ mod tests {
             mtime_ms,
             deleted,
             device: device.into(),
-            device_name: format!("{device}-name"),
+            device_name: format!("{device}-name").into(),
             version: vv,
             blocks: None,
             exec: false,

@@ -220,11 +220,11 @@ impl FolderSync {
 
     /// Notes, for people, that `by` changed `path` here.
     pub(super) fn note(&self, path: &str, kind: ChangeKind, by: &FileVersion) {
-        let by = if by.device == self.device {
+        let by = if *by.device == *self.device {
             String::new()
         } else {
             self.report.named(&by.device, &by.device_name);
-            by.device_name.clone()
+            by.device_name.to_string()
         };
         self.report.note(Change {
             path: path.to_string(),

@@ -27,9 +27,9 @@ use crate::{
 /// See the module docs.
 pub(super) struct Publisher {
     /// This device, as records name it.
-    device: String,
+    device: std::sync::Arc<str>,
     /// Its name, for conflict copies.
-    device_name: String,
+    device_name: std::sync::Arc<str>,
 }
 
 /// What a file found changed on disk becomes.
@@ -49,8 +49,8 @@ impl Publisher {
     /// The publisher of `device`, named `device_name`.
     pub(super) fn new(device: String, device_name: String) -> Publisher {
         Publisher {
-            device,
-            device_name,
+            device: device.into(),
+            device_name: super::version::device_name(&device_name),
         }
     }
 
@@ -310,7 +310,7 @@ mod tests {
             "both are kept"
         );
         assert_eq!(
-            (v.device.as_str(), k.source, kind),
+            (&*v.device, k.source, kind),
             (ME, Source::Published, ChangeKind::Updated)
         );
         assert_eq!(k.vector, v.version);
@@ -410,7 +410,7 @@ mod tests {
         let mut state = PathState::default();
         state.add(remote(PEER, VersionVector::default().bump(PEER), "one"));
         let d = p.deletion("a", None, &state).expect("peers have it");
-        assert!(d.deleted && d.hash.is_empty() && d.device == ME);
+        assert!(d.deleted && d.hash.is_empty() && &*d.device == ME);
     }
 
     #[test]

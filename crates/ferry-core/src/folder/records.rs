@@ -219,7 +219,7 @@ impl Records {
         match decode_record(rel, &bytes) {
             Some(v) => {
                 let ours = fetched
-                    || v.device == self.device
+                    || *v.device == *self.device
                     || v.content_hash()
                         .is_some_and(|h| self.registry.folder_holds(&self.folder_id, &h));
                 if ours {

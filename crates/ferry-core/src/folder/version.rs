@@ -156,27 +156,62 @@ pub enum Relation {
 const SHARED_MAX: usize = 4096;
 
 /// The shared text of a slot. A folder's vectors name the same few devices over and over:
-/// each names them once. Only well-formed slots are shared, and at most `SHARED_MAX` of them:
-/// when the table is full, texts no vector holds any more leave it; if it is still full (a
-/// peer may invent slots), a slot is its own copy.
+/// each names them once. Only well-formed slots are shared (see [`Shared`]).
 fn slot(s: &str) -> Arc<str> {
-    static SHARED: Mutex<Option<HashSet<Arc<str>>>> = Mutex::new(None);
+    static SLOTS: Shared = Shared::new();
     if !is_slot(s) {
         return s.into();
     }
-    let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    let shared = shared.get_or_insert_with(HashSet::new);
-    if let Some(s) = shared.get(s) {
-        return s.clone();
+    SLOTS.text(s)
+}
+
+/// The shared text of a device's name: every record a device makes names it.
+pub(super) fn device_name(s: &str) -> Arc<str> {
+    static NAMES: Shared = Shared::new();
+    if s.len() > 4 * 64 {
+        // Refused by `FileVersion::decode`; not worth a place in the table.
+        return s.into();
     }
-    let s: Arc<str> = s.into();
-    if shared.len() >= SHARED_MAX {
-        shared.retain(|t| Arc::strong_count(t) > 1);
+    NAMES.text(s)
+}
+
+/// A table of texts many records repeat (device ids, device names), each held once. At most
+/// `SHARED_MAX` are: when the table is full, texts nothing holds any more leave it; if it is
+/// still full (a peer may invent devices), a text is its own copy.
+struct Shared(Mutex<Option<HashSet<Arc<str>>>>);
+
+impl Shared {
+    const fn new() -> Shared {
+        Shared(Mutex::new(None))
     }
-    if shared.len() < SHARED_MAX {
-        shared.insert(s.clone());
+
+    fn text(&self, s: &str) -> Arc<str> {
+        let mut shared = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = shared.get_or_insert_with(HashSet::new);
+        if let Some(s) = shared.get(s) {
+            return s.clone();
+        }
+        let s: Arc<str> = s.into();
+        if shared.len() >= SHARED_MAX {
+            shared.retain(|t| Arc::strong_count(t) > 1);
+        }
+        if shared.len() < SHARED_MAX {
+            shared.insert(s.clone());
+        }
+        s
     }
-    s
+}
+
+/// Reads a device id as shared text.
+fn shared_device<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Arc<str>, D::Error> {
+    let s = <std::borrow::Cow<'de, str>>::deserialize(de)?;
+    Ok(slot(&s))
+}
+
+/// Reads a device name as shared text.
+fn shared_name<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Arc<str>, D::Error> {
+    let s = <std::borrow::Cow<'de, str>>::deserialize(de)?;
+    Ok(device_name(&s))
 }
 
 impl VersionVector {
@@ -324,10 +359,12 @@ pub struct FileVersion {
     pub mtime_ms: u64,
     /// True if the path was deleted.
     pub deleted: bool,
-    /// The device (node id) that made this version.
-    pub device: String,
-    /// The device's name, for conflict copies.
-    pub device_name: String,
+    /// The device (node id) that made this version (shared text: many records name it).
+    #[serde(deserialize_with = "shared_device")]
+    pub device: Arc<str>,
+    /// The device's name, for conflict copies (shared text).
+    #[serde(deserialize_with = "shared_name")]
+    pub device_name: Arc<str>,
     /// The version vector.
     pub version: VersionVector,
     /// Hash (hex) of the content's block list, for files large enough to have one
@@ -497,6 +534,18 @@ mod tests {
         }
     }
 
+    /// A folder's records name the same devices over and over: decoded, they share the
+    /// device's id and name instead of holding a copy each (~100 bytes a record).
+    #[test]
+    fn decoded_records_share_their_devices_text() {
+        let d = "e".repeat(64);
+        let one = FileVersion::decode(&record(&d, vv(&[(&d, 1)])).encode()).unwrap();
+        let two = FileVersion::decode(&record(&d, vv(&[(&d, 2)])).encode()).unwrap();
+        assert!(Arc::ptr_eq(&one.device, &two.device));
+        assert!(Arc::ptr_eq(&one.device_name, &two.device_name));
+        assert_eq!(&*one.device, d.as_str());
+    }
+
     #[test]
     fn records_roundtrip_and_hostile_input_is_refused() {
         let d = "d".repeat(64);
@@ -543,7 +592,7 @@ mod tests {
             );
         }
         let mut long_name = record(VersionVector::default());
-        long_name.device_name = "x".repeat(65);
+        long_name.device_name = "x".repeat(65).into();
         assert!(FileVersion::decode(&long_name.encode()).is_err());
     }
 
