@@ -8,7 +8,10 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use ferry_core::{folder::version::FileVersion, Node};
+use ferry_core::{
+    folder::version::{FileVersion, RecordHash},
+    Node,
+};
 use iroh::protocol::Router;
 use iroh_blobs::{store::mem::MemStore, BlobsProtocol};
 use iroh_docs::{api::Doc, AuthorId, DocTicket};
@@ -65,7 +68,7 @@ impl Attacker {
     /// only knows its hash and size.
     async fn claim(&self, path: &str, content: &[u8], edit: impl FnOnce(&mut FileVersion)) {
         let mut v = FileVersion {
-            hash: blake3::hash(content).to_hex().to_string(),
+            hash: RecordHash::from(iroh_blobs::Hash::new(content)),
             size: content.len() as u64,
             mtime_ms: 4_000_000_000_000,
             deleted: false,
@@ -217,7 +220,7 @@ async fn writes_never_follow_a_link_out_of_the_folder() {
     mallory
         .put("link/precious.txt", b"", |v| {
             v.deleted = true;
-            v.hash.clear();
+            v.hash = RecordHash::NONE;
             v.version = v.version.bump(&v.device.clone());
         })
         .await;

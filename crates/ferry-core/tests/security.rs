@@ -245,7 +245,7 @@ async fn folder_content_goes_only_to_the_folders_peers() {
 /// other peers (iroh-docs checks the write capability) and never reaches their disks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_members_forged_entry_is_not_accepted() {
-    use ferry_core::folder::version::{FileVersion, VersionVector};
+    use ferry_core::folder::version::{FileVersion, RecordHash, VersionVector};
     let env = Env::new();
     let SharedFolder {
         a,
@@ -259,7 +259,7 @@ async fn a_read_only_members_forged_entry_is_not_accepted() {
     let forged_content = b"forged by a reader";
     let forged_hash = b.store().add_slice(forged_content).await.unwrap().hash;
     let record = FileVersion {
-        hash: forged_hash.to_hex().to_string(),
+        hash: RecordHash::from(forged_hash),
         size: forged_content.len() as u64,
         mtime_ms: u64::MAX / 2,
         deleted: false,

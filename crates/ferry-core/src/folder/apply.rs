@@ -262,8 +262,7 @@ impl FolderSync {
                     };
                     let seen = self.seen(rel.clone(), &m);
                     k.describes(&seen)
-                        || hash_if_stable(&path, &seen).ok().flatten().as_deref()
-                            == Some(k.hash.as_str())
+                        || hash_if_stable(&path, &seen).ok().flatten() == Some(k.hash)
                 });
                 if index.contains_key(rel)
                     && place::is_file(&path)
@@ -517,9 +516,7 @@ impl FolderSync {
                 .is_some_and(|(k, s)| k.describes(s));
             if !on_disk_known {
                 if let Some(seen) = seen {
-                    if hash_if_stable(&path, &seen).ok().flatten().as_deref()
-                        == Some(v.hash.as_str())
-                    {
+                    if hash_if_stable(&path, &seen).ok().flatten() == Some(v.hash) {
                         if self.names.exec {
                             set_exec(&path, v.exec).map_err(|e| Error::write(&path, e))?;
                         }
@@ -528,7 +525,7 @@ impl FolderSync {
                             Known {
                                 size: seen.size,
                                 mtime_ms: seen.mtime_ms,
-                                hash: v.hash.clone(),
+                                hash: v.hash,
                                 vector: v.version.clone(),
                                 source,
                                 exec: v.exec,
@@ -590,7 +587,7 @@ impl FolderSync {
             Known {
                 size: m.len(),
                 mtime_ms: mtime_ms(&m),
-                hash: v.hash.clone(),
+                hash: v.hash,
                 vector: v.version.clone(),
                 source,
                 exec: v.exec,

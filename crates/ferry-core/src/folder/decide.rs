@@ -140,7 +140,7 @@ impl PathState {
                     .and_then(|f| f.rfind('.').filter(|i| *i > 0).map(|i| &f[i..]))
                     .unwrap_or("");
                 let base = &name[..name.len() - ext.len()];
-                *name = format!("{base}-{}{ext}", &v.hash[..8.min(v.hash.len())]);
+                *name = format!("{base}-{}{ext}", v.hash.short());
             }
         }
         copies.sort_by(|a, b| a.0.cmp(&b.0));
@@ -155,6 +155,7 @@ impl PathState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::folder::version::RecordHash;
     use proptest::prelude::*;
 
     fn version(
@@ -166,9 +167,9 @@ mod tests {
     ) -> FileVersion {
         FileVersion {
             hash: if deleted {
-                String::new()
+                RecordHash::NONE
             } else {
-                blake3::hash(content.as_bytes()).to_hex().to_string()
+                RecordHash::of(content)
             },
             size: content.len() as u64,
             mtime_ms,

@@ -136,7 +136,7 @@ impl FolderSync {
         let index = Index::load(&root, &folder_id, names.exec);
         // The files this folder holds are its own content: servable to its members.
         for known in index.values() {
-            if let Some(h) = super::version::parse_hash(&known.hash) {
+            if let Some(h) = known.hash.get() {
                 registry.allow_folder(&folder_id, h);
             }
         }

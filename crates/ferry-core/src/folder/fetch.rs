@@ -26,7 +26,7 @@ use n0_future::{BufferedStreamExt, StreamExt};
 
 use crate::{
     error::{Error, Result},
-    folder::version::parse_hash,
+    folder::version::RecordHash,
     limits::Limiter,
     transfer_store::{self, TransferStore},
 };
@@ -228,17 +228,21 @@ impl Fetcher {
 
     /// Removes the stores apart that no hash in `wanted` names any more (the file was changed
     /// or deleted again before it arrived), unless a fetch has one open.
-    pub(super) fn forget_stale(&self, wanted: &HashSet<&str>) {
+    pub(super) fn forget_stale(&self, wanted: &HashSet<RecordHash>) {
         let Ok(entries) = std::fs::read_dir(&self.incoming) else {
             return;
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
             // Only the stores this part made (named by a hash) are its to remove.
-            let Some(name) = name.to_str().filter(|n| parse_hash(n).is_some()) else {
+            let Some(hash) = name
+                .to_str()
+                .filter(|n| !n.is_empty())
+                .and_then(RecordHash::parse)
+            else {
                 continue;
             };
-            if !wanted.contains(name) && !transfer_store::is_open_dir(&entry.path()) {
+            if !wanted.contains(&hash) && !transfer_store::is_open_dir(&entry.path()) {
                 std::fs::remove_dir_all(entry.path()).ok();
             }
         }
@@ -452,7 +456,7 @@ mod tests {
         let keep = s.hashes[0].to_hex().to_string();
         std::fs::create_dir(s.fetcher.incoming().join("not-a-hash")).unwrap();
         s.fetcher
-            .forget_stale(&[keep.as_str()].into_iter().collect());
+            .forget_stale(&[RecordHash::parse(&keep).unwrap()].into_iter().collect());
         let mut left: Vec<String> = std::fs::read_dir(s.fetcher.incoming())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -13,7 +13,11 @@ use std::{
 
 use crate::{
     error::Result,
-    folder::{decide::PathState, engine::FolderSync, version::FileVersion},
+    folder::{
+        decide::PathState,
+        engine::FolderSync,
+        version::{FileVersion, RecordHash},
+    },
 };
 
 /// Files this large are fetched into place; smaller ones through the home's store, where a
@@ -43,9 +47,9 @@ impl FolderSync {
     /// Removes unfinished fetches that no version in `states` needs any more (the file was
     /// changed or deleted again before it arrived).
     pub(super) fn forget_stale_incoming(&self, states: &BTreeMap<String, PathState>) {
-        let wanted: HashSet<&str> = states
+        let wanted: HashSet<RecordHash> = states
             .values()
-            .flat_map(|s| s.versions().iter().map(|v| v.hash.as_str()))
+            .flat_map(|s| s.versions().iter().map(|v| v.hash))
             .collect();
         self.fetcher.forget_stale(&wanted);
     }

@@ -29,8 +29,12 @@ use serde::{Deserialize, Serialize};
 use crate::{
     atomic::AtomicFile,
     folder::{
-        conflict::is_conflict_copy, engine::FolderSync, ignore::STATE_DIR, place, scan::Scanned,
-        version::VersionVector,
+        conflict::is_conflict_copy,
+        engine::FolderSync,
+        ignore::STATE_DIR,
+        place,
+        scan::Scanned,
+        version::{RecordHash, VersionVector},
     },
 };
 
@@ -39,7 +43,7 @@ use crate::{
 pub(super) struct Known {
     pub(super) size: u64,
     pub(super) mtime_ms: u64,
-    pub(super) hash: String,
+    pub(super) hash: RecordHash,
     /// The version the file on disk is: a local change builds on it, so a change made while
     /// a newer remote version was on its way (or while offline) is a conflict, not a silent
     /// overwrite.
@@ -83,7 +87,7 @@ impl Known {
         Known {
             size: 0,
             mtime_ms: 0,
-            hash: String::new(),
+            hash: RecordHash::NONE,
             vector,
             source,
             exec: false,
@@ -506,7 +510,7 @@ mod tests {
         Known {
             size: m.len(),
             mtime_ms: mtime_ms(&m),
-            hash: hash.into(),
+            hash: RecordHash::of(hash),
             vector: VersionVector::default(),
             source: Source::Record,
             exec: false,
@@ -530,7 +534,7 @@ mod tests {
         drop(index);
         let loaded = Index::load(root, "doc", true);
         assert_eq!(loaded.keys().collect::<Vec<_>>(), ["b.txt"]);
-        assert_eq!(loaded["b.txt"].hash, "h2");
+        assert_eq!(loaded["b.txt"].hash, RecordHash::of("h2"));
     }
 
     #[test]
@@ -551,8 +555,8 @@ mod tests {
         index.remove("c.txt");
         drop(index);
         let loaded = Index::load(root, "doc", true);
-        assert_eq!(loaded["a.txt"].hash, "old");
-        assert_eq!(loaded["c.txt"].hash, "c");
+        assert_eq!(loaded["a.txt"].hash, RecordHash::of("old"));
+        assert_eq!(loaded["c.txt"].hash, RecordHash::of("c"));
     }
 
     #[test]
@@ -594,7 +598,10 @@ mod tests {
         let mut other = Index::load(root, "other", true);
         other.insert("b.txt", known(root, "b.txt", "h3"));
         drop(other);
-        assert_eq!(Index::load(root, "other", true)["b.txt"].hash, "h3");
+        assert_eq!(
+            Index::load(root, "other", true)["b.txt"].hash,
+            RecordHash::of("h3")
+        );
     }
 
     /// The counts a folder's summary shows follow every change, across a restart too.

@@ -19,7 +19,7 @@ use crate::{
         decide::PathState,
         index::{Known, Source},
         scan::Scanned,
-        version::{FileVersion, Relation, VersionVector},
+        version::{FileVersion, RecordHash, Relation, VersionVector},
     },
     history::now_ms,
 };
@@ -82,7 +82,7 @@ impl Publisher {
     pub(super) fn file(
         &self,
         s: &Scanned,
-        hash: String,
+        hash: RecordHash,
         blocks: Option<String>,
         base: Option<&Known>,
         state: &PathState,
@@ -124,7 +124,7 @@ impl Publisher {
         let known = Known {
             size: s.size,
             mtime_ms: s.mtime_ms,
-            hash: hash.clone(),
+            hash,
             vector: vector.clone(),
             source: Source::Published,
             exec,
@@ -168,7 +168,7 @@ impl Publisher {
         }
         let vector = self.vector(state, base);
         let v = FileVersion {
-            hash: String::new(),
+            hash: RecordHash::NONE,
             size: 0,
             mtime_ms: now_ms(),
             deleted: false,
@@ -196,7 +196,7 @@ impl Publisher {
             return None;
         }
         Some(FileVersion {
-            hash: String::new(),
+            hash: RecordHash::NONE,
             size: 0,
             mtime_ms: now_ms(),
             deleted: true,
@@ -235,8 +235,8 @@ mod tests {
     const ME: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const PEER: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
-    fn hash(content: &str) -> String {
-        blake3::hash(content.as_bytes()).to_hex().to_string()
+    fn hash(content: &str) -> RecordHash {
+        RecordHash::of(content)
     }
 
     fn scanned(rel: &str, size: u64, mtime_ms: u64) -> Scanned {

@@ -46,6 +46,7 @@ pub mod pause;
 pub mod place;
 mod publish;
 mod queue;
+mod record_hash;
 mod records;
 mod report;
 mod resync;

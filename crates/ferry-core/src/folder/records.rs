@@ -280,7 +280,7 @@ mod tests {
     use iroh_docs::AuthorId;
 
     use super::*;
-    use crate::folder::version::VersionVector;
+    use crate::folder::version::{RecordHash, VersionVector};
 
     const ME: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const PEER: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -313,7 +313,7 @@ mod tests {
 
     fn version(device: &str, content: &[u8]) -> FileVersion {
         FileVersion {
-            hash: blake3::hash(content).to_hex().to_string(),
+            hash: RecordHash::of(content),
             size: content.len() as u64,
             mtime_ms: 1,
             deleted: false,
@@ -448,9 +448,11 @@ mod tests {
         s.raw("f/big", vec![b' '; MAX_RECORD_SIZE + 1]).await;
         let junk = s.raw("f/junk", b"{not json".to_vec()).await;
         // A record that lies: content with no valid hash.
-        let mut bad = version(PEER, b"z");
-        bad.hash = "zz".into();
-        s.raw("f/bad", bad.encode()).await;
+        let bad = version(PEER, b"z");
+        let bad = String::from_utf8(bad.encode())
+            .unwrap()
+            .replace(&bad.hash.to_string(), "zz");
+        s.raw("f/bad", bad.into_bytes()).await;
         // An entry whose record blob has not arrived.
         let absent = Hash::new(b"never stored");
         s.records

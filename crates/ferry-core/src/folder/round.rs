@@ -17,7 +17,7 @@ use crate::folder::{
     queue::Dirty,
     records::{Record, Records},
     report::Summary,
-    version::{parse_hash, MAX_RECORD_SIZE},
+    version::MAX_RECORD_SIZE,
 };
 
 impl FolderSync {
@@ -243,7 +243,7 @@ impl FolderSync {
             live.extend(v.content_hash());
             live.extend(v.blocks_hash());
         }
-        live.extend(index.values().filter_map(|k| parse_hash(&k.hash)));
+        live.extend(index.values().filter_map(|k| k.hash.get()));
         match self.content.prune(&live).await {
             Ok(0) => {}
             Ok(n) => {
@@ -262,7 +262,7 @@ impl FolderSync {
             .lock()
             .await
             .values()
-            .filter_map(|k| parse_hash(&k.hash))
+            .filter_map(|k| k.hash.get())
             .collect();
         self.content.adopt_legacy(legacy, hashes).await
     }

@@ -10,7 +10,7 @@ use std::{
     time::UNIX_EPOCH,
 };
 
-use crate::folder::{blocks, ignore::IgnoreRules};
+use crate::folder::{blocks, ignore::IgnoreRules, version::RecordHash};
 
 /// A file found by a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,7 +213,7 @@ pub fn mtime_ms(meta: &std::fs::Metadata) -> u64 {
 
 /// The BLAKE3 hash (hex) of `path`, if its size and modification time are still those the scan
 /// saw, before and after reading. `None` means it changed: it is being written; try later.
-pub fn hash_if_stable(path: &PathBuf, seen: &Scanned) -> std::io::Result<Option<String>> {
+pub fn hash_if_stable(path: &PathBuf, seen: &Scanned) -> std::io::Result<Option<RecordHash>> {
     Ok(content_if_stable(path, seen)?.map(|(hash, _)| hash))
 }
 
@@ -221,7 +221,7 @@ pub fn hash_if_stable(path: &PathBuf, seen: &Scanned) -> std::io::Result<Option<
 pub fn content_if_stable(
     path: &PathBuf,
     seen: &Scanned,
-) -> std::io::Result<Option<(String, Option<Vec<blocks::ChainingValue>>)>> {
+) -> std::io::Result<Option<(RecordHash, Option<Vec<blocks::ChainingValue>>)>> {
     let same = |m: &std::fs::Metadata| m.len() == seen.size && mtime_ms(m) == seen.mtime_ms;
     let file = std::fs::File::open(path)?;
     if !same(&file.metadata()?) {
@@ -231,7 +231,7 @@ pub fn content_if_stable(
     if !same(&std::fs::metadata(path)?) {
         return Ok(None);
     }
-    Ok(Some((hash.to_hex().to_string(), list)))
+    Ok(Some((RecordHash::from(iroh_blobs::Hash::from(hash)), list)))
 }
 
 #[cfg(test)]
@@ -321,7 +321,7 @@ mod tests {
         let rules = IgnoreRules::load(dir.path());
         let seen = scan(dir.path(), &rules).remove(0);
         let h = hash_if_stable(&p, &seen).unwrap().unwrap();
-        assert_eq!(h, blake3::hash(b"one").to_hex().to_string());
+        assert_eq!(h.to_string(), blake3::hash(b"one").to_hex().to_string());
         std::fs::write(&p, "longer now").unwrap();
         assert_eq!(
             hash_if_stable(&p, &seen).unwrap(),

@@ -14,6 +14,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+pub use super::record_hash::RecordHash;
+
 /// Largest accepted encoded record; records come from peers and are checked before decoding.
 pub const MAX_RECORD_SIZE: usize = 64 * 1024;
 
@@ -351,8 +353,8 @@ fn is_slot(slot: &str) -> bool {
 /// One version of one path, as stored in the folder document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileVersion {
-    /// BLAKE3 hash of the content (hex); empty for a deletion.
-    pub hash: String,
+    /// BLAKE3 hash of the content (hex in the record); none for a deletion or a directory.
+    pub hash: RecordHash,
     /// Size in bytes.
     pub size: u64,
     /// Modification time, Unix milliseconds.
@@ -401,7 +403,7 @@ impl FileVersion {
             if !v.hash.is_empty() || v.size != 0 || v.blocks.is_some() {
                 return Err("directory record with content".into());
             }
-        } else if !v.deleted && parse_hash(&v.hash).is_none() {
+        } else if !v.deleted && v.hash.is_empty() {
             return Err("record has no valid content hash".into());
         }
         if v.blocks.as_deref().is_some_and(|b| parse_hash(b).is_none()) {
@@ -412,7 +414,7 @@ impl FileVersion {
 
     /// The content hash, if this version has valid content.
     pub fn content_hash(&self) -> Option<iroh_blobs::Hash> {
-        parse_hash(&self.hash)
+        self.hash.get()
     }
 
     /// The block list's hash, if this version has a valid one.
@@ -521,7 +523,7 @@ mod tests {
     /// A record of a 3-byte file by device `d`.
     fn record(d: &str, version: VersionVector) -> FileVersion {
         FileVersion {
-            hash: "a".repeat(64),
+            hash: RecordHash::parse(&"a".repeat(64)).unwrap(),
             size: 3,
             mtime_ms: 5,
             deleted: false,
@@ -553,9 +555,12 @@ mod tests {
         assert_eq!(FileVersion::decode(&v.encode()).unwrap(), v);
         assert!(FileVersion::decode(&vec![b' '; MAX_RECORD_SIZE + 1]).is_err());
         assert!(FileVersion::decode(b"{not json").is_err());
-        let mut bad = v.clone();
-        bad.hash = "short".into();
-        assert!(FileVersion::decode(&bad.encode()).is_err());
+        let text = String::from_utf8(v.encode()).unwrap();
+        let bad = text.replace(&v.hash.to_string(), "short");
+        assert!(FileVersion::decode(bad.as_bytes()).is_err());
+        // A file's record must name its content.
+        let bad = text.replace(&v.hash.to_string(), "");
+        assert!(FileVersion::decode(bad.as_bytes()).is_err());
         let mut bad = v.clone();
         bad.blocks = Some("zz".into());
         assert!(FileVersion::decode(&bad.encode()).is_err());
@@ -566,7 +571,7 @@ mod tests {
         assert!(!String::from_utf8(v.encode()).unwrap().contains("blocks"));
         let mut tomb = v;
         tomb.deleted = true;
-        tomb.hash.clear();
+        tomb.hash = RecordHash::NONE;
         assert!(FileVersion::decode(&tomb.encode()).is_ok());
     }
 
