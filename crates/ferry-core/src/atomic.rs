@@ -2,7 +2,8 @@
 //!
 //! [`write_atomic`] writes the new content to a temporary file beside the target, flushes it to
 //! the disk, renames it over the target and flushes the directory, so that after a crash at any
-//! point the target holds either the old content or the new one, whole, never a torn mix. The
+//! point the target holds either the old content or the new one, whole, never a torn mix
+//! ([`AtomicFile`] does the same for content streamed rather than held in memory). The
 //! files it writes are readable by their owner only: every file Ferry keeps in a home or in a
 //! folder's state directory is private (keys, tokens, device names, paths).
 
@@ -50,7 +51,8 @@ impl AtomicFile {
     }
 
     /// Flushes what was written to the disk and renames it over the target, then flushes the
-    /// directory. On an error the temporary file is removed and the target is as it was.
+    /// directory. An error before the rename removes the temporary file and leaves the target
+    /// as it was; one flushing the directory comes after the target was replaced.
     pub fn commit(mut self) -> std::io::Result<()> {
         let file = self.file.take().expect("committed once");
         let done = file
@@ -78,10 +80,22 @@ impl Write for AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.file.take().is_some() {
+        if let Some(file) = self.file.take() {
+            // What is still buffered is not written: the file goes.
+            drop(file.into_parts());
             std::fs::remove_file(&self.tmp).ok();
         }
     }
+}
+
+/// True for the name of a temporary file [`AtomicFile`] made for `target` (one a crash left
+/// behind, say).
+pub fn is_temporary_of(name: &str, target: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.strip_prefix(target))
+        .and_then(|n| n.strip_prefix('.'))
+        .and_then(|n| n.strip_suffix(".tmp"))
+        .is_some_and(|r| r.len() == 12 && r.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn parent(path: &Path) -> &Path {
@@ -191,5 +205,10 @@ mod tests {
             1,
             "no temp left"
         );
+        let left = AtomicFile::create(&path).unwrap();
+        let name = left.tmp.file_name().unwrap().to_str().unwrap().to_string();
+        assert!(is_temporary_of(&name, "index.json"), "{name}");
+        assert!(!is_temporary_of(&name, "index"));
+        assert!(!is_temporary_of("index.json", "index.json"));
     }
 }

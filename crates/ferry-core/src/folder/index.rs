@@ -43,6 +43,9 @@ use crate::{
 pub(super) struct Known {
     pub(super) size: u64,
     pub(super) mtime_ms: u64,
+    /// Read leniently: an entry naming something that is not a hash (a damaged file) names no
+    /// content, and the file is hashed again, rather than the whole index being refused.
+    #[serde(deserialize_with = "RecordHash::read_lenient")]
     pub(super) hash: RecordHash,
     /// The version the file on disk is: a local change builds on it, so a change made while
     /// a newer remote version was on its way (or while offline) is a conflict, not a silent
@@ -204,7 +207,8 @@ impl std::ops::Deref for Index {
     }
 }
 
-/// The index encoded for saving, written by [`Snapshot::write`] without the index lock.
+/// The index encoded into its temporary file (under the index lock), flushed to the disk and
+/// renamed into place by [`Snapshot::write`] without it.
 pub(super) struct Snapshot {
     file: AtomicFile,
     prev: PathBuf,
@@ -227,6 +231,7 @@ impl Index {
     /// are read: the index names files Ferry may later move to the trash.
     pub(super) fn load(root: &Path, doc: &str, exec: bool) -> Index {
         let dir = root.join(STATE_DIR);
+        remove_unfinished_snapshots(&dir);
         let mut files = std::fs::read(dir.join("index.json"))
             .ok()
             .and_then(|b| serde_json::from_slice::<SavedIndex>(&b).ok())
@@ -480,6 +485,23 @@ fn replay(
     applied
 }
 
+/// Removes the temporary files of snapshots a crash cut short: as large as the index, and
+/// nothing else would ever remove them.
+fn remove_unfinished_snapshots(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name
+            .to_str()
+            .is_some_and(|n| crate::atomic::is_temporary_of(n, "index.json"))
+        {
+            std::fs::remove_file(entry.path()).ok();
+        }
+    }
+}
+
 impl FolderSync {
     /// Saves the index if it changed since it was last saved and a snapshot is due, or
     /// whenever it changed if `now` (see [`Index::snapshot`]). False if a snapshot was due
@@ -718,6 +740,32 @@ mod tests {
         loaded.snapshot(true).unwrap().unwrap().write().unwrap();
         assert!(!root.join(STATE_DIR).join("index.journal.prev").exists());
         assert_eq!(Index::load(root, "doc", true).len(), 2);
+    }
+
+    /// A snapshot a crash cut short leaves its temporary file: the next load removes it. An
+    /// entry whose hash was damaged costs that entry's hash, not the index.
+    #[test]
+    fn a_damaged_or_unfinished_snapshot_costs_no_more_than_it_must() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::write(root.join("a.txt"), b"one").unwrap();
+        std::fs::write(root.join("b.txt"), b"two").unwrap();
+        let mut index = Index::load(root, "doc", true);
+        index.insert("a.txt", known(root, "a.txt", "h1"));
+        index.insert("b.txt", known(root, "b.txt", "h2"));
+        index.snapshot(true).unwrap().unwrap().write().unwrap();
+        drop(index);
+        let state = root.join(STATE_DIR);
+        let saved = std::fs::read_to_string(state.join("index.json")).unwrap();
+        let damaged = saved.replace(&RecordHash::of("h1").to_string(), "not a hash");
+        std::fs::write(state.join("index.json"), damaged).unwrap();
+        let left = state.join(".index.json.0123456789ab.tmp");
+        std::fs::write(&left, b"half a snapshot").unwrap();
+        let loaded = Index::load(root, "doc", true);
+        assert!(!left.exists());
+        assert_eq!(loaded.len(), 2);
+        assert_eq!(loaded["a.txt"].hash, RecordHash::NONE);
+        assert_eq!(loaded["b.txt"].hash, RecordHash::of("h2"));
     }
 
     /// A snapshot that cannot be written (here its name is taken by a directory; a full disk

@@ -54,6 +54,13 @@ impl RecordHash {
         RecordHash::from(iroh_blobs::Hash::new(content))
     }
 
+    /// Reads the text form, taking anything else for none: for Ferry's own state read back,
+    /// where one damaged entry must not cost the rest (records from peers are read strictly).
+    pub fn read_lenient<'de, D: serde::Deserializer<'de>>(de: D) -> Result<RecordHash, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(de)?;
+        Ok(RecordHash::parse(&text).unwrap_or(RecordHash::NONE))
+    }
+
     /// The first eight hex digits (empty for none): enough to tell contents apart in a name.
     pub fn short(&self) -> String {
         let mut s = self.to_string();

@@ -211,7 +211,7 @@ pub fn mtime_ms(meta: &std::fs::Metadata) -> u64 {
         .unwrap_or(0)
 }
 
-/// The BLAKE3 hash (hex) of `path`, if its size and modification time are still those the scan
+/// The BLAKE3 hash of `path`, if its size and modification time are still those the scan
 /// saw, before and after reading. `None` means it changed: it is being written; try later.
 pub fn hash_if_stable(path: &PathBuf, seen: &Scanned) -> std::io::Result<Option<RecordHash>> {
     Ok(content_if_stable(path, seen)?.map(|(hash, _)| hash))
