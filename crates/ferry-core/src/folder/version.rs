@@ -179,8 +179,10 @@ pub(super) fn device_name(s: &str) -> Arc<str> {
 
 /// A table of texts many records repeat (device ids, device names), each held once. At most
 /// `SHARED_MAX` are: when the table is full, texts nothing holds any more leave it; if it is
-/// still full (a peer may invent devices), a text is its own copy.
-struct Shared(Mutex<Option<HashSet<Arc<str>>>>);
+/// still full (a peer may invent devices), a text is its own copy, and the table is not swept
+/// again for `SHARED_MAX / 4` new texts, so that a table kept full costs a sweep per thousand
+/// records read rather than one per record.
+struct Shared(Mutex<Option<(HashSet<Arc<str>>, usize)>>);
 
 impl Shared {
     const fn new() -> Shared {
@@ -189,13 +191,20 @@ impl Shared {
 
     fn text(&self, s: &str) -> Arc<str> {
         let mut shared = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let shared = shared.get_or_insert_with(HashSet::new);
+        let (shared, wait) = shared.get_or_insert_with(Default::default);
         if let Some(s) = shared.get(s) {
             return s.clone();
         }
         let s: Arc<str> = s.into();
         if shared.len() >= SHARED_MAX {
+            if *wait > 0 {
+                *wait -= 1;
+                return s;
+            }
             shared.retain(|t| Arc::strong_count(t) > 1);
+            if shared.len() > SHARED_MAX / 2 {
+                *wait = SHARED_MAX / 4;
+            }
         }
         if shared.len() < SHARED_MAX {
             shared.insert(s.clone());
@@ -518,6 +527,29 @@ mod tests {
             "still shared after the flood"
         );
         assert!(Arc::ptr_eq(&a, &slot(&me)), "a held text stays");
+    }
+
+    /// A peer that keeps the table full (texts its records hold) makes new texts copies of
+    /// their own, and a sweep only every `SHARED_MAX / 4` of them; once it lets go, texts are
+    /// shared again.
+    #[test]
+    fn a_table_kept_full_is_swept_now_and_then() {
+        let table = Shared::new();
+        let held: Vec<_> = (0..SHARED_MAX)
+            .map(|i| table.text(&format!("held {i}")))
+            .collect();
+        let late = "a late device";
+        assert!(!Arc::ptr_eq(&table.text(late), &table.text(late)), "full");
+        let waiting = table.0.lock().unwrap().as_ref().unwrap().1;
+        assert_eq!(waiting, SHARED_MAX / 4 - 1, "one sweep, then a wait");
+        drop(held);
+        for i in 0..SHARED_MAX / 4 {
+            table.text(&format!("filler {i}"));
+        }
+        assert!(
+            Arc::ptr_eq(&table.text(late), &table.text(late)),
+            "shared again"
+        );
     }
 
     /// A record of a 3-byte file by device `d`.
