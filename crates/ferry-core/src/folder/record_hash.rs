@@ -35,16 +35,13 @@ impl RecordHash {
         if text.is_empty() {
             return Some(RecordHash::NONE);
         }
-        let bytes = text.as_bytes();
-        if bytes.len() != 64 {
+        if text.len() != 64 {
             return None;
         }
         let mut out = [0u8; 32];
-        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            let hi = (pair[0] as char).to_digit(16)?;
-            let lo = (pair[1] as char).to_digit(16)?;
-            *o = (hi << 4 | lo) as u8;
-        }
+        data_encoding::HEXLOWER_PERMISSIVE
+            .decode_mut(text.as_bytes(), &mut out)
+            .ok()?;
         Some(RecordHash(Some(out)))
     }
 
@@ -77,10 +74,13 @@ impl From<iroh_blobs::Hash> for RecordHash {
 
 impl fmt::Display for RecordHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.0 {
-            Some(bytes) => f.write_str(&data_encoding::HEXLOWER.encode(bytes)),
-            None => Ok(()),
-        }
+        let Some(bytes) = &self.0 else {
+            return Ok(());
+        };
+        // Encoded on the stack: every record and index entry written goes through here.
+        let mut hex = [0u8; 64];
+        data_encoding::HEXLOWER.encode_mut(bytes, &mut hex);
+        f.write_str(std::str::from_utf8(&hex).expect("hex digits"))
     }
 }
 

@@ -439,12 +439,9 @@ impl FileVersion {
 }
 
 /// Parses a hex BLAKE3 hash, refusing anything that is not exactly 64 hex digits (the parser
-/// of iroh-blobs asserts on other lengths).
+/// of iroh-blobs asserts on other lengths): [`RecordHash::parse`], without its empty text.
 pub fn parse_hash(hex: &str) -> Option<iroh_blobs::Hash> {
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    hex.parse().ok()
+    RecordHash::parse(hex)?.get()
 }
 
 #[cfg(test)]
