@@ -3,7 +3,7 @@
 
 Meant to run inside a private network namespace with only loopback (bench/million.sh does).
 usage: bench/million.py N          (env: BENCH_WORK, FERRY_BIN; IDLE_S=s: also both daemons'
-       CPU seconds over s idle seconds at the end, a window to attach a profiler to the pids
+       CPU seconds over s idle seconds at the end and their RSS after them, a window to attach a profiler to the pids
        printed at the start)
 """
 import os, random, signal, statistics, subprocess, sys, time
@@ -124,6 +124,8 @@ try:
         time.sleep(IDLE_S)  # the idle window measured, not synchronisation
         for side, p, x in zip("ab", procs, before):
             say(f"idle-cpu-{side}\t{cpu_s(p.pid) - x:.2f}\ts\t(over {IDLE_S:.0f} s)")
+        for side, p in zip("ab", procs):
+            say(f"idle-rss-{side}\t{status(p.pid, 'VmRSS'):.0f}\tMiB\t(after {IDLE_S:.0f} idle s)")
 finally:
     for p in procs:
         p.send_signal(signal.SIGINT)

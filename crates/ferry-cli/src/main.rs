@@ -16,6 +16,11 @@ mod seed;
 mod send;
 mod signal;
 
+/// jemalloc rather than glibc's allocator: see docs/DESIGN.md, "Memory given back".
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Send files and folders to another machine, peer to peer, verified end to end.
 #[derive(Debug, Parser)]
 #[command(name = "ferry", version, about, propagate_version = true)]
