@@ -5,7 +5,7 @@
 //! entry to a file".
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashSet},
+    collections::{BTreeSet, HashSet},
     path::{Path, PathBuf},
 };
 
@@ -25,6 +25,7 @@ use crate::{
         place,
         scan::{copy_permissions, hash_if_stable, mtime_ms, set_exec},
         stage::{APPLY_BATCH, STAGE_CHUNK},
+        states::States,
         version::FileVersion,
     },
     history::now_ms,
@@ -38,15 +39,23 @@ impl FolderSync {
     pub(super) async fn apply(
         &self,
         rules: &IgnoreRules,
-        states: &BTreeMap<String, PathState>,
+        states: &States,
         paths: &[String],
     ) -> Result<(usize, BTreeSet<String>, Option<Error>)> {
         let mut index = self.index.lock().await;
+        let mut missing = BTreeSet::new();
         // Removals first (a name freed here may be taken by another spelling of it in the
         // same batch), files before directories, the deepest directories first (a directory
         // is removed once what was in it is gone); then what is written.
         let (mut removals, mut writes): (Vec<&String>, Vec<&String>) = (Vec::new(), Vec::new());
         for rel in paths {
+            // A path whose versions were left to the document is read before it is acted on
+            // (see `round`); one that was not is looked at again rather than taken for absent.
+            if states.is_unread(rel) {
+                tracing::debug!("{rel:?} was not read before it was applied");
+                missing.insert(rel.clone());
+                continue;
+            }
             let main = states.get(rel).and_then(|st| st.outcome(rel).main);
             let dir = main.as_ref().is_some_and(|v| v.dir) || index.get(rel).is_some_and(|k| k.dir);
             if rules.is_ignored(rel, dir) {
@@ -74,7 +83,6 @@ impl FolderSync {
             .chain(writes.into_iter().map(|rel| (rel, true)))
             .collect();
         let mut changed = 0;
-        let mut missing = BTreeSet::new();
         let mut failed = None;
         // A chunk at a time: what is staged takes its name soon after, and a crash leaves at
         // most a chunk of temporary files. In each, removals and directories first, so that
@@ -211,7 +219,7 @@ impl FolderSync {
         rules: &IgnoreRules,
         rel: &String,
         state: &PathState,
-        states: &BTreeMap<String, PathState>,
+        states: &States,
         index: &mut Index,
         missing: &mut BTreeSet<String>,
         spellings: &mut Spellings,

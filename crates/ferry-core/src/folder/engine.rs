@@ -4,7 +4,8 @@
 //!
 //! Work is incremental: watcher events mark paths, document events carry new records, and a
 //! round (`round`) looks only at what was marked (a changed file, a new or
-//! removed directory). The versions of every path are cached in memory. A full pass (every file
+//! removed directory). The versions of the paths are cached in memory, those of settled
+//! paths read from the document again when they change (`states`). A full pass (every file
 //! on disk, every record) runs at start, after the watcher overflowed, and every few minutes as
 //! the safety net. Writing files is in `apply`, publishing changes in
 //! `publish`; the parts they drive are listed on [`FolderSync`].
@@ -37,6 +38,7 @@ use crate::{
         report::Report,
         resync::{Due, Resync, RESYNC_EVERY, RESYNC_QUIET},
         scan::Scanned,
+        states::States,
         swarm::Swarm,
         trash::Trash,
         version::{FileVersion, MAX_RECORD_SIZE},
@@ -78,8 +80,9 @@ pub struct FolderSync {
     pub(super) registry: Registry,
     /// Files as this device last wrote or published them, by path.
     pub(super) index: Mutex<Index>,
-    /// The maximal versions of every path in the document.
-    pub(super) states: Mutex<BTreeMap<String, PathState>>,
+    /// The maximal versions of the paths in the document, those of settled paths left to
+    /// it (see [`States`]).
+    pub(super) states: Mutex<States>,
     /// The work waiting for the next round.
     pub(super) queue: Queue,
     /// The peers met (content is fetched from them) and which are connected.
@@ -170,7 +173,7 @@ impl FolderSync {
             store,
             registry,
             index: Mutex::new(index),
-            states: Mutex::new(BTreeMap::new()),
+            states: Mutex::new(States::default()),
             queue: Queue::starting(),
             report: Report::starting(),
             swarm: Swarm::new(device),
@@ -280,6 +283,38 @@ impl FolderSync {
         }
         states.extend(found);
         Ok((states, missing.into_iter().map(|(rel, _)| rel).collect()))
+    }
+
+    /// Reads from the document the versions of `rels` (paths waiting for records, or whose
+    /// versions were left to it: see [`States`]), fetching records that had not arrived.
+    /// Returns those whose records are still missing (all of them if the document could not
+    /// be read): they are left unread, not taken for paths with fewer versions or none, and
+    /// are not acted on until they can be read.
+    pub(super) async fn read_paths(
+        &self,
+        states: &mut States,
+        rels: Vec<String>,
+    ) -> BTreeSet<String> {
+        if rels.is_empty() {
+            return BTreeSet::new();
+        }
+        match self.gather(Records::of_paths(rels.iter().cloned())).await {
+            Ok((mut found, missing)) => {
+                for rel in rels {
+                    match found.remove(&rel) {
+                        _ if missing.contains(&rel) => states.set_unread(rel),
+                        Some(state) => states.insert(rel, state),
+                        // Every record of it refused or gone: the document names no version.
+                        None => states.remove(&rel),
+                    }
+                }
+                missing
+            }
+            Err(e) => {
+                tracing::warn!("reading paths of {}: {e}", self.root.display());
+                rels.into_iter().collect()
+            }
+        }
     }
 
     /// Adds work for the next round and wakes the loop.

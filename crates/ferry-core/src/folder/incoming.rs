@@ -6,16 +6,13 @@
 //! this device can serve the file too (see `content`). An interrupted fetch keeps its
 //! store and resumes from it. See docs/DESIGN.md, "Large files into place".
 
-use std::{
-    collections::{BTreeMap, HashSet},
-    path::Path,
-};
+use std::{collections::HashSet, path::Path};
 
 use crate::{
     error::Result,
     folder::{
-        decide::PathState,
         engine::FolderSync,
+        states::States,
         version::{FileVersion, RecordHash},
     },
 };
@@ -46,11 +43,8 @@ impl FolderSync {
 
     /// Removes unfinished fetches that no version in `states` needs any more (the file was
     /// changed or deleted again before it arrived).
-    pub(super) fn forget_stale_incoming(&self, states: &BTreeMap<String, PathState>) {
-        let wanted: HashSet<RecordHash> = states
-            .values()
-            .flat_map(|s| s.versions().iter().map(|v| v.hash))
-            .collect();
+    pub(super) fn forget_stale_incoming(&self, states: &States) {
+        let wanted: HashSet<RecordHash> = states.read_versions().map(|v| v.hash).collect();
         self.fetcher.forget_stale(&wanted);
     }
 }

@@ -23,7 +23,7 @@
 //! publishing changes (`publish`), and the parts
 //! they drive, each with its own state: the document's records (`records`), fetching from
 //! peers (`fetch`), what a local change becomes (`local`), the on-disk index (`index`), the
-//! peers (`swarm`), the queued work (`queue`), when to reconcile with peers again (`resync`)
+//! peers (`swarm`), the versions read from the document (`states`), the queued work (`queue`), when to reconcile with peers again (`resync`)
 //! and what people are told (`report`); and
 //! [`manage`] (share, join, leave, list; the list survives restarts).
 
@@ -53,6 +53,7 @@ mod resync;
 mod round;
 pub mod scan;
 mod stage;
+mod states;
 mod swarm;
 pub mod trash;
 pub mod version;

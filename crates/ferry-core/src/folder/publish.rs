@@ -11,7 +11,6 @@ use crate::{
     folder::{
         activity::{ChangeKind, Why},
         blocks,
-        decide::PathState,
         engine::{FolderSync, PUBLISH_BATCH, PUBLISH_PARALLEL},
         ignore::IgnoreRules,
         index::{Index, Known, Source},
@@ -19,18 +18,24 @@ use crate::{
         names::{ExactSpelling, NameRules},
         place,
         scan::{content_if_stable, scan, scan_some, Scanned},
+        states::States,
         version::FileVersion,
     },
 };
 
 impl FolderSync {
     /// Publishes local changes on top of the versions in `states`: of the whole folder, or only
-    /// at and under the paths in `only`.
+    /// at and under the paths in `only`. A path whose versions cannot be read from the
+    /// document now (their records have not arrived) is not published yet: it is added to
+    /// `unavailable`, and looked at again once they can be (see `round`). The paths whose
+    /// versions were read back from the document are added to `read`.
     pub(super) async fn publish(
         &self,
         rules: &IgnoreRules,
-        states: &mut BTreeMap<String, PathState>,
+        states: &mut States,
         only: Option<&BTreeSet<String>>,
+        unavailable: &mut BTreeSet<String>,
+        read: &mut Vec<String>,
     ) -> Result<Vec<String>> {
         if self.read_only {
             return Ok(Vec::new());
@@ -61,6 +66,27 @@ impl FolderSync {
                 }
             }
         }
+        // Versions left to the document are read before a change is made on top of them: of
+        // the files that changed, and of those that may be gone. (A full pass has read every
+        // path; a file left to the document that has not changed needs none, see below.)
+        let mut unreadable = BTreeSet::new();
+        if let Some(rels) = only {
+            let unread = {
+                let index = self.index.lock().await;
+                let on_disk: BTreeSet<&String> = scanned.iter().map(|s| &s.rel).collect();
+                let changed = scanned
+                    .iter()
+                    .filter(|s| !index.get(&s.rel).is_some_and(|k| k.describes(s)))
+                    .map(|s| &s.rel);
+                let gone = at_or_under(&index, rels)
+                    .map(|(k, _)| k)
+                    .filter(|k| !on_disk.contains(k));
+                states.unread(changed.chain(gone))
+            };
+            unreadable = self.read_paths(states, unread.clone()).await;
+            unavailable.extend(unreadable.iter().cloned());
+            read.extend(unread.into_iter().filter(|rel| !unreadable.contains(rel)));
+        }
         let mut index = self.index.lock().await;
         let mut published = Vec::new();
         let mut present = BTreeSet::new();
@@ -87,9 +113,18 @@ impl FolderSync {
                 continue;
             }
             present.insert(s.rel.clone());
-            let unchanged = index
-                .get(&s.rel)
-                .is_some_and(|k| Publisher::unchanged(k, s, states.get(&s.rel)));
+            if unreadable.contains(&s.rel) {
+                continue;
+            }
+            // A path is left to the document only while its one version is what the index
+            // says this file is (`States::let_go`): unchanged on disk, it needs no more.
+            let unchanged = index.get(&s.rel).is_some_and(|k| {
+                if states.is_unread(&s.rel) {
+                    k.describes(s)
+                } else {
+                    Publisher::unchanged(k, s, states.get(&s.rel))
+                }
+            });
             if unchanged {
                 continue;
             }
@@ -182,7 +217,7 @@ impl FolderSync {
                             m.is_file()
                         }
                     }) && (!self.names.fold || exact.holds(&root, k));
-                    if !present.contains(k) && !there {
+                    if !present.contains(k) && !there && !unreadable.contains(k) {
                         gone.insert(k.clone());
                     }
                 }
@@ -200,7 +235,7 @@ impl FolderSync {
             self.put(&rel, &v).await?;
             index.remove(&rel);
             self.note(&rel, ChangeKind::Deleted, &v);
-            states.entry(rel.clone()).or_default().add(v);
+            states.add(&rel, v);
             published.push(rel);
         }
         Ok(published)
@@ -215,7 +250,7 @@ impl FolderSync {
         batch: Vec<(String, FileVersion, Known, ChangeKind)>,
         lists: &mut BTreeMap<String, Vec<u8>>,
         index: &mut Index,
-        states: &mut BTreeMap<String, PathState>,
+        states: &mut States,
         published: &mut Vec<String>,
     ) {
         let jobs: Vec<_> = batch
@@ -255,7 +290,7 @@ impl FolderSync {
                 continue;
             }
             self.note(&rel, kind, &v);
-            states.entry(rel.clone()).or_default().add(v);
+            states.add(&rel, v);
             index.insert(&rel, known);
             published.push(rel);
         }

@@ -2,7 +2,7 @@
 //! (from the records that arrived, or from the document), write what peers changed, publish
 //! what changed on disk, and leave a summary for people.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 use iroh_blobs::Hash;
 use n0_future::{BufferedStreamExt, StreamExt};
@@ -10,14 +10,14 @@ use n0_future::{BufferedStreamExt, StreamExt};
 use crate::folder::{
     activity::ConflictCopy,
     conflict::original_of,
-    decide::PathState,
     engine::{FolderSync, STORE_PARALLEL},
     ignore::IgnoreRules,
     index::Known,
     queue::Dirty,
     records::{Record, Records},
     report::Summary,
-    version::MAX_RECORD_SIZE,
+    states::States,
+    version::{FileVersion, Relation, MAX_RECORD_SIZE},
 };
 
 impl FolderSync {
@@ -63,7 +63,7 @@ impl FolderSync {
         let paths: Vec<String> = if full {
             match self.gather(Records::all()).await {
                 Ok((all, missing)) => {
-                    *states = all;
+                    *states = States::read(all);
                     self.forget_stale_incoming(&states);
                     // Paths no longer in the document, or ignored now, are not reported.
                     self.report.retain_not_synced(|rel| {
@@ -82,7 +82,8 @@ impl FolderSync {
         } else {
             let mut paths = Vec::new();
             // New records named by document events: added to the cached versions directly,
-            // without asking the document again.
+            // without asking the document again (a path whose versions were left to it is
+            // read first, below).
             // Many at once: each is a question to the store. (The futures are made first: a
             // stream borrowing as it goes would not be `Send`.)
             let asks: Vec<_> = work
@@ -107,6 +108,11 @@ impl FolderSync {
                     .collect();
                 self.fetch(&wants).await;
             }
+            // Paths whose versions were left to the document are read from it first (the
+            // records that arrived are in it): a version added to nothing would forget the
+            // ones it does not replace.
+            let unread = states.unread(work.records.iter().map(|(rel, _)| rel));
+            let unreadable = self.read_paths(&mut states, unread).await;
             // Their paths were checked when the events arrived (`key_path`).
             let reads: Vec<_> = work
                 .records
@@ -118,9 +124,13 @@ impl FolderSync {
                 .collect()
                 .await;
             for ((rel, _), record) in work.records.iter().zip(read) {
+                if unreadable.contains(rel) {
+                    unavailable.insert(rel.clone());
+                    continue;
+                }
                 match record {
                     Record::Ready(v) => {
-                        states.entry(rel.clone()).or_default().add(v);
+                        states.add(rel, v);
                         paths.push(rel.clone());
                     }
                     // Looked at again, from the document, with the wanted paths.
@@ -133,27 +143,10 @@ impl FolderSync {
             // Paths whose records were missing before, asked for together (the fetch of what
             // is still missing is one for all of them).
             if !work.keys.is_empty() {
-                match self
-                    .gather(Records::of_paths(work.keys.iter().cloned()))
-                    .await
-                {
-                    Ok((mut found, missing)) => {
-                        for rel in &work.keys {
-                            match found.remove(rel) {
-                                Some(state) => states.insert(rel.clone(), state),
-                                None => states.remove(rel),
-                            };
-                            if !missing.contains(rel) {
-                                paths.push(rel.clone());
-                            }
-                        }
-                        unavailable.extend(missing);
-                    }
-                    Err(e) => {
-                        tracing::warn!("reading waiting paths of {}: {e}", self.root.display());
-                        unavailable.extend(work.keys.iter().cloned());
-                    }
-                }
+                let keys: Vec<String> = work.keys.iter().cloned().collect();
+                let missing = self.read_paths(&mut states, keys).await;
+                paths.extend(work.keys.iter().filter(|k| !missing.contains(*k)).cloned());
+                unavailable.extend(missing);
             }
             paths
         };
@@ -174,9 +167,34 @@ impl FolderSync {
                 error = Some(e.to_string());
             }
         }
-        let only = (!work.full).then_some(&work.disk);
-        match self.publish(&rules, &mut states, only).await {
+        // The paths read again from the document are looked at on disk too: a change made
+        // there while their records could not be read waited for them (see `publish`).
+        let only: Option<BTreeSet<String>> = (!work.full).then(|| {
+            let mut only = work.disk.clone();
+            only.extend(
+                work.keys
+                    .iter()
+                    .filter(|k| !unavailable.contains(*k))
+                    .cloned(),
+            );
+            only
+        });
+        let mut touched: Vec<String> = Vec::new();
+        match self
+            .publish(
+                &rules,
+                &mut states,
+                only.as_ref(),
+                &mut unavailable,
+                &mut touched,
+            )
+            .await
+        {
             Ok(published) => {
+                // (A full pass lets go of every settled path: no list needed.)
+                if !full {
+                    touched.extend(published.iter().cloned());
+                }
                 // A change published on top of a concurrent remote one is a conflict: settle
                 // it now (the copy is written) rather than at the next event.
                 let conflicted: Vec<String> = published
@@ -207,6 +225,35 @@ impl FolderSync {
         if full {
             self.prune_content(&states, &index).await;
         }
+        // What this round settled is left to the document (what waits stays: it is read
+        // again anyway, and its size is reported below): a file whose one version is what
+        // this device's file is, or follows.
+        let on_disk = |rel: &str, v: &FileVersion| {
+            index.get(rel).is_some_and(|k| {
+                k.hash == v.hash
+                    && matches!(
+                        v.version.relation(&k.vector),
+                        Relation::Equal | Relation::Dominates
+                    )
+            })
+        };
+        let let_go = if full {
+            states.let_go_all(&wanted, on_disk)
+        } else {
+            let seen = work.records.iter().map(|(rel, _)| rel);
+            let seen = seen.chain(&work.keys).chain(&work.disk).chain(&paths);
+            states.let_go(
+                seen.chain(&touched).filter(|rel| !wanted.contains(*rel)),
+                on_disk,
+            )
+        };
+        if let_go > 0 {
+            tracing::trace!(
+                "{}: {let_go} paths left to the document ({} read back so far)",
+                self.root.display(),
+                states.read_back()
+            );
+        }
         let (files, bytes) = index.totals();
         let summary = Summary {
             files,
@@ -235,11 +282,12 @@ impl FolderSync {
     /// index (see [`content`](super::content)).
     async fn prune_content(
         &self,
-        states: &BTreeMap<String, PathState>,
-        index: &BTreeMap<String, Known>,
+        states: &States,
+        index: &std::collections::BTreeMap<String, Known>,
     ) {
         let mut live = HashSet::new();
-        for v in states.values().flat_map(|s| s.versions()) {
+        // Every path was read by the full pass this runs after.
+        for v in states.read_versions() {
             live.extend(v.content_hash());
             live.extend(v.blocks_hash());
         }
@@ -265,5 +313,132 @@ impl FolderSync {
             .filter_map(|k| k.hash.get())
             .collect();
         self.content.adopt_legacy(legacy, hashes).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use super::*;
+    use crate::{Node, NodeConfig};
+
+    /// The folder `root` running on `node`.
+    fn running(node: &Node, root: &std::path::Path) -> Arc<FolderSync> {
+        let folders = node.inner.folders.lock().unwrap();
+        let running = folders.iter().find(|r| r.folder.root == root);
+        running.expect("the folder runs").folder.clone()
+    }
+
+    /// The one version the document holds of `rel`, once it is the one with `content`.
+    async fn published(folder: &FolderSync, rel: &str, content: &[u8]) -> FileVersion {
+        let hash = crate::folder::version::RecordHash::of(content);
+        one_version(folder, rel, |v| !v.deleted && v.hash == hash).await
+    }
+
+    /// The one version the document holds of `rel`, once it is one that `wanted` accepts.
+    async fn one_version(
+        folder: &FolderSync,
+        rel: &str,
+        wanted: impl Fn(&FileVersion) -> bool,
+    ) -> FileVersion {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let keys = Records::of_paths([rel.to_string()]);
+            let (mut found, _) = folder.records.read(&keys, &HashSet::new()).await.unwrap();
+            if let Some(state) = found.remove(rel) {
+                if let [v] = state.versions() {
+                    if wanted(v) {
+                        return v.clone();
+                    }
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{rel} never had the version wanted"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Polls `states` (which a round holds while it runs) until `done` says yes.
+    async fn until_states(folder: &FolderSync, what: &str, done: impl Fn(&States) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if folder.states.try_lock().is_ok_and(|s| done(&s)) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A synced folder keeps the name of every path, but the versions of settled files only
+    /// in its document; a file changed later is published on top of the version read back
+    /// from it (no conflict with itself), and is let go again; one deleted is published as
+    /// deleted (read back, not taken for a path peers never had). A file that did not change
+    /// is not read back when its directory is looked at again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn settled_paths_are_left_to_the_document_and_read_again_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = Node::spawn(NodeConfig::local(dir.path().join("home")))
+            .await
+            .unwrap();
+        let root = dir.path().join("folder");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        for (rel, content) in [("a.txt", "one"), ("b.txt", "two"), ("sub/c.txt", "three")] {
+            std::fs::write(root.join(rel), content).unwrap();
+        }
+        node.folder_share(root.clone(), false).await.unwrap();
+        let folder = running(&node, &root);
+        let first = published(&folder, "a.txt", b"one").await;
+        published(&folder, "sub/c.txt", b"three").await;
+        until_states(&folder, "the files' versions left to the document", |s| {
+            s.keys().count() == 4 && s.in_memory() == 1 && s.get("sub").is_some()
+        })
+        .await;
+
+        std::fs::write(root.join("a.txt"), "one, edited").unwrap();
+        let edited = published(&folder, "a.txt", b"one, edited").await;
+        assert_eq!(
+            edited.version.relation(&first.version),
+            Relation::Dominates,
+            "{edited:?} follows {first:?}"
+        );
+        until_states(&folder, "the edited file let go again", |s| {
+            s.is_unread("a.txt") && s.in_memory() == 1
+        })
+        .await;
+        // A new file in `sub`, and `sub` looked at again (as after a copy into it): its
+        // unchanged file needs no reading; once changed, it does.
+        let before = folder.states.lock().await.read_back();
+        std::fs::write(root.join("sub/d.txt"), "four").unwrap();
+        folder.mark(|d| {
+            d.disk.insert("sub".into());
+        });
+        published(&folder, "sub/d.txt", b"four").await;
+        until_states(&folder, "the new file let go", |s| s.is_unread("sub/d.txt")).await;
+        assert_eq!(folder.states.lock().await.read_back(), before);
+        std::fs::write(root.join("sub/c.txt"), "three, edited").unwrap();
+        folder.mark(|d| {
+            d.disk.insert("sub".into());
+        });
+        published(&folder, "sub/c.txt", b"three, edited").await;
+        until_states(&folder, "the edited file read back", |s| {
+            s.read_back() == before + 1
+        })
+        .await;
+        // A deletion of a file left to the document: without its versions read back, it
+        // would look like a file peers never had, and no deletion would be published.
+        let b = published(&folder, "b.txt", b"two").await;
+        std::fs::remove_file(root.join("b.txt")).unwrap();
+        let deleted = one_version(&folder, "b.txt", |v| v.deleted).await;
+        assert_eq!(deleted.version.relation(&b.version), Relation::Dominates);
+        let names: Vec<_> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert_eq!(names.len(), 2, "a.txt and sub, no conflict copy: {names:?}");
     }
 }

@@ -9,7 +9,7 @@
 //! name (the checks against what is on disk now, the index, the rename) stays one by one in
 //! [`apply`](super::apply), which uses what was staged or, for anything else, writes as before.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 use iroh_blobs::Hash;
 use n0_future::{BufferedStreamExt, StreamExt};
@@ -17,8 +17,8 @@ use n0_future::{BufferedStreamExt, StreamExt};
 use crate::{
     error::{Error, Result},
     folder::{
-        decide::PathState, engine::FolderSync, engine::STORE_PARALLEL, incoming::INTO_PLACE_MIN,
-        index::Index, place,
+        engine::FolderSync, engine::STORE_PARALLEL, incoming::INTO_PLACE_MIN, index::Index, place,
+        states::States,
     },
 };
 
@@ -28,12 +28,12 @@ impl FolderSync {
     pub(super) async fn fetch_needed(
         &self,
         batch: &[(&String, bool)],
-        states: &BTreeMap<String, PathState>,
+        states: &States,
         index: &Index,
     ) -> Result<()> {
         let mut candidates = BTreeSet::new();
         for (rel, _) in batch {
-            let Some(state) = states.get(*rel) else {
+            let Some(state) = states.get(rel) else {
                 continue;
             };
             let out = state.outcome(rel);
@@ -92,7 +92,7 @@ impl FolderSync {
     pub(super) async fn stage(
         &self,
         paths: &[(&String, bool)],
-        states: &BTreeMap<String, PathState>,
+        states: &States,
         index: &Index,
     ) -> HashSet<String> {
         // Where names fold, which spelling takes a name is decided path by path.
@@ -112,7 +112,7 @@ impl FolderSync {
             if self.names.cannot_hold(rel).is_some() {
                 continue;
             }
-            let Some(v) = states.get(*rel).and_then(|s| s.outcome(rel).main) else {
+            let Some(v) = states.get(rel).and_then(|s| s.outcome(rel).main) else {
                 continue;
             };
             if v.dir || v.size >= INTO_PLACE_MIN {
