@@ -17,7 +17,7 @@ mod send;
 mod signal;
 
 /// jemalloc rather than glibc's allocator: see docs/DESIGN.md, "Memory given back".
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", feature = "jemalloc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -40,7 +40,8 @@ impl States {
         self.map.get(rel)?.as_ref()
     }
 
-    /// Whether a version of `rel` was read from the document (in memory or not).
+    /// Whether the document names `rel`, as far as it was read (its versions in memory or
+    /// not).
     pub(super) fn contains_key(&self, rel: &str) -> bool {
         self.map.contains_key(rel)
     }
