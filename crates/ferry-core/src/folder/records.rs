@@ -280,7 +280,6 @@ mod tests {
     use iroh_docs::AuthorId;
 
     use super::*;
-    use crate::folder::version::{RecordHash, VersionVector};
 
     const ME: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const PEER: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -311,21 +310,6 @@ mod tests {
         }
     }
 
-    fn version(device: &str, content: &[u8]) -> FileVersion {
-        FileVersion {
-            hash: RecordHash::of(content),
-            size: content.len() as u64,
-            mtime_ms: 1,
-            deleted: false,
-            device: device.into(),
-            device_name: "a device".into(),
-            version: VersionVector::default().bump(device),
-            blocks: None,
-            exec: false,
-            dir: false,
-        }
-    }
-
     impl Setup {
         async fn raw(&self, key: &str, bytes: Vec<u8>) -> Hash {
             let hash = Hash::new(&bytes);
@@ -345,7 +329,7 @@ mod tests {
     #[tokio::test]
     async fn own_records_round_trip_and_are_servable_to_members() {
         let s = setup().await;
-        let v = version(ME, b"hello");
+        let v = FileVersion::first_of(ME, b"hello");
         s.records.put("docs/a.txt", &v).await.unwrap();
         let (states, missing) = s
             .records
@@ -369,11 +353,11 @@ mod tests {
     async fn a_record_whose_path_begins_another_path_leaves_that_record_alone() {
         let s = setup().await;
         for (rel, v) in [
-            ("notes.txt", version(ME, b"1")),
-            ("d/a.txt", version(ME, b"2")),
-            ("d.txt", version(ME, b"3")),
-            ("notes", version(ME, b"4")),
-            ("d", version(ME, b"5")),
+            ("notes.txt", FileVersion::first_of(ME, b"1")),
+            ("d/a.txt", FileVersion::first_of(ME, b"2")),
+            ("d.txt", FileVersion::first_of(ME, b"3")),
+            ("notes", FileVersion::first_of(ME, b"4")),
+            ("d", FileVersion::first_of(ME, b"5")),
         ] {
             s.records.put(rel, &v).await.unwrap();
         }
@@ -397,7 +381,7 @@ mod tests {
     #[tokio::test]
     async fn records_under_the_keys_earlier_versions_wrote_are_still_read() {
         let s = setup().await;
-        let v = version(PEER, b"old");
+        let v = FileVersion::first_of(PEER, b"old");
         s.raw("f/old.txt", v.encode()).await;
         for keys in [Records::all(), Records::of_path("old.txt")] {
             let (states, _) = s.records.read(&keys, &HashSet::new()).await.unwrap();
@@ -405,7 +389,7 @@ mod tests {
         }
         // Written now, it ends in the terminator.
         s.records
-            .put("new.txt", &version(ME, b"new"))
+            .put("new.txt", &FileVersion::first_of(ME, b"new"))
             .await
             .unwrap();
         let (states, _) = s
@@ -430,9 +414,12 @@ mod tests {
             "f/",
             "g/not-a-file-entry",
         ] {
-            s.raw(key, version(PEER, b"x").encode()).await;
+            s.raw(key, FileVersion::first_of(PEER, b"x").encode()).await;
         }
-        s.records.put("ok.txt", &version(ME, b"y")).await.unwrap();
+        s.records
+            .put("ok.txt", &FileVersion::first_of(ME, b"y"))
+            .await
+            .unwrap();
         let (states, missing) = s
             .records
             .read(&Records::all(), &HashSet::new())
@@ -448,7 +435,7 @@ mod tests {
         s.raw("f/big", vec![b' '; MAX_RECORD_SIZE + 1]).await;
         let junk = s.raw("f/junk", b"{not json".to_vec()).await;
         // A record that lies: content with no valid hash.
-        let bad = version(PEER, b"z");
+        let bad = FileVersion::first_of(PEER, b"z");
         let bad = String::from_utf8(bad.encode())
             .unwrap()
             .replace(&bad.hash.to_string(), "zz");
@@ -478,7 +465,7 @@ mod tests {
     async fn a_peers_record_is_servable_only_if_it_reached_the_folder_as_its_own() {
         let s = setup().await;
         // A member names a blob this node holds for something else: read, but not served.
-        let theirs = version(PEER, b"another share's file");
+        let theirs = FileVersion::first_of(PEER, b"another share's file");
         let hash = s.raw("f/x", theirs.encode()).await;
         assert!(matches!(
             s.records.record("x", hash, false).await,
@@ -492,7 +479,7 @@ mod tests {
         ));
         assert!(s.registry.folder_holds(s.folder(), &hash));
         // Describing content the folder holds: servable.
-        let held = version(PEER, b"held");
+        let held = FileVersion::first_of(PEER, b"held");
         s.registry
             .allow_folder(s.folder(), held.content_hash().unwrap());
         let hash = s.raw("f/held", held.encode()).await;

@@ -175,34 +175,16 @@ fn let_go_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::folder::version::{RecordHash, VersionVector};
-
-    fn version(device: &str, content: &str, vv: VersionVector) -> FileVersion {
-        FileVersion {
-            hash: RecordHash::of(content),
-            size: content.len() as u64,
-            mtime_ms: 1,
-            deleted: false,
-            device: device.into(),
-            device_name: "d".into(),
-            version: vv,
-            blocks: None,
-            exec: false,
-            dir: false,
-        }
-    }
+    use crate::folder::version::RecordHash;
 
     #[test]
     fn only_a_single_version_of_a_file_is_let_go() {
         let mut s = States::default();
-        let one = version("a", "one", VersionVector::default().bump("a"));
+        let one = FileVersion::first_of("a", "one");
         s.add("file", one.clone());
         // Two concurrent versions: a conflict stays in memory.
         s.add("both", one.clone());
-        s.add(
-            "both",
-            version("b", "two", VersionVector::default().bump("b")),
-        );
+        s.add("both", FileVersion::first_of("b", "two"));
         let mut gone = one.clone();
         gone.deleted = true;
         gone.hash = RecordHash::NONE;
@@ -211,10 +193,7 @@ mod tests {
         dir.dir = true;
         dir.hash = RecordHash::NONE;
         s.add("dir", dir);
-        s.add(
-            "elsewhere",
-            version("b", "new", VersionVector::default().bump("b")),
-        );
+        s.add("elsewhere", FileVersion::first_of("b", "new"));
         let all: Vec<String> = s.keys().cloned().collect();
         // "elsewhere" is not what this device's file is: kept, to be compared with it.
         assert_eq!(s.let_go(&all, |rel, _| rel != "elsewhere"), 1);
@@ -232,14 +211,11 @@ mod tests {
     #[test]
     fn a_version_added_to_a_path_left_to_the_document_waits_for_it_to_be_read() {
         let mut s = States::default();
-        let one = version("a", "one", VersionVector::default().bump("a"));
+        let one = FileVersion::first_of("a", "one");
         s.add("file", one.clone());
         s.let_go(&["file".to_string()], |_, _| true);
         // Not a state of the new version alone, which would forget the one before.
-        s.add(
-            "file",
-            version("b", "two", VersionVector::default().bump("b")),
-        );
+        s.add("file", FileVersion::first_of("b", "two"));
         assert!(s.is_unread("file"));
         let mut read = PathState::default();
         read.add(one);

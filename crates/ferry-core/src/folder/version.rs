@@ -393,6 +393,24 @@ pub struct FileVersion {
 }
 
 impl FileVersion {
+    /// The first version `device` makes of a file holding `content` (tests name contents).
+    #[cfg(test)]
+    pub(crate) fn first_of(device: &str, content: impl AsRef<[u8]>) -> FileVersion {
+        let content = content.as_ref();
+        FileVersion {
+            hash: RecordHash::of(content),
+            size: content.len() as u64,
+            mtime_ms: 1,
+            deleted: false,
+            device: device.into(),
+            device_name: "a device".into(),
+            version: VersionVector::default().bump(device),
+            blocks: None,
+            exec: false,
+            dir: false,
+        }
+    }
+
     /// Encodes the record (JSON: small, and readable when debugging a folder).
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("serializable")
