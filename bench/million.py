@@ -4,12 +4,17 @@
 Meant to run inside a private network namespace with only loopback (bench/million.sh does).
 usage: bench/million.py N          (env: BENCH_WORK, FERRY_BIN; IDLE_S=s: also both daemons'
        CPU seconds over s idle seconds at the end and their RSS after them, a window to attach a profiler to the pids
-       printed at the start)
+       printed at the start; PROFILE_LATER=dir: both daemons sampled by perf while the later
+       files arrive, into dir/a.perf and dir/b.perf (clock: CLOCK_MONOTONIC, the clock of each
+       sample's printed start and end), with the daemons' logs; LATER_N=n: that many later
+       files, 10 by default)
 """
 import os, random, signal, statistics, subprocess, sys, time
 
 N = int(sys.argv[1])
 IDLE_S = float(os.environ.get("IDLE_S", "0"))
+PROFILE_LATER = os.environ.get("PROFILE_LATER", "")
+LATER_N = int(os.environ.get("LATER_N", "10"))
 WORK = os.environ["BENCH_WORK"]
 FERRY = os.environ["FERRY_BIN"]
 PER_DIR = 1000
@@ -103,8 +108,17 @@ try:
         say("  (still busy after 30 minutes; RSS read anyway)")
     for side, p in zip("ab", procs):
         say(f"settled-rss-{side}\t{status(p.pid, 'VmRSS'):.0f}\tMiB")
+    perfs = []
+    if PROFILE_LATER:
+        os.makedirs(PROFILE_LATER, exist_ok=True)
+        for side, p in zip("ab", procs):
+            out = os.path.join(PROFILE_LATER, f"{side}.perf")
+            perfs.append(subprocess.Popen(
+                ["perf", "record", "-k", "CLOCK_MONOTONIC", "-F", "499", "-g", "-p", str(p.pid), "-o", out],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(1)  # perf attaching, not synchronisation
     times = []
-    for i in range(10):
+    for i in range(LATER_N):
         rel = os.path.join(f"d{(N // PER_DIR) // 2:04d}", f"new-{i}.bin")
         t1 = time.monotonic()
         with open(os.path.join(a, rel), "wb") as f:
@@ -115,7 +129,12 @@ try:
                 raise SystemExit(f"{rel} did not arrive in 120 s")
             time.sleep(0.002)
         times.append(time.monotonic() - t1)
+        if PROFILE_LATER:
+            say(f"  later file {i}: {t1:.3f} to {time.monotonic():.3f} (CLOCK_MONOTONIC), {times[-1]:.3f} s")
         time.sleep(0.3)  # spacing between samples, not synchronisation
+    for perf in perfs:
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
     times.sort()
     say(f"new-file-median\t{statistics.median(times):.3f}\ts")
     say(f"new-file-max\t{times[-1]:.3f}\ts")
@@ -134,3 +153,8 @@ finally:
             p.wait(timeout=60)
         except subprocess.TimeoutExpired:
             p.kill()
+    if PROFILE_LATER:
+        for home in ("ha", "hb"):
+            log = os.path.join(WORK, f"{home}.log")
+            if os.path.exists(log):
+                subprocess.run(["cp", log, PROFILE_LATER], check=False)

@@ -779,6 +779,90 @@ async fn files_with_the_same_content_stay_separate_files() {
     assert_eq!(std::fs::read(&x).unwrap(), same, "editing y changed x");
 }
 
+/// A small file received is written once, to its own private name: the blob store creates no
+/// file of its own for it (through the store each was three files created and flushed there,
+/// two removed and one moved out), and still holds it whole, to serve it to other peers.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_received_are_written_once() {
+    use notify::Watcher;
+    use std::sync::{Arc, Mutex};
+    let env = Env::new();
+    let SharedFolder {
+        b,
+        a_dir,
+        b_dir,
+        a: _a,
+        ..
+    } = synced_folder(&env, false, &[("first.txt", b"first")]).await;
+    let data = env.home("b").join(ferry_core::node::STORE_DIR).join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let created: Arc<Mutex<Vec<std::path::PathBuf>>> = Default::default();
+    let seen = created.clone();
+    let mut watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev {
+            if ev.kind.is_create() {
+                seen.lock().unwrap().extend(ev.paths);
+            }
+        }
+    })
+    .unwrap();
+    watcher
+        .watch(&data, notify::RecursiveMode::NonRecursive)
+        .unwrap();
+    // Between the store's inline limit (1 KiB) and a chunk group's 16 KiB and beyond.
+    let files: Vec<(String, Vec<u8>)> = (0..20)
+        .map(|i| {
+            let size = 1100 + 2900 * i as usize;
+            (
+                format!("notes/{i}.bin"),
+                pseudo_random(size, 300 + i as u64),
+            )
+        })
+        .collect();
+    for (name, content) in &files {
+        write(&a_dir.join(name), content);
+    }
+    eventually("b gets the small files", || {
+        files
+            .iter()
+            .all(|(n, d)| std::fs::read(b_dir.join(n)).is_ok_and(|x| x == *d))
+    })
+    .await;
+    // Every event before this one has been delivered once this one is (inotify keeps order).
+    let marker = data.join("marker");
+    write(&marker, b"m");
+    eventually("the watcher sees the marker", || {
+        created.lock().unwrap().contains(&marker)
+    })
+    .await;
+    let hashes: Vec<iroh_blobs::Hash> = files
+        .iter()
+        .map(|(_, d)| iroh_blobs::Hash::new(d))
+        .collect();
+    let in_store: Vec<_> = created
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            hashes.iter().any(|h| name.starts_with(h.to_hex().as_str()))
+        })
+        .cloned()
+        .collect();
+    assert!(
+        in_store.is_empty(),
+        "the store made files for small files received: {in_store:?}"
+    );
+    for (hash, (name, d)) in hashes.iter().zip(&files) {
+        let status = b.store().blobs().status(*hash).await.unwrap();
+        assert!(
+            matches!(status, iroh_blobs::api::blobs::BlobStatus::Complete { size } if size == d.len() as u64),
+            "b's store does not hold {name} whole: {status:?}"
+        );
+    }
+}
+
 /// Many new files of one content in new directories arrive in one round, their content written
 /// many at once: each is whole, a file of its own, and the store's copy stays usable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

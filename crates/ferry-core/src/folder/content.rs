@@ -150,6 +150,36 @@ impl Content {
         Ok(tt.hash())
     }
 
+    /// Keeps `data`, the whole content `hash` fetched from the folder's peers and verified,
+    /// as this folder's: written once, to its private name (flushed), which the store then
+    /// references. False (nothing kept) if the store does not take it as that hash.
+    pub(super) async fn keep_received(&self, hash: Hash, data: Vec<u8>) -> Result<bool> {
+        let name = self.name_of(&hash);
+        let written = {
+            let name = name.clone();
+            tokio::task::spawn_blocking(move || write_private(&name, &data))
+                .await
+                .map_err(|e| Error::Store(e.to_string()))?
+        };
+        written.map_err(|e| Error::write(&name, e))?;
+        let tt = self
+            .store
+            .add_path_with_opts(AddPathOptions {
+                path: name.clone(),
+                format: BlobFormat::Raw,
+                mode: ImportMode::TryReference,
+            })
+            .temp_tag()
+            .await
+            .map_err(Error::store)?;
+        if tt.hash() != hash {
+            std::fs::remove_file(&name).ok();
+            return Ok(false);
+        }
+        self.keep(hash).await?;
+        Ok(true)
+    }
+
     /// Keeps the file at `path`, which held `expected` (`size` bytes) when it was hashed,
     /// servable to the folder's peers. False if it no longer holds it (it changed since: it is
     /// published again once it settles).
@@ -293,18 +323,7 @@ impl Content {
     /// Gives the file at `path` the private name `name`: a reflink, else a hard link. The
     /// name is replaced in one rename, so a reader of the old name never sees it missing.
     fn private_name(&self, path: &Path, name: &Path) -> io::Result<()> {
-        let dir = name.parent().expect("a private name has a parent");
-        std::fs::create_dir_all(dir)?;
-        // Unique per call: two files with the same content may be kept at the same time.
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let tmp = dir.join(format!(
-            "{}.{}-{}{}",
-            name.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            TEMP_SUFFIX
-        ));
-        std::fs::remove_file(&tmp).ok();
+        let tmp = temp_beside(name)?;
         if !self.reflink(path, &tmp) {
             std::fs::hard_link(path, &tmp)?;
         }
@@ -406,6 +425,40 @@ pub(crate) async fn drop_legacy_tags(
 }
 
 /// True if `name` is the same file as the one `meta` describes.
+/// A temporary name beside the private name `name`, unique per call (two files with the same
+/// content may be kept at the same time), its directory made.
+fn temp_beside(name: &Path) -> io::Result<PathBuf> {
+    let dir = name.parent().expect("a private name has a parent");
+    std::fs::create_dir_all(dir)?;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let tmp = dir.join(format!(
+        "{}.{}-{}{}",
+        name.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        TEMP_SUFFIX
+    ));
+    std::fs::remove_file(&tmp).ok();
+    Ok(tmp)
+}
+
+/// Writes `data` to the private name `name`: to a temporary name beside it, flushed, then
+/// renamed over it, so the name never holds part of it.
+fn write_private(name: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let tmp = temp_beside(name)?;
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(data)?;
+        file.sync_data()?;
+        std::fs::rename(&tmp, name)
+    })();
+    if written.is_err() {
+        std::fs::remove_file(&tmp).ok();
+    }
+    written
+}
+
 #[cfg(unix)]
 fn same_file(meta: &std::fs::Metadata, name: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;

@@ -1,5 +1,5 @@
-//! Fetching a folder's blobs from its peers: records and small files into the home's store,
-//! large files (piece by piece from every peer that has them, see [`crate::swarm`]) and the
+//! Fetching a folder's blobs from its peers: records and other blobs into the home's store,
+//! small files into memory ([`small`]), large files (piece by piece from every peer that has them, see [`crate::swarm`]) and the
 //! changed blocks of an edit into a store of their own under
 //! `.ferry/incoming/<hash>` (kept between attempts, removed once used; see
 //! [`incoming`](super::incoming)).
@@ -30,6 +30,9 @@ use crate::{
     limits::Limiter,
     transfer_store::{self, TransferStore},
 };
+
+mod small;
+pub(super) use small::MEMORY_MAX;
 
 /// How many blobs a folder fetches at once.
 const FETCH_PARALLEL: usize = 32;
@@ -354,6 +357,7 @@ mod tests {
         hashes: Vec<Hash>,
         fetcher: Fetcher,
         home: MemStore,
+        lookup: MemoryLookup,
         _dir: tempfile::TempDir,
     }
 
@@ -383,6 +387,7 @@ mod tests {
             hashes,
             fetcher,
             home,
+            lookup,
             _dir: dir,
         }
     }
@@ -425,6 +430,55 @@ mod tests {
         assert!(matches!(err, Error::BadData(_)), "{err}");
         let left = std::fs::read_dir(s.fetcher.incoming()).unwrap().count();
         assert_eq!(left, 0, "nothing kept of a blob that lies about its size");
+    }
+
+    #[tokio::test]
+    async fn small_blobs_arrive_in_memory_only_at_the_size_their_record_claims() {
+        let (one, two) = (vec![5u8; 3000], vec![6u8; 40_000]);
+        let s = setup(&[one.clone(), two.clone(), vec![8; 100_000]]).await;
+        let got = std::sync::Mutex::new(Vec::new());
+        let keep = |h: Hash, data: Vec<u8>| {
+            got.lock().unwrap().push((h, data));
+            async { true }
+        };
+        let wants = [
+            (s.hashes[0], 3000),
+            // A record that claims less than the peer has.
+            (s.hashes[1], 30_000),
+            // Too large to be fetched into memory.
+            (s.hashes[2], 100_000),
+        ];
+        assert!(s.fetcher.fetch_small(&[], &wants, keep).await.is_empty());
+        // A member that is off: its address takes packets and never answers.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let off = iroh::SecretKey::generate().public();
+        s.lookup.add_endpoint_info(
+            iroh::EndpointAddr::new(off).with_ip_addr(silent.local_addr().unwrap()),
+        );
+        let started = std::time::Instant::now();
+        let kept = s.fetcher.fetch_small(&[off, s.peer_id], &wants, keep).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "waited for the member that is off: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(kept, [s.hashes[0]].into_iter().collect());
+        assert_eq!(*got.lock().unwrap(), vec![(s.hashes[0], one)]);
+        let right = s
+            .fetcher
+            .fetch_small(&[s.peer_id], &[(s.hashes[1], 40_000)], keep)
+            .await;
+        assert_eq!(right, [s.hashes[1]].into_iter().collect());
+        assert_eq!(got.lock().unwrap().last(), Some(&(s.hashes[1], two)));
+        // Nothing went into the home's store: what to do with it is the caller's.
+        assert_eq!(s.fetcher.stored_size(s.hashes[0]).await, None);
+        assert_eq!(s.fetcher.fetched(), 43_000);
+        // A blob the caller does not take is not counted as kept.
+        let refused = s
+            .fetcher
+            .fetch_small(&[s.peer_id], &[(s.hashes[0], 3000)], |_, _| async { false })
+            .await;
+        assert!(refused.is_empty());
     }
 
     #[tokio::test]

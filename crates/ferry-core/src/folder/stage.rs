@@ -17,8 +17,8 @@ use n0_future::{BufferedStreamExt, StreamExt};
 use crate::{
     error::{Error, Result},
     folder::{
-        engine::FolderSync, engine::STORE_PARALLEL, incoming::INTO_PLACE_MIN, index::Index, place,
-        states::States,
+        content::INLINE_MAX, engine::FolderSync, engine::STORE_PARALLEL, fetch::MEMORY_MAX,
+        incoming::INTO_PLACE_MIN, index::Index, place, states::States,
     },
 };
 
@@ -72,6 +72,30 @@ impl FolderSync {
             .into_iter()
             .flatten()
             .collect();
+        if need.is_empty() {
+            return Ok(());
+        }
+        // Small files are written once, to their private names, straight from memory; what
+        // does not arrive that way is fetched through the store, which also reports a size
+        // that is not the record's when the file is written.
+        let (small, mut need): (Vec<_>, Vec<_>) = need
+            .into_iter()
+            .partition(|(_, size)| *size > INLINE_MAX && *size <= MEMORY_MAX);
+        if !small.is_empty() {
+            let kept = self
+                .fetcher
+                .fetch_small(&self.fetch_peers().await, &small, |h, data| async move {
+                    match self.content.keep_received(h, data).await {
+                        Ok(kept) => kept,
+                        Err(e) => {
+                            tracing::debug!("keeping {}: {e}", h.fmt_short());
+                            false
+                        }
+                    }
+                })
+                .await;
+            need.extend(small.into_iter().filter(|(h, _)| !kept.contains(h)));
+        }
         if need.is_empty() {
             return Ok(());
         }
