@@ -324,6 +324,8 @@ impl Content {
     /// name is replaced in one rename, so a reader of the old name never sees it missing.
     fn private_name(&self, path: &Path, name: &Path) -> io::Result<()> {
         let tmp = temp_beside(name)?;
+        // Left by a process of the same id before, perhaps.
+        std::fs::remove_file(&tmp).ok();
         if !self.reflink(path, &tmp) {
             std::fs::hard_link(path, &tmp)?;
         }
@@ -425,8 +427,8 @@ pub(crate) async fn drop_legacy_tags(
 }
 
 /// True if `name` is the same file as the one `meta` describes.
-/// A temporary name beside the private name `name`, unique per call (two files with the same
-/// content may be kept at the same time), its directory made.
+/// A temporary name beside the private name `name`, unique per call within this process (two
+/// files with the same content may be kept at the same time), its directory made.
 fn temp_beside(name: &Path) -> io::Result<PathBuf> {
     let dir = name.parent().expect("a private name has a parent");
     std::fs::create_dir_all(dir)?;
@@ -438,7 +440,6 @@ fn temp_beside(name: &Path) -> io::Result<PathBuf> {
         NEXT.fetch_add(1, Ordering::Relaxed),
         TEMP_SUFFIX
     ));
-    std::fs::remove_file(&tmp).ok();
     Ok(tmp)
 }
 
@@ -448,6 +449,7 @@ fn write_private(name: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let tmp = temp_beside(name)?;
     let written = (|| {
+        // Truncates whatever a process of the same id left under this name.
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(data)?;
         file.sync_data()?;
