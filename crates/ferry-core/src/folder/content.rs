@@ -426,7 +426,6 @@ pub(crate) async fn drop_legacy_tags(
     Ok(())
 }
 
-/// True if `name` is the same file as the one `meta` describes.
 /// A temporary name beside the private name `name`, unique per call within this process (two
 /// files with the same content may be kept at the same time), its directory made.
 fn temp_beside(name: &Path) -> io::Result<PathBuf> {
@@ -443,14 +442,24 @@ fn temp_beside(name: &Path) -> io::Result<PathBuf> {
     Ok(tmp)
 }
 
-/// Writes `data` to the private name `name`: to a temporary name beside it, flushed, then
-/// renamed over it, so the name never holds part of it.
+/// Writes `data` to the private name `name`: to a temporary name beside it, its content
+/// flushed, then renamed over it, so the name never holds part of it. The directory entry is not flushed
+/// per file (nor is a name moved out of the store): a power cut can lose the private name,
+/// never the folder's file, which is a name of its own; this device then cannot serve that
+/// version until it is written again.
 fn write_private(name: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let tmp = temp_beside(name)?;
     let written = (|| {
-        // Truncates whatever a process of the same id left under this name.
-        let mut file = std::fs::File::create(&tmp)?;
+        // A fresh file, never one a process of the same id left under this name: that may be
+        // a second name of a file in the folder (`private_name` links before it renames).
+        let mut file = match std::fs::File::create_new(&tmp) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&tmp)?;
+                std::fs::File::create_new(&tmp)?
+            }
+            other => other?,
+        };
         file.write_all(data)?;
         file.sync_data()?;
         std::fs::rename(&tmp, name)
@@ -461,6 +470,7 @@ fn write_private(name: &Path, data: &[u8]) -> io::Result<()> {
     written
 }
 
+/// True if `name` is the same file as the one `meta` describes.
 #[cfg(unix)]
 fn same_file(meta: &std::fs::Metadata, name: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;

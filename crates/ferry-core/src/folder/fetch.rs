@@ -32,6 +32,7 @@ use crate::{
 };
 
 mod small;
+use small::Connections;
 pub(super) use small::MEMORY_MAX;
 
 /// How many blobs a folder fetches at once.
@@ -49,7 +50,8 @@ const RANGES_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// See the module docs.
 pub(super) struct Fetcher {
-    /// The home's store: records, small files, block lists.
+    /// The home's store: records, block lists, files between 64 KiB and 64 MiB, and small
+    /// files that did not arrive in memory.
     store: Store,
     endpoint: iroh::Endpoint,
     /// One downloader for the folder's lifetime: it keeps its connections to peers open
@@ -59,6 +61,8 @@ pub(super) struct Fetcher {
     incoming: PathBuf,
     /// The node's download limits, through a part that counts this folder's downloads.
     pace: Arc<Limiter>,
+    /// Connections small files are fetched over (see [`small`]).
+    conns: Arc<std::sync::Mutex<Connections>>,
 }
 
 impl Fetcher {
@@ -76,6 +80,7 @@ impl Fetcher {
             endpoint,
             incoming,
             pace: Arc::new(Limiter::within(pace)),
+            conns: Default::default(),
         }
     }
 
@@ -449,12 +454,25 @@ mod tests {
             (s.hashes[2], 100_000),
         ];
         assert!(s.fetcher.fetch_small(&[], &wants, keep).await.is_empty());
-        // A member that is off: its address takes packets and never answers.
+        // Members that are off: their addresses take packets and never answer.
         let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let off = iroh::SecretKey::generate().public();
-        s.lookup.add_endpoint_info(
-            iroh::EndpointAddr::new(off).with_ip_addr(silent.local_addr().unwrap()),
+        let off = |lookup: &MemoryLookup| {
+            let id = iroh::SecretKey::generate().public();
+            lookup.add_endpoint_info(
+                iroh::EndpointAddr::new(id).with_ip_addr(silent.local_addr().unwrap()),
+            );
+            id
+        };
+        // Each costs a round the connection timeout (5 s) if waited for.
+        let started = std::time::Instant::now();
+        let none = s.fetcher.fetch_small(&[off(&s.lookup)], &wants, keep).await;
+        assert!(none.is_empty() && got.lock().unwrap().is_empty());
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "waited for the only member, which is off: {:?}",
+            started.elapsed()
         );
+        let off = off(&s.lookup);
         let started = std::time::Instant::now();
         let kept = s.fetcher.fetch_small(&[off, s.peer_id], &wants, keep).await;
         assert!(
