@@ -83,10 +83,9 @@ impl Fetcher {
                         continue;
                     }
                     let source = &sources[at];
-                    let get = get_small(&source.conn, hash, size, &self.pace, &source.id);
-                    match tokio::time::timeout(FETCH_TIMEOUT, get).await {
-                        Ok(Ok(data)) => return keep(hash, data).await.then_some(hash),
-                        Ok(Err(e)) => {
+                    match get_small(&source.conn, hash, size, &self.pace, &source.id).await {
+                        Ok(data) => return keep(hash, data).await.then_some(hash),
+                        Err(Failed::Refused(e)) => {
                             tracing::debug!(
                                 "blob {} from {}: {e}",
                                 hash.fmt_short(),
@@ -94,13 +93,15 @@ impl Fetcher {
                             );
                             self.forget_if_closed(source);
                         }
-                        Err(_) => {
+                        Err(Failed::TimedOut) => {
                             tracing::debug!(
                                 "blob {} from {}: timed out",
                                 hash.fmt_short(),
                                 source.id.fmt_short()
                             );
                             stalled[at].store(true, Ordering::Relaxed);
+                            // Perhaps gone without a word: connected again next time.
+                            self.forget(source);
                         }
                     }
                 }
@@ -127,7 +128,11 @@ impl Fetcher {
         let (tx, mut answers) = tokio::sync::mpsc::unbounded_channel();
         {
             let mut conns = self.conns.lock().expect("connections lock");
-            conns.open.retain(|_, c| c.close_reason().is_none());
+            // Connections to peers that left the folder, or that closed, go.
+            conns
+                .open
+                .retain(|id, c| c.close_reason().is_none() && peers.contains(id));
+            conns.tried.retain(|id, _| peers.contains(id));
             for &id in peers {
                 if let Some(conn) = conns.open.get(&id) {
                     sources.push(Source {
@@ -190,49 +195,84 @@ impl Fetcher {
     /// Forgets the connection to `source` if it has closed: the next fetch connects again.
     fn forget_if_closed(&self, source: &Source) {
         if source.conn.close_reason().is_some() {
-            let mut conns = self.conns.lock().expect("connections lock");
-            if conns
-                .open
-                .get(&source.id)
-                .is_some_and(|c| c.stable_id() == source.conn.stable_id())
-            {
-                conns.open.remove(&source.id);
-            }
+            self.forget(source);
         }
+    }
+
+    /// Forgets the connection to `source` (unless another has taken its place).
+    fn forget(&self, source: &Source) {
+        let mut conns = self.conns.lock().expect("connections lock");
+        if conns
+            .open
+            .get(&source.id)
+            .is_some_and(|c| c.stable_id() == source.conn.stable_id())
+        {
+            conns.open.remove(&source.id);
+        }
+    }
+}
+
+/// Why a blob did not arrive from one peer.
+enum Failed {
+    /// The peer took longer than [`FETCH_TIMEOUT`] (time spent waiting for the download
+    /// limits not counted).
+    TimedOut,
+    /// The peer answered with something else than the blob at its size, or the connection
+    /// failed.
+    Refused(String),
+}
+
+/// `step`, unless `deadline` passes first.
+async fn within<T, E: std::fmt::Display>(
+    deadline: tokio::time::Instant,
+    step: impl std::future::Future<Output = std::result::Result<T, E>>,
+) -> std::result::Result<T, Failed> {
+    match tokio::time::timeout_at(deadline, step).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(Failed::Refused(e.to_string())),
+        Err(_) => Err(Failed::TimedOut),
     }
 }
 
 /// The whole blob `hash` from the peer `peer` at `conn`, which must be `size` bytes: refused
 /// before any content is read if the peer announces another size, verified chunk by chunk as
-/// it arrives (iroh-blobs), read only as fast as the download limits `pace` allow, and hashed
-/// again whole before it is returned.
+/// it arrives (iroh-blobs), each piece counted against the download limits `pace` (waiting
+/// as long as they say, on average: a blob in flight is not held back), and hashed again
+/// whole before it is returned. The peer has [`FETCH_TIMEOUT`] for it, not counting those
+/// waits.
 async fn get_small(
     conn: &Connection,
     hash: Hash,
     size: u64,
     pace: &Limiter,
     peer: &EndpointId,
-) -> std::result::Result<Vec<u8>, String> {
+) -> std::result::Result<Vec<u8>, Failed> {
     use bao_tree::io::fsm::BaoContentItem;
     use iroh_blobs::get::fsm;
+    let mut deadline = tokio::time::Instant::now() + FETCH_TIMEOUT;
     let start = fsm::start(conn.clone(), GetRequest::blob(hash), Default::default());
-    let connected = start.next().await.map_err(|e| e.to_string())?;
-    let fsm::ConnectedNext::StartRoot(root) = connected.next().await.map_err(|e| e.to_string())?
-    else {
-        return Err("the peer answered with no blob".into());
+    let connected = within(deadline, start.next()).await?;
+    let fsm::ConnectedNext::StartRoot(root) = within(deadline, connected.next()).await? else {
+        return Err(Failed::Refused("the peer answered with no blob".into()));
     };
-    let (mut content, announced) = root.next().next().await.map_err(|e| e.to_string())?;
+    let (mut content, announced) = within(deadline, root.next().next()).await?;
     if announced != size {
-        return Err(format!(
+        return Err(Failed::Refused(format!(
             "the peer announces {announced} bytes, the record {size}"
-        ));
+        )));
     }
     let mut data = Vec::with_capacity(size as usize);
     let end = loop {
-        match content.next().await {
+        let step = within(deadline, async { Ok::<_, String>(content.next().await) });
+        match step.await? {
             fsm::BlobContentNext::More((next, item)) => {
-                if let BaoContentItem::Leaf(leaf) = item.map_err(|e| e.to_string())? {
-                    pace.pace(Some(peer), leaf.data.len() as u64).await;
+                let item = item.map_err(|e| Failed::Refused(e.to_string()))?;
+                if let BaoContentItem::Leaf(leaf) = item {
+                    let wait = pace.delay(Some(peer), leaf.data.len() as u64);
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                        deadline += wait;
+                    }
                     data.extend_from_slice(&leaf.data);
                 }
                 content = next;
@@ -241,10 +281,12 @@ async fn get_small(
         }
     };
     if let fsm::EndBlobNext::Closing(closing) = end.next() {
-        closing.next().await.map_err(|e| e.to_string())?;
+        within(deadline, closing.next()).await?;
     }
     if data.len() as u64 != size || Hash::new(&data) != hash {
-        return Err("the content does not match its hash".into());
+        return Err(Failed::Refused(
+            "the content does not match its hash".into(),
+        ));
     }
     Ok(data)
 }
