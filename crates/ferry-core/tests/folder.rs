@@ -855,11 +855,10 @@ async fn small_files_received_are_written_once() {
         "the store made files for small files received: {in_store:?}"
     );
     for (hash, (name, d)) in hashes.iter().zip(&files) {
+        use iroh_blobs::api::blobs::BlobStatus;
         let status = b.store().blobs().status(*hash).await.unwrap();
-        assert!(
-            matches!(status, iroh_blobs::api::blobs::BlobStatus::Complete { size } if size == d.len() as u64),
-            "b's store does not hold {name} whole: {status:?}"
-        );
+        let whole = matches!(status, BlobStatus::Complete { size } if size == d.len() as u64);
+        assert!(whole, "b's store does not hold {name} whole: {status:?}");
     }
 }
 

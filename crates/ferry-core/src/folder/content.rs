@@ -443,10 +443,10 @@ fn temp_beside(name: &Path) -> io::Result<PathBuf> {
 }
 
 /// Writes `data` to the private name `name`: to a temporary name beside it, its content
-/// flushed, then renamed over it, so the name never holds part of it. The directory entry is not flushed
-/// per file (nor is a name moved out of the store): a power cut can lose the private name,
-/// never the folder's file, which is a name of its own; this device then cannot serve that
-/// version until it is written again.
+/// flushed, then renamed over it, so the name never holds part of it. The directory entry is
+/// not flushed per file (nor is a name moved out of the store): a power cut can lose the
+/// private name, never the folder's file, which is a name of its own; this device then cannot
+/// serve that version until it is written again.
 fn write_private(name: &Path, data: &[u8]) -> io::Result<()> {
     use std::io::Write;
     let tmp = temp_beside(name)?;

@@ -1,7 +1,7 @@
 //! Fetching a folder's blobs from its peers: records and other blobs into the home's store,
-//! small files into memory ([`small`]), large files (piece by piece from every peer that has them, see [`crate::swarm`]) and the
-//! changed blocks of an edit into a store of their own under
-//! `.ferry/incoming/<hash>` (kept between attempts, removed once used; see
+//! small files into memory ([`small`]), large files (piece by piece from every peer that has
+//! them, see [`crate::swarm`]) and the changed blocks of an edit into a store of their own
+//! under `.ferry/incoming/<hash>` (kept between attempts, removed once used; see
 //! [`incoming`](super::incoming)).
 //!
 //! A peer names hashes and sizes, so every fetch is bounded by the size its record claims (plus
