@@ -162,22 +162,7 @@ impl Content {
                 .map_err(|e| Error::Store(e.to_string()))?
         };
         written.map_err(|e| Error::write(&name, e))?;
-        let tt = self
-            .store
-            .add_path_with_opts(AddPathOptions {
-                path: name.clone(),
-                format: BlobFormat::Raw,
-                mode: ImportMode::TryReference,
-            })
-            .temp_tag()
-            .await
-            .map_err(Error::store)?;
-        if tt.hash() != hash {
-            std::fs::remove_file(&name).ok();
-            return Ok(false);
-        }
-        self.keep(hash).await?;
-        Ok(true)
+        self.import(name, ImportMode::TryReference, hash).await
     }
 
     /// Keeps the file at `path`, which held `expected` (`size` bytes) when it was hashed,
@@ -212,6 +197,13 @@ impl Content {
                 }
             }
         };
+        self.import(source, mode, expected).await
+    }
+
+    /// Imports the file at `source` into the store (`mode`) and keeps it as this folder's if
+    /// it holds `expected`. False if it does not: then `source`, if it is the private name of
+    /// `expected`, goes (it names other content).
+    async fn import(&self, source: PathBuf, mode: ImportMode, expected: Hash) -> Result<bool> {
         let tt = self
             .store
             .add_path_with_opts(AddPathOptions {
@@ -223,8 +215,8 @@ impl Content {
             .await
             .map_err(Error::store)?;
         if tt.hash() != expected {
-            if source == name {
-                std::fs::remove_file(&name).ok();
+            if source == self.name_of(&expected) {
+                std::fs::remove_file(&source).ok();
             }
             return Ok(false);
         }
